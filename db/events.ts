@@ -1,0 +1,45 @@
+/**
+ * The events of the history, as stored: a typed `{ type, data }` union. Every row of the events table is one of
+ * these; the usage JSON and the quota and identity state are projections of them.
+ */
+
+export interface Occupancy {
+  open: number;
+  capacity: number;
+}
+
+export type HistoryEvent =
+  | { type: 'server-started'; data: { version: string; pid: number; capacity: number } }
+  | { type: 'server-stopped'; data: { reason: string } }
+  | {
+      type: 'session-admitted';
+      data: { name: string; code: number; tier: string; quota: number; protocolVersion: number; remote: string };
+    }
+  | {
+      type: 'connection-rejected';
+      data: { reason: string; occupancy: Occupancy; remote: string; supported?: number[] };
+    }
+  | {
+      type: 'image-served';
+      data: { requestId: number; image: string; bytes: number; sha256: string; quotaUsed: number; quotaLimit: number };
+    }
+  | {
+      type: 'request-refused';
+      data: { requestId: number | null; command: string; code: string; reason: string; image?: string };
+    }
+  | { type: 'quota-exhausted'; data: { requestId: number; image: string; quotaLimit: number } }
+  | { type: 'session-closed'; data: { reason: string } };
+
+export type HistoryEventType = HistoryEvent['type'];
+
+/** An event as read back: with its global position, its time, and the session (connection number) it belongs to. */
+export type StoredEvent = HistoryEvent & {
+  position: number;
+  /** milliseconds since the epoch */
+  at: number;
+  /** the connection number the event belongs to, or null for server-wide events */
+  session: number | null;
+};
+
+/** An event to append: what happened, to which session. The store stamps position and time. */
+export type NewEvent = HistoryEvent & { session: number | null; at?: number };

@@ -1,0 +1,160 @@
+/**
+ * The bodies of the protocol's JSON messages (docs/PROTOCOL.md). Types only: parsing and validation live in
+ * parse-message.ts, framing in frame.ts.
+ */
+
+export const PROTOCOL_VERSIONS = [1] as const;
+
+/** [P-4] message types. */
+export const MessageType = {
+  HELLO: 0x01,
+  WELCOME: 0x02,
+  REJECT: 0x03,
+  REQUEST: 0x10,
+  REPLY: 0x11,
+  ERROR: 0x12,
+  NOTICE: 0x13,
+  DATA: 0x20,
+  END: 0x21,
+} as const;
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+export interface Hello {
+  versions: number[];
+  client?: string;
+  credential?: unknown;
+}
+
+export interface Quota {
+  limit: number;
+  used: number;
+  remaining: number;
+}
+
+export interface SessionIdentity {
+  name: string;
+  code: number;
+  tier: string;
+  canReadUsage: boolean;
+}
+
+export interface ServerLimits {
+  maxRequestBytes: number;
+  maxFrameBytes: number;
+  idleTimeoutMs: number;
+}
+
+export interface Welcome {
+  version: number;
+  server: string;
+  session: SessionIdentity;
+  quota: Quota;
+  limits: ServerLimits;
+}
+
+/** [P-13] */
+export type RejectReason =
+  | 'server-full'
+  | 'unsupported-version'
+  | 'bad-hello'
+  | 'handshake-timeout'
+  | 'frame-too-large'
+  | 'shutting-down';
+
+export interface Occupancy {
+  open: number;
+  capacity: number;
+}
+
+export interface Reject {
+  reason: RejectReason;
+  message: string;
+  occupancy?: Occupancy;
+  retryAfterMs?: number;
+  supported?: number[];
+}
+
+export type Command = 'list' | 'get' | 'usage' | 'exit';
+export const COMMANDS: readonly Command[] = ['list', 'get', 'usage', 'exit'];
+
+/** [P-15] A request as the server understood it. */
+export type Request =
+  | { id: number; command: 'list' }
+  | { id: number; command: 'get'; image: string }
+  | { id: number; command: 'usage' }
+  | { id: number; command: 'exit' };
+
+export interface ImageInfo {
+  name: string;
+  bytes: number;
+  modified: string;
+  sha256: string;
+}
+
+export type Reply =
+  | { id: number; command: 'list'; status: 'ok'; images: ImageInfo[]; session: SessionIdentity; quota: Quota }
+  | {
+      id: number;
+      command: 'get';
+      status: 'ok';
+      image: string;
+      bytes: number;
+      sha256: string;
+      modified: string;
+      stream: true;
+      quota: Quota;
+    }
+  | { id: number; command: 'usage'; status: 'ok'; contentType: 'application/json'; stream: true; quota: Quota }
+  | { id: number; command: 'exit'; status: 'ok'; quota: Quota };
+
+/** [P-26] */
+export type ErrorCode =
+  | 'unknown-command'
+  | 'bad-request'
+  | 'image-not-found'
+  | 'usage-forbidden'
+  | 'quota-exhausted'
+  | 'frame-too-large'
+  | 'malformed-message'
+  | 'unexpected-message'
+  | 'history-unavailable'
+  | 'internal-error';
+
+export const FATAL_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'quota-exhausted',
+  'frame-too-large',
+  'malformed-message',
+  'unexpected-message',
+  'history-unavailable',
+  'internal-error',
+]);
+
+export interface ErrorBody {
+  id: number | null;
+  code: ErrorCode;
+  message: string;
+  fatal: boolean;
+  quota?: Quota;
+}
+
+export type NoticeKind = 'idle-timeout' | 'shutting-down';
+
+export interface Notice {
+  kind: NoticeKind;
+  message: string;
+  closing: boolean;
+}
+
+/** [P-24] */
+export interface StreamEnd {
+  bytes: number;
+  sha256: string;
+}
+
+/** Limits of [P-3] that do not depend on the server's configuration. */
+export const HELLO_MAX_BYTES = 1024;
+export const CLIENT_FIRST_FRAME_MAX_BYTES = 64 * 1024;
+/** [P-16] */
+export const MAX_PIPELINED_REQUESTS = 16;
+/** [P-30] */
+export const CLOSE_LINGER_MS = 2000;

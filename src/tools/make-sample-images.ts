@@ -12,7 +12,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encodePng } from './png-encoder.js';
+import { encodePng } from './png-encoder.ts';
 
 type Rgb = readonly [number, number, number];
 
@@ -45,7 +45,7 @@ function mulberry32(seed: number): () => number {
 }
 
 function clamp(value: number, min: number, max: number): number {
-  return value < min ? min : value > max ? max : value;
+  return Math.min(Math.max(value, min), max);
 }
 
 function smoothstep(edge0: number, edge1: number, x: number): number {
@@ -63,15 +63,16 @@ function scale(colour: Rgb, factor: number): Rgb {
 
 /** Piecewise-linear gradient through `stops` (positions ascending in [0, 1]). */
 function gradient(stops: ReadonlyArray<readonly [number, Rgb]>, t: number): Rgb {
-  if (t <= stops[0][0]) return stops[0][1];
-  for (let i = 1; i < stops.length; i++) {
-    const [position, colour] = stops[i];
-    if (t <= position) {
-      const [prevPosition, prevColour] = stops[i - 1];
-      return mix(prevColour, colour, (t - prevPosition) / (position - prevPosition));
+  let previous = stops[0];
+  if (previous === undefined) throw new RangeError('a gradient needs at least one stop');
+  for (const stop of stops) {
+    if (t <= stop[0]) {
+      const span = stop[0] - previous[0];
+      return span > 0 ? mix(previous[1], stop[1], (t - previous[0]) / span) : stop[1];
     }
+    previous = stop;
   }
-  return stops[stops.length - 1][1];
+  return previous[1];
 }
 
 function createImage(width: number, height: number): Image {
@@ -87,7 +88,8 @@ function setPixel(image: Image, x: number, y: number, colour: Rgb): void {
 
 function getPixel(image: Image, x: number, y: number): Rgb {
   const offset = (y * image.width + x) * 3;
-  return [image.pixels[offset], image.pixels[offset + 1], image.pixels[offset + 2]];
+  const { pixels } = image;
+  return [pixels[offset] ?? 0, pixels[offset + 1] ?? 0, pixels[offset + 2] ?? 0];
 }
 
 /** Calls `shade` for every pixel; a returned colour is written, `undefined` leaves the pixel unchanged. */
@@ -101,14 +103,7 @@ function paint(image: Image, shade: (x: number, y: number) => Rgb | undefined): 
 }
 
 /** Signed distance from (x, y) to a rounded rectangle centred on (cx, cy); negative inside. */
-function roundedRectDistance(
-  x: number,
-  y: number,
-  cx: number,
-  cy: number,
-  halfSize: number,
-  radius: number,
-): number {
+function roundedRectDistance(x: number, y: number, cx: number, cy: number, halfSize: number, radius: number): number {
   const dx = Math.max(Math.abs(x - cx) - (halfSize - radius), 0);
   const dy = Math.max(Math.abs(y - cy) - (halfSize - radius), 0);
   return Math.hypot(dx, dy) - radius;
@@ -152,7 +147,7 @@ function drawSunset(): Image {
     const depth = (y - horizon) / (height - horizon);
     const sea = mix([70, 40, 110], [10, 15, 50], depth);
     const band = Math.floor((y - horizon) / 3);
-    const halfWidth = sun.radius * (1 - depth * 0.6) * glitter[band];
+    const halfWidth = sun.radius * (1 - depth * 0.6) * (glitter[band] ?? 1);
     const onReflection = Math.abs(x - sun.x) < halfWidth && (y - horizon) % 3 !== 2;
     return onReflection ? mix(sea, [255, 190, 80], 0.85 - depth * 0.4) : sea;
   });
@@ -259,24 +254,32 @@ const SEA_LEVEL = 0.42;
 function diamondSquare(exponent: number, roughness: number, random: () => number): Float64Array {
   const size = 2 ** exponent + 1;
   const heights = new Float64Array(size * size);
-  const at = (x: number, y: number): number => heights[y * size + x];
+  const at = (x: number, y: number): number => heights[y * size + x] ?? 0;
   const set = (x: number, y: number, value: number): void => {
     heights[y * size + x] = value;
   };
-  for (const [x, y] of [
+  const corners: ReadonlyArray<readonly [number, number]> = [
     [0, 0],
     [size - 1, 0],
     [0, size - 1],
     [size - 1, size - 1],
-  ]) {
+  ];
+  for (const [x, y] of corners) {
     set(x, y, random());
   }
   let amplitude = 1;
   for (let step = size - 1; step > 1; step /= 2) {
     const half = step / 2;
+    const neighbours: ReadonlyArray<readonly [number, number]> = [
+      [-half, 0],
+      [half, 0],
+      [0, -half],
+      [0, half],
+    ];
     for (let y = half; y < size; y += step) {
       for (let x = half; x < size; x += step) {
-        const average = (at(x - half, y - half) + at(x + half, y - half) + at(x - half, y + half) + at(x + half, y + half)) / 4;
+        const average =
+          (at(x - half, y - half) + at(x + half, y - half) + at(x - half, y + half) + at(x + half, y + half)) / 4;
         set(x, y, average + (random() - 0.5) * amplitude);
       }
     }
@@ -284,12 +287,7 @@ function diamondSquare(exponent: number, roughness: number, random: () => number
       for (let x = (y / half) % 2 === 0 ? half : 0; x < size; x += step) {
         let sum = 0;
         let count = 0;
-        for (const [dx, dy] of [
-          [-half, 0],
-          [half, 0],
-          [0, -half],
-          [0, half],
-        ]) {
+        for (const [dx, dy] of neighbours) {
           const nx = x + dx;
           const ny = y + dy;
           if (nx >= 0 && nx < size && ny >= 0 && ny < size) {
@@ -342,7 +340,7 @@ function drawTerrain(): Image {
   const random = mulberry32(7);
   const heights = diamondSquare(TERRAIN_GRID_EXPONENT, 0.55, random);
   const gridSize = 2 ** TERRAIN_GRID_EXPONENT + 1;
-  const heightAt = (x: number, y: number): number => heights[y * gridSize + x];
+  const heightAt = (x: number, y: number): number => heights[y * gridSize + x] ?? 0;
   const image = createImage(width, height);
 
   paint(image, (x, y) => {

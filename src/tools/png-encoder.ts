@@ -47,11 +47,16 @@ function paethPredictor(left: number, up: number, upLeft: number): number {
   return upLeft;
 }
 
+/** Byte `i` of `bytes`, or 0 outside the row (PNG treats missing neighbours as zero). */
+function byteAt(bytes: Uint8Array, i: number): number {
+  return i >= 0 ? (bytes[i] ?? 0) : 0;
+}
+
 /** Predicted value of byte `i` of `row` for the given filter type; `prev` is the row above (zeros for the first). */
 function predict(filter: number, row: Uint8Array, prev: Uint8Array, i: number): number {
-  const left = i >= BYTES_PER_PIXEL ? row[i - BYTES_PER_PIXEL] : 0;
-  const up = prev[i];
-  const upLeft = i >= BYTES_PER_PIXEL ? prev[i - BYTES_PER_PIXEL] : 0;
+  const left = byteAt(row, i - BYTES_PER_PIXEL);
+  const up = byteAt(prev, i);
+  const upLeft = byteAt(prev, i - BYTES_PER_PIXEL);
   switch (filter) {
     case 1:
       return left;
@@ -71,7 +76,7 @@ function filterRow(filter: number, row: Uint8Array, prev: Uint8Array, out: Uint8
   out[0] = filter;
   let cost = 0;
   for (let i = 0; i < row.length; i++) {
-    const value = (row[i] - predict(filter, row, prev, i)) & 0xff;
+    const value = (byteAt(row, i) - predict(filter, row, prev, i)) & 0xff;
     out[i + 1] = value;
     cost += value < 128 ? value : 256 - value;
   }

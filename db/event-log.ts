@@ -1,0 +1,119 @@
+/**
+ * Appending to the history with group commit. Everything recorded during one turn of the event loop is committed in
+ * one transaction, scheduled with `setImmediate`; then each caller's `done` runs, in order. The server replies only
+ * from inside `done`, so no reply leaves before the event that records it is durable, and a busy turn costs one
+ * fsync instead of one per event.
+ */
+
+import type BetterSqlite3 from 'better-sqlite3';
+import { HistoryAppendError, HistoryClosedError } from './errors.ts';
+import type { NewEvent } from './events.ts';
+
+type Database = BetterSqlite3.Database;
+
+export type RecordDone = (error: Error | null) => void;
+
+export interface EventLogOptions {
+  /** the clock that stamps events recorded without `at`, in milliseconds since the epoch (default Date.now) */
+  now?: () => number;
+}
+
+/** An event turned into its row when recorded, so a caller mutating its object later cannot change the history. */
+type EventRow = [at: number, session: number | null, type: string, data: string];
+
+interface Pending {
+  rows: EventRow[];
+  done: RecordDone;
+}
+
+export class EventLog {
+  readonly db: Database;
+  readonly #now: () => number;
+  readonly #insert: BetterSqlite3.Statement<EventRow>;
+  readonly #commit: BetterSqlite3.Transaction<(batch: readonly Pending[]) => void>;
+  #queue: Pending[] = [];
+  #scheduled: NodeJS.Immediate | null = null;
+  #closed = false;
+
+  constructor(db: Database, options: EventLogOptions = {}) {
+    this.db = db;
+    this.#now = options.now ?? Date.now;
+    this.#insert = db.prepare<EventRow>('INSERT INTO events (at, session, type, data) VALUES (?, ?, ?, ?)');
+    this.#commit = db.transaction((batch: readonly Pending[]) => {
+      for (const pending of batch) {
+        for (const row of pending.rows) this.#insert.run(...row);
+      }
+    });
+  }
+
+  /** Queues events for the next group commit; `done` runs once they are durable, or with the error if not. */
+  record(events: readonly NewEvent[], done: RecordDone): void {
+    if (this.#closed) {
+      setImmediate(done, new HistoryClosedError());
+      return;
+    }
+    this.#queue.push({ rows: events.map((event) => this.#toRow(event)), done });
+    this.#scheduled ??= setImmediate(() => this.flush());
+  }
+
+  /** Commits the events now, after whatever is queued (so positions keep the order of the calls); throws on failure. */
+  recordNow(events: readonly NewEvent[]): void {
+    if (this.#closed) throw new HistoryClosedError();
+    const outcome: { error: Error | null } = { error: null };
+    this.#queue.push({
+      rows: events.map((event) => this.#toRow(event)),
+      done: (error) => {
+        outcome.error = error;
+      },
+    });
+    this.flush();
+    if (outcome.error) throw outcome.error;
+  }
+
+  /** Commits what is queued now, synchronously, and calls its dones. */
+  flush(): void {
+    if (this.#scheduled) clearImmediate(this.#scheduled);
+    this.#scheduled = null;
+    const batch = this.#queue;
+    this.#queue = [];
+    if (batch.length === 0) return;
+    callDones(batch, this.#commitBatch(batch));
+  }
+
+  /** Commits what is queued and refuses further records. The database stays open: whoever opened it closes it. */
+  close(): void {
+    if (this.#closed) return;
+    this.flush();
+    this.#closed = true;
+  }
+
+  #commitBatch(batch: readonly Pending[]): Error | null {
+    try {
+      this.#commit.immediate(batch);
+      return null;
+    } catch (error) {
+      return new HistoryAppendError(countRows(batch), error);
+    }
+  }
+
+  #toRow(event: NewEvent): EventRow {
+    return [event.at ?? this.#now(), event.session, event.type, JSON.stringify(event.data)];
+  }
+}
+
+/** Every done runs even if an earlier one throws; the first throw is rethrown after, so a bug is not swallowed. */
+function callDones(batch: readonly Pending[], error: Error | null): void {
+  let thrown: { error: unknown } | null = null;
+  for (const { done } of batch) {
+    try {
+      done(error);
+    } catch (doneError) {
+      thrown ??= { error: doneError };
+    }
+  }
+  if (thrown) throw thrown.error;
+}
+
+function countRows(batch: readonly Pending[]): number {
+  return batch.reduce((count, pending) => count + pending.rows.length, 0);
+}

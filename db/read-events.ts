@@ -1,0 +1,60 @@
+/** Reading the history back, in position order: as an array for small reads, or as an iterator that streams rows. */
+
+import type BetterSqlite3 from 'better-sqlite3';
+import type { StoredEvent } from './events.ts';
+
+type Database = BetterSqlite3.Database;
+
+export interface EventQuery {
+  /** only events after this position (default 0: from the start) */
+  afterPosition?: number;
+  /** only the events of this session (connection number) */
+  session?: number;
+  /** at most this many events */
+  limit?: number;
+}
+
+/** A row of the events table as SQLite returns it in raw mode: arrays cost less to build than objects. */
+export type EventRow = [position: number, at: number, session: number | null, type: string, data: string];
+
+export const EVENT_COLUMNS = 'position, at, session, type, data';
+
+export function readEvents(db: Database, query: EventQuery = {}): StoredEvent[] {
+  const [statement, params] = selectEvents(db, query);
+  return statement.all(params).map(toStoredEvent);
+}
+
+export function* iterateEvents(db: Database, query: EventQuery = {}): Generator<StoredEvent, void, undefined> {
+  const [statement, params] = selectEvents(db, query);
+  for (const row of statement.iterate(params)) yield toStoredEvent(row);
+}
+
+/** The table only ever holds events this code wrote, at a schema version it knows, so the row is trusted. */
+export function toStoredEvent(row: EventRow): StoredEvent {
+  const [position, at, session, type, data] = row;
+  return { position, at, session, type, data: JSON.parse(data) } as StoredEvent;
+}
+
+interface SelectParams {
+  after: number;
+  session: number | null;
+  limit: number;
+}
+
+// Prepared per call, not cached: an iterating statement stays busy until it ends, so one shared statement could
+// not serve two reads at once; preparing costs microseconds against the rows read.
+function selectEvents(
+  db: Database,
+  query: EventQuery,
+): [BetterSqlite3.Statement<[SelectParams], EventRow>, SelectParams] {
+  const bySession = query.session !== undefined;
+  const statement = db
+    .prepare<SelectParams, EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM events
+     WHERE position > @after ${bySession ? 'AND session = @session' : ''}
+     ORDER BY position LIMIT @limit`,
+    )
+    .raw();
+  // LIMIT -1 is SQLite's "no limit"; better-sqlite3 ignores `session` when the statement does not use it.
+  return [statement, { after: query.afterPosition ?? 0, session: query.session ?? null, limit: query.limit ?? -1 }];
+}

@@ -1,0 +1,63 @@
+/**
+ * The schema of the history as an ordered list of migrations. `PRAGMA user_version` holds the number of migrations
+ * applied; a writable open applies the missing ones, each in its own transaction.
+ */
+
+import type BetterSqlite3 from 'better-sqlite3';
+import { HistoryOutdatedError, HistoryTooNewError } from './errors.ts';
+
+type Database = BetterSqlite3.Database;
+
+/** Migration n (1-based) is `MIGRATIONS[n - 1]`. Append only: never edit one that has shipped. */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE events (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,      -- milliseconds since the epoch
+    session INTEGER,          -- the connection number, null for server-wide events
+    type TEXT NOT NULL,
+    data TEXT NOT NULL        -- JSON
+  );
+  CREATE INDEX events_by_session ON events (session, position);
+  CREATE INDEX events_by_type ON events (type, position);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export function schemaVersion(db: Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/** Brings a writable history up to `SCHEMA_VERSION`; returns how many migrations ran. */
+export function migrate(db: Database, file: string): number {
+  refuseNewerSchema(db, file);
+  let applied = 0;
+  for (let version = schemaVersion(db) + 1; version <= SCHEMA_VERSION; version++) {
+    if (applyMigration(db, version)) applied++;
+  }
+  return applied;
+}
+
+/** A read-only connection cannot migrate, so it accepts only a history at exactly the code's version. */
+export function checkSchemaVersion(db: Database, file: string): void {
+  refuseNewerSchema(db, file);
+  const version = schemaVersion(db);
+  if (version < SCHEMA_VERSION) throw new HistoryOutdatedError(file, version, SCHEMA_VERSION);
+}
+
+export function refuseNewerSchema(db: Database, file: string): void {
+  const version = schemaVersion(db);
+  if (version > SCHEMA_VERSION) throw new HistoryTooNewError(file, version, SCHEMA_VERSION);
+}
+
+function applyMigration(db: Database, version: number): boolean {
+  const run = db.transaction(() => {
+    // Re-read under the write lock: another process may have migrated since we looked.
+    if (schemaVersion(db) >= version) return false;
+    db.exec(MIGRATIONS[version - 1] ?? '');
+    db.pragma(`user_version = ${version}`);
+    return true;
+  });
+  return run.immediate();
+}

@@ -1,0 +1,69 @@
+/**
+ * The usage document straight from the database: two streaming queries fed to the pure projection. Give it its own
+ * (read-only) connection: an iteration in progress keeps its connection busy, and a separate connection reads a WAL
+ * snapshot, so a long export never blocks appends.
+ */
+
+import type BetterSqlite3 from 'better-sqlite3';
+import type { StoredEvent } from './events.ts';
+import { EVENT_COLUMNS, type EventRow, toStoredEvent } from './read-events.ts';
+import { usageJsonChunks } from './usage-projection.ts';
+
+type Database = BetterSqlite3.Database;
+
+export interface UsageExportOptions {
+  /** the document's `generatedAt`, in milliseconds since the epoch (default Date.now()) */
+  generatedAt?: number;
+}
+
+export function usageJsonChunksFromDatabase(
+  db: Database,
+  options: UsageExportOptions = {},
+): Generator<string, void, undefined> {
+  const generatedAt = options.generatedAt ?? Date.now();
+  // Both queries stop at the same position, so the two lists describe one moment even though they are read one after
+  // the other (each in its own snapshot).
+  const upTo = lastPosition(db);
+  return usageJsonChunks({
+    sessions: lazily(() => sessionEvents(db, upTo)),
+    rejected: lazily(() => rejectedEvents(db, upTo)),
+    generatedAt,
+  });
+}
+
+function lastPosition(db: Database): number {
+  return db.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck().get() ?? 0;
+}
+
+/**
+ * Walks the admissions in position order and, for each, that session's events through the (session, position) index:
+ * grouped by session in the order of admission, with no sort and no temporary table.
+ */
+function* sessionEvents(db: Database, upTo: number): Generator<StoredEvent, void, undefined> {
+  const statement = db
+    .prepare<[{ upTo: number }], EventRow>(
+      `SELECT e.position, e.at, e.session, e.type, e.data
+     FROM events AS a JOIN events AS e ON e.session = a.session
+     WHERE a.type = 'session-admitted' AND a.position <= @upTo
+       AND e.position <= @upTo AND e.type <> 'connection-rejected'
+     ORDER BY a.position, e.position`,
+    )
+    .raw();
+  for (const row of statement.iterate({ upTo })) yield toStoredEvent(row);
+}
+
+function* rejectedEvents(db: Database, upTo: number): Generator<StoredEvent, void, undefined> {
+  const statement = db
+    .prepare<[{ upTo: number }], EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM events
+     WHERE type = 'connection-rejected' AND position <= @upTo
+     ORDER BY position`,
+    )
+    .raw();
+  for (const row of statement.iterate({ upTo })) yield toStoredEvent(row);
+}
+
+/** Nothing is queried until the projection reaches this list. */
+function lazily<T>(open: () => Iterator<T>): Iterable<T> {
+  return { [Symbol.iterator]: open };
+}

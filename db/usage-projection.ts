@@ -1,0 +1,179 @@
+/**
+ * The usage document of [P-32] as a pure, streaming projection of events: it reads each input once, in order, holds
+ * one client at a time, and yields the document as pieces of JSON text that join into one object.
+ */
+
+import type { Occupancy, StoredEvent } from './events.ts';
+import { isoTime as iso } from './iso-time.ts';
+
+export interface UsageRequest {
+  image: string;
+  /** ISO 8601 */
+  at: string;
+  outcome: 'served' | 'not-found' | 'refused';
+  /** only for `served` */
+  bytes?: number;
+}
+
+export interface UsageClient {
+  name: string;
+  code: number;
+  tier: string;
+  connectedAt: string;
+  /** null while the session is open */
+  disconnectedAt: string | null;
+  closeReason: string | null;
+  quota: { limit: number; used: number };
+  requests: UsageRequest[];
+}
+
+export interface UsageRejection {
+  at: string;
+  reason: string;
+  occupancy: Occupancy;
+}
+
+export interface UsageDocument {
+  generatedAt: string;
+  clients: UsageClient[];
+  rejected: UsageRejection[];
+}
+
+export interface UsageInput {
+  /**
+   * Every event that has a session, except `connection-rejected`, grouped by session with the sessions in the order
+   * of admission (or of their numbers), each session's events in position order.
+   */
+  sessions: Iterable<StoredEvent>;
+  /** the `connection-rejected` events, in position order */
+  rejected: Iterable<StoredEvent>;
+  /** milliseconds since the epoch */
+  generatedAt: number;
+}
+
+/** Pieces are gathered up to about this many characters, so a history of small sessions is not a flood of tiny writes. */
+const PIECE_CHARS = 64 * 1024;
+
+export function* usageJsonChunks(input: UsageInput): Generator<string, void, undefined> {
+  const pieces = new PieceBuffer();
+  pieces.add(`{"generatedAt":${JSON.stringify(iso(input.generatedAt))},"clients":[`);
+  yield* pieces.addList(clients(input.sessions));
+  pieces.add('],"rejected":[');
+  yield* pieces.addList(rejections(input.rejected));
+  pieces.add(']}');
+  yield pieces.take();
+}
+
+/** The whole document as an object: for tests and small histories. */
+export function projectUsage(input: UsageInput): UsageDocument {
+  return JSON.parse(Array.from(usageJsonChunks(input)).join('')) as UsageDocument;
+}
+
+class PieceBuffer {
+  #parts: string[] = [];
+  #chars = 0;
+
+  add(text: string): void {
+    this.#parts.push(text);
+    this.#chars += text.length;
+  }
+
+  /** Adds the items as the elements of a JSON array, yielding a piece whenever enough text has gathered. */
+  *addList(items: Iterable<unknown>): Generator<string, void, undefined> {
+    let separator = '';
+    for (const item of items) {
+      this.add(separator + JSON.stringify(item));
+      separator = ',';
+      if (this.#chars >= PIECE_CHARS) yield this.take();
+    }
+  }
+
+  take(): string {
+    const piece = this.#parts.join('');
+    this.#parts = [];
+    this.#chars = 0;
+    return piece;
+  }
+}
+
+interface ClientDraft {
+  admitted: { at: number; name: string; code: number; tier: string; quota: number } | null;
+  closed: { at: number; reason: string } | null;
+  used: number;
+  requests: UsageRequest[];
+}
+
+/** One client per run of events with the same session; a session never admitted is not a client. */
+function* clients(events: Iterable<StoredEvent>): Generator<UsageClient, void, undefined> {
+  let draft: ClientDraft | null = null;
+  let session: number | null = null;
+  for (const event of events) {
+    if (draft === null || event.session !== session) {
+      const client = draft && toClient(draft);
+      if (client) yield client;
+      draft = emptyDraft();
+      session = event.session;
+    }
+    addToDraft(draft, event);
+  }
+  const last = draft && toClient(draft);
+  if (last) yield last;
+}
+
+function emptyDraft(): ClientDraft {
+  return { admitted: null, closed: null, used: 0, requests: [] };
+}
+
+function addToDraft(draft: ClientDraft, event: StoredEvent): void {
+  switch (event.type) {
+    case 'session-admitted':
+      draft.admitted ??= {
+        at: event.at,
+        name: event.data.name,
+        code: event.data.code,
+        tier: event.data.tier,
+        quota: event.data.quota,
+      };
+      return;
+    case 'session-closed':
+      draft.closed ??= { at: event.at, reason: event.data.reason };
+      return;
+    case 'image-served':
+      draft.used++;
+      draft.requests.push({ image: event.data.image, at: iso(event.at), outcome: 'served', bytes: event.data.bytes });
+      return;
+    case 'request-refused':
+      // Other refusals (a bad request, a forbidden usage) are not image requests.
+      if (event.data.code === 'image-not-found' && event.data.image !== undefined) {
+        draft.requests.push({ image: event.data.image, at: iso(event.at), outcome: 'not-found' });
+      }
+      return;
+    case 'quota-exhausted':
+      draft.requests.push({ image: event.data.image, at: iso(event.at), outcome: 'refused' });
+      return;
+    default:
+      return;
+  }
+}
+
+function toClient(draft: ClientDraft): UsageClient | null {
+  const { admitted, closed } = draft;
+  if (admitted === null) return null;
+  return {
+    name: admitted.name,
+    code: admitted.code,
+    tier: admitted.tier,
+    connectedAt: iso(admitted.at),
+    disconnectedAt: closed ? iso(closed.at) : null,
+    closeReason: closed ? closed.reason : null,
+    quota: { limit: admitted.quota, used: draft.used },
+    requests: draft.requests,
+  };
+}
+
+function* rejections(events: Iterable<StoredEvent>): Generator<UsageRejection, void, undefined> {
+  for (const event of events) {
+    if (event.type !== 'connection-rejected') continue;
+    yield { at: iso(event.at), reason: event.data.reason, occupancy: event.data.occupancy };
+  }
+}

@@ -158,3 +158,26 @@ export const CLIENT_FIRST_FRAME_MAX_BYTES = 64 * 1024;
 export const MAX_PIPELINED_REQUESTS = 16;
 /** [P-30] */
 export const CLOSE_LINGER_MS = 2000;
+
+/**
+ * [P-33] What a version 1 client accepts from the wire: a later server may add error codes, notice kinds (and,
+ * before any version is agreed, reject reasons), so the parsers keep an unknown one verbatim rather than refuse it.
+ * The strict types above are what a version 1 server sends; each is assignable to its `Received` counterpart.
+ */
+export type ReceivedErrorBody = Omit<ErrorBody, 'code'> & { code: ErrorCode | (string & {}) };
+export type ReceivedNotice = Omit<Notice, 'kind'> & { kind: NoticeKind | (string & {}) };
+export type ReceivedReject = Omit<Reject, 'reason'> & { reason: RejectReason | (string & {}) };
+
+/** [P-26] The version 1 error codes. */
+export const ERROR_CODES: readonly ErrorCode[] = [
+  'unknown-command',
+  'bad-request',
+  'image-not-found',
+  'usage-forbidden',
+  'quota-exhausted',
+  'frame-too-large',
+  'malformed-message',
+  'unexpected-message',
+  'history-unavailable',
+  'internal-error',
+];

@@ -1,0 +1,393 @@
+/**
+ * Pure validators that turn a frame body into a typed message, or throw a typed protocol error (src/errors.ts).
+ *
+ * Every parser reads only the fields it knows and ignores the others ([P-6]); the objects it returns hold only known
+ * fields. `parseJsonBody` comes first ([P-5]); then the server uses `parseHello` and `parseRequest`, the client
+ * `parseWelcome`, `parseReject`, `parseReply`, `parseErrorBody`, `parseNotice` and `parseStreamEnd`. The client-side
+ * parsers throw `MalformedMessageError` for any violation.
+ */
+import { BadHelloError, BadRequestError, MalformedMessageError, UnknownCommandError } from '../errors.ts';
+import {
+  COMMANDS,
+  type Command,
+  ERROR_CODES,
+  type ErrorCode,
+  type Hello,
+  type ImageInfo,
+  type Quota,
+  type ReceivedErrorBody,
+  type ReceivedNotice,
+  type ReceivedReject,
+  type Reply,
+  type Request,
+  type ServerLimits,
+  type SessionIdentity,
+  type StreamEnd,
+  type Welcome,
+} from './messages.ts';
+
+/** A parsed JSON object body. */
+export type JsonObject = Record<string, unknown>;
+
+/** [P-8] Longest `client` kept from a HELLO, in characters (Unicode code points). */
+export const HELLO_CLIENT_MAX_CHARS = 100;
+/** [P-15] Largest request id (u32). */
+export const MAX_REQUEST_ID = 0xffffffff;
+
+/** Fatal on invalid UTF-8; keeps a byte order mark in the text so that JSON.parse refuses it ([P-5]). */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Bodies
+
+/**
+ * [P-5] A JSON body: one JSON object encoded as UTF-8 without a byte order mark. Throws `MalformedMessageError` when
+ * the bytes are not valid UTF-8, not JSON, or not an object (arrays and null are not objects).
+ */
+export function parseJsonBody(body: Uint8Array): JsonObject {
+  const text = decodeUtf8(body);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new MalformedMessageError('the body is not valid JSON', { cause });
+  }
+  if (!isJsonObject(value)) throw new MalformedMessageError(`the body is JSON ${describe(value)}, not an object`);
+  return value;
+}
+
+function decodeUtf8(body: Uint8Array): string {
+  try {
+    return utf8.decode(body);
+  } catch (cause) {
+    throw new MalformedMessageError('the body is not valid UTF-8', { cause });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Server side: HELLO and REQUEST
+
+/**
+ * [P-8] [P-11] A HELLO. `versions` must be a non-empty array of positive integers, else `BadHelloError`.
+ *
+ * Choices, since [P-11] makes only `versions` grounds for `bad-hello`:
+ * - `client` is kept when it is a string, truncated to its first 100 code points ([P-8] sets the bound; it is only
+ *   for the logs, so a long name is shortened rather than refused); a `client` that is not a string is dropped.
+ * - `credential` is reserved and ignored in version 1; it is not copied, so it cannot reach a log.
+ */
+export function parseHello(obj: JsonObject): Hello {
+  const versions = field(obj, 'versions');
+  if (versions === undefined) throw new BadHelloError('the HELLO has no versions');
+  if (!isArray(versions) || versions.length === 0) {
+    throw new BadHelloError('versions must be a non-empty array of positive integers');
+  }
+  if (!versions.every(isPositiveInteger)) throw new BadHelloError('versions must hold positive integers only');
+  const hello: Hello = { versions: [...versions] };
+  const client = field(obj, 'client');
+  if (typeof client === 'string') hello.client = truncateCodePoints(client, HELLO_CLIENT_MAX_CHARS);
+  return hello;
+}
+
+/**
+ * [P-15] [P-26] A REQUEST. Checks, in order:
+ * - `id` missing or not an integer in 0..4294967295: `BadRequestError` with `requestId` null;
+ * - `command` missing or not a string: `BadRequestError` with the id;
+ * - `command` a string but not a command: `UnknownCommandError` with the id;
+ * - `get` without a string `image`: `BadRequestError` with the id. The name itself is the catalog's business
+ *   (an empty or strange name is `image-not-found`, not `bad-request`).
+ * Fields a command does not use (e.g. `image` on `list`) are ignored ([P-6]).
+ */
+export function parseRequest(obj: JsonObject): Request {
+  const id = field(obj, 'id');
+  if (!isRequestId(id)) throw new BadRequestError(null, `id must be an integer from 0 to ${MAX_REQUEST_ID}`);
+  const command = field(obj, 'command');
+  if (typeof command !== 'string') throw new BadRequestError(id, 'command must be a string');
+  if (!isCommand(command)) throw new UnknownCommandError(id, command);
+  if (command !== 'get') return { id, command };
+  const image = field(obj, 'image');
+  if (typeof image !== 'string') throw new BadRequestError(id, 'get needs an image name (a string)');
+  return { id, command, image };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Client side: WELCOME, REJECT, REPLY, ERROR, NOTICE, END
+
+/** [P-12] A WELCOME. */
+export function parseWelcome(obj: JsonObject): Welcome {
+  return {
+    version: positiveInteger(obj, 'version'),
+    server: string(obj, 'server'),
+    session: parseSession(object(obj, 'session')),
+    quota: parseQuota(object(obj, 'quota')),
+    limits: parseLimits(object(obj, 'limits')),
+  };
+}
+
+/**
+ * [P-13] A REJECT. `reason` and `message` are required; an unknown reason is kept verbatim ([P-33]). The extra
+ * fields are kept when present and well-formed for any reason, and refused when malformed.
+ */
+export function parseReject(obj: JsonObject): ReceivedReject {
+  const reject: ReceivedReject = { reason: nonEmptyString(obj, 'reason'), message: string(obj, 'message') };
+  const occupancy = field(obj, 'occupancy');
+  if (occupancy !== undefined) reject.occupancy = parseOccupancy(expectObject(occupancy, 'occupancy'));
+  const retryAfterMs = field(obj, 'retryAfterMs');
+  if (retryAfterMs !== undefined) reject.retryAfterMs = expectCount(retryAfterMs, 'retryAfterMs');
+  const supported = field(obj, 'supported');
+  if (supported !== undefined) reject.supported = expectArray(supported, 'supported', expectPositiveInteger);
+  return reject;
+}
+
+/** [P-17] [P-18] [P-19] [P-22] [P-23] A REPLY, checked according to its `command`. */
+export function parseReply(obj: JsonObject): Reply {
+  const id = requestId(obj, 'id');
+  const command = field(obj, 'command');
+  literal(obj, 'status', 'ok');
+  const quota = parseQuota(object(obj, 'quota'));
+  switch (command) {
+    case 'list':
+      return {
+        id,
+        command,
+        status: 'ok',
+        images: parseImages(obj),
+        session: parseSession(object(obj, 'session')),
+        quota,
+      };
+    case 'get':
+      return { id, command, status: 'ok', ...parseGetStream(obj), stream: literal(obj, 'stream', true), quota };
+    case 'usage': {
+      const contentType = literal(obj, 'contentType', 'application/json');
+      return { id, command, status: 'ok', contentType, stream: literal(obj, 'stream', true), quota };
+    }
+    case 'exit':
+      return { id, command, status: 'ok', quota };
+    default:
+      throw malformed('command', `one of ${COMMANDS.join(', ')}`, command);
+  }
+}
+
+/**
+ * [P-26] An ERROR. `id` is a request id or null; `code` is kept verbatim, known or not ([P-33]: the caller treats an
+ * unknown code by its `fatal`). `quota` is checked when present; [P-17] says answers carry it, but the parser does
+ * not insist, since a client needs no quota to report an error.
+ */
+export function parseErrorBody(obj: JsonObject): ReceivedErrorBody {
+  const id = field(obj, 'id');
+  const body: ReceivedErrorBody = {
+    id: id === null ? null : expectRequestId(id, 'id'),
+    code: nonEmptyString(obj, 'code'),
+    message: string(obj, 'message'),
+    fatal: boolean(obj, 'fatal'),
+  };
+  const quota = field(obj, 'quota');
+  if (quota !== undefined) body.quota = parseQuota(expectObject(quota, 'quota'));
+  return body;
+}
+
+/** [P-27] [P-28] [P-29] A NOTICE. An unknown `kind` is kept verbatim ([P-33]); `closing` tells what to do. */
+export function parseNotice(obj: JsonObject): ReceivedNotice {
+  return { kind: nonEmptyString(obj, 'kind'), message: string(obj, 'message'), closing: boolean(obj, 'closing') };
+}
+
+/** [P-24] An END: the stream's length and SHA-256 (hex, returned in lowercase). */
+export function parseStreamEnd(obj: JsonObject): StreamEnd {
+  return { bytes: count(obj, 'bytes'), sha256: sha256(obj, 'sha256') };
+}
+
+/** [P-26] [P-33] Whether `code` is one of the version 1 error codes. */
+export function isKnownErrorCode(code: string): code is ErrorCode {
+  return (ERROR_CODES as readonly string[]).includes(code);
+}
+
+/** [P-15] Whether `command` is one of the version 1 commands. */
+export function isCommand(command: string): command is Command {
+  return (COMMANDS as readonly string[]).includes(command);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Nested parts
+
+function parseSession(obj: JsonObject): SessionIdentity {
+  return {
+    name: string(obj, 'name'),
+    code: count(obj, 'code'),
+    tier: string(obj, 'tier'),
+    canReadUsage: boolean(obj, 'canReadUsage'),
+  };
+}
+
+/** [P-17] */
+function parseQuota(obj: JsonObject): Quota {
+  return { limit: count(obj, 'limit'), used: count(obj, 'used'), remaining: count(obj, 'remaining') };
+}
+
+/** [P-3] [P-12] The frame limits are u32 lengths. */
+function parseLimits(obj: JsonObject): ServerLimits {
+  return {
+    maxRequestBytes: frameLimit(obj, 'maxRequestBytes'),
+    maxFrameBytes: frameLimit(obj, 'maxFrameBytes'),
+    idleTimeoutMs: count(obj, 'idleTimeoutMs'),
+  };
+}
+
+function parseOccupancy(obj: JsonObject): { open: number; capacity: number } {
+  return { open: count(obj, 'open'), capacity: count(obj, 'capacity') };
+}
+
+/** [P-18] */
+function parseImages(obj: JsonObject): ImageInfo[] {
+  return expectArray(field(obj, 'images'), 'images', (value, name) => parseImageInfo(expectObject(value, name)));
+}
+
+function parseImageInfo(obj: JsonObject): ImageInfo {
+  return {
+    name: string(obj, 'name'),
+    bytes: count(obj, 'bytes'),
+    modified: string(obj, 'modified'),
+    sha256: sha256(obj, 'sha256'),
+  };
+}
+
+/** [P-19] The fields of a `get` REPLY that describe the image. */
+function parseGetStream(obj: JsonObject): { image: string; bytes: number; sha256: string; modified: string } {
+  return {
+    image: string(obj, 'image'),
+    bytes: count(obj, 'bytes'),
+    sha256: sha256(obj, 'sha256'),
+    modified: string(obj, 'modified'),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Field readers: each reads one field of `obj` and throws MalformedMessageError when it is missing or wrong.
+
+/** An own field of `obj` (never one inherited from Object.prototype), or undefined. */
+function field(obj: JsonObject, name: string): unknown {
+  return Object.hasOwn(obj, name) ? obj[name] : undefined;
+}
+
+function string(obj: JsonObject, name: string): string {
+  const value = field(obj, name);
+  if (typeof value !== 'string') throw malformed(name, 'a string', value);
+  return value;
+}
+
+function nonEmptyString(obj: JsonObject, name: string): string {
+  const value = string(obj, name);
+  if (value === '') throw malformed(name, 'a non-empty string', value);
+  return value;
+}
+
+function boolean(obj: JsonObject, name: string): boolean {
+  const value = field(obj, name);
+  if (typeof value !== 'boolean') throw malformed(name, 'a boolean', value);
+  return value;
+}
+
+function object(obj: JsonObject, name: string): JsonObject {
+  return expectObject(field(obj, name), name);
+}
+
+function count(obj: JsonObject, name: string): number {
+  return expectCount(field(obj, name), name);
+}
+
+function positiveInteger(obj: JsonObject, name: string): number {
+  return expectPositiveInteger(field(obj, name), name);
+}
+
+function requestId(obj: JsonObject, name: string): number {
+  return expectRequestId(field(obj, name), name);
+}
+
+function frameLimit(obj: JsonObject, name: string): number {
+  const value = field(obj, name);
+  if (!isRequestId(value) || value === 0) throw malformed(name, `an integer from 1 to ${MAX_REQUEST_ID}`, value);
+  return value;
+}
+
+function sha256(obj: JsonObject, name: string): string {
+  const value = field(obj, name);
+  const hex = typeof value === 'string' ? value.toLowerCase() : undefined;
+  if (hex === undefined || !SHA256_HEX.test(hex)) throw malformed(name, '64 hex digits', value);
+  return hex;
+}
+
+function literal<T extends string | boolean>(obj: JsonObject, name: string, expected: T): T {
+  const value = field(obj, name);
+  if (value !== expected) throw malformed(name, JSON.stringify(expected), value);
+  return expected;
+}
+
+function expectObject(value: unknown, name: string): JsonObject {
+  if (!isJsonObject(value)) throw malformed(name, 'an object', value);
+  return value;
+}
+
+function expectCount(value: unknown, name: string): number {
+  if (!isCount(value)) throw malformed(name, 'a non-negative integer', value);
+  return value;
+}
+
+function expectPositiveInteger(value: unknown, name: string): number {
+  if (!isPositiveInteger(value)) throw malformed(name, 'a positive integer', value);
+  return value;
+}
+
+function expectRequestId(value: unknown, name: string): number {
+  if (!isRequestId(value)) throw malformed(name, `an integer from 0 to ${MAX_REQUEST_ID}`, value);
+  return value;
+}
+
+function expectArray<T>(value: unknown, name: string, item: (value: unknown, name: string) => T): T[] {
+  if (!isArray(value)) throw malformed(name, 'an array', value);
+  return value.map((element, index) => item(element, `${name}[${index}]`));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Predicates and helpers
+
+function isJsonObject(value: unknown): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** `Array.isArray` without its `any[]`. */
+function isArray(value: unknown): value is readonly unknown[] {
+  return Array.isArray(value);
+}
+
+/** A non-negative safe integer (lengths, quota counts, durations). */
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function isPositiveInteger(value: unknown): value is number {
+  return isCount(value) && value > 0;
+}
+
+/** [P-15] An integer from 0 to 4294967295. */
+function isRequestId(value: unknown): value is number {
+  return isCount(value) && value <= MAX_REQUEST_ID;
+}
+
+/** The first `max` code points of `text`, so that a surrogate pair is never cut in half. */
+function truncateCodePoints(text: string, max: number): string {
+  if (text.length <= max) return text;
+  return Array.from(text).slice(0, max).join('');
+}
+
+function malformed(name: string, expected: string, actual: unknown): MalformedMessageError {
+  return new MalformedMessageError(`${name} must be ${expected}, got ${describe(actual)}`);
+}
+
+/** A short description of a JSON value for an error message (never the whole value: it may be large). */
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (isArray(value)) return 'an array';
+  if (typeof value === 'string') return value.length <= 40 ? JSON.stringify(value) : 'a long string';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+}

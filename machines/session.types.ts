@@ -1,0 +1,124 @@
+/**
+ * The session machine's input, the events the socket glue sends it, and the effects it emits back
+ * (`session.on(type, handler)`). The machine decides; the glue writes frames and records history.
+ */
+import type { Command, ErrorCode, NoticeKind, Quota, Request, SessionIdentity } from '../src/protocol/messages.ts';
+import type { TierTable } from './tiers.ts';
+
+export interface SessionInput {
+  /** The glue's id for the connection, echoed in nothing but useful in logs and the admission registry. */
+  connection: number;
+  /** Protocol versions this server speaks ([P-10]). */
+  supportedVersions: readonly number[];
+  tiers: TierTable;
+  /** [P-11] Deadline for a complete HELLO, in ms. */
+  handshakeTimeoutMs: number;
+  /** [P-27] Idle time allowed with no answer in flight, in ms. */
+  idleTimeoutMs: number;
+  /** Gets already counted against this session's quota (0 when absent). */
+  quotaUsed?: number;
+}
+
+/** The glue parsed and validated the HELLO ([P-8]) and drew the session's name and code ([P-12]). */
+export interface HelloEvent {
+  type: 'HELLO';
+  versions: number[];
+  identity: { name: string; code: number };
+}
+
+/** A parsed request ([P-15]); for `get`, `imageExists` says whether the catalog has the image. */
+export interface RequestEvent {
+  type: 'REQUEST';
+  request: Request;
+  imageExists?: boolean;
+}
+
+/**
+ * The glue could not parse a frame from the client ([P-3], [P-4], [P-5], [P-26]). After the WELCOME it answers a
+ * request slot like REQUEST does; in handshake it means the first frame was not a valid HELLO ([P-11]).
+ */
+export interface InvalidRequestEvent {
+  type: 'INVALID_REQUEST';
+  requestId: number | null;
+  code: ErrorCode;
+  message: string;
+}
+
+export type SessionEvent =
+  | HelloEvent
+  | RequestEvent
+  | InvalidRequestEvent
+  /** The glue finished writing the answer in flight (a whole stream included). */
+  | { type: 'REPLY_SENT' }
+  /** [P-31] The client went away; reason is 'client-closed', 'connection-reset' or another word for the logs. */
+  | { type: 'PEER_CLOSED'; reason: string }
+  /** [P-26] history-unavailable: the glue could not record what the session did. */
+  | { type: 'HISTORY_FAILED' }
+  /** [P-28] The server is stopping. */
+  | { type: 'SHUTDOWN' };
+
+/** Reasons a session ends without a WELCOME ([P-13]); `server-full` is decided by admission, not here. */
+export type HandshakeRejectReason = 'handshake-timeout' | 'shutting-down' | 'bad-hello' | 'frame-too-large';
+
+/**
+ * What the glue must do, emitted in order. Effects that answer a request carry its id and the quota as it stands
+ * after the decision ([P-17]). After an answer that does not close the session, the glue sends REPLY_SENT once the
+ * answer is written. `closed` is always the last effect.
+ */
+export type SessionEffect =
+  /** [P-12] Send WELCOME. */
+  | { type: 'welcome'; version: number; identity: SessionIdentity; quota: Quota }
+  /** [P-10], [P-13] Send REJECT; `closed` follows. */
+  | { type: 'reject'; reason: 'unsupported-version'; supported: number[] }
+  | { type: 'reject'; reason: HandshakeRejectReason }
+  /** [P-18] */
+  | { type: 'serve-list'; requestId: number; identity: SessionIdentity; quota: Quota }
+  /** [P-19] Stream the image; `quota.used` already counts it. */
+  | { type: 'serve-image'; requestId: number; image: string; quota: Quota }
+  /** [P-22] */
+  | { type: 'serve-usage'; requestId: number; quota: Quota }
+  /** [P-23] Reply to `exit`; `closed` follows. */
+  | { type: 'acknowledge-exit'; requestId: number; quota: Quota }
+  /**
+   * [P-26] Send ERROR; when `fatal`, `closed` follows. `command` and `image` say what was refused when a parsed
+   * request was. Before the WELCOME (only HISTORY_FAILED can refuse there) `quota` has limit 0.
+   */
+  | {
+      type: 'refuse';
+      requestId: number | null;
+      code: ErrorCode;
+      message: string;
+      fatal: boolean;
+      quota: Quota;
+      command?: Command;
+      image?: string;
+    }
+  /** [P-27], [P-28] Send a closing NOTICE; `closed` follows. */
+  | { type: 'notice'; kind: NoticeKind }
+  /** [P-30] Close gracefully after the frames above; record the end. Same as the machine's output. */
+  | { type: 'closed'; reason: string; admitted: boolean };
+
+export type SessionEffectType = SessionEffect['type'];
+
+/** The machine's output when it reaches `closed`. */
+export interface SessionOutput {
+  /** e.g. client-exit, client-closed, connection-reset, quota-exhausted, idle-timeout, server-shutdown, an ErrorCode. */
+  reason: string;
+  /** Whether a WELCOME was sent. */
+  admitted: boolean;
+}
+
+export interface SessionContext {
+  connection: number;
+  supportedVersions: readonly number[];
+  tiers: TierTable;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** Set by the WELCOME. */
+  identity: SessionIdentity | null;
+  /** Before the WELCOME: limit 0 and the input's quotaUsed. */
+  quota: Quota;
+  /** A SHUTDOWN arrived while an answer was in flight ([P-28]). */
+  shutdownPending: boolean;
+  closeReason: string;
+}

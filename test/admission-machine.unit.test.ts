@@ -1,0 +1,222 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createActor, SimulatedClock } from 'xstate';
+import { admissionMachine } from '../machines/admission.machine.ts';
+import type { AdmissionEffect, SessionActorRef } from '../machines/admission.types.ts';
+import type { HelloEvent, SessionEffect } from '../machines/session.types.ts';
+import { DEFAULT_TIER_TABLE, type TierTable } from '../machines/tiers.ts';
+
+const HANDSHAKE_MS = 5_000;
+const RETRY_AFTER_MS = 1_000;
+
+function startAdmission(capacity: number, tiers: TierTable = DEFAULT_TIER_TABLE) {
+  const clock = new SimulatedClock();
+  const sessionInput = {
+    supportedVersions: [1],
+    tiers,
+    handshakeTimeoutMs: HANDSHAKE_MS,
+    idleTimeoutMs: 300_000,
+  };
+  const actor = createActor(admissionMachine, {
+    input: { capacity, retryAfterMs: RETRY_AFTER_MS, sessionInput, clock },
+    clock,
+  });
+  const effects: AdmissionEffect[] = [];
+  const sessions = new Map<number, SessionActorRef>();
+  actor.on('*', (effect) => {
+    effects.push(effect);
+    if (effect.type === 'admitted') sessions.set(effect.connection, effect.session);
+  });
+  actor.start();
+  let next = 1;
+  return {
+    actor,
+    clock,
+    /** CONNECT a new connection number; returns it. */
+    connect: () => {
+      const connection = next++;
+      actor.send({ type: 'CONNECT', connection });
+      return connection;
+    },
+    take: () => effects.splice(0),
+    session: (connection: number) => {
+      const session = sessions.get(connection);
+      if (session === undefined) throw new Error(`connection ${connection} was not admitted`);
+      return session;
+    },
+    open: () => actor.getSnapshot().context.open,
+    registry: () => actor.getSnapshot().context.sessions,
+  };
+}
+
+const hello = (code = 108): HelloEvent => ({ type: 'HELLO', versions: [1], identity: { name: 'c', code } });
+
+test('[P-9] [P-13] capacity 3 admits 3 and rejects the 4th with occupancy 3/3 and retryAfterMs', () => {
+  const admission = startAdmission(3);
+  const connections = [admission.connect(), admission.connect(), admission.connect()];
+  const admitted = admission.take();
+  assert.equal(
+    admitted.map((effect) => [effect.type, effect.type === 'admitted' && effect.connection]),
+    connections.map((connection) => ['admitted', connection]),
+  );
+  assert.is(admission.open(), 3);
+
+  admission.connect();
+  assert.equal(admission.take(), [
+    {
+      type: 'rejected',
+      connection: 4,
+      reason: 'server-full',
+      occupancy: { open: 3, capacity: 3 },
+      retryAfterMs: RETRY_AFTER_MS,
+    },
+  ]);
+  assert.is(admission.open(), 3);
+  assert.is(admission.registry().size, 3);
+});
+
+test('admitted is delivered inside send(CONNECT) with a started session, which the glue can drive at once', () => {
+  const admission = startAdmission(1);
+  const received: SessionEffect[] = [];
+  admission.actor.on('admitted', ({ session }) => {
+    assert.is(session.getSnapshot().status, 'active');
+    assert.is(session.getSnapshot().value, 'handshake');
+    session.on('*', (effect) => received.push(effect));
+    session.send(hello());
+  });
+  admission.connect();
+  // Synchronous: by the time send() returns, the glue has subscribed and the HELLO was answered.
+  assert.equal(
+    received.map((effect) => effect.type),
+    ['welcome'],
+  );
+});
+
+test('the sessions run on the injected clock: a handshake timeout ends the session and frees its slot', () => {
+  const admission = startAdmission(2);
+  admission.connect();
+  admission.connect();
+  admission.session(2).send(hello());
+  admission.clock.increment(HANDSHAKE_MS);
+  assert.is(admission.session(1).getSnapshot().status, 'done');
+  assert.is(admission.open(), 1);
+  assert.equal([...admission.registry().keys()], [2]);
+});
+
+test('ending a session frees its slot for the next connection', () => {
+  const admission = startAdmission(3);
+  admission.connect();
+  admission.connect();
+  admission.connect();
+  admission.take();
+  admission.session(2).send({ type: 'PEER_CLOSED', reason: 'client-closed' });
+  assert.is(admission.open(), 2);
+  assert.ok(!admission.registry().has(2));
+
+  const next = admission.connect();
+  assert.equal(admission.take()[0]?.type, 'admitted');
+  assert.is(admission.open(), 3);
+  assert.ok(admission.registry().has(next));
+});
+
+test('ending twice does not free twice; ending an unknown connection does nothing', () => {
+  const admission = startAdmission(3);
+  admission.connect();
+  admission.connect();
+  admission.session(1).send({ type: 'PEER_CLOSED', reason: 'client-closed' });
+  assert.is(admission.open(), 1);
+  admission.actor.send({ type: 'SESSION_ENDED', connection: 1 });
+  admission.actor.send({ type: 'SESSION_ENDED', connection: 1 });
+  admission.actor.send({ type: 'SESSION_ENDED', connection: 99 });
+  assert.is(admission.open(), 1);
+  assert.is(admission.registry().size, 1);
+});
+
+test('a session actor that is stopped, or that fails, also frees its slot', () => {
+  // An empty tier table makes tierForCode throw inside the session: the actor errors.
+  const admission = startAdmission(3, []);
+  admission.connect();
+  admission.connect();
+  admission.session(1).stop();
+  assert.is(admission.open(), 1);
+  admission.session(2).send(hello());
+  assert.is(admission.session(2).getSnapshot().status, 'error');
+  assert.is(admission.open(), 0);
+  assert.is(admission.registry().size, 0);
+});
+
+test('50 CONNECTs in a row against capacity 3: exactly 3 admitted, 47 rejected', () => {
+  const admission = startAdmission(3);
+  for (let i = 0; i < 50; i++) admission.connect();
+  const effects = admission.take();
+  const admitted = effects.filter((effect) => effect.type === 'admitted');
+  const rejected = effects.filter((effect) => effect.type === 'rejected');
+  assert.is(admitted.length, 3);
+  assert.is(rejected.length, 47);
+  for (const effect of rejected) {
+    assert.equal(effect.type === 'rejected' && effect.occupancy, { open: 3, capacity: 3 });
+  }
+  assert.is(admission.open(), 3);
+});
+
+test('[P-28] SHUTDOWN drains: idle sessions close at once, a busy one after its answer, then stopped', () => {
+  const admission = startAdmission(5);
+  const inHandshake = admission.connect();
+  const idle = admission.connect();
+  const busy = admission.connect();
+  admission.session(idle).send(hello());
+  admission.session(busy).send(hello());
+  admission.session(busy).send({ type: 'REQUEST', request: { id: 1, command: 'list' } });
+  const closedBy: Record<number, SessionEffect[]> = {};
+  for (const connection of [inHandshake, idle, busy]) {
+    const effects: SessionEffect[] = [];
+    closedBy[connection] = effects;
+    admission.session(connection).on('*', (effect) => effects.push(effect));
+  }
+  admission.take();
+
+  admission.actor.send({ type: 'SHUTDOWN' });
+  assert.equal(closedBy[inHandshake]?.[0], { type: 'reject', reason: 'shutting-down' });
+  assert.equal(closedBy[idle]?.[0], { type: 'notice', kind: 'shutting-down' });
+  assert.equal(closedBy[busy], []);
+  assert.is(admission.actor.getSnapshot().value, 'draining');
+  assert.is(admission.open(), 1);
+
+  admission.connect();
+  assert.equal(admission.take(), [
+    {
+      type: 'rejected',
+      connection: 4,
+      reason: 'shutting-down',
+      occupancy: { open: 1, capacity: 5 },
+      retryAfterMs: RETRY_AFTER_MS,
+    },
+  ]);
+
+  admission.session(busy).send({ type: 'REPLY_SENT' });
+  assert.equal(closedBy[busy]?.[0], { type: 'notice', kind: 'shutting-down' });
+  assert.equal(admission.take(), [{ type: 'drained' }]);
+  assert.is(admission.actor.getSnapshot().value, 'stopped');
+  assert.is(admission.actor.getSnapshot().status, 'done');
+  assert.is(admission.open(), 0);
+});
+
+test('[P-28] SHUTDOWN with no open session stops at once', () => {
+  const admission = startAdmission(3);
+  admission.actor.send({ type: 'SHUTDOWN' });
+  assert.equal(admission.take(), [{ type: 'drained' }]);
+  assert.is(admission.actor.getSnapshot().status, 'done');
+});
+
+test('admission is O(1): 2,000 sessions in a Map, no children on the admission actor', () => {
+  const admission = startAdmission(10_000);
+  for (let i = 0; i < 2_000; i++) admission.connect();
+  const effects = admission.take();
+  assert.is(effects.length, 2_000);
+  assert.ok(effects.every((effect) => effect.type === 'admitted'));
+  assert.is(admission.open(), 2_000);
+  assert.is(admission.registry().size, 2_000);
+  assert.equal(Object.keys(admission.actor.getSnapshot().children), []);
+});
+
+test.run();

@@ -1,0 +1,362 @@
+/**
+ * The promise-based protocol client: connect (with the handshake), list, get, usage, exit, close. The CLI, the
+ * dashboard, the tests and the benchmark all use it. It sees the server only through src/protocol.
+ *
+ * Requests may be issued without waiting: they are sent at once (pipelining, [P-16]) and their answers are matched
+ * in order. A stream's DATA frames are handed to the sink of the request they belong to, never copied into one big
+ * buffer by this class.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import {
+  CLIENT_FIRST_FRAME_MAX_BYTES,
+  ConnectionClosedError,
+  encodeJsonFrame,
+  type Frame,
+  FrameDecoder,
+  type ImageInfo,
+  IntegrityError,
+  MalformedMessageError,
+  MessageType,
+  PROTOCOL_VERSIONS,
+  parseErrorBody,
+  parseJsonBody,
+  parseNotice,
+  parseReject,
+  parseReply,
+  parseStreamEnd,
+  parseWelcome,
+  type Quota,
+  type ReceivedErrorBody,
+  type ReceivedNotice,
+  RejectedError,
+  ServerError,
+  type SessionIdentity,
+  type StreamEnd,
+  type Welcome,
+} from '../src/protocol/index.ts';
+
+export interface ConnectOptions {
+  host?: string;
+  port?: number;
+  /** names the client software in the HELLO [P-8] */
+  clientName?: string;
+  versions?: readonly number[];
+  /** ms to wait for the connection and the server's first frame */
+  timeoutMs?: number;
+}
+
+export interface ListResult {
+  images: ImageInfo[];
+  session: SessionIdentity;
+  quota: Quota;
+}
+
+/** Receives the content of a stream, piece by piece; may return a promise to slow the connection down. */
+export interface StreamSink {
+  write(piece: Buffer): undefined | Promise<void>;
+}
+
+export interface StreamResult {
+  reply: Record<string, unknown>;
+  end: StreamEnd;
+  quota: Quota;
+}
+
+interface Pending {
+  command: string;
+  sink: StreamSink | null;
+  resolve(value: { reply: Record<string, unknown>; end: StreamEnd | null }): void;
+  reject(error: Error): void;
+  hash: Hash | null;
+  received: number;
+  reply: Record<string, unknown> | null;
+}
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 7878;
+
+export class ImgcacheClient extends EventEmitter<{
+  notice: [ReceivedNotice];
+  quota: [Quota];
+  close: [Error | null];
+}> {
+  readonly welcome: Welcome;
+  #quota: Quota;
+  readonly #socket: net.Socket;
+  readonly #decoder: FrameDecoder;
+  readonly #pending: Pending[] = [];
+  #nextId = 1;
+  #closedError: Error | null = null;
+  #closed = false;
+  #closingNotice: ReceivedNotice | null = null;
+  #slowWrites = 0;
+
+  private constructor(socket: net.Socket, decoder: FrameDecoder, welcome: Welcome, leftover: Frame[]) {
+    super();
+    this.#socket = socket;
+    this.#decoder = decoder;
+    this.welcome = welcome;
+    this.#quota = welcome.quota;
+    decoder.setMaxBodyBytes(welcome.limits.maxFrameBytes);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', (error) => this.#fail(new ConnectionClosedError(`connection error: ${error.message}`)));
+    socket.on('close', () => this.#fail(new ConnectionClosedError('the server closed the connection')));
+    for (const frame of leftover) this.#onFrame(frame);
+  }
+
+  /** Connects and completes the handshake; rejects with RejectedError when the server does not admit us [P-9]. */
+  static connect(options: ConnectOptions = {}): Promise<ImgcacheClient> {
+    const host = options.host ?? DEFAULT_HOST;
+    const port = options.port ?? DEFAULT_PORT;
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host, port, noDelay: true });
+      const decoder = new FrameDecoder({ maxBodyBytes: CLIENT_FIRST_FRAME_MAX_BYTES });
+      const fail = (error: Error) => {
+        cleanup();
+        socket.destroy();
+        reject(error);
+      };
+      const onError = (error: Error) =>
+        fail(new ConnectionClosedError(`cannot connect to ${host}:${port}: ${error.message}`));
+      const onClose = () => fail(new ConnectionClosedError('the server closed the connection during the handshake'));
+      const onData = (chunk: Buffer) => {
+        let frames: Frame[];
+        try {
+          frames = decoder.push(chunk);
+        } catch (error) {
+          return fail(error as Error);
+        }
+        const [first, ...rest] = frames;
+        if (!first) return;
+        cleanup();
+        try {
+          if (first.type === MessageType.REJECT) {
+            socket.end();
+            throw new RejectedError(parseReject(parseJsonBody(first.body)));
+          }
+          if (first.type !== MessageType.WELCOME)
+            throw new MalformedMessageError('the first frame was neither WELCOME nor REJECT');
+          resolve(new ImgcacheClient(socket, decoder, parseWelcome(parseJsonBody(first.body)), rest));
+        } catch (error) {
+          socket.destroy();
+          reject(error);
+        }
+      };
+      const timer = setTimeout(
+        () => fail(new ConnectionClosedError(`no answer from ${host}:${port} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      function cleanup() {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('error', onError);
+        socket.off('close', onClose);
+      }
+      socket.on('data', onData);
+      socket.on('error', onError);
+      socket.on('close', onClose);
+      socket.once('connect', () => {
+        const hello = {
+          versions: [...(options.versions ?? PROTOCOL_VERSIONS)],
+          client: options.clientName ?? 'imgcache-client/0.1.0',
+        };
+        socket.write(encodeJsonFrame(MessageType.HELLO, hello));
+      });
+    });
+  }
+
+  get quota(): Quota {
+    return this.#quota;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async list(): Promise<ListResult> {
+    const { reply } = await this.#request({ command: 'list' });
+    return reply as unknown as ListResult;
+  }
+
+  /** Downloads an image into `sink`; resolves once END arrived and the length and SHA-256 matched [P-24]. */
+  async getInto(image: string, sink: StreamSink): Promise<StreamResult> {
+    const { reply, end } = await this.#request({ command: 'get', image }, sink);
+    return { reply, end: end as StreamEnd, quota: reply.quota as Quota };
+  }
+
+  /** The usage document as text (platinum only, [P-22]). */
+  async usageText(): Promise<string> {
+    const pieces: Buffer[] = [];
+    await this.#request({ command: 'usage' }, { write: (piece) => void pieces.push(piece) });
+    return Buffer.concat(pieces).toString('utf8');
+  }
+
+  async usage(): Promise<unknown> {
+    return JSON.parse(await this.usageText());
+  }
+
+  /** [P-23] says goodbye; resolves when the server has acknowledged and closed. */
+  async exit(): Promise<void> {
+    await this.#request({ command: 'exit' });
+    await this.#waitClosed();
+  }
+
+  /** Closes the connection without a goodbye [P-31]. */
+  close(): void {
+    this.#socket.destroy();
+  }
+
+  #waitClosed(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.once('close', () => resolve()));
+  }
+
+  #request(fields: Record<string, unknown>, sink: StreamSink | null = null) {
+    return new Promise<{ reply: Record<string, unknown>; end: StreamEnd | null }>((resolve, reject) => {
+      if (this.#closed || this.#closedError) return reject(this.#closedReason());
+      const id = this.#nextId++;
+      this.#pending.push({
+        command: String(fields.command),
+        sink,
+        resolve,
+        reject,
+        hash: null,
+        received: 0,
+        reply: null,
+      });
+      this.#socket.write(encodeJsonFrame(MessageType.REQUEST, { id, ...fields }));
+    });
+  }
+
+  #onData(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.#decoder.push(chunk);
+    } catch (error) {
+      this.#closedError = error as Error;
+      this.#socket.destroy();
+      return;
+    }
+    for (const frame of frames) this.#onFrame(frame);
+  }
+
+  #onFrame(frame: Frame): void {
+    try {
+      this.#dispatch(frame);
+    } catch (error) {
+      this.#closedError = error as Error;
+      this.#socket.destroy();
+    }
+  }
+
+  #dispatch(frame: Frame): void {
+    const current = this.#pending[0];
+    switch (frame.type) {
+      case MessageType.REPLY:
+        this.#onReply(current, parseReply(parseJsonBody(frame.body)));
+        return;
+      case MessageType.ERROR:
+        this.#onError(current, parseErrorBody(parseJsonBody(frame.body)));
+        return;
+      case MessageType.DATA:
+        this.#onStreamData(current, frame.body);
+        return;
+      case MessageType.END:
+        this.#onStreamEnd(current, parseStreamEnd(parseJsonBody(frame.body)));
+        return;
+      case MessageType.NOTICE: {
+        const notice = parseNotice(parseJsonBody(frame.body));
+        if (notice.closing) this.#closingNotice = notice;
+        return void this.emit('notice', notice);
+      }
+      default:
+        throw new MalformedMessageError(`unexpected frame type 0x${frame.type.toString(16)} from the server`);
+    }
+  }
+
+  #updateQuota(quota: unknown): void {
+    if (!quota) return;
+    this.#quota = quota as Quota;
+    this.emit('quota', this.#quota);
+  }
+
+  #onReply(current: Pending | undefined, reply: Record<string, unknown>): void {
+    if (!current || current.reply) throw new MalformedMessageError('a REPLY that answers no request');
+    this.#updateQuota(reply.quota);
+    if (reply.stream === true) {
+      current.reply = reply;
+      current.hash = createHash('sha256');
+      return;
+    }
+    this.#pending.shift();
+    current.resolve({ reply, end: null });
+  }
+
+  #onError(current: Pending | undefined, body: ReceivedErrorBody): void {
+    this.#updateQuota(body.quota);
+    const error = new ServerError(body);
+    if (body.id === null || !current) {
+      this.#closedError = error;
+      return;
+    }
+    this.#pending.shift();
+    current.reject(error);
+    if (body.fatal) this.#closedError = error;
+  }
+
+  /** Why no more requests can be made: the connection closed, or the server said it is closing it. */
+  #closedReason(): ConnectionClosedError {
+    const cause = this.#closedError;
+    const notice = this.#closingNotice;
+    if (notice) return new ConnectionClosedError(`the server closed the connection: ${notice.message}`, { notice });
+    if (cause instanceof ConnectionClosedError) return cause;
+    const why = cause instanceof ServerError ? ` (${cause.body.code})` : cause ? ` (${cause.message})` : '';
+    return new ConnectionClosedError(`the connection is closed${why}`);
+  }
+
+  #onStreamData(current: Pending | undefined, piece: Buffer): void {
+    if (!current?.hash) throw new MalformedMessageError('a DATA frame outside a stream');
+    current.hash.update(piece);
+    current.received += piece.length;
+    const pending = current.sink?.write(piece);
+    if (pending) {
+      // Inbound backpressure: stop reading while a sink catches up; resume when every slow write is done.
+      this.#slowWrites += 1;
+      this.#socket.pause();
+      pending.then(
+        () => {
+          this.#slowWrites -= 1;
+          if (this.#slowWrites === 0) this.#socket.resume();
+        },
+        (error: Error) => {
+          this.#closedError = error;
+          this.#socket.destroy();
+        },
+      );
+    }
+  }
+
+  #onStreamEnd(current: Pending | undefined, end: StreamEnd): void {
+    if (!current?.hash || !current.reply) throw new MalformedMessageError('an END frame outside a stream');
+    this.#pending.shift();
+    const digest = current.hash.digest('hex');
+    if (end.bytes !== current.received || end.sha256 !== digest) {
+      current.reject(new IntegrityError(end, { bytes: current.received, sha256: digest }));
+      return;
+    }
+    current.resolve({ reply: current.reply, end });
+  }
+
+  #fail(error: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closedError ??= error;
+    const reason = this.#closedReason();
+    for (const pending of this.#pending.splice(0)) pending.reject(reason);
+    const cause = this.#closedError;
+    this.emit('close', cause instanceof ConnectionClosedError ? null : cause);
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * The server's options: one defaults object (units in the comments), merged with environment variables and
+ * command-line flags, validated once, frozen. `imgcache-server --help` is generated from OPTION_SPECS, so the help
+ * text, the environment variables and the defaults cannot drift apart.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_TIER_TABLE, type TierTable, validateTierTable } from '../machines/tiers.ts';
+
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface ServerConfig {
+  /** interface to listen on */
+  host: string;
+  /** TCP port; 0 picks a free one */
+  port: number;
+  /** folder of images to serve */
+  cacheDir: string;
+  /** SQLite history file, created on first start */
+  database: string;
+  /** concurrent sessions, handshakes in progress included */
+  capacity: number;
+  /** tier table: codes to tier, quota and rights */
+  tiers: TierTable;
+  /** ms a new connection has to complete its HELLO [P-11] */
+  handshakeTimeoutMs: number;
+  /** ms an admitted session may stay without a request [P-27] */
+  idleTimeoutMs: number;
+  /** ms a rejected client is told to wait before retrying [P-13] */
+  retryAfterMs: number;
+  /** ms given to answers in flight when the server stops [P-28] */
+  shutdownGraceMs: number;
+  /** bytes: largest frame a client may send after the handshake [P-3] */
+  maxRequestBytes: number;
+  /** bytes: largest frame the server sends (and so the largest DATA chunk) [P-3] */
+  maxFrameBytes: number;
+  /** bytes of image content kept in memory; larger catalogs stream the rest from disk */
+  memoryBudgetBytes: number;
+  /** fixed client codes handed out in turn (demos and tests); empty: cryptographically random codes */
+  codes: readonly number[];
+  /** pino level: fatal, error, warn, info, debug, trace, silent */
+  logLevel: string;
+  /** 'pretty' for people, 'json' for machines; default: pretty on a terminal, json otherwise */
+  logFormat: 'pretty' | 'json';
+}
+
+export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
+  host: '127.0.0.1',
+  port: 7878,
+  cacheDir: path.join(PACKAGE_ROOT, 'cache'),
+  database: 'imgcache-history.sqlite',
+  capacity: 3,
+  tiers: DEFAULT_TIER_TABLE,
+  handshakeTimeoutMs: 5_000,
+  idleTimeoutMs: 300_000,
+  retryAfterMs: 1_000,
+  shutdownGraceMs: 5_000,
+  maxRequestBytes: 4_096,
+  maxFrameBytes: 1_048_576,
+  memoryBudgetBytes: 256 * 1_048_576,
+  codes: [],
+  logLevel: 'info',
+  logFormat: process.stdout.isTTY ? 'pretty' : 'json',
+});
+
+type OptionKind = 'string' | 'integer' | 'codes' | 'tiers' | 'format';
+
+export interface OptionSpec {
+  key: keyof ServerConfig;
+  flag: string;
+  env: string;
+  kind: OptionKind;
+  help: string;
+  min?: number;
+}
+
+export const OPTION_SPECS: readonly OptionSpec[] = [
+  { key: 'host', flag: 'host', env: 'IMGCACHE_HOST', kind: 'string', help: 'interface to listen on' },
+  { key: 'port', flag: 'port', env: 'IMGCACHE_PORT', kind: 'integer', min: 0, help: 'TCP port (0: any free port)' },
+  { key: 'cacheDir', flag: 'cache-dir', env: 'IMGCACHE_CACHE_DIR', kind: 'string', help: 'folder of images to serve' },
+  { key: 'database', flag: 'database', env: 'IMGCACHE_DATABASE', kind: 'string', help: 'SQLite history file' },
+  { key: 'capacity', flag: 'capacity', env: 'IMGCACHE_CAPACITY', kind: 'integer', min: 1, help: 'concurrent sessions' },
+  {
+    key: 'tiers',
+    flag: 'tiers',
+    env: 'IMGCACHE_TIERS',
+    kind: 'tiers',
+    help: 'JSON file with the tier table (default: bronze/silver/gold/platinum)',
+  },
+  {
+    key: 'handshakeTimeoutMs',
+    flag: 'handshake-timeout-ms',
+    env: 'IMGCACHE_HANDSHAKE_TIMEOUT_MS',
+    kind: 'integer',
+    min: 1,
+    help: 'ms to complete the handshake',
+  },
+  {
+    key: 'idleTimeoutMs',
+    flag: 'idle-timeout-ms',
+    env: 'IMGCACHE_IDLE_TIMEOUT_MS',
+    kind: 'integer',
+    min: 1,
+    help: 'ms a session may stay idle',
+  },
+  {
+    key: 'retryAfterMs',
+    flag: 'retry-after-ms',
+    env: 'IMGCACHE_RETRY_AFTER_MS',
+    kind: 'integer',
+    min: 0,
+    help: 'retry hint given to rejected clients, ms',
+  },
+  {
+    key: 'shutdownGraceMs',
+    flag: 'shutdown-grace-ms',
+    env: 'IMGCACHE_SHUTDOWN_GRACE_MS',
+    kind: 'integer',
+    min: 0,
+    help: 'ms for transfers in flight at shutdown',
+  },
+  {
+    key: 'maxRequestBytes',
+    flag: 'max-request-bytes',
+    env: 'IMGCACHE_MAX_REQUEST_BYTES',
+    kind: 'integer',
+    min: 256,
+    help: 'largest client frame after the handshake, bytes',
+  },
+  {
+    key: 'maxFrameBytes',
+    flag: 'max-frame-bytes',
+    env: 'IMGCACHE_MAX_FRAME_BYTES',
+    kind: 'integer',
+    min: 4_096,
+    help: 'largest server frame, bytes',
+  },
+  {
+    key: 'memoryBudgetBytes',
+    flag: 'memory-budget-bytes',
+    env: 'IMGCACHE_MEMORY_BUDGET_BYTES',
+    kind: 'integer',
+    min: 0,
+    help: 'image bytes held in memory',
+  },
+  {
+    key: 'codes',
+    flag: 'codes',
+    env: 'IMGCACHE_CODES',
+    kind: 'codes',
+    help: 'comma-separated client codes handed out in turn (default: random)',
+  },
+  { key: 'logLevel', flag: 'log-level', env: 'IMGCACHE_LOG_LEVEL', kind: 'string', help: 'log level' },
+  { key: 'logFormat', flag: 'log-format', env: 'IMGCACHE_LOG_FORMAT', kind: 'format', help: 'pretty or json' },
+];
+
+export class ConfigError extends Error {
+  readonly code = 'bad-config';
+}
+
+function parseInteger(spec: OptionSpec, raw: string): number {
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < (spec.min ?? 0)) {
+    throw new ConfigError(`--${spec.flag} (${spec.env}) must be an integer >= ${spec.min ?? 0}, not '${raw}'`);
+  }
+  return value;
+}
+
+function parseCodes(spec: OptionSpec, raw: string): number[] {
+  if (raw.trim() === '') return [];
+  return raw.split(',').map((part) => {
+    const code = Number(part.trim());
+    if (!Number.isInteger(code) || code < 100 || code > 999) {
+      throw new ConfigError(`--${spec.flag} (${spec.env}) takes codes from 100 to 999, not '${part}'`);
+    }
+    return code;
+  });
+}
+
+function loadTierTable(file: string): TierTable {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new ConfigError(`cannot read the tier table ${file}: ${(error as Error).message}`);
+  }
+  try {
+    return validateTierTable(raw);
+  } catch (error) {
+    throw new ConfigError(`bad tier table ${file}: ${(error as Error).message}`);
+  }
+}
+
+function parseOption(spec: OptionSpec, raw: string): ServerConfig[keyof ServerConfig] {
+  switch (spec.kind) {
+    case 'integer':
+      return parseInteger(spec, raw);
+    case 'codes':
+      return parseCodes(spec, raw);
+    case 'tiers':
+      return loadTierTable(raw);
+    case 'format':
+      if (raw !== 'pretty' && raw !== 'json') throw new ConfigError(`--${spec.flag} takes pretty or json`);
+      return raw;
+    case 'string':
+      return raw;
+  }
+}
+
+/**
+ * Builds the configuration from raw strings (flags win over the environment, which wins over the defaults) and
+ * typed overrides (tests and embedding code).
+ */
+export function resolveConfig(
+  flags: Readonly<Record<string, string | undefined>> = {},
+  env: Readonly<Record<string, string | undefined>> = {},
+  overrides: Partial<ServerConfig> = {},
+): Readonly<ServerConfig> {
+  const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  for (const spec of OPTION_SPECS) {
+    const raw = flags[spec.flag] ?? env[spec.env];
+    if (raw !== undefined) config[spec.key] = parseOption(spec, raw);
+  }
+  Object.assign(config, overrides);
+  const resolved = config as unknown as ServerConfig;
+  if (resolved.maxRequestBytes > resolved.maxFrameBytes) {
+    throw new ConfigError('--max-request-bytes cannot exceed --max-frame-bytes');
+  }
+  return Object.freeze({ ...resolved, codes: Object.freeze([...resolved.codes]) });
+}
+
+export function describeOptions(): string {
+  const rows = OPTION_SPECS.map((spec) => {
+    const fallback = spec.key === 'tiers' ? 'built-in' : JSON.stringify(DEFAULT_CONFIG[spec.key]);
+    return `  --${spec.flag.padEnd(22)} ${spec.help}\n  ${' '.repeat(24)} default ${fallback}; env ${spec.env}`;
+  });
+  return rows.join('\n');
+}

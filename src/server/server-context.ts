@@ -1,0 +1,28 @@
+/**
+ * What every connection of one server shares: its configuration, catalog, history and the few services the
+ * connection glue calls. Built once by the server (server.ts).
+ */
+import type { Duplex } from 'node:stream';
+import type { NewEvent } from '../../db/events.ts';
+import type { ServerConfig } from '../config.ts';
+import type { Occupancy, ServerLimits } from '../protocol/messages.ts';
+import type { ImageCatalog } from './image-catalog.ts';
+import type { ReplyWriter } from './reply-writer.ts';
+
+export interface HistoryRecorder {
+  record(events: NewEvent[], done: (error: Error | null) => void): void;
+}
+
+export interface ServerContext {
+  readonly config: Readonly<ServerConfig>;
+  readonly catalog: ImageCatalog;
+  readonly history: HistoryRecorder;
+  readonly serverName: string;
+  readonly limits: ServerLimits;
+  nextCode(): number;
+  occupancy(): Occupancy;
+  replyWriter(stream: Duplex): ReplyWriter;
+  logEvents(events: NewEvent[]): void;
+  logHistoryFailure(error: Error, connection: number): void;
+  forget(connection: { readonly number: number }): void;
+}

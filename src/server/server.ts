@@ -1,0 +1,173 @@
+/**
+ * The imgcache server: opens the history, loads the catalog, starts the admission actor, and hands every accepted
+ * connection to the glue. `handle()` takes any Duplex, so the TCP listener is just one adapter.
+ */
+import { once } from 'node:events';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type Database from 'better-sqlite3';
+import { createActor } from 'xstate';
+import { nextConnectionNumber } from '../../db/connection-numbers.ts';
+import { EventLog } from '../../db/event-log.ts';
+import type { NewEvent } from '../../db/events.ts';
+import { openDatabase } from '../../db/open-database.ts';
+import { closeOrphanedSessions } from '../../db/recover-sessions.ts';
+import { usageJsonChunksFromDatabase } from '../../db/usage-export.ts';
+import { admissionMachine } from '../../machines/admission.machine.ts';
+import { resolveConfig, type ServerConfig } from '../config.ts';
+import { type Logger, silentLogger } from '../logger.ts';
+import { PROTOCOL_VERSIONS, type ServerLimits } from '../protocol/messages.ts';
+import { type CodeSource, sequenceOfCodes } from './code-source.ts';
+import { Connection } from './connection.ts';
+import { ImageCatalog } from './image-catalog.ts';
+import { ReplyWriter } from './reply-writer.ts';
+import type { ServerContext } from './server-context.ts';
+
+export const SERVER_VERSION = '0.1.0';
+
+export interface ServerDependencies {
+  /** where client codes come from; default: the configured sequence, or cryptographically random codes */
+  codeSource?: CodeSource;
+  logger?: Logger;
+}
+
+export interface ImgcacheServer {
+  readonly config: Readonly<ServerConfig>;
+  /** where the server listens (the real port when 0 was asked for) */
+  readonly address: { host: string; port: number };
+  /** serves one connection, whatever carries it */
+  handle(stream: Duplex, remote: string): void;
+  /** graceful shutdown [P-28]: stop accepting, tell every client, record every close, close the history */
+  close(): Promise<void>;
+}
+
+export function* usageFromFile(file: string): Generator<string> {
+  // A connection of its own per export: a long export never blocks appends, and WAL gives it a consistent snapshot.
+  const reader = openDatabase(file, { readonly: true });
+  try {
+    yield* usageJsonChunksFromDatabase(reader);
+  } finally {
+    reader.close();
+  }
+}
+
+export async function startServer(
+  options: Partial<ServerConfig> = {},
+  dependencies: ServerDependencies = {},
+): Promise<ImgcacheServer> {
+  const config = resolveConfig({}, {}, options);
+  const logger = dependencies.logger ?? silentLogger;
+  const nextCode = dependencies.codeSource ?? sequenceOfCodes(config.codes);
+
+  const database: Database.Database = openDatabase(config.database);
+  const history = new EventLog(database);
+  const orphans = closeOrphanedSessions(database, 'server-restart');
+  if (orphans > 0)
+    logger.warn({ sessions: orphans }, 'closed sessions left open by an earlier run that did not stop cleanly');
+  const catalog = new ImageCatalog(config.cacheDir, config.memoryBudgetBytes).load();
+  let connectionNumber = nextConnectionNumber(database);
+  history.recordNow([
+    {
+      session: null,
+      type: 'server-started',
+      data: { version: SERVER_VERSION, pid: process.pid, capacity: config.capacity },
+    },
+  ]);
+
+  const limits: ServerLimits = {
+    maxRequestBytes: config.maxRequestBytes,
+    maxFrameBytes: config.maxFrameBytes,
+    idleTimeoutMs: config.idleTimeoutMs,
+  };
+  const connections = new Map<number, Connection>();
+  const admission = createActor(admissionMachine, {
+    input: {
+      capacity: config.capacity,
+      retryAfterMs: config.retryAfterMs,
+      sessionInput: {
+        supportedVersions: PROTOCOL_VERSIONS,
+        tiers: config.tiers,
+        handshakeTimeoutMs: config.handshakeTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
+      },
+    },
+  });
+
+  const context: ServerContext = {
+    config,
+    catalog,
+    history,
+    serverName: `imgcache/${SERVER_VERSION}`,
+    limits,
+    nextCode,
+    occupancy: () => ({ open: admission.getSnapshot().context.open, capacity: config.capacity }),
+    replyWriter: (stream) => new ReplyWriter(stream, config.maxFrameBytes, () => usageFromFile(config.database)),
+    logEvents: (events: NewEvent[]) => {
+      for (const event of events) logger.info({ session: event.session, ...event.data }, event.type);
+    },
+    logHistoryFailure: (error, connection) =>
+      logger.error({ err: error, session: connection }, 'history unavailable: the answer was not sent'),
+    forget: (connection) => connections.delete(connection.number),
+  };
+
+  admission.on('admitted', (effect) => connections.get(effect.connection)?.admit(effect.session));
+  admission.on('rejected', (effect) =>
+    connections.get(effect.connection)?.rejectAtCapacity(effect.reason, effect.occupancy, effect.retryAfterMs),
+  );
+  admission.start();
+
+  function handle(stream: Duplex, remote: string): void {
+    const number = connectionNumber++;
+    const connection = new Connection(stream, number, remote, context);
+    connections.set(number, connection);
+    stream.once('close', () => connections.delete(number));
+    admission.send({ type: 'CONNECT', connection: number });
+  }
+
+  const listener = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
+    handle(socket, `${socket.remoteAddress}:${socket.remotePort}`),
+  );
+  listener.listen(config.port, config.host);
+  await once(listener, 'listening');
+  const bound = listener.address() as net.AddressInfo;
+  logger.info(
+    {
+      host: bound.address,
+      port: bound.port,
+      images: catalog.size,
+      database: config.database,
+      capacity: config.capacity,
+    },
+    'listening',
+  );
+
+  let closing: Promise<void> | null = null;
+  async function shutdown(): Promise<void> {
+    listener.close();
+    const drained = new Promise<void>((resolve) => {
+      if (admission.getSnapshot().status === 'done') return resolve();
+      admission.subscribe({ complete: () => resolve() });
+    });
+    admission.send({ type: 'SHUTDOWN' });
+    const grace = setTimeout(() => {
+      for (const connection of connections.values()) connection.destroy();
+    }, config.shutdownGraceMs);
+    await drained;
+    clearTimeout(grace);
+    history.flush();
+    history.recordNow([{ session: null, type: 'server-stopped', data: { reason: 'shutdown' } }]);
+    history.close();
+    database.close();
+    logger.info('stopped');
+  }
+
+  return {
+    config,
+    address: { host: bound.address, port: bound.port },
+    handle,
+    close: () => {
+      closing ??= shutdown();
+      return closing;
+    },
+  };
+}

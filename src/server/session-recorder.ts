@@ -1,0 +1,95 @@
+/**
+ * The one place that turns what a session decided into stored history events. The connection glue records these
+ * events and sends the reply only once they are committed, so nothing reaches a client that is not on record.
+ */
+import type { NewEvent } from '../../db/events.ts';
+import type { SessionEffect } from '../../machines/session.types.ts';
+import type { CatalogEntry } from './image-catalog.ts';
+
+export interface RecordingContext {
+  connection: number;
+  remote: string;
+  /** the catalog entry of the image a serve-image effect is about */
+  image?: CatalogEntry;
+}
+
+export function eventsForEffect(effect: SessionEffect, context: RecordingContext): NewEvent[] {
+  const session = context.connection;
+  switch (effect.type) {
+    case 'welcome':
+      return [
+        {
+          session,
+          type: 'session-admitted',
+          data: {
+            name: effect.identity.name,
+            code: effect.identity.code,
+            tier: effect.identity.tier,
+            quota: effect.quota.limit,
+            protocolVersion: effect.version,
+            remote: context.remote,
+          },
+        },
+      ];
+    case 'serve-image': {
+      const image = context.image;
+      if (!image) throw new Error(`serve-image of ${effect.image} without its catalog entry`);
+      return [
+        {
+          session,
+          type: 'image-served',
+          data: {
+            requestId: effect.requestId,
+            image: image.name,
+            bytes: image.bytes,
+            sha256: image.sha256,
+            quotaUsed: effect.quota.used,
+            quotaLimit: effect.quota.limit,
+          },
+        },
+      ];
+    }
+    case 'refuse':
+      return refusalEvents(effect, session);
+    case 'closed':
+      return effect.admitted ? [{ session, type: 'session-closed', data: { reason: effect.reason } }] : [];
+    default:
+      return [];
+  }
+}
+
+function refusalEvents(effect: Extract<SessionEffect, { type: 'refuse' }>, session: number): NewEvent[] {
+  // A failing history cannot record its own failure; the operator's log has it.
+  if (effect.code === 'history-unavailable') return [];
+  if (effect.code === 'quota-exhausted') {
+    return [
+      {
+        session,
+        type: 'quota-exhausted',
+        data: { requestId: effect.requestId ?? 0, image: effect.image ?? '', quotaLimit: effect.quota.limit },
+      },
+    ];
+  }
+  const data = {
+    requestId: effect.requestId,
+    command: effect.command ?? 'unknown',
+    code: effect.code,
+    reason: effect.message,
+    ...(effect.image === undefined ? {} : { image: effect.image }),
+  };
+  return [{ session, type: 'request-refused', data }];
+}
+
+export function rejectionEvent(
+  connection: number,
+  remote: string,
+  reason: string,
+  occupancy: { open: number; capacity: number },
+  supported?: readonly number[],
+): NewEvent {
+  return {
+    session: connection,
+    type: 'connection-rejected',
+    data: { reason, occupancy, remote, ...(supported ? { supported: [...supported] } : {}) },
+  };
+}

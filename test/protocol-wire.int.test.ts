@@ -4,6 +4,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { openDatabase } from '../db/open-database.ts';
+import { readEvents } from '../db/read-events.ts';
 import { encodeFrameHeader, MessageType } from '../src/protocol/index.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { startTestServer, type TestServer } from './helpers/test-server.ts';
@@ -167,6 +169,29 @@ test('[P-23] exit is acknowledged, then the server closes', async () => {
   const reply = await peer.nextJson(MessageType.REPLY);
   assert.equal([reply.id, reply.command, reply.status], [9, 'exit', 'ok']);
   assert.is(await peer.next(), null);
+});
+
+test('[P-27] an admitted session idle past the idle timeout is told so and closed; the close is on record', async () => {
+  const idle = await startTestServer({ idleTimeoutMs: 150 });
+  try {
+    const peer = await RawConnection.open(idle.port);
+    peer.hello();
+    await peer.nextJson(MessageType.WELCOME);
+    peer.sendJson(MessageType.REQUEST, { id: 1, command: 'list' });
+    await peer.nextJson(MessageType.REPLY);
+    const notice = await peer.nextJson(MessageType.NOTICE);
+    assert.equal([notice.kind, notice.closing], ['idle-timeout', true]);
+    assert.is(await peer.next(), null, 'the NOTICE is the last frame');
+    const history = openDatabase(idle.database, { readonly: true });
+    const closes = readEvents(history).filter((event) => event.type === 'session-closed');
+    history.close();
+    assert.equal(
+      closes.map((event) => event.data),
+      [{ reason: 'idle-timeout' }],
+    );
+  } finally {
+    await idle.stop();
+  }
 });
 
 test.run();

@@ -1,7 +1,8 @@
 /**
  * Downloads an image into the client's cache folder without ever leaving a corrupt file there: the bytes go to a
  * temporary file beside the target, which is renamed into place only after the length and SHA-256 announced by the
- * server's END frame matched what arrived [P-24].
+ * server's END frame matched what arrived [P-24]. A conditional get [P-34] answered not-modified [P-35] leaves the
+ * target alone.
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -9,7 +10,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Quota } from '../src/protocol/index.ts';
-import type { ImgcacheClient } from './imgcache-client.ts';
+import type { ImgcacheClient, ProgressListener } from './imgcache-client.ts';
 
 export const DEFAULT_CACHE_DIR = 'client-cache';
 
@@ -19,6 +20,17 @@ export interface Downloaded {
   bytes: number;
   sha256: string;
   quota: Quota;
+}
+
+/** What a conditional get did to the target file. */
+export type Received =
+  | ({ status: 'downloaded' } & Downloaded)
+  | { status: 'not-modified'; image: string; path: string; bytes: number; sha256: string; quota: Quota };
+
+export interface ReceiveOptions {
+  /** [P-34] the SHA-256 of the copy held at the target */
+  have?: string;
+  onProgress?: ProgressListener;
 }
 
 /** A server's image name becomes a local file name only if it is a plain name: no folders, no dot-dot, no NUL. */
@@ -44,7 +56,23 @@ function untilDrained(file: WriteStream): Promise<void> {
   });
 }
 
+/** The unconditional download: always transfers the image (and counts against the quota [P-21]). */
 export async function downloadImage(client: ImgcacheClient, image: string, folder: string): Promise<Downloaded> {
+  const received = await receiveImage(client, image, folder);
+  const { status: _status, ...downloaded } = received;
+  return downloaded;
+}
+
+/**
+ * A get into `folder/image`, conditional when `options.have` is given: on not-modified the target is not touched;
+ * otherwise the image lands in a temporary file renamed over the target once END checked out [P-24].
+ */
+export async function receiveImage(
+  client: ImgcacheClient,
+  image: string,
+  folder: string,
+  options: ReceiveOptions = {},
+): Promise<Received> {
   if (!isSafeFileName(image)) throw new Error(`refusing to save an image named '${image}': not a plain file name`);
   await mkdir(folder, { recursive: true });
   const target = path.join(folder, image);
@@ -53,19 +81,32 @@ export async function downloadImage(client: ImgcacheClient, image: string, folde
   const fileFailed = once(file, 'error').then(([error]) => Promise.reject(error as Error));
   fileFailed.catch(() => {});
   try {
-    const result = await Promise.race([
-      client.getInto(image, {
-        write: (piece) => (file.write(piece) ? undefined : untilDrained(file)),
-      }),
+    const outcome = await Promise.race([
+      client.getImage(image, { write: (piece) => (file.write(piece) ? undefined : untilDrained(file)) }, options),
       fileFailed,
     ]);
+    if (outcome.status === 'not-modified') {
+      await discard(file, temporary);
+      const { bytes, sha256, quota } = outcome.reply;
+      return { status: 'not-modified', image, path: target, bytes, sha256, quota };
+    }
     file.end();
     await Promise.race([once(file, 'finish'), fileFailed]);
     await rename(temporary, target);
-    return { image, path: target, bytes: result.end.bytes, sha256: result.end.sha256, quota: result.quota };
+    const { bytes, sha256 } = outcome.end;
+    return { status: 'downloaded', image, path: target, bytes, sha256, quota: outcome.quota };
   } catch (error) {
-    file.destroy();
-    await rm(temporary, { force: true });
+    await discard(file, temporary);
     throw error;
   }
+}
+
+/** Closes the temporary file (once it is open, if it was still opening) and removes it. */
+async function discard(file: WriteStream, temporary: string): Promise<void> {
+  if (!file.closed) {
+    const closed = once(file, 'close').catch(() => {});
+    file.destroy();
+    await closed;
+  }
+  await rm(temporary, { force: true });
 }

@@ -19,6 +19,7 @@ import {
   IntegrityError,
   MalformedMessageError,
   MessageType,
+  type NotModifiedReply,
   PROTOCOL_VERSIONS,
   parseErrorBody,
   parseJsonBody,
@@ -64,9 +65,26 @@ export interface StreamResult {
   quota: Quota;
 }
 
+/** Called after each DATA frame of an image with the bytes received so far and the size the REPLY announced. */
+export type ProgressListener = (received: number, total: number) => void;
+
+export interface GetOptions {
+  /** [P-34] the SHA-256 of the copy held: when it is still the image's, the server answers not-modified */
+  have?: string;
+  onProgress?: ProgressListener;
+}
+
+/** A `get` answered with the image's bytes [P-19], or not-modified [P-35] (nothing was sent, nothing was counted). */
+export type GetOutcome =
+  | ({ status: 'ok' } & StreamResult)
+  | { status: 'not-modified'; reply: NotModifiedReply; quota: Quota };
+
 interface Pending {
   command: string;
   sink: StreamSink | null;
+  onProgress: ProgressListener | null;
+  /** the stream's announced length, when its REPLY gave one */
+  total: number;
   resolve(value: { reply: Record<string, unknown>; end: StreamEnd | null }): void;
   reject(error: Error): void;
   hash: Hash | null;
@@ -183,8 +201,24 @@ export class ImgcacheClient extends EventEmitter<{
 
   /** Downloads an image into `sink`; resolves once END arrived and the length and SHA-256 matched [P-24]. */
   async getInto(image: string, sink: StreamSink): Promise<StreamResult> {
-    const { reply, end } = await this.#request({ command: 'get', image }, sink);
-    return { reply, end: end as StreamEnd, quota: reply.quota as Quota };
+    const outcome = await this.getImage(image, sink);
+    if (outcome.status !== 'ok') throw new MalformedMessageError('not-modified answers a get that had no have');
+    return outcome;
+  }
+
+  /**
+   * A `get`, conditional when `options.have` is given [P-34]: resolves with the image streamed into `sink` (END
+   * checked, [P-24]), or with the not-modified REPLY [P-35], in which case `sink` received nothing.
+   */
+  async getImage(image: string, sink: StreamSink, options: GetOptions = {}): Promise<GetOutcome> {
+    const have = options.have === undefined ? {} : { have: options.have };
+    const fields = { command: 'get', image, ...have };
+    const { reply, end } = await this.#request(fields, sink, options.onProgress);
+    if (reply.status === 'not-modified') {
+      const notModified = reply as NotModifiedReply;
+      return { status: 'not-modified', reply: notModified, quota: notModified.quota };
+    }
+    return { status: 'ok', reply, end: end as StreamEnd, quota: reply.quota as Quota };
   }
 
   /** The usage document as text (platinum only, [P-22]). */
@@ -214,13 +248,15 @@ export class ImgcacheClient extends EventEmitter<{
     return new Promise((resolve) => this.once('close', () => resolve()));
   }
 
-  #request(fields: Record<string, unknown>, sink: StreamSink | null = null) {
+  #request(fields: Record<string, unknown>, sink: StreamSink | null = null, onProgress?: ProgressListener) {
     return new Promise<{ reply: Record<string, unknown>; end: StreamEnd | null }>((resolve, reject) => {
       if (this.#closed || this.#closedError) return reject(this.#closedReason());
       const id = this.#nextId++;
       this.#pending.push({
         command: String(fields.command),
         sink,
+        onProgress: onProgress ?? null,
+        total: 0,
         resolve,
         reject,
         hash: null,
@@ -289,6 +325,7 @@ export class ImgcacheClient extends EventEmitter<{
     if (reply.stream === true) {
       current.reply = reply;
       current.hash = createHash('sha256');
+      current.total = typeof reply.bytes === 'number' ? reply.bytes : 0;
       return;
     }
     this.#pending.shift();
@@ -321,6 +358,7 @@ export class ImgcacheClient extends EventEmitter<{
     if (!current?.hash) throw new MalformedMessageError('a DATA frame outside a stream');
     current.hash.update(piece);
     current.received += piece.length;
+    current.onProgress?.(current.received, current.total);
     const pending = current.sink?.write(piece);
     if (pending) {
       // Inbound backpressure: stop reading while a sink catches up; resume when every slow write is done.

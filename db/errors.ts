@@ -52,7 +52,21 @@ export class HistoryReadOnlyError extends HistoryError {
   readonly code = 'history-read-only';
 
   constructor(file: string, cause: unknown) {
-    super(`the history ${file} cannot be written (check the permissions of the file and its folder)`, cause);
+    const why = systemReason(cause);
+    super(
+      `the history ${file} cannot be written${why ? ` (${why})` : ''}: check the permissions and attributes of ` +
+        'the file and its folder, and that its file system is mounted read-write',
+      cause,
+    );
+  }
+}
+
+/** A writable open that had to write (a migration, the switch to WAL) on a full disk. */
+export class HistoryDiskFullError extends HistoryError {
+  readonly code = 'history-disk-full';
+
+  constructor(file: string, cause: unknown) {
+    super(`the history ${file} cannot be written: the disk is full (free some space and start again)`, cause);
   }
 }
 
@@ -91,9 +105,21 @@ export class HistoryOutdatedError extends HistoryError {
 /** A commit of events failed: none of the events of that batch is stored. */
 export class HistoryAppendError extends HistoryError {
   readonly code = 'history-append-failed';
+  /** the SQLite result code of the failure, e.g. SQLITE_FULL; '' when it did not come from SQLite */
+  readonly sqliteCode: string;
+  /** what is wrong, in the operator's terms */
+  readonly condition: StorageCondition;
 
-  constructor(count: number, cause: unknown) {
-    super(`could not store ${count} event(s): ${describe(cause)}`, cause);
+  constructor(count: number, cause: unknown, file?: string, condition?: StorageCondition) {
+    const sqliteCode = sqliteCodeOf(cause);
+    condition ??= storageCondition(sqliteCode);
+    super(
+      `cannot write to the history${file ? ` ${file}` : ''}: ${CONDITIONS[condition]} ` +
+        `(${sqliteCode ? `${sqliteCode}: ` : ''}${describe(cause)}); ${count} event(s) not stored`,
+      cause,
+    );
+    this.sqliteCode = sqliteCode;
+    this.condition = condition;
   }
 }
 
@@ -106,6 +132,43 @@ export class HistoryClosedError extends HistoryError {
   }
 }
 
+/** What stops SQLite from writing, in the operator's terms: each names what to fix. */
+export type StorageCondition = 'locked' | 'disk-full' | 'read-only' | 'io-error' | 'damaged' | 'other';
+
+const CONDITIONS: Readonly<Record<StorageCondition, string>> = {
+  locked: 'another process holds a lock on it (is a second server or an sqlite3 shell using the file?)',
+  'disk-full': 'the disk is full',
+  'read-only': 'the file, its folder or its file system is read-only',
+  'io-error': 'the system refused a read or a write (a read-only, immutable, failing or vanished file?)',
+  damaged: 'the file is damaged',
+  other: 'SQLite failed',
+};
+
+/** The SQLite result code carried by an error (better-sqlite3 sets `code`, e.g. SQLITE_BUSY), or ''. */
+export function sqliteCodeOf(error: unknown): string {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : '';
+}
+
+/** The condition behind an SQLite result code (extended codes included: SQLITE_IOERR_WRITE is an io-error). */
+export function storageCondition(sqliteCode: string): StorageCondition {
+  if (/^SQLITE_(BUSY|LOCKED)/.test(sqliteCode)) return 'locked';
+  if (sqliteCode.startsWith('SQLITE_FULL')) return 'disk-full';
+  if (sqliteCode.startsWith('SQLITE_READONLY')) return 'read-only';
+  if (/^SQLITE_(IOERR|CANTOPEN)/.test(sqliteCode)) return 'io-error';
+  if (/^SQLITE_(CORRUPT|NOTADB)/.test(sqliteCode)) return 'damaged';
+  return 'other';
+}
+
 function describe(cause: unknown): string {
   return cause instanceof Error ? cause.message : String(cause);
+}
+
+/** The system's reason for a file-system error (EROFS, EPERM, EACCES: read-only, immutable, permission). */
+function systemReason(cause: unknown): string {
+  const code = typeof cause === 'object' && cause !== null ? (cause as { code?: unknown }).code : undefined;
+  if (code === 'EROFS') return 'EROFS: the file system is read-only';
+  if (code === 'EPERM') return 'EPERM: the file is immutable or append-only';
+  if (code === 'EACCES') return 'EACCES: permission denied';
+  return typeof code === 'string' ? code : '';
 }

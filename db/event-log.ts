@@ -6,8 +6,15 @@
  */
 
 import type BetterSqlite3 from 'better-sqlite3';
-import { HistoryAppendError, HistoryClosedError } from './errors.ts';
+import {
+  HistoryAppendError,
+  HistoryClosedError,
+  type StorageCondition,
+  sqliteCodeOf,
+  storageCondition,
+} from './errors.ts';
 import type { NewEvent } from './events.ts';
+import { diskIsFull, writeDenied } from './file-system.ts';
 
 type Database = BetterSqlite3.Database;
 
@@ -46,7 +53,13 @@ export class EventLog {
     });
   }
 
-  /** Queues events for the next group commit; `done` runs once they are durable, or with the error if not. */
+  /**
+   * Queues events for the next group commit; `done` runs once they are durable, or with the error if not.
+   *
+   * No events have nothing to make durable, so their `done` gets null even when the commit fails: an answer that
+   * records nothing (the ERROR that tells a client the history is unavailable) is not failed by a failing history.
+   * They still take their turn in the queue, so a connection's answers keep their order.
+   */
   record(events: readonly NewEvent[], done: RecordDone): void {
     if (this.#closed) {
       setImmediate(done, new HistoryClosedError());
@@ -88,12 +101,21 @@ export class EventLog {
   }
 
   #commitBatch(batch: readonly Pending[]): Error | null {
+    if (countRows(batch) === 0) return null;
     try {
       this.#commit.immediate(batch);
       return null;
     } catch (error) {
-      return new HistoryAppendError(countRows(batch), error);
+      return new HistoryAppendError(countRows(batch), error, this.db.name, this.#condition(error));
     }
+  }
+
+  /** A bare I/O error, explained by the file system when it can: a file that may not be written, a full disk. */
+  #condition(error: unknown): StorageCondition | undefined {
+    if (storageCondition(sqliteCodeOf(error)) !== 'io-error') return undefined;
+    if (writeDenied(this.db.name)) return 'read-only';
+    if (diskIsFull(this.db.name)) return 'disk-full';
+    return undefined;
   }
 
   #toRow(event: NewEvent): EventRow {
@@ -101,12 +123,15 @@ export class EventLog {
   }
 }
 
-/** Every done runs even if an earlier one throws; the first throw is rethrown after, so a bug is not swallowed. */
+/**
+ * Every done runs even if an earlier one throws; the first throw is rethrown after, so a bug is not swallowed. A
+ * record of no events stored nothing that could fail: its done gets null.
+ */
 function callDones(batch: readonly Pending[], error: Error | null): void {
   let thrown: { error: unknown } | null = null;
-  for (const { done } of batch) {
+  for (const { rows, done } of batch) {
     try {
-      done(error);
+      done(rows.length === 0 ? null : error);
     } catch (doneError) {
       thrown ??= { error: doneError };
     }

@@ -19,14 +19,28 @@ export type HistoryEvent =
       type: 'connection-rejected';
       data: { reason: string; occupancy: Occupancy; remote: string; supported?: number[] };
     }
+  /** a connection that went away before it was admitted or rejected (it never completed a HELLO) */
+  | { type: 'connection-dropped'; data: { reason: string; remote: string } }
   | {
       type: 'image-served';
       data: { requestId: number; image: string; bytes: number; sha256: string; quotaUsed: number; quotaLimit: number };
     }
   | {
       type: 'request-refused';
-      data: { requestId: number | null; command: string; code: string; reason: string; image?: string };
+      data: {
+        requestId: number | null;
+        command: string;
+        code: string;
+        reason: string;
+        image?: string;
+        /** the full length of a name too long to keep whole in `image` */
+        imageLength?: number;
+        /** what a name that is not in the catalog looked like it was trying (path-traversal, nul-byte, ...) */
+        suspicious?: string;
+      };
     }
+  /** [P-35] a get answered not-modified: the client held the current image; nothing sent, nothing counted */
+  | { type: 'image-not-modified'; data: { requestId: number; image: string; sha256: string } }
   | { type: 'quota-exhausted'; data: { requestId: number; image: string; quotaLimit: number } }
   | { type: 'session-closed'; data: { reason: string } };
 

@@ -1,12 +1,16 @@
 /**
  * Opening the history: WAL and `synchronous = FULL` (every commit survives power loss; group commit keeps that
- * cheap), a busy timeout, migrations on writable opens, and SQLite's failures turned into coded errors.
+ * cheap), a busy timeout, migrations on writable opens, and SQLite's failures turned into coded errors. A writable
+ * open fails at once, with a clear reason, when the history cannot be written: a read-only, immutable or
+ * permission-denied file or folder (history-read-only), another process holding the write lock (history-locked),
+ * a full disk when the open must write (history-disk-full).
  */
 
 import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import {
+  HistoryDiskFullError,
   HistoryError,
   HistoryLockedError,
   HistoryNotADatabaseError,
@@ -14,6 +18,7 @@ import {
   HistoryReadOnlyError,
   HistoryUnavailableError,
 } from './errors.ts';
+import { diskIsFull, writeDenied } from './file-system.ts';
 import { checkSchemaVersion, migrate, refuseNewerSchema } from './schema.ts';
 
 export type Database = BetterSqlite3.Database;
@@ -32,7 +37,10 @@ export function openDatabase(file: string, options: OpenDatabaseOptions = {}): D
   let db: Database | undefined;
   try {
     if (readonly && !fs.existsSync(file)) throw new HistoryNotFoundError(file);
-    if (!readonly) createParentFolder(file);
+    if (!readonly) {
+      createParentFolder(file);
+      checkWritable(file);
+    }
     db = new BetterSqlite3(file, {
       readonly,
       fileMustExist: readonly,
@@ -53,6 +61,20 @@ function prepareWritable(db: Database, file: string): void {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   migrate(db, file);
+  // A writable open can write now: take the write lock once, so that another process holding it is found here,
+  // with its own error, rather than at the first event.
+  db.exec('BEGIN IMMEDIATE');
+  db.exec('COMMIT');
+}
+
+/**
+ * The file, its WAL files and its folder must be writable (a read-only file system, an immutable file, a denied
+ * permission): SQLite would open such a file read-only, or not at all, and only fail at the first write.
+ */
+function checkWritable(file: string): void {
+  if (!isPlainPath(file)) return;
+  const denied = writeDenied(file);
+  if (denied) throw new HistoryReadOnlyError(file, denied);
 }
 
 function createParentFolder(file: string): void {
@@ -72,10 +94,20 @@ function toHistoryError(file: string, readonly: boolean, error: unknown): Histor
   if (code.startsWith('SQLITE_NOTADB')) return new HistoryNotADatabaseError(file, error);
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return new HistoryLockedError(file, error);
   if (code.startsWith('SQLITE_READONLY')) return new HistoryReadOnlyError(file, error);
+  if (/^SQLITE_(FULL|IOERR)/.test(code) && (code.startsWith('SQLITE_FULL') || diskIsFull(file))) {
+    return new HistoryDiskFullError(file, error);
+  }
+  if (!readonly && isDeniedWrite(error)) return new HistoryReadOnlyError(file, error);
   if (code.startsWith('SQLITE_CANTOPEN') && readonly && !fs.existsSync(file)) {
     return new HistoryNotFoundError(file, error);
   }
   return new HistoryUnavailableError(file, error);
+}
+
+/** A file-system error that says the process may not write there (the folder could not be created). */
+function isDeniedWrite(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return code === 'EROFS' || code === 'EACCES' || code === 'EPERM';
 }
 
 function sqliteCode(error: unknown): string {

@@ -3,41 +3,11 @@
  * one client at a time, and yields the document as pieces of JSON text that join into one object.
  */
 
-import type { Occupancy, StoredEvent } from './events.ts';
+import type { UsageClient, UsageDocument, UsageRejection, UsageRequest } from '../src/protocol/usage-document.ts';
+import type { StoredEvent } from './events.ts';
 import { isoTime as iso } from './iso-time.ts';
 
-export interface UsageRequest {
-  image: string;
-  /** ISO 8601 */
-  at: string;
-  outcome: 'served' | 'not-found' | 'refused';
-  /** only for `served` */
-  bytes?: number;
-}
-
-export interface UsageClient {
-  name: string;
-  code: number;
-  tier: string;
-  connectedAt: string;
-  /** null while the session is open */
-  disconnectedAt: string | null;
-  closeReason: string | null;
-  quota: { limit: number; used: number };
-  requests: UsageRequest[];
-}
-
-export interface UsageRejection {
-  at: string;
-  reason: string;
-  occupancy: Occupancy;
-}
-
-export interface UsageDocument {
-  generatedAt: string;
-  clients: UsageClient[];
-  rejected: UsageRejection[];
-}
+export type { UsageClient, UsageDocument, UsageRejection, UsageRequest };
 
 export interface UsageInput {
   /**
@@ -141,6 +111,9 @@ function addToDraft(draft: ClientDraft, event: StoredEvent): void {
     case 'image-served':
       draft.used++;
       draft.requests.push({ image: event.data.image, at: iso(event.at), outcome: 'served', bytes: event.data.bytes });
+      return;
+    case 'image-not-modified':
+      draft.requests.push({ image: event.data.image, at: iso(event.at), outcome: 'not-modified' });
       return;
     case 'request-refused':
       // Other refusals (a bad request, a forbidden usage) are not image requests.

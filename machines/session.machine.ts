@@ -103,6 +103,11 @@ const sessionSetup = setup({
       assertEvent(event, 'REQUEST');
       return event.request.command === 'get' && event.imageExists !== true;
     },
+    /** [P-34] [P-36] A get of an image whose current hash the client already holds: answered free, in any state. */
+    isUnchangedImage: ({ event }) => {
+      assertEvent(event, 'REQUEST');
+      return event.request.command === 'get' && event.imageExists === true && event.imageUnchanged === true;
+    },
     /** [P-21] Serving this get uses the last of the quota. */
     takesLastImage: ({ context }) => context.quota.remaining === 1,
     /** [P-26] */
@@ -151,6 +156,11 @@ const sessionSetup = setup({
       enqueue.assign({ quota });
       enqueue.emit({ type: 'serve-image', requestId: event.request.id, image: imageOf(event), quota });
     }),
+    /** [P-35] [P-36] Not modified: no bytes, nothing counted. */
+    serveNotModified: emit(({ context, event }) => {
+      assertEvent(event, 'REQUEST');
+      return { type: 'serve-not-modified', requestId: event.request.id, image: imageOf(event), quota: context.quota };
+    }),
     /** [P-22] */
     serveUsage: emit(({ context, event }) => {
       assertEvent(event, 'REQUEST');
@@ -185,14 +195,19 @@ const sessionSetup = setup({
       return { type: 'refuse', requestId, code, message, fatal: FATAL_ERROR_CODES.has(code), quota: context.quota };
     }),
     /** [P-26] history-unavailable: fatal, answers no request. */
-    refuseHistoryUnavailable: emit(({ context }) => ({
-      type: 'refuse',
-      requestId: null,
-      code: 'history-unavailable',
-      message: 'the server cannot record this session in its history',
-      fatal: true,
-      quota: context.quota,
-    })),
+    refuseHistoryUnavailable: emit(({ context, event }) => {
+      assertEvent(event, 'HISTORY_FAILED');
+      // An image whose serving could not be recorded was not sent: it does not count.
+      const used = event.imageNotServed ? context.quota.used - 1 : context.quota.used;
+      return {
+        type: 'refuse',
+        requestId: null,
+        code: 'history-unavailable',
+        message: 'the server cannot record this session in its history',
+        fatal: true,
+        quota: quotaOf(context.quota.limit, used),
+      };
+    }),
     /** [P-27], [P-28] A closing NOTICE. */
     notice: emit((_, params: { kind: NoticeKind }) => ({ type: 'notice', kind: params.kind })),
     /** [P-28] Shut down once the answer in flight is written. */
@@ -205,7 +220,8 @@ const sessionSetup = setup({
 
 /**
  * `idle` of active and of quotaExhausted: every answer but a served get costs nothing [P-21]; the idle timer runs
- * here only [P-27]. `getOfExistingImage` is the one difference between the two states.
+ * here only [P-27]. `getOfExistingImage` is the one difference between the two states: a get of an image the client
+ * already holds is answered not-modified in both, since it transfers nothing [P-36].
  */
 function idleState(getOfExistingImage: 'serve' | 'refuse') {
   return sessionSetup.createStateConfig({
@@ -222,6 +238,7 @@ function idleState(getOfExistingImage: 'serve' | 'refuse') {
         { guard: 'isUsage', target: 'busy', actions: 'refuseUsage' },
         { guard: 'isExit', target: '#session.closed', actions: ['acknowledgeExit', closeAs('client-exit')] },
         { guard: 'isMissingImage', target: 'busy', actions: 'refuseMissingImage' },
+        { guard: 'isUnchangedImage', target: 'busy', actions: 'serveNotModified' },
         ...(getOfExistingImage === 'serve'
           ? [
               { guard: 'takesLastImage', target: '#session.quotaExhausted.busy', actions: 'serveImage' } as const,

@@ -26,11 +26,15 @@ export interface HelloEvent {
   identity: { name: string; code: number };
 }
 
-/** A parsed request ([P-15]); for `get`, `imageExists` says whether the catalog has the image. */
+/**
+ * A parsed request ([P-15]); for `get`, `imageExists` says whether the catalog has the image, and `imageUnchanged`
+ * whether the request's `have` is the image's current SHA-256 ([P-34]).
+ */
 export interface RequestEvent {
   type: 'REQUEST';
   request: Request;
   imageExists?: boolean;
+  imageUnchanged?: boolean;
 }
 
 /**
@@ -53,7 +57,7 @@ export type SessionEvent =
   /** [P-31] The client went away; reason is 'client-closed', 'connection-reset' or another word for the logs. */
   | { type: 'PEER_CLOSED'; reason: string }
   /** [P-26] history-unavailable: the glue could not record what the session did. */
-  | { type: 'HISTORY_FAILED' }
+  | { type: 'HISTORY_FAILED'; imageNotServed?: boolean }
   /** [P-28] The server is stopping. */
   | { type: 'SHUTDOWN' };
 
@@ -75,6 +79,8 @@ export type SessionEffect =
   | { type: 'serve-list'; requestId: number; identity: SessionIdentity; quota: Quota }
   /** [P-19] Stream the image; `quota.used` already counts it. */
   | { type: 'serve-image'; requestId: number; image: string; quota: Quota }
+  /** [P-35] [P-36] The client holds the current image: REPLY not-modified, no stream; the quota is unchanged. */
+  | { type: 'serve-not-modified'; requestId: number; image: string; quota: Quota }
   /** [P-22] */
   | { type: 'serve-usage'; requestId: number; quota: Quota }
   /** [P-23] Reply to `exit`; `closed` follows. */

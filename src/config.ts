@@ -31,12 +31,16 @@ export interface ServerConfig {
   retryAfterMs: number;
   /** ms given to answers in flight when the server stops [P-28] */
   shutdownGraceMs: number;
+  /** ms a client may take none of a pending answer before it is cut off (a frozen reader) */
+  drainTimeoutMs: number;
   /** bytes: largest frame a client may send after the handshake [P-3] */
   maxRequestBytes: number;
   /** bytes: largest frame the server sends (and so the largest DATA chunk) [P-3] */
   maxFrameBytes: number;
   /** bytes of image content kept in memory; larger catalogs stream the rest from disk */
   memoryBudgetBytes: number;
+  /** ms between two looks at the cache folder for added, changed or removed images [P-37] */
+  catalogRescanMs: number;
   /** fixed client codes handed out in turn (demos and tests); empty: cryptographically random codes */
   codes: readonly number[];
   /** pino level: fatal, error, warn, info, debug, trace, silent */
@@ -56,9 +60,11 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   idleTimeoutMs: 300_000,
   retryAfterMs: 1_000,
   shutdownGraceMs: 5_000,
+  drainTimeoutMs: 15_000,
   maxRequestBytes: 4_096,
   maxFrameBytes: 1_048_576,
   memoryBudgetBytes: 256 * 1_048_576,
+  catalogRescanMs: 1_000,
   codes: [],
   logLevel: 'info',
   logFormat: process.stdout.isTTY ? 'pretty' : 'json',
@@ -121,6 +127,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: 'ms for transfers in flight at shutdown',
   },
   {
+    key: 'drainTimeoutMs',
+    flag: 'drain-timeout-ms',
+    env: 'IMGCACHE_DRAIN_TIMEOUT_MS',
+    kind: 'integer',
+    min: 1,
+    help: 'ms a client may stop reading an answer before it is cut off',
+  },
+  {
     key: 'maxRequestBytes',
     flag: 'max-request-bytes',
     env: 'IMGCACHE_MAX_REQUEST_BYTES',
@@ -143,6 +157,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     kind: 'integer',
     min: 0,
     help: 'image bytes held in memory',
+  },
+  {
+    key: 'catalogRescanMs',
+    flag: 'catalog-rescan-ms',
+    env: 'IMGCACHE_CATALOG_RESCAN_MS',
+    kind: 'integer',
+    min: 10,
+    help: 'ms between looks at the cache folder for changed images',
   },
   {
     key: 'codes',

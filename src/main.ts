@@ -60,6 +60,13 @@ async function serve(flags: Record<string, string | undefined>): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+/** The server did not start (bad options, a history it cannot open or write, a port in use): said as such. */
+class StartupError extends Error {
+  constructor(cause: unknown) {
+    super(`cannot start: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   let parsed: ReturnType<typeof parseCommandLine>;
   try {
@@ -74,7 +81,11 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     if (parsed.command === 'serve') {
-      await serve(parsed.flags);
+      try {
+        await serve(parsed.flags);
+      } catch (error) {
+        throw new StartupError(error);
+      }
       return 0;
     }
     if (parsed.command === 'history') {
@@ -84,8 +95,9 @@ async function main(argv: string[]): Promise<number> {
     console.error(`imgcache-server: unknown command '${parsed.command}'\n\n${HELP}`);
     return 2;
   } catch (error) {
-    const code = error instanceof ConfigError ? 2 : 1;
-    const detail = (error as { code?: string }).code ? ` [${(error as { code?: string }).code}]` : '';
+    const cause = error instanceof StartupError ? error.cause : error;
+    const code = cause instanceof ConfigError ? 2 : 1;
+    const detail = (cause as { code?: string }).code ? ` [${(cause as { code?: string }).code}]` : '';
     console.error(`imgcache-server: ${(error as Error).message}${detail}`);
     return code;
   }

@@ -11,6 +11,7 @@ import {
   HEADER_BYTES,
 } from '../src/protocol/frame.ts';
 import { MessageType } from '../src/protocol/messages.ts';
+import { mulberry32 } from '../src/tools/mulberry32.ts';
 
 const LIMIT = 1024 * 1024;
 const SHA = '9f2c'.repeat(16);
@@ -340,18 +341,6 @@ test('[P-2] truncated input at end(): a header without any of its body', () => {
 });
 
 // ---- fuzz ------------------------------------------------------------------------------------------------------
-
-/** mulberry32: a small seeded PRNG, returns floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomInt(random: () => number, max: number): number {
   return Math.floor(random() * (max + 1));

@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openDatabase } from '../db/open-database.ts';
 import { readEvents } from '../db/read-events.ts';
-import { encodeFrameHeader, MessageType } from '../src/protocol/index.ts';
+import { encodeFrameHeader, encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { startTestServer, type TestServer } from './helpers/test-server.ts';
 
@@ -86,6 +86,14 @@ test('[P-11] a connection that sends no HELLO is rejected with handshake-timeout
   peer.destroy();
 });
 
+test('a connection that closes before its HELLO is recorded as dropped, with the reason', async () => {
+  const peer = await RawConnection.open(running.port);
+  const remote = `127.0.0.1:${peer.socket.localPort}`;
+  const dropped = running.waitForNextEvent((event) => event.type === 'connection-dropped');
+  peer.destroy();
+  assert.equal((await dropped).data, { reason: 'client-closed', remote });
+});
+
 test('[P-15] [P-16] [P-17] ids are echoed, answers come in order, every answer carries the quota', async () => {
   const peer = await admitted();
   peer.sendJson(MessageType.REQUEST, { id: 41, command: 'list' });
@@ -161,6 +169,18 @@ test('[P-4] a frame type a client may not send is a fatal unexpected-message', a
   const error = await peer.nextJson(MessageType.ERROR);
   assert.equal([error.code, error.fatal], ['unexpected-message', true]);
   await peer.closed;
+});
+
+test('[P-16] more than 64 requests at once: the first 64 are answered, then a fatal too-many-requests', async () => {
+  const peer = await admitted();
+  const burst = Array.from({ length: 100 }, (_, id) => encodeJsonFrame(MessageType.REQUEST, { id, command: 'dance' }));
+  peer.send(Buffer.concat(burst)); // one write: the server reads them together
+  const answered: unknown[] = [];
+  for (let frame = await peer.next(); frame; frame = await peer.next())
+    answered.push(JSON.parse(frame.body.toString()));
+  const last = answered.at(-1) as { code: string; fatal: boolean; id: null };
+  assert.equal([last.code, last.fatal, last.id], ['too-many-requests', true, null]);
+  assert.is(answered.length, 65, '64 answers and the error');
 });
 
 test('[P-23] exit is acknowledged, then the server closes', async () => {

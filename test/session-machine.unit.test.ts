@@ -307,6 +307,58 @@ test('[P-21] a get without imageExists is treated as a missing image', () => {
   assert.is(effect?.type === 'refuse' && effect.code, 'image-not-found');
 });
 
+// --- conditional get [P-34] [P-35] [P-36] -------------------------------------------------------------------------
+
+const getHeld = (id: number, unchanged: boolean, image = 'sunset.png'): SessionEvent => ({
+  type: 'REQUEST',
+  request: { id, command: 'get', image, have: 'a'.repeat(64) },
+  imageExists: true,
+  imageUnchanged: unchanged,
+});
+
+test('[P-35] [P-36] a get of an unchanged image is answered not-modified and costs nothing; busy until REPLY_SENT', () => {
+  const session = welcomed(108);
+  session.send(getHeld(4, true));
+  assert.equal(session.take(), [{ type: 'serve-not-modified', requestId: 4, image: 'sunset.png', quota: quota(3, 0) }]);
+  assert.is(session.state(), 'active.busy');
+  session.send(REPLY_SENT);
+  assert.is(session.state(), 'active.idle');
+});
+
+test('[P-34] a get whose have is not current is served and counted as usual', () => {
+  const session = welcomed(108);
+  session.send(getHeld(5, false));
+  assert.equal(session.take(), [{ type: 'serve-image', requestId: 5, image: 'sunset.png', quota: quota(3, 1) }]);
+});
+
+test('[P-36] not-modified on the last request left does not exhaust the quota', () => {
+  const session = welcomed(108, { quotaUsed: 2 });
+  session.send(getHeld(1, true));
+  assert.is(session.take()[0]?.type, 'serve-not-modified');
+  session.send(REPLY_SENT);
+  assert.is(session.state(), 'active.idle');
+});
+
+test('[P-36] with the quota exhausted an unchanged image is still revalidated; a changed one is refused, fatal', () => {
+  const session = welcomed(108, { quotaUsed: 3 });
+  assert.is(session.state(), 'quotaExhausted.idle');
+  session.send(getHeld(1, true));
+  assert.equal(session.take(), [{ type: 'serve-not-modified', requestId: 1, image: 'sunset.png', quota: quota(3, 3) }]);
+  assert.is(session.state(), 'quotaExhausted.busy');
+  session.send(REPLY_SENT);
+  session.send(getHeld(2, false));
+  const [refusal, closed] = session.take();
+  assert.is(refusal?.type === 'refuse' && refusal.code, 'quota-exhausted');
+  assert.equal(closed, { type: 'closed', reason: 'quota-exhausted', admitted: true });
+});
+
+test('[P-21] [P-34] a get of a missing image with imageUnchanged set is still refused as missing', () => {
+  const session = welcomed(108);
+  session.send({ ...getHeld(1, true), imageExists: false } as SessionEvent);
+  const [effect] = session.take();
+  assert.is(effect?.type === 'refuse' && effect.code, 'image-not-found');
+});
+
 test('[P-22] usage is served to platinum', () => {
   const session = welcomed(950);
   session.send(usage(3));

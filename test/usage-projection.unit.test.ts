@@ -121,6 +121,27 @@ test('[P-32] outcomes: served, not-found and refused, in order; other refusals a
   assert.equal(client?.quota, { limit: 10, used: 2 }, 'only served images spend the quota');
 });
 
+test('[P-32] [P-35] a conditional get answered not-modified is a request with outcome not-modified; it spends nothing', () => {
+  const notModified: HistoryEvent = {
+    type: 'image-not-modified',
+    data: { requestId: 2, image: 'a.png', sha256: 'ab'.repeat(32) },
+  };
+  const [client] = projectUsage(
+    input([
+      at(seconds(0), 1, admitted()),
+      at(seconds(1), 1, served('a.png', 100, 1)),
+      at(seconds(2), 1, notModified),
+      at(seconds(3), 1, notModified),
+    ]),
+  ).clients;
+  assert.equal(client?.requests, [
+    { image: 'a.png', at: iso(seconds(1)), outcome: 'served', bytes: 100 },
+    { image: 'a.png', at: iso(seconds(2)), outcome: 'not-modified' },
+    { image: 'a.png', at: iso(seconds(3)), outcome: 'not-modified' },
+  ]);
+  assert.equal(client?.quota, { limit: 3, used: 1 });
+});
+
 test('clients follow the input order of sessions; a session never admitted is not a client', () => {
   const document = projectUsage(
     input([

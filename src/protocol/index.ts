@@ -22,3 +22,4 @@ export {
 export * from './frame.ts';
 export * from './messages.ts';
 export * from './parse-message.ts';
+export * from './usage-document.ts';

@@ -58,6 +58,7 @@ export type RejectReason =
   | 'unsupported-version'
   | 'bad-hello'
   | 'handshake-timeout'
+  | 'history-unavailable'
   | 'frame-too-large'
   | 'shutting-down';
 
@@ -80,7 +81,7 @@ export const COMMANDS: readonly Command[] = ['list', 'get', 'usage', 'exit'];
 /** [P-15] A request as the server understood it. */
 export type Request =
   | { id: number; command: 'list' }
-  | { id: number; command: 'get'; image: string }
+  | { id: number; command: 'get'; image: string; have?: string }
   | { id: number; command: 'usage' }
   | { id: number; command: 'exit' };
 
@@ -104,8 +105,21 @@ export type Reply =
       stream: true;
       quota: Quota;
     }
+  | NotModifiedReply
   | { id: number; command: 'usage'; status: 'ok'; contentType: 'application/json'; stream: true; quota: Quota }
   | { id: number; command: 'exit'; status: 'ok'; quota: Quota };
+
+/** [P-35] The answer to a `get` whose `have` is the image's current SHA-256: no stream, and it costs nothing. */
+export type NotModifiedReply = {
+  id: number;
+  command: 'get';
+  status: 'not-modified';
+  image: string;
+  bytes: number;
+  sha256: string;
+  modified: string;
+  quota: Quota;
+};
 
 /** [P-26] */
 export type ErrorCode =
@@ -118,6 +132,7 @@ export type ErrorCode =
   | 'malformed-message'
   | 'unexpected-message'
   | 'history-unavailable'
+  | 'too-many-requests'
   | 'internal-error';
 
 export const FATAL_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -126,6 +141,7 @@ export const FATAL_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'malformed-message',
   'unexpected-message',
   'history-unavailable',
+  'too-many-requests',
   'internal-error',
 ]);
 
@@ -156,6 +172,8 @@ export const HELLO_MAX_BYTES = 1024;
 export const CLIENT_FIRST_FRAME_MAX_BYTES = 64 * 1024;
 /** [P-16] */
 export const MAX_PIPELINED_REQUESTS = 16;
+/** [P-16] More unanswered requests than this, arrived at once, close the connection with too-many-requests. */
+export const MAX_UNANSWERED_REQUESTS = 64;
 /** [P-30] */
 export const CLOSE_LINGER_MS = 2000;
 
@@ -179,5 +197,6 @@ export const ERROR_CODES: readonly ErrorCode[] = [
   'malformed-message',
   'unexpected-message',
   'history-unavailable',
+  'too-many-requests',
   'internal-error',
 ];

@@ -96,6 +96,7 @@ export function parseHello(obj: JsonObject): Hello {
  * - `command` a string but not a command: `UnknownCommandError` with the id;
  * - `get` without a string `image`: `BadRequestError` with the id. The name itself is the catalog's business
  *   (an empty or strange name is `image-not-found`, not `bad-request`).
+ * - `get` with a `have` that is not 64 lowercase hex digits: `BadRequestError` with the id ([P-34]).
  * Fields a command does not use (e.g. `image` on `list`) are ignored ([P-6]).
  */
 export function parseRequest(obj: JsonObject): Request {
@@ -107,7 +108,12 @@ export function parseRequest(obj: JsonObject): Request {
   if (command !== 'get') return { id, command };
   const image = field(obj, 'image');
   if (typeof image !== 'string') throw new BadRequestError(id, 'get needs an image name (a string)');
-  return { id, command, image };
+  const have = field(obj, 'have');
+  if (have === undefined) return { id, command, image };
+  if (typeof have !== 'string' || !SHA256_HEX.test(have)) {
+    throw new BadRequestError(id, 'have must be a SHA-256 in 64 lowercase hex digits'); // [P-34]
+  }
+  return { id, command, image, have };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -139,10 +145,13 @@ export function parseReject(obj: JsonObject): ReceivedReject {
   return reject;
 }
 
-/** [P-17] [P-18] [P-19] [P-22] [P-23] A REPLY, checked according to its `command`. */
+/** [P-17] [P-18] [P-19] [P-22] [P-23] [P-35] A REPLY, checked according to its `command`. */
 export function parseReply(obj: JsonObject): Reply {
   const id = requestId(obj, 'id');
   const command = field(obj, 'command');
+  if (command === 'get' && field(obj, 'status') === 'not-modified') {
+    return { id, command, status: 'not-modified', ...parseGetStream(obj), quota: parseQuota(object(obj, 'quota')) };
+  }
   literal(obj, 'status', 'ok');
   const quota = parseQuota(object(obj, 'quota'));
   switch (command) {
@@ -250,7 +259,7 @@ function parseImageInfo(obj: JsonObject): ImageInfo {
   };
 }
 
-/** [P-19] The fields of a `get` REPLY that describe the image. */
+/** [P-19] [P-35] The fields of a `get` REPLY that describe the image. */
 function parseGetStream(obj: JsonObject): { image: string; bytes: number; sha256: string; modified: string } {
   return {
     image: string(obj, 'image'),

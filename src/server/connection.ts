@@ -16,13 +16,16 @@ import {
   type ErrorCode,
   HELLO_MAX_BYTES,
   MAX_PIPELINED_REQUESTS,
+  MAX_UNANSWERED_REQUESTS,
   MessageType,
   type Occupancy,
   type Reject,
 } from '../protocol/messages.ts';
 import { parseHello, parseJsonBody, parseRequest } from '../protocol/parse-message.ts';
+import { holdsCurrentImage, notModifiedReply } from './conditional-get.ts';
 import { closeGracefully } from './graceful-close.ts';
 import type { CatalogEntry } from './image-catalog.ts';
+import { suspiciousName } from './image-name.ts';
 import { type ReplyWriter, writeErrorFrame, writeJsonFrame } from './reply-writer.ts';
 import type { ServerContext } from './server-context.ts';
 import { eventsForEffect, rejectionEvent } from './session-recorder.ts';
@@ -41,6 +44,8 @@ export class Connection {
   #handshakeDone = false;
   #busy = false;
   #peerEnded = false;
+  #inputStopped = false;
+  #rejected = false;
   #finished = false;
   #image: CatalogEntry | undefined;
 
@@ -49,7 +54,7 @@ export class Connection {
     this.number = number;
     this.remote = remote;
     this.#server = server;
-    this.#writer = server.replyWriter(stream);
+    this.#writer = server.replyWriter(stream, (reason, error) => this.#abort(reason, error));
     stream.on('error', (error: NodeJS.ErrnoException) => this.#peerClosed(peerCloseReason(error)));
     stream.on('close', () => this.#peerClosed('client-closed'));
   }
@@ -77,14 +82,16 @@ export class Connection {
           }
         : { reason, message: 'the server is shutting down' };
     this.#finished = true;
-    this.#record([rejectionEvent(this.number, this.remote, reason, occupancy)], () => {
+    const event = rejectionEvent(this.number, this.remote, reason, occupancy);
+    const answer = () => {
       writeJsonFrame(this.#stream, MessageType.REJECT, body);
       closeGracefully(this.#stream, CLOSE_LINGER_MS);
-    });
+    };
+    this.#record([event], answer, 'answer-anyway');
   }
 
   #onData(chunk: Buffer): void {
-    if (this.#finished) return;
+    if (this.#finished || this.#inputStopped) return;
     try {
       for (const frame of this.#decoder.push(chunk)) this.#queue.push({ kind: 'frame', frame });
     } catch (error) {
@@ -93,11 +100,26 @@ export class Connection {
       if (error instanceof FrameTooLargeError) {
         for (const frame of error.framesBefore) this.#queue.push({ kind: 'frame', frame });
       }
-      this.#stream.pause();
+      this.#stopReading();
       this.#queue.push({ kind: 'error', code: errorCode(error, 'malformed-message'), message: errorMessage(error) });
     }
-    if (this.#queue.length >= MAX_PIPELINED_REQUESTS) this.#stream.pause(); // [P-16]
+    if (this.#queue.length > MAX_UNANSWERED_REQUESTS) this.#overflow();
+    else if (this.#queue.length >= MAX_PIPELINED_REQUESTS) this.#stream.pause(); // [P-16]
     this.#processNext();
+  }
+
+  /** After a framing error or an overflow nothing more the client sends is read; what came before is answered. */
+  #stopReading(): void {
+    this.#inputStopped = true;
+    this.#stream.pause();
+  }
+
+  /** [P-16] More requests arrived at once than any client may have unanswered: answer the first ones, then close. */
+  #overflow(): void {
+    this.#stopReading();
+    this.#queue.length = MAX_UNANSWERED_REQUESTS;
+    const message = `more than ${MAX_UNANSWERED_REQUESTS} requests unanswered at once`;
+    this.#queue.push({ kind: 'error', code: 'too-many-requests', message });
   }
 
   #processNext(): void {
@@ -108,7 +130,7 @@ export class Connection {
       if (this.#peerEnded) session.send({ type: 'PEER_CLOSED', reason: 'client-closed' });
       return;
     }
-    if (this.#queue.length < MAX_PIPELINED_REQUESTS && !this.#stream.destroyed) this.#stream.resume();
+    if (this.#queue.length < MAX_PIPELINED_REQUESTS && !this.#inputStopped) this.#stream.resume();
     this.#busy = true;
     if (!this.#handshakeDone) this.#handleHandshake(item, session);
     else this.#handleRequest(item, session);
@@ -148,7 +170,8 @@ export class Connection {
     try {
       const request = parseRequest(parseJsonBody(item.frame.body));
       this.#image = request.command === 'get' ? this.#server.catalog.get(request.image) : undefined;
-      session.send({ type: 'REQUEST', request, imageExists: this.#image !== undefined });
+      const imageUnchanged = holdsCurrentImage(request, this.#image); // [P-34]
+      session.send({ type: 'REQUEST', request, imageExists: this.#image !== undefined, imageUnchanged });
     } catch (error) {
       const requestId =
         error instanceof ImgcacheError && 'requestId' in error ? (error.requestId as number | null) : null;
@@ -166,12 +189,24 @@ export class Connection {
       this.#sendReject(this.#rejectBody(effect));
       return;
     }
-    const events = eventsForEffect(effect, { connection: this.number, remote: this.remote, image: this.#image });
+    const events = eventsForEffect(effect, {
+      connection: this.number,
+      remote: this.remote,
+      image: this.#image,
+      rejected: this.#rejected,
+      suspicious:
+        effect.type === 'refuse' && effect.code === 'image-not-found' && effect.image !== undefined
+          ? suspiciousName(
+              effect.image,
+              this.#server.catalog.list().map((image) => image.name),
+            )
+          : null,
+    });
     this.#record(events, () => this.#carryOut(effect));
   }
 
   /** Records events; runs `then` only after they are committed [P-x: no reply before its event]. */
-  #record(events: NewEvent[], then: () => void): void {
+  #record(events: NewEvent[], then: () => void, whenUnrecorded: 'refuse' | 'answer-anyway' = 'refuse'): void {
     this.#server.history.record(events, (error) => {
       if (!error) {
         this.#server.logEvents(events);
@@ -179,9 +214,32 @@ export class Connection {
         return;
       }
       this.#server.logHistoryFailure(error, this.number);
-      if (this.#session && !this.#finished) this.#session.send({ type: 'HISTORY_FAILED' });
-      else closeGracefully(this.#stream, CLOSE_LINGER_MS);
+      // A REJECT serves nothing: the client is still told why it is turned away.
+      if (whenUnrecorded === 'answer-anyway') then();
+      else this.#historyFailed(events);
     });
+  }
+
+  /** The history could not record what this connection did: refuse to go on (never serve what is not on record). */
+  #historyFailed(events: NewEvent[]): void {
+    const session = this.#session;
+    if (!session || this.#finished || session.getSnapshot().status !== 'active') {
+      // Nothing left to answer (the failed record was the session's close): just close.
+      this.#finished = true;
+      this.#server.forget(this);
+      closeGracefully(this.#stream, CLOSE_LINGER_MS);
+      return;
+    }
+    if (!this.#handshakeDone) {
+      // [P-9] the first frame is a WELCOME or a REJECT: an admission that cannot be recorded is a REJECT.
+      this.#finished = true;
+      this.#rejected = true;
+      const message = 'the server cannot record new sessions in its history right now; try again later';
+      writeJsonFrame(this.#stream, MessageType.REJECT, { reason: 'history-unavailable', message });
+      session.send({ type: 'PEER_CLOSED', reason: 'history-unavailable' });
+      return;
+    }
+    session.send({ type: 'HISTORY_FAILED', imageNotServed: events.some((event) => event.type === 'image-served') });
   }
 
   #carryOut(effect: SessionEffect): void {
@@ -216,6 +274,13 @@ export class Connection {
         const image = this.#image;
         if (!image) return;
         this.#writer.image(effect.requestId, image, effect.quota, () => this.#answered());
+        return;
+      }
+      case 'serve-not-modified': {
+        const image = this.#image;
+        if (!image) return;
+        writeJsonFrame(stream, MessageType.REPLY, notModifiedReply(effect.requestId, image, effect.quota)); // [P-35]
+        this.#answered();
         return;
       }
       case 'serve-usage':
@@ -268,10 +333,10 @@ export class Connection {
 
   #sendReject(body: Reject): void {
     this.#finished = true;
+    this.#rejected = true;
     const occupancy = this.#server.occupancy();
-    this.#record([rejectionEvent(this.number, this.remote, body.reason, occupancy, body.supported)], () => {
-      writeJsonFrame(this.#stream, MessageType.REJECT, body);
-    });
+    const event = rejectionEvent(this.number, this.remote, body.reason, occupancy, body.supported);
+    this.#record([event], () => writeJsonFrame(this.#stream, MessageType.REJECT, body), 'answer-anyway');
   }
 
   /** The answer in flight is written (the socket took it); the session may idle again and the next request run. */
@@ -287,14 +352,23 @@ export class Connection {
     this.#session?.send({ type: 'PEER_CLOSED', reason });
   }
 
-  /** Server shutdown, after the grace period: drop the socket whatever it is doing. */
-  destroy(): void {
+  /** An answer cannot be finished: record why, and drop the connection (no graceful close: the peer is not reading). */
+  #abort(reason: string, error?: Error): void {
+    if (error) this.#server.logConnectionError(error, this.number, reason);
+    this.#peerClosed(reason);
     this.#stream.destroy();
+  }
+
+  /** Server shutdown, after the grace period: drop the connection whatever it is doing. */
+  destroy(reason = 'shutdown-deadline'): void {
+    this.#abort(reason);
   }
 }
 
 function peerCloseReason(error: NodeJS.ErrnoException): string {
-  return error.code === 'ECONNRESET' ? 'connection-reset' : `socket-error:${error.code ?? 'unknown'}`;
+  if (error.code === 'ECONNRESET') return 'connection-reset';
+  if (error.code === 'EPIPE') return 'client-closed'; // it closed while we were still writing
+  return `socket-error:${error.code ?? 'unknown'}`;
 }
 
 function errorCode(error: unknown, fallback: ErrorCode): ErrorCode {

@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { encodeFrameHeader, encodeJsonFrame } from '../protocol/frame.ts';
 import { type ErrorBody, MessageType, type Quota } from '../protocol/messages.ts';
+import { waitForDrain } from './drain-watch.ts';
 import { type CatalogEntry, describeEntry } from './image-catalog.ts';
 
 export function writeJsonFrame(stream: Duplex, type: number, body: object): boolean {
@@ -20,32 +21,48 @@ export function writeErrorFrame(stream: Duplex, body: ErrorBody): boolean {
   return writeJsonFrame(stream, MessageType.ERROR, body);
 }
 
-/** Calls `done` once the stream has room again (now, if it has). Never calls it if the stream closes first. */
-function whenWritable(stream: Duplex, wroteAll: boolean, done: () => void): void {
-  if (wroteAll) {
-    done();
-    return;
-  }
-  const onDrain = () => {
-    stream.off('close', onClose);
-    done();
-  };
-  const onClose = () => stream.off('drain', onDrain);
-  stream.once('drain', onDrain);
-  stream.once('close', onClose);
-}
-
 export type UsageSource = () => Iterable<string>;
+
+export interface ReplyWriterOptions {
+  /** bytes: the largest DATA body [P-25] */
+  maxFrameBytes: number;
+  /** ms a reader may take none of a pending answer before it is cut off */
+  drainTimeoutMs: number;
+  usageSource: UsageSource;
+  /** an answer cannot be finished (the reader stalled past the drain deadline, a file or the history failed
+   * mid-stream): the connection must be dropped, for this reason */
+  onAbort: (reason: 'drain-timeout' | 'image-read-failed' | 'usage-export-failed', error?: Error) => void;
+}
 
 export class ReplyWriter {
   readonly #stream: Duplex;
   readonly #maxFrameBytes: number;
-  readonly #usageSource: UsageSource;
+  readonly #options: ReplyWriterOptions;
 
-  constructor(stream: Duplex, maxFrameBytes: number, usageSource: UsageSource) {
+  constructor(stream: Duplex, options: ReplyWriterOptions) {
     this.#stream = stream;
-    this.#maxFrameBytes = maxFrameBytes;
-    this.#usageSource = usageSource;
+    this.#maxFrameBytes = options.maxFrameBytes;
+    this.#options = options;
+  }
+
+  /** DATA frames carrying `bytes`, split at maxFrameBytes [P-25], never copied. Returns write()'s last answer. */
+  #writeData(bytes: Buffer): boolean {
+    let roomLeft = true;
+    for (let offset = 0; offset < bytes.length; offset += this.#maxFrameBytes) {
+      const piece = bytes.subarray(offset, offset + this.#maxFrameBytes);
+      this.#stream.write(encodeFrameHeader(MessageType.DATA, piece.length));
+      roomLeft = this.#stream.write(piece);
+    }
+    return roomLeft;
+  }
+
+  /** Calls `done` once the stream has taken what was written (now, if it has); never if the reader stalls. */
+  #whenWritable(wroteAll: boolean, done: () => void): void {
+    if (wroteAll) {
+      done();
+      return;
+    }
+    waitForDrain(this.#stream, this.#options.drainTimeoutMs, done, () => this.#options.onAbort('drain-timeout'));
   }
 
   /** [P-19] [P-24] REPLY, the image in DATA frames, END. */
@@ -68,14 +85,10 @@ export class ReplyWriter {
     if (entry.content) {
       stream.cork();
       stream.write(encodeJsonFrame(MessageType.REPLY, reply));
-      for (let offset = 0; offset < entry.content.length; offset += this.#maxFrameBytes) {
-        const piece = entry.content.subarray(offset, offset + this.#maxFrameBytes);
-        stream.write(encodeFrameHeader(MessageType.DATA, piece.length));
-        stream.write(piece);
-      }
+      this.#writeData(entry.content);
       const wroteAll = stream.write(end);
       stream.uncork();
-      whenWritable(stream, wroteAll, done);
+      this.#whenWritable(wroteAll, done);
       return;
     }
     stream.write(encodeJsonFrame(MessageType.REPLY, reply));
@@ -88,24 +101,22 @@ export class ReplyWriter {
     const stop = () => file.destroy();
     stream.once('close', stop);
     file.on('data', (chunk) => {
-      const piece = chunk as Buffer;
       stream.cork();
-      stream.write(encodeFrameHeader(MessageType.DATA, piece.length));
-      const roomLeft = stream.write(piece);
+      const roomLeft = this.#writeData(chunk as Buffer);
       stream.uncork();
       if (!roomLeft) {
         file.pause();
-        stream.once('drain', () => file.resume());
+        this.#whenWritable(false, () => file.resume());
       }
     });
     file.once('end', () => {
       stream.off('close', stop);
-      whenWritable(stream, stream.write(end), done);
+      this.#whenWritable(stream.write(end), done);
     });
-    file.once('error', () => {
+    file.once('error', (error) => {
       // The file vanished or became unreadable mid-answer: the stream cannot be finished honestly.
       stream.off('close', stop);
-      stream.destroy();
+      this.#options.onAbort('image-read-failed', error);
     });
   }
 
@@ -120,41 +131,44 @@ export class ReplyWriter {
       stream: true,
       quota,
     });
-    const pieces = this.#usageSource()[Symbol.iterator]();
+    const pieces = this.#options.usageSource()[Symbol.iterator]();
+    const release = () => pieces.return?.(); // closes the export's read connection if the client goes away
+    stream.once('close', release);
     const hash = createHash('sha256');
     let total = 0;
-    const target = Math.min(this.#maxFrameBytes, 64 * 1024);
+    const targetChars = Math.min(this.#maxFrameBytes, 64 * 1024) / 4; // UTF-8 takes at most 4 bytes a character
     const pump = (): void => {
-      while (!stream.destroyed) {
-        let text = '';
-        let next = pieces.next();
-        while (!next.done) {
-          text += next.value;
-          if (text.length >= target / 4) break;
-          next = pieces.next();
-        }
-        if (text.length > 0) {
-          const bytes = Buffer.from(text, 'utf8');
-          hash.update(bytes);
-          total += bytes.length;
-          // A piece larger than one frame is split; the JSON text is only reassembled by the client.
-          for (let offset = 0; offset < bytes.length; offset += this.#maxFrameBytes) {
-            const piece = bytes.subarray(offset, offset + this.#maxFrameBytes);
-            stream.write(encodeFrameHeader(MessageType.DATA, piece.length));
-            stream.write(piece);
+      try {
+        while (!stream.destroyed) {
+          let text = '';
+          let next = pieces.next();
+          while (!next.done) {
+            text += next.value;
+            if (text.length >= targetChars) break;
+            next = pieces.next();
+          }
+          if (text.length > 0) {
+            const bytes = Buffer.from(text, 'utf8');
+            hash.update(bytes);
+            total += bytes.length;
+            this.#writeData(bytes);
+          }
+          if (next.done) {
+            stream.off('close', release);
+            const wroteAll = writeJsonFrame(stream, MessageType.END, { bytes: total, sha256: hash.digest('hex') });
+            this.#whenWritable(wroteAll, done);
+            return;
+          }
+          if (stream.writableNeedDrain) {
+            this.#whenWritable(false, pump);
+            return;
           }
         }
-        if (next.done) {
-          const wroteAll = writeJsonFrame(stream, MessageType.END, { bytes: total, sha256: hash.digest('hex') });
-          whenWritable(stream, wroteAll, done);
-          return;
-        }
-        if (stream.writableNeedDrain) {
-          whenWritable(stream, false, pump);
-          return;
-        }
+      } catch (error) {
+        // The history could not be read mid-stream: the answer cannot be finished honestly.
+        stream.off('close', release);
+        this.#options.onAbort('usage-export-failed', error as Error);
       }
-      pieces.return?.();
     };
     pump();
   }

@@ -7,7 +7,7 @@ import type { NewEvent } from '../../db/events.ts';
 import type { ServerConfig } from '../config.ts';
 import type { Occupancy, ServerLimits } from '../protocol/messages.ts';
 import type { ImageCatalog } from './image-catalog.ts';
-import type { ReplyWriter } from './reply-writer.ts';
+import type { ReplyWriter, ReplyWriterOptions } from './reply-writer.ts';
 
 export interface HistoryRecorder {
   record(events: NewEvent[], done: (error: Error | null) => void): void;
@@ -21,8 +21,9 @@ export interface ServerContext {
   readonly limits: ServerLimits;
   nextCode(): number;
   occupancy(): Occupancy;
-  replyWriter(stream: Duplex): ReplyWriter;
+  replyWriter(stream: Duplex, onAbort: ReplyWriterOptions['onAbort']): ReplyWriter;
   logEvents(events: NewEvent[]): void;
   logHistoryFailure(error: Error, connection: number): void;
+  logConnectionError(error: Error, connection: number, reason: string): void;
   forget(connection: { readonly number: number }): void;
 }

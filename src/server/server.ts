@@ -29,6 +29,8 @@ export interface ServerDependencies {
   /** where client codes come from; default: the configured sequence, or cryptographically random codes */
   codeSource?: CodeSource;
   logger?: Logger;
+  /** told of every history event once it is committed (after the log line): monitoring, and tests awaiting events */
+  onRecorded?: (events: readonly NewEvent[]) => void;
 }
 
 export interface ImgcacheServer {
@@ -39,6 +41,10 @@ export interface ImgcacheServer {
   handle(stream: Duplex, remote: string): void;
   /** graceful shutdown [P-28]: stop accepting, tell every client, record every close, close the history */
   close(): Promise<void>;
+  /** open connections (admitted, in handshake, or lingering after a reject) and admitted sessions */
+  stats(): { connections: number; sessions: number };
+  /** the live image catalog [P-37]: its 'change' events tell when an added, replaced or removed image is seen */
+  readonly catalog: ImageCatalog;
 }
 
 export function* usageFromFile(file: string): Generator<string> {
@@ -59,12 +65,18 @@ export async function startServer(
   const logger = dependencies.logger ?? silentLogger;
   const nextCode = dependencies.codeSource ?? sequenceOfCodes(config.codes);
 
-  const database: Database.Database = openDatabase(config.database);
+  // A commit waits at most this long for a lock held by another process: the event loop waits with it.
+  const database: Database.Database = openDatabase(config.database, { busyTimeoutMs: 250 });
   const history = new EventLog(database);
   const orphans = closeOrphanedSessions(database, 'server-restart');
   if (orphans > 0)
     logger.warn({ sessions: orphans }, 'closed sessions left open by an earlier run that did not stop cleanly');
-  const catalog = new ImageCatalog(config.cacheDir, config.memoryBudgetBytes).load();
+  const catalog = new ImageCatalog(config.cacheDir, config.memoryBudgetBytes, {
+    rescanMs: config.catalogRescanMs,
+  }).load();
+  catalog.on('change', (change) => logger.info(change, 'catalog-changed'));
+  catalog.on('problem', (error) => logger.warn({ err: error }, 'image catalog: cannot watch or read the folder'));
+  catalog.watch(); // [P-37]
   let connectionNumber = nextConnectionNumber(database);
   history.recordNow([
     {
@@ -101,12 +113,21 @@ export async function startServer(
     limits,
     nextCode,
     occupancy: () => ({ open: admission.getSnapshot().context.open, capacity: config.capacity }),
-    replyWriter: (stream) => new ReplyWriter(stream, config.maxFrameBytes, () => usageFromFile(config.database)),
+    replyWriter: (stream, onAbort) =>
+      new ReplyWriter(stream, {
+        maxFrameBytes: config.maxFrameBytes,
+        drainTimeoutMs: config.drainTimeoutMs,
+        usageSource: () => usageFromFile(config.database),
+        onAbort,
+      }),
     logEvents: (events: NewEvent[]) => {
       for (const event of events) logger.info({ session: event.session, ...event.data }, event.type);
+      if (events.length > 0) dependencies.onRecorded?.(events);
     },
     logHistoryFailure: (error, connection) =>
       logger.error({ err: error, session: connection }, 'history unavailable: the answer was not sent'),
+    logConnectionError: (error, connection, reason) =>
+      logger.warn({ err: error, session: connection, reason }, 'connection dropped'),
     forget: (connection) => connections.delete(connection.number),
   };
 
@@ -154,6 +175,7 @@ export async function startServer(
     }, config.shutdownGraceMs);
     await drained;
     clearTimeout(grace);
+    await catalog.close();
     history.flush();
     history.recordNow([{ session: null, type: 'server-stopped', data: { reason: 'shutdown' } }]);
     history.close();
@@ -165,6 +187,8 @@ export async function startServer(
     config,
     address: { host: bound.address, port: bound.port },
     handle,
+    catalog,
+    stats: () => ({ connections: connections.size, sessions: admission.getSnapshot().context.open }),
     close: () => {
       closing ??= shutdown();
       return closing;

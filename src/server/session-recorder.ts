@@ -5,12 +5,17 @@
 import type { NewEvent } from '../../db/events.ts';
 import type { SessionEffect } from '../../machines/session.types.ts';
 import type { CatalogEntry } from './image-catalog.ts';
+import { recordedName } from './image-name.ts';
 
 export interface RecordingContext {
   connection: number;
   remote: string;
-  /** the catalog entry of the image a serve-image effect is about */
+  /** the catalog entry of the image a serve-image or serve-not-modified effect is about */
   image?: CatalogEntry;
+  /** whether a REJECT was sent (and recorded) on this connection */
+  rejected?: boolean;
+  /** for a refused name: what it looked like it was trying */
+  suspicious?: string | null;
 }
 
 export function eventsForEffect(effect: SessionEffect, context: RecordingContext): NewEvent[] {
@@ -49,16 +54,29 @@ export function eventsForEffect(effect: SessionEffect, context: RecordingContext
         },
       ];
     }
+    case 'serve-not-modified': {
+      const image = context.image;
+      if (!image) throw new Error(`serve-not-modified of ${effect.image} without its catalog entry`);
+      const data = { requestId: effect.requestId, image: image.name, sha256: image.sha256 };
+      return [{ session, type: 'image-not-modified', data }];
+    }
     case 'refuse':
-      return refusalEvents(effect, session);
+      return refusalEvents(effect, session, context.suspicious ?? null);
     case 'closed':
-      return effect.admitted ? [{ session, type: 'session-closed', data: { reason: effect.reason } }] : [];
+      if (effect.admitted) return [{ session, type: 'session-closed', data: { reason: effect.reason } }];
+      // A REJECT is its own record; a connection that simply went away before its HELLO needs one.
+      if (context.rejected) return [];
+      return [{ session, type: 'connection-dropped', data: { reason: effect.reason, remote: context.remote } }];
     default:
       return [];
   }
 }
 
-function refusalEvents(effect: Extract<SessionEffect, { type: 'refuse' }>, session: number): NewEvent[] {
+function refusalEvents(
+  effect: Extract<SessionEffect, { type: 'refuse' }>,
+  session: number,
+  suspicious: string | null,
+): NewEvent[] {
   // A failing history cannot record its own failure; the operator's log has it.
   if (effect.code === 'history-unavailable') return [];
   if (effect.code === 'quota-exhausted') {
@@ -75,7 +93,8 @@ function refusalEvents(effect: Extract<SessionEffect, { type: 'refuse' }>, sessi
     command: effect.command ?? 'unknown',
     code: effect.code,
     reason: effect.message,
-    ...(effect.image === undefined ? {} : { image: effect.image }),
+    ...(effect.image === undefined ? {} : recordedName(effect.image)),
+    ...(suspicious ? { suspicious } : {}),
   };
   return [{ session, type: 'request-refused', data }];
 }

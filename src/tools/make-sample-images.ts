@@ -12,6 +12,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from './mulberry32.ts';
 import { encodePng } from './png-encoder.ts';
 
 type Rgb = readonly [number, number, number];
@@ -31,18 +32,6 @@ const DEFAULT_FOLDER = fileURLToPath(new URL('../../cache/', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Small helpers: PRNG, colour maths, pixel access
-
-/** mulberry32: a tiny, fast, seeded PRNG returning floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function clamp(value: number, min: number, max: number): number {
   return Math.min(Math.max(value, min), max);

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { NewEvent } from '../../db/events.ts';
 import { PACKAGE_ROOT, type ServerConfig } from '../../src/config.ts';
 import { sequenceOfCodes } from '../../src/server/code-source.ts';
 import { type ImgcacheServer, startServer } from '../../src/server/server.ts';
@@ -13,6 +14,12 @@ export const SAMPLE_IMAGES = path.join(PACKAGE_ROOT, 'cache');
 
 export interface TestServer {
   server: ImgcacheServer;
+  /** every history event committed so far, in order */
+  events: NewEvent[];
+  /** resolves with the first committed event (past, or future) that matches */
+  waitForEvent(matches: (event: NewEvent) => boolean): Promise<NewEvent>;
+  /** resolves with the first event committed from now on that matches */
+  waitForNextEvent(matches: (event: NewEvent) => boolean): Promise<NewEvent>;
   port: number;
   folder: string;
   database: string;
@@ -28,12 +35,30 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const folder = options.folder ?? makeTemporaryFolder();
   const database = options.database ?? path.join(folder, 'history.sqlite');
+  const events: NewEvent[] = [];
+  const waiters: Array<{ matches: (event: NewEvent) => boolean; resolve: (event: NewEvent) => void }> = [];
+  const onRecorded = (recorded: readonly NewEvent[]) => {
+    events.push(...recorded);
+    for (const event of recorded) {
+      for (const waiter of waiters.filter((candidate) => candidate.matches(event))) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(event);
+      }
+    }
+  };
   const server = await startServer(
     { host: '127.0.0.1', port: 0, cacheDir: SAMPLE_IMAGES, ...options, database },
-    { codeSource: sequenceOfCodes(options.codes ?? [108]) },
+    { codeSource: sequenceOfCodes(options.codes ?? [108]), onRecorded },
   );
   return {
     server,
+    events,
+    waitForEvent: (matches) => {
+      const seen = events.find(matches);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve) => waiters.push({ matches, resolve }));
+    },
+    waitForNextEvent: (matches) => new Promise((resolve) => waiters.push({ matches, resolve })),
     port: server.address.port,
     folder,
     database,
@@ -42,4 +67,16 @@ export async function startTestServer(
       if (!options.folder) rmSync(folder, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Waits for a condition that no event announces (a count going back down), checking it every few milliseconds up to
+ * a deadline; fails with `what` when the deadline passes.
+ */
+export async function eventually(condition: () => boolean, what: string, deadlineMs = 5_000): Promise<void> {
+  const start = Date.now();
+  while (!condition()) {
+    if (Date.now() - start > deadlineMs) throw new Error(`still not true after ${deadlineMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

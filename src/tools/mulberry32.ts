@@ -1,0 +1,12 @@
+/** mulberry32: a tiny, fast, seeded PRNG (32 bits of state) returning floats in [0, 1); the same seed gives the same
+ * sequence, which is what the sample-image drawings and the fuzzers need. */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * For tests of the live catalog [P-37]: a private copy of the sample images that a test may change while the server
+ * runs, and promises for the catalog's events (with a deadline, never a sleep).
+ */
+import { cpSync } from 'node:fs';
+import path from 'node:path';
+import type { CatalogChange, ImageCatalog } from '../../src/server/image-catalog.ts';
+import { makeTemporaryFolder, SAMPLE_IMAGES } from './test-server.ts';
+
+/** A temporary folder holding `images/`, a copy of the sample images. */
+export function copySampleImages(): { folder: string; images: string } {
+  const folder = makeTemporaryFolder('imgcache-live-');
+  const images = path.join(folder, 'images');
+  cpSync(SAMPLE_IMAGES, images, { recursive: true });
+  return { folder, images };
+}
+
+/** Rejects after `ms` if `promise` has not settled; the deadline's timer also keeps the process waiting. */
+export async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function nextEvent<T>(subscribe: (resolve: (value: T) => void) => () => void, what: string): Promise<T> {
+  let unsubscribe = () => {};
+  const seen = new Promise<T>((resolve) => {
+    unsubscribe = subscribe(resolve);
+  });
+  return within(seen, what).finally(() => unsubscribe());
+}
+
+/** The next change of `name` in the catalog. Call it before changing the file. */
+export function nextChange(catalog: ImageCatalog, name: string, kind?: CatalogChange['kind']): Promise<CatalogChange> {
+  return nextEvent((resolve) => {
+    const listener = (change: CatalogChange) => {
+      if (change.name === name && (kind === undefined || change.kind === kind)) resolve(change);
+    };
+    catalog.on('change', listener);
+    return () => catalog.off('change', listener);
+  }, `a change of ${name}`);
+}
+
+/** The next time the catalog sees `name` new or changed, not yet settled. Call it before changing the file. */
+export function nextSettling(catalog: ImageCatalog, name: string): Promise<void> {
+  return nextEvent((resolve) => {
+    const listener = (settling: string) => {
+      if (settling === name) resolve();
+    };
+    catalog.on('settling', listener);
+    return () => catalog.off('settling', listener);
+  }, `${name} seen settling`);
+}

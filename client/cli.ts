@@ -1,25 +1,33 @@
 /**
- * `imgcache`: the scriptable client. One command per run (`list`, `get`, `usage`), or `shell` to type the seed
+ * `imgcache`: the scriptable client. One command per run (`list`, `get`, `refresh`, `usage`), or `shell` to type the seed
  * report's commands at a prompt or pipe them in. Exit status says what happened (see EXIT below), so scripts can
  * branch on it.
  */
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ConnectionClosedError, RejectedError, ServerError } from '../src/protocol/index.ts';
-import { DEFAULT_CACHE_DIR, downloadImage } from './download.ts';
-import { formatBytes, formatList, formatReject } from './format.ts';
+import { ConnectionClosedError, type ImageInfo, RejectedError, ServerError } from '../src/protocol/index.ts';
+import { formatFetch, formatListWithMarks, formatRefresh } from './cache-report.ts';
+import { DEFAULT_CACHE_DIR } from './download.ts';
+import { formatBytes, formatReject } from './format.ts';
 import { DEFAULT_HOST, DEFAULT_PORT, ImgcacheClient } from './imgcache-client.ts';
+import { LocalCache, type LocalState } from './local-cache.ts';
+import { refreshAll } from './refresh.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, rejected: 3, refused: 4, unreachable: 5 } as const;
 
 const HELP = `imgcache: the imgcache client
 
 usage:
-  imgcache list                   the server's images, and who you are (name, code, tier, quota)
-  imgcache get <image> [...]      download images into the cache folder (one session for all of them)
+  imgcache [dashboard]            the full-screen dashboard (on a terminal; without one, no command prints this)
+  imgcache list                   the server's images, each marked not downloaded / current / changed on the
+                                  server, and who you are (name, code, tier, quota)
+  imgcache get <image> [...]      download images into the cache folder (one session for all of them); an image
+                                  already held is only revalidated by its hash: "not modified", free of quota
+  imgcache refresh                revalidate every downloaded image at once; download those that changed
   imgcache usage [--output F]     every client's history as JSON (platinum tier only)
-  imgcache shell                  type commands (list, get <image>, usage, exit, help) at a prompt, or pipe them in
+  imgcache shell                  type commands (list, get <image>, refresh, usage, exit, help) at a prompt, or pipe them in
 
 options:
   --host H         server address (default ${DEFAULT_HOST}; env IMGCACHE_HOST)
@@ -84,19 +92,29 @@ async function runCommand(
   switch (command) {
     case 'list': {
       const result = await client.list();
-      print(options.json ? JSON.stringify(result) : formatList(result));
+      // Listing never creates the cache folder: with no folder, nothing is downloaded.
+      const cache = existsSync(options.cacheDir) ? await openCache(options) : null;
+      const stateOf = (image: ImageInfo): LocalState => cache?.stateOf(image) ?? 'absent';
+      const marked = result.images.map((image) => ({ ...image, local: stateOf(image) }));
+      const text = formatListWithMarks(result, stateOf);
+      print(options.json ? JSON.stringify({ ...result, images: marked }) : text);
       return true;
     }
     case 'get': {
       if (args.length === 0) throw new UsageError('get needs an image name');
+      const cache = await openCache(options);
       for (const image of args) {
-        const saved = await downloadImage(client, image, options.cacheDir);
-        print(
-          options.json
-            ? JSON.stringify(saved)
-            : `saved ${saved.image} (${formatBytes(saved.bytes)}, sha256 ${saved.sha256.slice(0, 12)}…) to ${saved.path}; ${saved.quota.remaining} of ${saved.quota.limit} requests left`,
-        );
+        const outcome = await cache.fetch(client, image); // [P-34]: sends the hash held, if any
+        print(options.json ? JSON.stringify(outcome) : formatFetch(outcome));
       }
+      return true;
+    }
+    case 'refresh': {
+      const cache = await openCache(options);
+      const result = await refreshAll(cache, client);
+      const { items, quota } = result;
+      print(options.json ? JSON.stringify({ images: items, quota }) : formatRefresh(items, quota, cache.folder));
+      if (result.fatal) throw result.fatal;
       return true;
     }
     case 'usage': {
@@ -111,11 +129,15 @@ async function runCommand(
       await client.exit();
       return false;
     case 'help':
-      print('commands: list, get <image> [...], usage, exit, help');
+      print('commands: list, get <image> [...], refresh, usage, exit, help');
       return true;
     default:
       throw new UsageError(`unknown command '${command}'`);
   }
+}
+
+function openCache(options: CliOptions): Promise<LocalCache> {
+  return LocalCache.open(options.cacheDir, `${options.host}:${options.port}`);
 }
 
 async function runShell(client: ImgcacheClient, options: CliOptions, print: Print): Promise<number> {
@@ -180,11 +202,20 @@ export async function main(argv: string[], print: Print = (line) => console.log(
     return EXIT.usage;
   }
   const { command, args, options } = parsed;
-  if (parsed.help || command === undefined || command === 'help') {
+  if (parsed.help || command === 'help') {
     print(HELP);
-    return command === undefined && !parsed.help ? EXIT.usage : EXIT.ok;
+    return EXIT.ok;
   }
-  if (!['list', 'get', 'usage', 'shell'].includes(command)) {
+  if (command === 'dashboard' || command === undefined) {
+    // No command on a terminal starts the dashboard; with no terminal it prints the help, status 2, as it always did.
+    const { dashboardCommand, hasTerminal } = await import('./dashboard/run-dashboard.ts');
+    if (command === undefined && !hasTerminal()) {
+      print(HELP);
+      return EXIT.usage;
+    }
+    return dashboardCommand(options, print);
+  }
+  if (!['list', 'get', 'refresh', 'usage', 'shell'].includes(command)) {
     print(`error: unknown command '${command}'\n\n${HELP}`);
     return EXIT.usage;
   }

@@ -1,0 +1,68 @@
+/**
+ * The header: where we are connected and in what state, who we are (name, code, tier), and the quota gauge
+ * "N of M left" that moves with every reply [P-17].
+ */
+import blessed from 'blessed';
+import { bar, type Segment, styledLine, visibleLength } from '../text.ts';
+import type { ViewState } from '../view-state.types.ts';
+import type { Panel } from './panel.ts';
+
+const GAUGE_CELLS = 20;
+
+const TIER_COLOURS: Record<string, string> = {
+  bronze: 'yellow-fg',
+  silver: 'white-fg',
+  gold: 'bold,yellow-fg',
+  platinum: 'bold,cyan-fg',
+};
+
+function connectionSegment(view: ViewState): Segment {
+  const connection = view.connection;
+  switch (connection.kind) {
+    case 'connecting':
+      return ['◌ connecting…', 'yellow-fg'];
+    case 'connected':
+      return ['● connected', 'green-fg'];
+    case 'closed':
+      return [`✖ closed: ${connection.why}`, 'bold,red-fg'];
+    case 'rejected':
+      return [`✖ rejected: ${connection.why}`, 'bold,red-fg'];
+  }
+}
+
+/** Two tagged lines of at most `width` characters. */
+export function headerLines(view: ViewState, width: number): [string, string] {
+  const identity = view.identity;
+  const first: Segment[] = [[' imgcache ', 'bold'], [` ${view.address}  `], connectionSegment(view)];
+  if (identity) {
+    first.push(
+      ['   you are '],
+      [identity.name, 'bold'],
+      [`  code ${identity.code}  `],
+      [identity.tier, TIER_COLOURS[identity.tier] ?? 'bold'],
+    );
+  }
+  const quota = view.quota;
+  const second: Segment[] = [[' quota ']];
+  if (quota) {
+    const fraction = quota.limit > 0 ? quota.remaining / quota.limit : 0;
+    const colour = quota.remaining === 0 ? 'red-fg' : fraction <= 0.25 ? 'yellow-fg' : 'green-fg';
+    second.push([bar(fraction, GAUGE_CELLS), colour], [` ${quota.remaining} of ${quota.limit} left`, 'bold']);
+  } else second.push(['…', 'gray-fg']);
+  // What is nice to know but not needed comes last, and only whole.
+  const extras: Segment[] = [[`   cache ${view.cacheFolder}`, 'gray-fg']];
+  if (view.server) extras.unshift([`   server ${view.server}`, 'gray-fg']);
+  for (const extra of extras) if (visibleLength([...second, extra]) <= width) second.push(extra);
+  return [styledLine(first, width), styledLine(second, width)];
+}
+
+export function createHeaderPanel(screen: blessed.Widgets.Screen): Panel {
+  const element = blessed.box({ parent: screen, tags: true, style: { bg: 'black' } });
+  return {
+    element,
+    show(view) {
+      const width = typeof element.width === 'number' ? element.width : 0;
+      element.setContent(headerLines(view, width).join('\n'));
+    },
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * The help: the key bindings of the view in use and of the command line, and the typed commands, over the main
+ * area until a key is pressed. Two columns when there is room, so it fits an 80x24 terminal.
+ */
+import blessed from 'blessed';
+import { BINDINGS } from '../key-bindings.ts';
+import { escapeTags, truncate } from '../text.ts';
+import type { MainView, ViewState } from '../view-state.types.ts';
+import { type Panel, place } from './panel.ts';
+
+interface HelpLine {
+  text: string;
+  title: boolean;
+}
+
+const COMMANDS: ReadonlyArray<readonly [string, string]> = [
+  ['list', 'list the images again'],
+  ['get <image>...', 'download images'],
+  ['usage', 'the usage history'],
+  ['filter [client]', 'one client, or all'],
+  ['help', 'this help'],
+  ['exit', 'goodbye, and quit'],
+];
+
+function section(title: string, rows: ReadonlyArray<readonly [string, string]>): HelpLine[] {
+  const keyColumns = Math.max(...rows.map(([keys]) => keys.length));
+  return [
+    { text: title, title: true },
+    ...rows.map(([keys, what]) => ({ text: `${keys.padEnd(keyColumns)}  ${what}`, title: false })),
+  ];
+}
+
+function bindings(focus: 'images' | 'usage' | 'command'): Array<readonly [string, string]> {
+  return BINDINGS[focus].map((binding) => [binding.label, binding.description] as const);
+}
+
+function render(line: HelpLine | undefined, width: number): string {
+  if (!line) return ' '.repeat(width);
+  const text = escapeTags(truncate(line.text, width).padEnd(width));
+  return line.title ? `{bold}${text}{/}` : text;
+}
+
+/** The help's lines for `columns` inner columns: the main view's keys, then the command line's and the commands. */
+export function helpLines(main: MainView, columns: number): string[] {
+  const left = section(main === 'usage' ? 'usage view' : 'image list', bindings(main));
+  const right = [
+    ...section('command line (after :)', bindings('command')),
+    { text: '', title: false },
+    ...section('typed commands', COMMANDS),
+  ];
+  const footer = '{gray-fg}any key closes this help{/}';
+  if (columns < 70) {
+    const all = [...left, { text: '', title: false }, ...right];
+    return [...all.map((line) => render(line, columns)), footer];
+  }
+  const half = Math.floor((columns - 2) / 2);
+  const rows = Math.max(left.length, right.length);
+  const lines = Array.from(
+    { length: rows },
+    (_, index) => `${render(left[index], half)}  ${render(right[index], half)}`,
+  );
+  return [...lines, '', footer];
+}
+
+export function createHelpPanel(screen: blessed.Widgets.Screen): Panel {
+  const element = blessed.box({
+    parent: screen,
+    tags: true,
+    border: { type: 'line' },
+    label: ' help ',
+    hidden: true,
+    style: { border: { fg: 'yellow' } },
+  });
+  return {
+    element,
+    show(view: ViewState) {
+      if (view.focus !== 'help') {
+        element.hide();
+        return;
+      }
+      const columns = Math.min(screen.width as number, 84) - 2;
+      const lines = helpLines(view.main, columns);
+      const height = Math.min((screen.height as number) - 1, lines.length + 2);
+      const width = columns + 2;
+      place(element, {
+        top: Math.max(0, Math.floor(((screen.height as number) - height) / 2)),
+        left: Math.max(0, Math.floor(((screen.width as number) - width) / 2)),
+        width,
+        height,
+      });
+      element.setContent(lines.join('\n'));
+      element.show();
+      element.setFront();
+    },
+  };
+}

@@ -1,0 +1,46 @@
+/** The rolling log: what happened (replies, errors, quota left), newest at the bottom, long lines wrapped. */
+import blessed from 'blessed';
+import { clockTime, escapeTags, wrap } from '../text.ts';
+import type { Tone, ViewState } from '../view-state.types.ts';
+import { innerSize, type Panel } from './panel.ts';
+
+const TONE_STYLES: Record<Tone, string | null> = { info: null, good: 'green-fg', warn: 'yellow-fg', error: 'red-fg' };
+
+/**
+ * The newest entries of the log that fit `rows` lines, each stamped with its time and wrapped to `columns`; an
+ * entry is shown whole or not at all, except the newest, which is cut when it alone is taller than the panel.
+ */
+export function logLines(view: ViewState, columns: number, rows: number): string[] {
+  const lines: string[] = [];
+  // Only the newest entries can be visible: wrap from the end and stop once the panel is full.
+  for (let index = view.log.length - 1; index >= 0; index--) {
+    const entry = view.log[index];
+    if (!entry) continue;
+    const stamp = clockTime(entry.at);
+    const style = TONE_STYLES[entry.tone];
+    const wrapped = wrap(`${stamp} ${entry.text}`, columns, stamp.length + 1).map((line) => {
+      const text = escapeTags(line);
+      return style ? `{${style}}${text}{/}` : text;
+    });
+    if (lines.length > 0 && lines.length + wrapped.length > rows) break;
+    lines.unshift(...wrapped);
+  }
+  return lines.slice(0, rows);
+}
+
+export function createLogPanel(screen: blessed.Widgets.Screen): Panel {
+  const element = blessed.box({
+    parent: screen,
+    tags: true,
+    border: { type: 'line' },
+    label: ' log ',
+    style: { border: { fg: 'blue' } },
+  });
+  return {
+    element,
+    show(view) {
+      const { columns, rows } = innerSize(element);
+      element.setContent(logLines(view, columns, rows).join('\n'));
+    },
+  };
+}

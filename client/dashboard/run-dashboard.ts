@@ -1,0 +1,36 @@
+/**
+ * The dashboard as a command: runs it on the process's terminal. A dashboard needs a terminal on both sides;
+ * without one it says so (scripts use `imgcache list|get|usage|shell`).
+ */
+import { runDashboard } from './dashboard.ts';
+
+export interface DashboardCommandOptions {
+  host: string;
+  port: number;
+  cacheDir: string;
+}
+
+/** Exit status 2 when there is no terminal, as for any other bad use of the command. */
+export const NO_TERMINAL_STATUS = 2;
+
+export function hasTerminal(): boolean {
+  return Boolean(process.stdin.isTTY && process.stdout.isTTY);
+}
+
+export async function dashboardCommand(
+  options: DashboardCommandOptions,
+  print: (line: string) => void,
+): Promise<number> {
+  if (!hasTerminal()) {
+    print('error: the dashboard needs a terminal; in scripts use imgcache list, get, usage or shell');
+    return NO_TERMINAL_STATUS;
+  }
+  const result = await runDashboard({
+    input: process.stdin,
+    output: process.stdout,
+    host: options.host,
+    port: options.port,
+    cacheFolder: options.cacheDir,
+  });
+  return result.status;
+}

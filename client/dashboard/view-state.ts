@@ -1,0 +1,269 @@
+/**
+ * The dashboard's logic as one pure reducer: (view state, event, time) in, (new view state, effects) out. Events are
+ * server messages, client-library results and key presses; effects are what the runner must do next (send a
+ * request, save a file, decode a preview, quit). Nothing here touches a socket, a file or blessed. This file takes
+ * what the server and the client library report; view-state-keys.ts takes what the person presses and types.
+ */
+import type { Quota, ReceivedNotice, ReceivedReject } from '../../src/protocol/index.ts';
+import { formatBytes } from '../format.ts';
+import { EMPTY_COMMAND_LINE } from './command-line.ts';
+import { usageClientNames } from './usage-table.ts';
+import type { DashboardEvent, Failure, Transition, ViewState } from './view-state.types.ts';
+import { onKey } from './view-state-keys.ts';
+import {
+  addLog,
+  DASHBOARD_EXIT,
+  endSession,
+  quit,
+  quotaText,
+  RANK,
+  shortHash,
+  updateRow,
+  withBanner,
+  withPreview,
+} from './view-state-steps.ts';
+
+export { DASHBOARD_EXIT } from './view-state-steps.ts';
+
+export function initialViewState(address: string, cacheFolder: string): ViewState {
+  return {
+    address,
+    cacheFolder,
+    connection: { kind: 'connecting' },
+    server: null,
+    identity: null,
+    quota: null,
+    images: [],
+    imagesLoaded: false,
+    selected: 0,
+    focus: 'images',
+    main: 'images',
+    command: EMPTY_COMMAND_LINE,
+    usage: { document: null, text: null, loading: false, filter: null, scroll: 0 },
+    preview: null,
+    log: [],
+    banner: null,
+    exit: null,
+  };
+}
+
+/** The text printed after the screen is gone when the server turned us away [P-13]. */
+export function rejectionMessage(address: string, reject: ReceivedReject): string {
+  const lines = [`imgcache: the server at ${address} rejected the connection (${reject.reason})`];
+  lines.push(`  ${reject.message}`);
+  if (reject.occupancy) {
+    lines.push(`  occupancy: ${reject.occupancy.open} of ${reject.occupancy.capacity} sessions open`);
+  }
+  if (reject.retryAfterMs !== undefined) {
+    lines.push(`  retry: try again in ${(reject.retryAfterMs / 1000).toFixed(1)} s`);
+  }
+  if (reject.supported) lines.push(`  versions: the server speaks version ${reject.supported.join(', ')}`);
+  return lines.join('\n');
+}
+
+function describeFailure(request: string, image: string | undefined, failure: Failure): string {
+  const what = image ? `${request} ${image}` : request;
+  if (failure.kind === 'refused') return `refused ${what}: ${failure.message} [${failure.code}]`;
+  return `${what} failed: ${failure.message}`;
+}
+
+function onRequestFailed(
+  state: ViewState,
+  now: number,
+  event: Extract<DashboardEvent, { type: 'request-failed' }>,
+): ViewState {
+  const { failure, image } = event;
+  let next = image ? updateRow(state, image, (row) => ({ ...row, download: null })) : state;
+  if (event.request === 'usage') {
+    const showing = next.main === 'usage' && next.usage.document === null;
+    next = {
+      ...next,
+      usage: { ...next.usage, loading: false },
+      ...(showing ? { main: 'images' as const, focus: next.focus === 'usage' ? ('images' as const) : next.focus } : {}),
+    };
+  }
+  next = addLog(next, now, 'error', describeFailure(event.request, image, failure));
+  if (failure.kind === 'refused' && failure.code === 'quota-exhausted') {
+    const limit = next.quota ? ` (all ${next.quota.limit})` : '';
+    return endSession(
+      next,
+      'quota exhausted',
+      `Quota exhausted: every image request of this session${limit} is used, so the server refused ${image ?? 'the request'} and closed the session.`,
+      RANK.ended,
+    );
+  }
+  if (failure.kind === 'refused' && failure.fatal) {
+    return endSession(
+      next,
+      failure.code,
+      `The server ended the session: ${failure.message} [${failure.code}].`,
+      RANK.ended,
+    );
+  }
+  if (failure.kind === 'closed' && next.connection.kind !== 'closed') {
+    return endSession(next, 'connection lost', `The connection dropped: ${failure.message}.`, RANK.dropped);
+  }
+  return next;
+}
+
+function onNotice(state: ViewState, now: number, notice: ReceivedNotice): ViewState {
+  const logged = addLog(state, now, notice.closing ? 'error' : 'warn', `server: ${notice.message} [${notice.kind}]`);
+  if (!notice.closing) return logged;
+  // [P-27] [P-28] a closing NOTICE is the last frame of the connection.
+  if (notice.kind === 'shutting-down') {
+    return endSession(
+      logged,
+      'the server shut down',
+      'The server is shutting down, and has closed this session.',
+      RANK.ended,
+    );
+  }
+  if (notice.kind === 'idle-timeout') {
+    return endSession(
+      logged,
+      'idle timeout',
+      'The server closed this session because it was idle too long.',
+      RANK.ended,
+    );
+  }
+  return endSession(logged, notice.kind, `The server closed this session: ${notice.message}`, RANK.ended);
+}
+
+function onQuota(state: ViewState, now: number, quota: Quota): ViewState {
+  const before = state.quota?.remaining;
+  const next = { ...state, quota };
+  if (quota.remaining > 0 || before === 0) return next;
+  const logged = addLog(
+    next,
+    now,
+    'warn',
+    `no image requests left (0 of ${quota.limit}): list and usage still work; the next get ends the session`,
+  );
+  return withBanner(
+    logged,
+    'warn',
+    `Quota used up: 0 of ${quota.limit} image requests left; another get ends the session.`,
+    RANK.warning,
+  );
+}
+
+export function update(state: ViewState, event: DashboardEvent, now: number): Transition {
+  switch (event.type) {
+    case 'connected': {
+      const { session, quota } = event;
+      const connected: ViewState = {
+        ...state,
+        connection: { kind: 'connected' },
+        server: event.server,
+        identity: session,
+        quota,
+      };
+      const text = `connected to ${state.address} as ${session.name} (code ${session.code}, ${session.tier}); ${quotaText(quota)}`;
+      return { state: addLog(connected, now, 'good', text), effects: [{ type: 'list' }] };
+    }
+    case 'rejected': {
+      const message = rejectionMessage(state.address, event.reject);
+      const rejected: ViewState = {
+        ...state,
+        connection: { kind: 'rejected', why: event.reject.message },
+        banner: { tone: 'error', text: message, rank: RANK.ended },
+      };
+      return quit(addLog(rejected, now, 'error', message), DASHBOARD_EXIT.rejected, message);
+    }
+    case 'unreachable': {
+      const message = `imgcache: cannot reach the server at ${state.address}: ${event.message}`;
+      const closed: ViewState = { ...state, connection: { kind: 'closed', why: event.message } };
+      return quit(addLog(closed, now, 'error', message), DASHBOARD_EXIT.unreachable, message);
+    }
+    case 'list-loaded': {
+      const selectedName = state.images[state.selected]?.name;
+      const images = event.images.map((image) => ({
+        ...image,
+        download: state.images.find((row) => row.name === image.name)?.download ?? null,
+      }));
+      const index = images.findIndex((row) => row.name === selectedName);
+      const listed: ViewState = {
+        ...state,
+        images,
+        imagesLoaded: true,
+        identity: event.session,
+        quota: event.quota,
+        selected: index >= 0 ? index : Math.min(state.selected, Math.max(0, images.length - 1)),
+      };
+      const count = `${images.length} image${images.length === 1 ? '' : 's'} on the server`;
+      return withPreview(addLog(listed, now, 'info', `${count}; ${quotaText(event.quota)}`));
+    }
+    case 'download-progress':
+      return {
+        state: updateRow(state, event.name, (row) => ({
+          ...row,
+          download: { received: event.received, total: event.total },
+        })),
+        effects: [],
+      };
+    case 'download-finished': {
+      const { saved, name } = event;
+      const finished = updateRow({ ...state, quota: event.quota }, name, (row) => ({
+        ...row,
+        sha256: saved.sha256,
+        bytes: saved.bytes,
+        local: 'current',
+        saved,
+        download: null,
+      }));
+      const text =
+        event.outcome === 'downloaded'
+          ? `saved ${name} (${formatBytes(saved.bytes)}, sha256 ${shortHash(saved.sha256)}) to ${saved.path}; ${quotaText(event.quota)}`
+          : `${name} is current already in ${saved.path}; no request used`;
+      return withPreview(addLog(finished, now, 'good', text));
+    }
+    case 'usage-loaded': {
+      const { document } = event;
+      const filter =
+        state.usage.filter !== null && usageClientNames(document).includes(state.usage.filter)
+          ? state.usage.filter
+          : null;
+      const requests = document.clients.reduce((sum, client) => sum + client.requests.length, 0);
+      const loaded: ViewState = {
+        ...state,
+        main: 'usage',
+        focus: state.focus === 'images' ? 'usage' : state.focus,
+        usage: { document, text: event.text, loading: false, filter, scroll: 0 },
+      };
+      const text = `usage: ${document.clients.length} clients, ${requests} image requests, ${document.rejected.length} rejected connections`;
+      return { state: addLog(loaded, now, 'info', text), effects: [] };
+    }
+    case 'usage-saved':
+      return {
+        state: addLog(state, now, 'good', `usage JSON saved to ${event.path} (${formatBytes(event.bytes)})`),
+        effects: [],
+      };
+    case 'preview-loaded': {
+      const preview = state.preview;
+      if (preview?.name !== event.name || preview.sha256 !== event.sha256) return { state, effects: [] };
+      return { state: { ...state, preview: { ...preview, status: 'ready', image: event.image } }, effects: [] };
+    }
+    case 'preview-failed': {
+      const preview = state.preview;
+      if (preview?.name !== event.name || preview.sha256 !== event.sha256) return { state, effects: [] };
+      const failed = { ...state, preview: { ...preview, status: 'failed' as const, error: event.message } };
+      return { state: addLog(failed, now, 'warn', `cannot preview ${event.name}: ${event.message}`), effects: [] };
+    }
+    case 'request-failed':
+      return { state: onRequestFailed(state, now, event), effects: [] };
+    case 'quota':
+      return { state: onQuota(state, now, event.quota), effects: [] };
+    case 'notice':
+      return { state: onNotice(state, now, event.notice), effects: [] };
+    case 'connection-closed': {
+      if (state.exit || state.connection.kind !== 'connected') return { state, effects: [] };
+      const logged = addLog(state, now, 'error', `connection closed: ${event.message}`);
+      return {
+        state: endSession(logged, 'connection lost', `The connection dropped: ${event.message}.`, RANK.dropped),
+        effects: [],
+      };
+    }
+    case 'key':
+      return onKey(state, now, event.key);
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The dashboard's view state, the events that change it and the effects it asks for. Types only: the reducer lives
+ * in view-state.ts, the blessed glue in dashboard.ts. Everything here is plain data, so a test can build any state
+ * and feed any event without a terminal or a server.
+ */
+import type { Quota, ReceivedNotice, ReceivedReject, SessionIdentity } from '../../src/protocol/index.ts';
+import type { LocalState } from '../local-cache.ts';
+import type { DecodedImage } from './png-decoder.ts';
+import type { UsageDocument } from './usage-table.ts';
+
+/** What the cache folder holds for an image (from the local cache's manifest). */
+export interface SavedImage {
+  path: string;
+  sha256: string;
+  bytes: number;
+  fetchedAt: string;
+}
+
+/** One row of the image table: the server's description plus what we hold locally. */
+export interface ImageRow {
+  name: string;
+  bytes: number;
+  modified: string;
+  sha256: string;
+  local: LocalState;
+  saved: SavedImage | null;
+  /** set while a download runs */
+  download: { received: number; total: number } | null;
+}
+
+export type ConnectionState =
+  | { kind: 'connecting' }
+  | { kind: 'connected' }
+  /** the session is over; `why` says so in words */
+  | { kind: 'closed'; why: string }
+  | { kind: 'rejected'; why: string };
+
+/** Which part of the screen has the keys. */
+export type Focus = 'images' | 'command' | 'usage' | 'help';
+
+/** What the main area shows. */
+export type MainView = 'images' | 'usage';
+
+export interface CommandLine {
+  text: string;
+  /** entered lines, oldest first */
+  history: string[];
+  /** index into `history` while browsing it with up/down, null otherwise */
+  browsing: number | null;
+  /** what was typed before browsing started, restored by going past the newest entry */
+  draft: string;
+}
+
+export interface UsageView {
+  document: UsageDocument | null;
+  /** the document as the server sent it: what `s` saves */
+  text: string | null;
+  loading: boolean;
+  /** show only this client's rows; null shows every client */
+  filter: string | null;
+  /** first row shown */
+  scroll: number;
+}
+
+export type Tone = 'info' | 'good' | 'warn' | 'error';
+
+export interface LogEntry {
+  /** ms since the epoch */
+  at: number;
+  tone: Tone;
+  text: string;
+}
+
+export interface Preview {
+  name: string;
+  sha256: string;
+  status: 'loading' | 'ready' | 'failed';
+  image: DecodedImage | null;
+  error: string | null;
+}
+
+export interface ViewState {
+  /** host:port of the server */
+  address: string;
+  cacheFolder: string;
+  connection: ConnectionState;
+  server: string | null;
+  identity: SessionIdentity | null;
+  quota: Quota | null;
+  images: ImageRow[];
+  imagesLoaded: boolean;
+  selected: number;
+  focus: Focus;
+  /** where focus goes back to when the command line or the help closes */
+  main: MainView;
+  command: CommandLine;
+  usage: UsageView;
+  preview: Preview | null;
+  log: LogEntry[];
+  /**
+   * One short sentence about the state of the session (quota used up, session over), shown until the person quits.
+   * `rank` says how much it explains: 0 a warning, 1 a dropped connection, 2 a session ended for a stated reason.
+   */
+  banner: { tone: Tone; text: string; rank: number } | null;
+  /** set once the program should end: its exit status and what to print after the screen is gone */
+  exit: { status: number; message: string | null } | null;
+}
+
+/** A key press as blessed reports it: `full` is e.g. 'up', 'enter', 'C-c', 'S-tab', 'j', ':'. */
+export interface KeyPress {
+  full: string;
+  /** the character typed, when the key types one */
+  ch?: string | undefined;
+}
+
+/** Why a request did not succeed, reduced to plain data by the effect runner. */
+export type Failure =
+  /** the server answered with an ERROR [P-26] */
+  | { kind: 'refused'; code: string; message: string; fatal: boolean }
+  /** the connection is gone */
+  | { kind: 'closed'; message: string }
+  /** anything else: a corrupt transfer, a disk error */
+  | { kind: 'failed'; message: string };
+
+export type RequestName = 'list' | 'get' | 'usage' | 'save-usage';
+
+/** Everything that can happen to the dashboard: server messages, client-library results, key presses. */
+export type DashboardEvent =
+  | { type: 'connected'; server: string; session: SessionIdentity; quota: Quota }
+  | { type: 'rejected'; reject: ReceivedReject }
+  | { type: 'unreachable'; message: string }
+  | {
+      type: 'list-loaded';
+      images: Array<Omit<ImageRow, 'download'>>;
+      session: SessionIdentity;
+      quota: Quota;
+    }
+  | { type: 'download-progress'; name: string; received: number; total: number }
+  | {
+      type: 'download-finished';
+      name: string;
+      outcome: 'downloaded' | 'not-modified';
+      saved: SavedImage;
+      quota: Quota;
+    }
+  | { type: 'usage-loaded'; text: string; document: UsageDocument }
+  | { type: 'usage-saved'; path: string; bytes: number }
+  | { type: 'preview-loaded'; name: string; sha256: string; image: DecodedImage }
+  | { type: 'preview-failed'; name: string; sha256: string; message: string }
+  | { type: 'request-failed'; request: RequestName; image?: string | undefined; failure: Failure }
+  | { type: 'quota'; quota: Quota }
+  | { type: 'notice'; notice: ReceivedNotice }
+  | { type: 'connection-closed'; message: string }
+  | { type: 'key'; key: KeyPress };
+
+/** What the reducer asks the outside world to do; the effect runner does it and reports back with events. */
+export type Effect =
+  | { type: 'list' }
+  | { type: 'download'; name: string }
+  | { type: 'usage' }
+  | { type: 'save-usage'; text: string }
+  | { type: 'load-preview'; name: string; path: string; sha256: string }
+  /** end the program: say goodbye to the server if still connected, restore the terminal, print `message` */
+  | { type: 'quit'; status: number; message: string | null };
+
+export interface Transition {
+  state: ViewState;
+  effects: Effect[];
+}

@@ -23,10 +23,30 @@ export type RecordDone = (error: Error | null) => void;
 export interface EventLogOptions {
   /** the clock that stamps events recorded without `at`, in milliseconds since the epoch (default Date.now) */
   now?: () => number;
+  /** where group commits happen; default: synchronously, on this thread's connection */
+  background?: BackgroundCommitter;
 }
 
 /** An event turned into its row when recorded, so a caller mutating its object later cannot change the history. */
-type EventRow = [at: number, session: number | null, type: string, data: string];
+export type EventRow = [at: number, session: number | null, type: string, data: string];
+
+/**
+ * Commits rows somewhere else than on this thread (db/worker-committer.ts: a worker thread with its own connection),
+ * so that the transaction and its fsync do not hold up the event loop. Commits finish in the order they were asked.
+ */
+export interface BackgroundCommitter {
+  commit(rows: readonly EventRow[], done: (error: Error | null) => void): void;
+  close(): Promise<void>;
+}
+
+/** The transaction that appends rows, on `db`; prepared once. */
+export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void {
+  const insert = db.prepare<EventRow>('INSERT INTO events (at, session, type, data) VALUES (?, ?, ?, ?)');
+  const commit = db.transaction((rows: readonly EventRow[]) => {
+    for (const row of rows) insert.run(...row);
+  });
+  return (rows) => commit.immediate(rows);
+}
 
 interface Pending {
   rows: EventRow[];
@@ -36,8 +56,10 @@ interface Pending {
 export class EventLog {
   readonly db: Database;
   readonly #now: () => number;
-  readonly #insert: BetterSqlite3.Statement<EventRow>;
-  readonly #commit: BetterSqlite3.Transaction<(batch: readonly Pending[]) => void>;
+  readonly #commitRows: (rows: readonly EventRow[]) => void;
+  readonly #background: BackgroundCommitter | undefined;
+  #inFlight = 0;
+  #drained: Array<() => void> = [];
   #queue: Pending[] = [];
   #scheduled: NodeJS.Immediate | null = null;
   #closed = false;
@@ -45,12 +67,8 @@ export class EventLog {
   constructor(db: Database, options: EventLogOptions = {}) {
     this.db = db;
     this.#now = options.now ?? Date.now;
-    this.#insert = db.prepare<EventRow>('INSERT INTO events (at, session, type, data) VALUES (?, ?, ?, ?)');
-    this.#commit = db.transaction((batch: readonly Pending[]) => {
-      for (const pending of batch) {
-        for (const row of pending.rows) this.#insert.run(...row);
-      }
-    });
+    this.#commitRows = rowCommitter(db);
+    this.#background = options.background;
   }
 
   /**
@@ -66,12 +84,17 @@ export class EventLog {
       return;
     }
     this.#queue.push({ rows: events.map((event) => this.#toRow(event)), done });
-    this.#scheduled ??= setImmediate(() => this.flush());
+    this.#scheduled ??= setImmediate(() => this.#flush('background'));
   }
 
-  /** Commits the events now, after whatever is queued (so positions keep the order of the calls); throws on failure. */
+  /**
+   * Commits the events now, on this thread, after whatever is queued (so positions keep the order of the calls);
+   * throws on failure. With a background committer, only when no commit is in flight there (at start, or after
+   * drain()), or the order of the history could not be kept.
+   */
   recordNow(events: readonly NewEvent[]): void {
     if (this.#closed) throw new HistoryClosedError();
+    if (this.#inFlight > 0) throw new Error('recordNow while background commits are in flight: drain() first');
     const outcome: { error: Error | null } = { error: null };
     this.#queue.push({
       rows: events.map((event) => this.#toRow(event)),
@@ -83,14 +106,40 @@ export class EventLog {
     if (outcome.error) throw outcome.error;
   }
 
-  /** Commits what is queued now, synchronously, and calls its dones. */
+  /** Commits what is queued now, synchronously on this thread, and calls its dones. */
   flush(): void {
+    this.#flush('here');
+  }
+
+  /** Resolves once everything recorded so far is committed and its dones have run. */
+  drain(): Promise<void> {
+    this.#flush('background');
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drained.push(resolve));
+  }
+
+  #flush(where: 'here' | 'background'): void {
     if (this.#scheduled) clearImmediate(this.#scheduled);
     this.#scheduled = null;
     const batch = this.#queue;
     this.#queue = [];
     if (batch.length === 0) return;
-    callDones(batch, this.#commitBatch(batch));
+    const background = this.#background;
+    if (where === 'here' || !background) {
+      callDones(batch, this.#commitBatch(batch));
+      return;
+    }
+    // Even a batch with no rows goes through the committer, so that its dones keep their place in the order.
+    const rows = batch.flatMap((pending) => pending.rows);
+    this.#inFlight++;
+    background.commit(rows, (error) => {
+      this.#inFlight--;
+      try {
+        callDones(batch, error ? this.#appendError(rows.length, error) : null);
+      } finally {
+        if (this.#inFlight === 0) for (const resolve of this.#drained.splice(0)) resolve();
+      }
+    });
   }
 
   /** Commits what is queued and refuses further records. The database stays open: whoever opened it closes it. */
@@ -103,11 +152,15 @@ export class EventLog {
   #commitBatch(batch: readonly Pending[]): Error | null {
     if (countRows(batch) === 0) return null;
     try {
-      this.#commit.immediate(batch);
+      this.#commitRows(batch.flatMap((pending) => pending.rows));
       return null;
     } catch (error) {
-      return new HistoryAppendError(countRows(batch), error, this.db.name, this.#condition(error));
+      return this.#appendError(countRows(batch), error);
     }
+  }
+
+  #appendError(count: number, error: unknown): HistoryAppendError {
+    return new HistoryAppendError(count, error, this.db.name, this.#condition(error));
   }
 
   /** A bare I/O error, explained by the file system when it can: a file that may not be written, a full disk. */

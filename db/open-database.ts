@@ -28,7 +28,15 @@ export interface OpenDatabaseOptions {
   readonly?: boolean;
   /** how long to wait for another connection's lock before failing, in milliseconds (default 5000) */
   busyTimeoutMs?: number;
+  /**
+   * SQLite's `synchronous` for a writable open: `full` (the default) syncs every commit to the disk, so a commit
+   * survives a power loss; `normal` (WAL) writes every commit to the OS, so it survives a crash or kill of the
+   * server but a power loss may lose the last commits (never corrupting the file).
+   */
+  synchronous?: Synchronous;
 }
+
+export type Synchronous = 'full' | 'normal';
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
@@ -47,7 +55,7 @@ export function openDatabase(file: string, options: OpenDatabaseOptions = {}): D
       timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
     });
     if (readonly) checkSchemaVersion(db, file);
-    else prepareWritable(db, file);
+    else prepareWritable(db, file, options.synchronous ?? 'full');
     return db;
   } catch (error) {
     db?.close();
@@ -55,11 +63,11 @@ export function openDatabase(file: string, options: OpenDatabaseOptions = {}): D
   }
 }
 
-function prepareWritable(db: Database, file: string): void {
+function prepareWritable(db: Database, file: string, synchronous: Synchronous): void {
   // Before anything writes: even switching to WAL changes the file, which must stay as a newer server left it.
   refuseNewerSchema(db, file);
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  db.pragma(`synchronous = ${synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
   migrate(db, file);
   // A writable open can write now: take the write lock once, so that another process holding it is found here,
   // with its own error, rather than at the first event.

@@ -6,7 +6,7 @@
  *       │                  │ idle ⇄ busy                 │ idle ⇄ busy
  *       └──────────────────┴─────────────▶ closed ◀──────┘   (final; output { reason, admitted })
  *
- * `busy` means an answer is in flight: from a REQUEST (or INVALID_REQUEST) until the glue's REPLY_SENT. The idle
+ * `busy` means an answer is in flight: from the WELCOME, a REQUEST (or INVALID_REQUEST) until the glue's REPLY_SENT. The idle
  * timer runs only in `idle` and restarts on every entry to it [P-27]. The glue never sends a REQUEST while busy
  * ([P-16]: it queues pipelined requests) nor before the WELCOME; such an event would be ignored.
  *
@@ -314,9 +314,10 @@ export const sessionMachine = sessionSetup.createMachine({
             target: 'closed',
             actions: ['rejectUnsupportedVersion', closeAs('unsupported-version')],
           },
-          { guard: 'tierHasQuota', target: 'active', actions: 'welcome' },
+          // The WELCOME is the first answer in flight: the idle timer starts once the glue has written it.
+          { guard: 'tierHasQuota', target: 'active.busy', actions: 'welcome' },
           // A tier whose quota is 0 (or already used up): admitted, every get refused [P-21].
-          { target: 'quotaExhausted', actions: 'welcome' },
+          { target: 'quotaExhausted.busy', actions: 'welcome' },
         ],
         INVALID_REQUEST: { target: 'closed', actions: 'rejectBadHello' },
         /** [P-28] */

@@ -19,6 +19,11 @@ export interface ServerConfig {
   cacheDir: string;
   /** SQLite history file, created on first start */
   database: string;
+  /** 'full': every commit is synced to the disk (survives a power loss); 'normal': written to the OS at every
+   * commit (survives a crash or kill of the server; a power loss may lose the last commits, never the file) */
+  historySync: 'full' | 'normal';
+  /** commit the history on a worker thread, so that the event loop serves while SQLite writes */
+  historyThread: boolean;
   /** concurrent sessions, handshakes in progress included */
   capacity: number;
   /** tier table: codes to tier, quota and rights */
@@ -54,6 +59,8 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   port: 7878,
   cacheDir: path.join(PACKAGE_ROOT, 'cache'),
   database: 'imgcache-history.sqlite',
+  historySync: 'full',
+  historyThread: false,
   capacity: 3,
   tiers: DEFAULT_TIER_TABLE,
   handshakeTimeoutMs: 5_000,
@@ -70,7 +77,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   logFormat: process.stdout.isTTY ? 'pretty' : 'json',
 });
 
-type OptionKind = 'string' | 'integer' | 'codes' | 'tiers' | 'format';
+type OptionKind = 'string' | 'integer' | 'codes' | 'tiers' | 'format' | 'sync' | 'switch';
 
 export interface OptionSpec {
   key: keyof ServerConfig;
@@ -86,6 +93,20 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'port', flag: 'port', env: 'IMGCACHE_PORT', kind: 'integer', min: 0, help: 'TCP port (0: any free port)' },
   { key: 'cacheDir', flag: 'cache-dir', env: 'IMGCACHE_CACHE_DIR', kind: 'string', help: 'folder of images to serve' },
   { key: 'database', flag: 'database', env: 'IMGCACHE_DATABASE', kind: 'string', help: 'SQLite history file' },
+  {
+    key: 'historySync',
+    flag: 'history-sync',
+    env: 'IMGCACHE_HISTORY_SYNC',
+    kind: 'sync',
+    help: 'full: sync every commit to disk; normal: to the OS (survives a crash, not a power loss)',
+  },
+  {
+    key: 'historyThread',
+    flag: 'history-thread',
+    env: 'IMGCACHE_HISTORY_THREAD',
+    kind: 'switch',
+    help: 'on: commit the history on a worker thread (helps when fsync is slow and clients many); off: on the event loop',
+  },
   { key: 'capacity', flag: 'capacity', env: 'IMGCACHE_CAPACITY', kind: 'integer', min: 1, help: 'concurrent sessions' },
   {
     key: 'tiers',
@@ -222,6 +243,12 @@ function parseOption(spec: OptionSpec, raw: string): ServerConfig[keyof ServerCo
       return parseCodes(spec, raw);
     case 'tiers':
       return loadTierTable(raw);
+    case 'sync':
+      if (raw !== 'full' && raw !== 'normal') throw new ConfigError(`--${spec.flag} takes full or normal`);
+      return raw;
+    case 'switch':
+      if (raw !== 'on' && raw !== 'off') throw new ConfigError(`--${spec.flag} takes on or off`);
+      return raw === 'on';
     case 'format':
       if (raw !== 'pretty' && raw !== 'json') throw new ConfigError(`--${spec.flag} takes pretty or json`);
       return raw;
@@ -254,7 +281,9 @@ export function resolveConfig(
 
 export function describeOptions(): string {
   const rows = OPTION_SPECS.map((spec) => {
-    const fallback = spec.key === 'tiers' ? 'built-in' : JSON.stringify(DEFAULT_CONFIG[spec.key]);
+    const value = DEFAULT_CONFIG[spec.key];
+    const fallback =
+      spec.key === 'tiers' ? 'built-in' : typeof value === 'boolean' ? (value ? 'on' : 'off') : JSON.stringify(value);
     return `  --${spec.flag.padEnd(22)} ${spec.help}\n  ${' '.repeat(24)} default ${fallback}; env ${spec.env}`;
   });
   return rows.join('\n');

@@ -165,7 +165,9 @@ test('[P-28] SHUTDOWN drains: idle sessions close at once, a busy one after its 
   const idle = admission.connect();
   const busy = admission.connect();
   admission.session(idle).send(hello());
+  admission.session(idle).send({ type: 'REPLY_SENT' }); // its WELCOME is written
   admission.session(busy).send(hello());
+  admission.session(busy).send({ type: 'REPLY_SENT' });
   admission.session(busy).send({ type: 'REQUEST', request: { id: 1, command: 'list' } });
   const closedBy: Record<number, SessionEffect[]> = {};
   for (const connection of [inHandshake, idle, busy]) {

@@ -3,18 +3,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type ImgcacheError, parseReply, parseRequest } from '../src/protocol/index.ts';
 import { holdsCurrentImage, notModifiedReply } from '../src/server/conditional-get.ts';
-import type { CatalogEntry } from '../src/server/image-catalog.ts';
+import { type CatalogEntry, catalogEntry } from '../src/server/image-catalog.ts';
 
 const SHA = 'ab'.repeat(32);
 const QUOTA = { limit: 3, used: 1, remaining: 2 };
-const ENTRY: CatalogEntry = {
-  name: 'sunset.png',
-  path: '/nowhere/sunset.png',
-  bytes: 18214,
-  mtimeMs: Date.UTC(2026, 10, 25, 10),
-  sha256: SHA,
-  content: null,
-};
+const ENTRY: CatalogEntry = catalogEntry('/nowhere/sunset.png', 'sunset.png', 18214, Date.UTC(2026, 10, 25, 10), SHA);
 
 function codeOf(run: () => unknown): string | undefined {
   try {

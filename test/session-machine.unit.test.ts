@@ -51,6 +51,7 @@ function hello(code: number, versions: number[] = [1]): SessionEvent {
 function welcomed(code: number, overrides: Partial<SessionInput> = {}): Session {
   const session = startSession(overrides);
   session.send(hello(code));
+  session.send(REPLY_SENT); // the glue has written the WELCOME
   session.take();
   return session;
 }
@@ -92,6 +93,8 @@ test('[P-12] a HELLO sharing a version is welcomed with the tier of its code and
       quota: quota(3, 0),
     },
   ]);
+  assert.is(session.state(), 'active.busy', 'the WELCOME is in flight until the glue has written it');
+  session.send(REPLY_SENT);
   assert.is(session.state(), 'active.idle');
 });
 
@@ -180,6 +183,7 @@ test('[P-21] a tier with quota 0 is welcomed straight into quotaExhausted', () =
   session.send(hello(500));
   const [effect] = session.take();
   assert.equal(effect?.type === 'welcome' && effect.quota, quota(0, 0));
+  session.send(REPLY_SENT);
   assert.is(session.state(), 'quotaExhausted.idle');
 });
 
@@ -188,6 +192,7 @@ test('[P-21] input quotaUsed is counted from the WELCOME on', () => {
   session.send(hello(108));
   const [effect] = session.take();
   assert.equal(effect?.type === 'welcome' && effect.quota, quota(3, 2));
+  session.send(REPLY_SENT);
   session.send(get(1));
   assert.equal(session.take(), [{ type: 'serve-image', requestId: 1, image: 'sunset.png', quota: quota(3, 3) }]);
   assert.is(session.state(), 'quotaExhausted.busy');
@@ -571,7 +576,19 @@ test('[P-26] HISTORY_FAILED in handshake closes unadmitted, with a zero quota', 
   assert.equal(effects[1], { type: 'closed', reason: 'history-unavailable', admitted: false });
 });
 
-test('REPLY_SENT while idle (the glue sends one after the WELCOME) is ignored', () => {
+test('[P-27] the idle timer starts when the WELCOME has been written, not when it was decided', () => {
+  const session = startSession();
+  session.send(hello(108));
+  session.clock.increment(IDLE_MS * 3); // a slow history commit: the WELCOME is not out yet
+  assert.is(session.state(), 'active.busy');
+  session.send(REPLY_SENT);
+  session.clock.increment(IDLE_MS - 1);
+  assert.is(session.state(), 'active.idle');
+  session.clock.increment(1);
+  assertClosed(session, 'idle-timeout', true);
+});
+
+test('a stray REPLY_SENT while idle is ignored', () => {
   const session = welcomed(108);
   session.clock.increment(IDLE_MS - 1);
   session.send(REPLY_SENT);

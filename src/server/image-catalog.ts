@@ -20,7 +20,9 @@ import { EventEmitter } from 'node:events';
 import { closeSync, createReadStream, lstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { encodeJsonFrame } from '../protocol/frame.ts';
 import type { ImageInfo } from '../protocol/messages.ts';
+import { MessageType } from '../protocol/messages.ts';
 import { type FileSignature, planLook, type SettlingFile, sameSignature } from './catalog-scan.ts';
 import { CatalogWatcher } from './catalog-watcher.ts';
 import { HotImageCache } from './hot-image-cache.ts';
@@ -37,6 +39,10 @@ export interface CatalogEntry {
   readonly sha256: string;
   /** the image's bytes when it is held in memory */
   readonly content: Buffer | null;
+  /** [P-18] its description, computed once when it enters the catalog */
+  readonly info: ImageInfo;
+  /** [P-24] the END frame that closes every transfer of these bytes, encoded once */
+  readonly endFrame: Buffer;
 }
 
 /** One change of the catalog, in order; `version` is the catalog's version after it. */
@@ -81,12 +87,14 @@ export function sha256Hex(bytes: Buffer): string {
 }
 
 export function describeEntry(entry: CatalogEntry): ImageInfo {
-  return {
-    name: entry.name,
-    bytes: entry.bytes,
-    modified: new Date(entry.mtimeMs).toISOString(),
-    sha256: entry.sha256,
-  };
+  return entry.info;
+}
+
+/** An entry's constant parts: what every answer about these bytes repeats is computed once, here. */
+export function catalogEntry(file: string, name: string, bytes: number, mtimeMs: number, sha256: string): CatalogEntry {
+  const info = { name, bytes, modified: new Date(mtimeMs).toISOString(), sha256 };
+  const endFrame = encodeJsonFrame(MessageType.END, { bytes, sha256 });
+  return { name, path: file, bytes, mtimeMs, sha256, content: null, info, endFrame };
 }
 
 export class ImageCatalog extends EventEmitter<CatalogEvents> {
@@ -208,14 +216,7 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
 
   #enter(name: string, signature: FileSignature, sha256: string, content: Buffer | null): void {
     const previous = this.#entries.get(name);
-    const entry: CatalogEntry = {
-      name,
-      path: path.join(this.folder, name),
-      bytes: signature.bytes,
-      mtimeMs: signature.mtimeMs,
-      sha256,
-      content: null,
-    };
+    const entry = catalogEntry(path.join(this.folder, name), name, signature.bytes, signature.mtimeMs, sha256);
     this.#entries.set(name, { entry, signature });
     this.#settling.delete(name);
     if (!content || !this.#hot.holdIfRoom(name, sha256, content)) this.#hot.drop(name);

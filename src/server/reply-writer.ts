@@ -81,7 +81,7 @@ export class ReplyWriter {
       stream: true,
       quota,
     };
-    const end = encodeJsonFrame(MessageType.END, { bytes: entry.bytes, sha256: entry.sha256 });
+    const end = entry.endFrame;
     if (entry.content) {
       stream.cork();
       stream.write(encodeJsonFrame(MessageType.REPLY, reply));

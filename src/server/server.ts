@@ -13,6 +13,7 @@ import type { NewEvent } from '../../db/events.ts';
 import { openDatabase } from '../../db/open-database.ts';
 import { closeOrphanedSessions } from '../../db/recover-sessions.ts';
 import { usageJsonChunksFromDatabase } from '../../db/usage-export.ts';
+import { WorkerCommitter } from '../../db/worker-committer.ts';
 import { admissionMachine } from '../../machines/admission.machine.ts';
 import { resolveConfig, type ServerConfig } from '../config.ts';
 import { type Logger, silentLogger } from '../logger.ts';
@@ -66,8 +67,15 @@ export async function startServer(
   const nextCode = dependencies.codeSource ?? sequenceOfCodes(config.codes);
 
   // A commit waits at most this long for a lock held by another process: the event loop waits with it.
-  const database: Database.Database = openDatabase(config.database, { busyTimeoutMs: 250 });
-  const history = new EventLog(database);
+  const busyTimeoutMs = 250;
+  const synchronous = config.historySync;
+  const database: Database.Database = openDatabase(config.database, { busyTimeoutMs, synchronous });
+  // Group commits run on a thread of their own (unless told otherwise): the event loop keeps serving meanwhile.
+  const committer = config.historyThread
+    ? new WorkerCommitter({ file: config.database, synchronous, busyTimeoutMs })
+    : undefined;
+  await committer?.ready();
+  const history = new EventLog(database, { background: committer });
   const orphans = closeOrphanedSessions(database, 'server-restart');
   if (orphans > 0)
     logger.warn({ sessions: orphans }, 'closed sessions left open by an earlier run that did not stop cleanly');
@@ -176,7 +184,8 @@ export async function startServer(
     await drained;
     clearTimeout(grace);
     await catalog.close();
-    history.flush();
+    await history.drain();
+    await committer?.close();
     history.recordNow([{ session: null, type: 'server-stopped', data: { reason: 'shutdown' } }]);
     history.close();
     database.close();

@@ -1,0 +1,136 @@
+/**
+ * Everything one bench run measured (written as latest.json), and the check of each target of the issue against it.
+ */
+import type { InProcessAdmission } from './admission-in-process.ts';
+import type { SocketAdmission } from './admission-over-sockets.ts';
+import type { BenchOptions } from './bench-options.ts';
+import type { ProfileSummary } from './cpu-profile.ts';
+import type { EventLogCapacity } from './event-log-capacity.ts';
+import type { ExportMeasurement, HistoryBuild } from './history-export.ts';
+import type { CodeVersion, MachineInfo } from './machine-info.ts';
+import type { ServerRun } from './measure-run.ts';
+import type { Calibration, ThroughputRow } from './throughput.ts';
+
+export interface AdmissionFigures {
+  sessions: number;
+  totalSeconds: number;
+  /** median µs per admission of the 5 batches from 100 sessions open */
+  microsNear100Open: number;
+  /** median µs per admission of the last 5 batches (all but the last few hundred sessions open) */
+  microsNearFull: number;
+}
+
+export interface BenchResults {
+  date: string;
+  mode: 'full' | 'smoke';
+  machine: MachineInfo;
+  code: CodeVersion;
+  settings: Omit<BenchOptions, 'outDir'>;
+  rows: ThroughputRow[];
+  calibration: Calibration[];
+  profile: { run: ServerRun; summary: ProfileSummary } | null;
+  logCost: ServerRun | null;
+  eventLogCapacity: EventLogCapacity[];
+  history: { build: HistoryBuild; export: ExportMeasurement; documentChecked: boolean };
+  admission: {
+    inProcess: InProcessAdmission & { figures: AdmissionFigures };
+    overSockets: SocketAdmission & { figures: AdmissionFigures };
+  };
+  targets: TargetCheck[];
+  seconds: number;
+}
+
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  /** null: not measured in this run */
+  met: boolean | null;
+}
+
+/** The admission batches that say how the cost grows with the sessions open. */
+export function admissionFigures(
+  batches: ReadonlyArray<{ openBefore: number; microsecondsPerSession: number }>,
+  sessions: number,
+  totalSeconds: number,
+): AdmissionFigures {
+  // Medians: a garbage collection inside one batch makes that batch slow, whatever the number open.
+  const median = (picked: ReadonlyArray<{ microsecondsPerSession: number }>) => {
+    const sorted = picked.map((batch) => batch.microsecondsPerSession).sort((a, b) => a - b);
+    return sorted.length === 0 ? 0 : (sorted[Math.floor((sorted.length - 1) / 2)] as number);
+  };
+  const near100 = batches.filter((batch) => batch.openBefore >= 100).slice(0, 5);
+  return {
+    sessions,
+    totalSeconds,
+    microsNear100Open: median(near100.length > 0 ? near100 : batches.slice(0, 1)),
+    microsNearFull: median(batches.slice(-5)),
+  };
+}
+
+const KIB = 1024;
+const MIB = 1024 * 1024;
+
+export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  for (const row of results.rows) {
+    const where = `${row.label}, C=${row.connections}`;
+    checks.push({
+      target: `imgcache >= 1.0 x best nginx (${where})`,
+      measured: row.versusNginx === null ? 'not measured' : `${row.versusNginx.toFixed(2)} x`,
+      met: row.versusNginx === null ? null : row.versusNginx >= 1,
+    });
+    checks.push({
+      target: `imgcache >= 0.8 x baseline (${where})`,
+      measured: `${row.versusBaseline.toFixed(2)} x`,
+      met: row.versusBaseline >= 0.8,
+    });
+  }
+  const calibrated = new Set(results.calibration.map((entry) => `${entry.imageBytes}/${entry.connections}`));
+  for (const key of calibrated) {
+    const entries = results.calibration.filter((entry) => `${entry.imageBytes}/${entry.connections}` === key);
+    const ours = Math.max(...entries.map((entry) => entry.oursRequestsPerSecond));
+    const wrk = Math.max(...entries.map((entry) => entry.wrk.requestsPerSecond));
+    const [bytes, connections] = key.split('/').map(Number);
+    checks.push({
+      target: `load generator >= 0.9 x wrk on the faster nginx, the figure the ratios use (${(bytes ?? 0) / KIB} KiB, C=${connections})`,
+      measured: `${(ours / wrk).toFixed(2)} x`,
+      met: ours / wrk >= 0.9,
+    });
+  }
+  for (const calibration of results.calibration) {
+    checks.push({
+      target: `load generator >= 0.9 x wrk (nginx ${calibration.nginx}, ${calibration.imageBytes / KIB} KiB, C=${calibration.connections})`,
+      measured: `${calibration.ratio.toFixed(2)} x`,
+      met: calibration.ratio >= 0.9,
+    });
+  }
+  for (const [how, admission] of [
+    ['in-process', results.admission.inProcess.figures],
+    ['over sockets', results.admission.overSockets.figures],
+  ] as const) {
+    const ratio = admission.microsNearFull / admission.microsNear100Open;
+    checks.push({
+      target: `admission at ${admission.sessions.toLocaleString('en-US')} open within 2 x its cost at 100 open (${how})`,
+      measured: `${admission.microsNear100Open.toFixed(0)} µs -> ${admission.microsNearFull.toFixed(0)} µs (${ratio.toFixed(2)} x)`,
+      met: ratio <= 2,
+    });
+  }
+  const heap = results.admission.inProcess.heapBytesPerSession;
+  checks.push({
+    target: 'heap per open session < 20 KiB (machines, in-process)',
+    measured: `${(heap / KIB).toFixed(1)} KiB`,
+    met: heap < 20 * KIB,
+  });
+  const { history } = results;
+  checks.push({
+    target: `usage export of ${history.build.events.toLocaleString('en-US')} events < 5 s`,
+    measured: `${history.export.seconds.toFixed(2)} s`,
+    met: history.export.seconds < 5,
+  });
+  checks.push({
+    target: `usage export of ${history.build.events.toLocaleString('en-US')} events: peak RSS < 256 MiB`,
+    measured: `${(history.export.peakRssBytes / MIB).toFixed(0)} MiB`,
+    met: history.export.peakRssBytes < 256 * MIB,
+  });
+  return checks;
+}

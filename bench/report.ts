@@ -1,0 +1,282 @@
+/**
+ * The results as a markdown page: the summary table first, then the detail of every run, the calibration, the
+ * history, admission and the CPU profile, and the targets. Pure: results in, text out.
+ */
+import type { BenchResults } from './bench-results.ts';
+import type { ServerRun } from './measure-run.ts';
+
+const MIB = 1024 * 1024;
+
+const rate = (value: number) => Math.round(value).toLocaleString('en-US');
+const ms = (value: number) => (value < 10 ? value.toFixed(2) : value.toFixed(1));
+const mib = (bytes: number) => (bytes / MIB).toFixed(0);
+const ratio = (value: number | null) => (value === null ? '–' : `${value.toFixed(2)}`);
+const mark = (met: boolean | null) => (met === null ? '–' : met ? 'yes' : '**no**');
+
+function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function renderMarkdown(results: BenchResults): string {
+  const { machine, code, settings } = results;
+  const sections: string[] = [];
+  sections.push(`# imgcache benchmark, ${results.date}${results.mode === 'smoke' ? ' (smoke run)' : ''}`);
+  sections.push(
+    [
+      `- machine: ${machine.cpus} × ${machine.cpuModel}, ${(machine.memoryBytes / 2 ** 30).toFixed(1)} GiB, ${machine.kernel}; load average at start ${machine.loadAverage.join(' / ')}`,
+      `- software: Node ${machine.node}, ${machine.nginx ?? 'no nginx'}, ${machine.wrk ?? 'no wrk'}`,
+      `- code: commit ${code.commit}${describeUncommitted(code.uncommitted)}`,
+      `- each measurement: ${settings.warmupMs / 1000} s warm-up, then ${settings.durationMs / 1000} s measured, the whole matrix ${settings.rounds} time(s), each server's best round kept (repeated, at most twice, while other work used over 0.25 cores); load generator: ${settings.threads} thread(s), one request in flight per client; imgcache started fresh per measurement with \`--capacity C\`, a \`--tiers\` table of quota 10^9, \`--log-level warn\`; whole run ${results.seconds.toFixed(0)} s`,
+    ].join('\n'),
+  );
+
+  sections.push('## Requests per second');
+  sections.push(
+    table(
+      ['size', 'C', 'imgcache', 'baseline', 'nginx (best)', 'imgcache / nginx', 'imgcache / baseline'],
+      results.rows.map((row) => [
+        row.label,
+        String(row.connections),
+        rate(row.imgcache.requestsPerSecond),
+        rate(row.baseline.requestsPerSecond),
+        row.bestNginx
+          ? `${rate(row.bestNginx.requestsPerSecond)} (${row.bestNginx.server.replace('nginx: ', '')})`
+          : '–',
+        ratio(row.versusNginx),
+        ratio(row.versusBaseline),
+      ]),
+    ),
+  );
+
+  sections.push('## Every run');
+  const runs = results.rows.flatMap((row) => [row.imgcache, row.baseline, ...row.nginx].map((run) => ({ row, run })));
+  sections.push(
+    table(
+      [
+        'size',
+        'C',
+        'server',
+        'req/s',
+        'MB/s',
+        'p50 ms',
+        'p99 ms',
+        'server CPU µs/req',
+        'server cores',
+        'server peak RSS MiB',
+        'events/s',
+        'generator cores',
+        'other cores',
+        'errors',
+        'req/s of each round',
+      ],
+      runs.map(({ row, run }) => runCells(row.label, run)),
+    ),
+  );
+  sections.push(
+    'server CPU is utime+stime from /proc (all threads; nginx: master and workers) over the window, divided by the answers; ' +
+      'peak RSS is VmHWM (nginx: the sum over its processes, which live for the whole bench); events/s is the growth of ' +
+      "the history during the window; 'other cores' is the CPU the rest of the machine used meanwhile: other programs " +
+      '(noise), and kernel threads working for the run (softirq, the file system journal behind fsync).',
+  );
+
+  if (results.calibration.length > 0) {
+    sections.push('## Calibration of the load generator against wrk');
+    sections.push(
+      table(
+        ['nginx', 'size', 'C', 'ours req/s', 'wrk req/s', 'ours / wrk', 'wrk req/s of each round'],
+        results.calibration.map((entry) => [
+          entry.nginx,
+          `${entry.imageBytes / 1024} KiB`,
+          String(entry.connections),
+          rate(entry.oursRequestsPerSecond),
+          rate(entry.wrk.requestsPerSecond),
+          entry.ratio.toFixed(2),
+          (entry.wrk.rounds ?? [entry.wrk.requestsPerSecond]).map(rate).join(' / '),
+        ]),
+      ),
+    );
+    sections.push(
+      `wrk command: \`${results.calibration[0]?.wrk.command.replace(/http:\/\/\S+/, 'URL')}\`, run right after our run against the same nginx in every round; the best round of each counts. ` +
+        'Our generator is one thread: against 2 nginx workers on a 2-core machine it shares the cores with both, where wrk runs 2 threads. ' +
+        'What guards the ratios is the check on the faster nginx of each row (see the targets).',
+    );
+  }
+
+  if (results.logCost) {
+    const same = results.rows.find(
+      (row) => row.imageBytes === results.logCost?.imageBytes && row.connections === results.logCost?.connections,
+    );
+    sections.push('## The operator log at `info`');
+    sections.push(
+      `imgcache with \`--log-level info\` (one JSON line per event, to a file), ${results.logCost.imageBytes / 1024} KiB, C=${results.logCost.connections}: ` +
+        `${rate(results.logCost.requestsPerSecond)} req/s, ${results.logCost.serverCpuMicrosPerRequest.toFixed(1)} µs CPU/req` +
+        (same
+          ? ` (at \`warn\`: ${rate(same.imgcache.requestsPerSecond)} req/s, ${same.imgcache.serverCpuMicrosPerRequest.toFixed(1)} µs CPU/req).`
+          : '.'),
+    );
+  }
+
+  sections.push('## Event log');
+  sections.push(
+    `While serving: up to ${rate(Math.max(0, ...results.rows.map((row) => row.imgcache.eventsPerSecond ?? 0)))} events/s sustained (the events/s column above). ` +
+      'On its own (in-process, `synchronous = FULL`, group commit of the records of one event-loop turn, each caller waiting for its commit):',
+  );
+  sections.push(
+    table(
+      ['records per turn', 'events/s', 'commits/s'],
+      results.eventLogCapacity.map((entry) => [
+        String(entry.callers),
+        rate(entry.eventsPerSecond),
+        rate(entry.commitsPerSecond),
+      ]),
+    ),
+  );
+
+  const { history } = results;
+  sections.push(`## Usage export of ${history.build.events.toLocaleString('en-US')} events`);
+  sections.push(
+    `History built with EventLog.recordNow in batches of 10,000: ${history.build.sessions.toLocaleString('en-US')} sessions, ` +
+      `${mib(history.build.fileBytes)} MiB, in ${history.build.seconds.toFixed(1)} s. ` +
+      `\`${history.export.command}\`: **${history.export.seconds.toFixed(2)} s** (process start included), ` +
+      `**peak RSS ${mib(history.export.peakRssBytes)} MiB**.`,
+  );
+
+  const { inProcess, overSockets } = results.admission;
+  sections.push('## Admission');
+  sections.push(
+    table(
+      ['how', 'sessions', 'total', 'µs/session near 100 open', 'µs/session near all open', 'memory per session'],
+      [
+        [
+          'in-process: admission actor, CONNECT + HELLO until WELCOME, no I/O',
+          inProcess.sessions.toLocaleString('en-US'),
+          `${inProcess.totalSeconds.toFixed(2)} s`,
+          inProcess.figures.microsNear100Open.toFixed(0),
+          inProcess.figures.microsNearFull.toFixed(0),
+          `${(inProcess.heapBytesPerSession / 1024).toFixed(1)} KiB heap`,
+        ],
+        [
+          'over sockets: real server, batches of connect + HELLO until WELCOME (event committed)',
+          overSockets.sessions.toLocaleString('en-US'),
+          `${overSockets.totalSeconds.toFixed(2)} s`,
+          overSockets.figures.microsNear100Open.toFixed(0),
+          overSockets.figures.microsNearFull.toFixed(0),
+          `${(overSockets.serverRssBytesPerSession / 1024).toFixed(1)} KiB server RSS`,
+        ],
+      ],
+    ),
+  );
+  sections.push(
+    `Batches of ${settings.admissionBatch}; every session stays open. Over sockets the time per session is a batch's wall time divided by its size (the batch is concurrent).`,
+  );
+
+  if (results.profile) {
+    const { run, summary } = results.profile;
+    sections.push(`## CPU profile of imgcache, ${run.imageBytes / 1024} KiB, C=${run.connections}`);
+    sections.push(
+      `\`node --cpu-prof\` on the server's main thread, the samples of the measured window: ${rate(run.requestsPerSecond)} req/s while profiled; ` +
+        `${(summary.totalMs / 1000).toFixed(1)} s sampled, ${((summary.idleMs / summary.totalMs) * 100).toFixed(0)}% idle. Shares are of the non-idle time; a native function (no file) is shown with its caller.`,
+    );
+    sections.push(
+      table(
+        ['self %', 'self ms', 'function', 'called from'],
+        summary.top.map((entry) => [
+          (entry.share * 100).toFixed(1),
+          entry.selfMs.toFixed(0),
+          `\`${entry.name}\``,
+          entry.caller ? `\`${entry.caller}\`` : '',
+        ]),
+      ),
+    );
+    sections.push(
+      table(
+        ['area', 'self %'],
+        summary.areas.filter((area) => area.share >= 0.005).map((area) => [area.area, (area.share * 100).toFixed(1)]),
+      ),
+    );
+  }
+
+  const misses = results.targets.filter((check) => check.met === false);
+  sections.push('## Targets');
+  if (misses.length > 0) sections.push(describeMisses(results));
+  sections.push(
+    table(
+      ['target', 'measured', 'met'],
+      results.targets.map((check) => [check.target, check.measured, mark(check.met)]),
+    ),
+  );
+  return `${sections.join('\n\n')}\n`;
+}
+
+/** The closing note: by how much imgcache misses, and where the profile says its time goes. */
+function describeMisses(results: BenchResults): string {
+  const lines: string[] = [];
+  const behindNginx = results.rows.filter((row) => row.versusNginx !== null && row.versusNginx < 1);
+  if (behindNginx.length > 0) {
+    lines.push(
+      `- behind nginx at ${behindNginx.length} of ${results.rows.length} rows: ` +
+        behindNginx
+          .map((row) => `${row.label} C=${row.connections} needs ${(1 / (row.versusNginx ?? 1)).toFixed(1)}×`)
+          .join(', '),
+    );
+  }
+  const behindBaseline = results.rows.filter((row) => row.versusBaseline < 0.8);
+  if (behindBaseline.length > 0) {
+    lines.push(
+      `- under 0.8 × the baseline at ${behindBaseline.length} of ${results.rows.length} rows: ` +
+        behindBaseline
+          .map((row) => `${row.label} C=${row.connections} needs ${(0.8 / row.versusBaseline).toFixed(1)}×`)
+          .join(', '),
+    );
+  }
+  const cpu = results.rows.map(
+    (row) =>
+      `${row.label} C=${row.connections}: ${row.imgcache.serverCpuMicrosPerRequest.toFixed(0)} vs ${row.baseline.serverCpuMicrosPerRequest.toFixed(0)} µs`,
+  );
+  lines.push(`- server CPU per request, imgcache vs baseline: ${cpu.join('; ')}`);
+  if (results.profile) {
+    const areas = results.profile.summary.areas
+      .slice(0, 5)
+      .map((area) => `${area.area} ${(area.share * 100).toFixed(0)}%`)
+      .join(', ');
+    const top = results.profile.summary.top
+      .slice(0, 5)
+      .map((entry) => `\`${entry.name.replace(/ \S*\/\S*$/, '')}\` ${(entry.share * 100).toFixed(0)}%`)
+      .join(', ');
+    lines.push(`- the CPU profile: by area ${areas}; top functions ${top}`);
+  }
+  return lines.join('\n');
+}
+
+/** "plus 12 uncommitted files (src/ 5, db/ 4, test/ 3)": the working tree others were changing. */
+function describeUncommitted(files: readonly string[]): string {
+  if (files.length === 0) return '';
+  const folders = new Map<string, number>();
+  for (const file of files) {
+    const folder = file.includes('/') ? `${file.split('/')[0]}/` : file;
+    folders.set(folder, (folders.get(folder) ?? 0) + 1);
+  }
+  const counts = [...folders.entries()].map(([folder, count]) => `${folder} ${count}`).join(', ');
+  return ` plus ${files.length} uncommitted files (${counts}; listed in latest.json)`;
+}
+
+function runCells(label: string, run: ServerRun): string[] {
+  return [
+    label,
+    String(run.connections),
+    run.server,
+    rate(run.requestsPerSecond),
+    run.megabytesPerSecond.toFixed(0),
+    ms(run.p50Ms),
+    ms(run.p99Ms),
+    run.serverCpuMicrosPerRequest.toFixed(1),
+    run.serverCpuCores.toFixed(2),
+    mib(run.serverPeakRssBytes),
+    run.eventsPerSecond === null ? '–' : rate(run.eventsPerSecond),
+    run.generatorCpuCores.toFixed(2),
+    run.otherCpuCores.toFixed(2),
+    String(run.errors),
+    (run.rounds ?? [run.requestsPerSecond]).map(rate).join(' / '),
+  ];
+}

@@ -1,0 +1,226 @@
+/**
+ * `npm run bench`: imgcache beside nginx and a bare Node server, on this machine, in one run; then the event log,
+ * the usage export of a large history, admission at scale, and a CPU profile of imgcache under load. Writes
+ * `<out-dir>/latest.json` and `<out-dir>/<date>.md`, prints the markdown, logs progress on stderr.
+ * `npm run bench -- --help` lists the options; bench/README.md says what each number means.
+ */
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { promisify } from 'node:util';
+import type { InProcessAdmission } from './admission-in-process.ts';
+import { measureAdmissionOverSockets } from './admission-over-sockets.ts';
+import { type BenchImage, writeBenchImages, writeBenchTiers } from './bench-fixtures.ts';
+import { type BenchOptions, parseBenchOptions, USAGE } from './bench-options.ts';
+import { admissionFigures, type BenchResults, checkTargets } from './bench-results.ts';
+import { type CpuProfile, summarizeProfile } from './cpu-profile.ts';
+import { type EventLogCapacity, measureEventLogCapacity } from './event-log-capacity.ts';
+import { buildHistory, measureExport } from './history-export.ts';
+import { codeVersion, machineInfo } from './machine-info.ts';
+import { type LoadSettings, measureRun } from './measure-run.ts';
+import { NGINX_SETUPS, type NginxProcess, startNginx } from './nginx.ts';
+import { renderMarkdown } from './report.ts';
+import { ensureCommands } from './system-packages.ts';
+import { imgcacheTarget, type MatrixContext, runThroughputMatrix } from './throughput.ts';
+
+const execFileAsync = promisify(execFile);
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+async function main(argv: string[]): Promise<number> {
+  let options: BenchOptions | 'help';
+  try {
+    options = parseBenchOptions(argv);
+  } catch (error) {
+    console.error(`bench: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (options === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  const results = await runBench(options);
+  mkdirSync(options.outDir, { recursive: true });
+  const markdown = renderMarkdown(results);
+  writeFileSync(path.join(options.outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(path.join(options.outDir, `${results.date}.md`), markdown);
+  process.stdout.write(markdown);
+  log(`wrote ${path.join(options.outDir, 'latest.json')} and ${results.date}.md`);
+  return 0;
+}
+
+async function runBench(options: BenchOptions): Promise<BenchResults> {
+  const startedAt = performance.now();
+  if (options.nginx && options.install) ensureCommands(options.wrk ? ['nginx', 'wrk'] : ['nginx'], log);
+  const machine = machineInfo();
+  const code = codeVersion(options.commit);
+  const workDir = mkdtempSync(path.join(tmpdir(), 'imgcache-bench-'));
+  // nginx's workers run as an unprivileged user: they must be able to reach the images.
+  chmodSync(workDir, 0o755);
+  const imageDir = path.join(workDir, 'images');
+  const images = writeBenchImages(imageDir, options.sizes);
+  const tiersFile = path.join(workDir, 'tiers.json');
+  writeBenchTiers(tiersFile);
+  const settings: LoadSettings = {
+    warmupMs: options.warmupMs,
+    durationMs: options.durationMs,
+    threads: options.threads,
+  };
+  const nginx: NginxProcess[] = [];
+  try {
+    if (options.nginx) {
+      for (const [index, setup] of NGINX_SETUPS.entries()) {
+        nginx.push(await startNginx(setup, path.join(workDir, `nginx-${index}`), imageDir));
+      }
+    }
+    const context: MatrixContext = {
+      workDir,
+      imageDir,
+      tiersFile,
+      settings,
+      nginx,
+      calibrate: (bytes, connections) =>
+        options.wrk && options.calibrationSizes.includes(bytes) && connections === options.calibrationConnections,
+      wrk: { threads: options.wrkThreads, seconds: options.wrkSeconds },
+      log,
+    };
+    const { rows, calibration } = await runThroughputMatrix(context, images, options.concurrency, options.rounds);
+    const busiest = Math.max(...options.concurrency);
+    const first = images[0] as BenchImage;
+    const profile = options.profile ? await profileImgcache(context, first, busiest) : null;
+    const logCost = options.logCost ? await measureWithInfoLog(context, first, busiest) : null;
+    const eventLogCapacity = await measureLogCapacity(workDir, options);
+    const history = await measureHistoryExport(workDir, options);
+    const admission = await measureAdmission(context, first, options);
+    const partial = {
+      date: new Date().toISOString().slice(0, 10),
+      mode: options.smoke ? ('smoke' as const) : ('full' as const),
+      machine,
+      code,
+      settings: withoutOutDir(options),
+      rows,
+      calibration,
+      profile,
+      logCost,
+      eventLogCapacity,
+      history,
+      admission,
+      seconds: (performance.now() - startedAt) / 1000,
+    };
+    return { ...partial, targets: checkTargets(partial) };
+  } finally {
+    for (const server of nginx) await server.stop();
+    if (options.keepTemp) log(`kept ${workDir}`);
+    else rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+function withoutOutDir(options: BenchOptions): Omit<BenchOptions, 'outDir'> {
+  const { outDir: _outDir, ...settings } = options;
+  return settings;
+}
+
+/** imgcache once more, under `node --cpu-prof`; the main thread's profile, summarized. */
+async function profileImgcache(context: MatrixContext, image: BenchImage, connections: number) {
+  const profileDir = path.join(context.workDir, 'cpu-profile');
+  const { target, close } = await imgcacheTarget(context, image, connections, {
+    nodeOptions: ['--cpu-prof', '--cpu-prof-dir', profileDir],
+  });
+  let run: Awaited<ReturnType<typeof measureRun>>;
+  try {
+    run = await measureRun(target, image, connections, context.settings);
+  } finally {
+    await close();
+  }
+  // CPU.<date>.<time>.<pid>.<thread>.<sequence>.cpuprofile: thread 0 is the main thread (1 is tsx's loader).
+  const files = readdirSync(profileDir).filter((file) => file.endsWith('.cpuprofile'));
+  const main = files.find((file) => file.split('.')[4] === '0') ?? files[0];
+  if (main === undefined) throw new Error('node --cpu-prof wrote no profile');
+  const profile = JSON.parse(readFileSync(path.join(profileDir, main), 'utf8')) as CpuProfile;
+  context.log(`profiled: ${Math.round(run.requestsPerSecond)} req/s under the profiler`);
+  if (run.windowMicros[0] < profile.startTime || run.windowMicros[1] > profile.endTime) {
+    throw new Error('the measured window lies outside the CPU profile: the clocks differ');
+  }
+  return { run, summary: summarizeProfile(profile, 20, run.windowMicros) };
+}
+
+async function measureWithInfoLog(context: MatrixContext, image: BenchImage, connections: number) {
+  const { target, close } = await imgcacheTarget(context, image, connections, {
+    logLevel: 'info',
+    logFile: path.join(context.workDir, 'imgcache-info.log'),
+  });
+  try {
+    const run = await measureRun(target, image, connections, context.settings);
+    context.log(`log at info: ${Math.round(run.requestsPerSecond)} req/s`);
+    return run;
+  } finally {
+    await close();
+  }
+}
+
+async function measureLogCapacity(workDir: string, options: BenchOptions): Promise<EventLogCapacity[]> {
+  const capacity: EventLogCapacity[] = [];
+  for (const callers of [1, 3, 64]) {
+    const file = path.join(workDir, `event-log-${callers}.sqlite`);
+    capacity.push(await measureEventLogCapacity(file, callers, options.eventLogCapacityMs));
+    log(`event log, ${callers} records per turn: ${Math.round(capacity.at(-1)?.eventsPerSecond ?? 0)} events/s`);
+  }
+  return capacity;
+}
+
+async function measureHistoryExport(workDir: string, options: BenchOptions): Promise<BenchResults['history']> {
+  const database = path.join(workDir, 'large-history.sqlite');
+  const build = buildHistory(database, options.historyEvents);
+  log(`history of ${build.events} events built in ${build.seconds.toFixed(1)} s`);
+  const probe = path.join(workDir, 'export-peak-rss');
+  const measured = await measureExport(database, probe);
+  log(`export: ${measured.seconds.toFixed(2)} s, peak RSS ${(measured.peakRssBytes / 2 ** 20).toFixed(0)} MiB`);
+  // Once more into a file, to check that the document is whole (not timed; skipped for big histories).
+  let documentChecked = false;
+  if (build.events <= 100_000) {
+    const output = path.join(workDir, 'usage.json');
+    await measureExport(database, probe, output);
+    const document = JSON.parse(readFileSync(output, 'utf8')) as { clients: unknown[]; rejected: unknown[] };
+    documentChecked = document.clients.length > 0 && statSync(output).size > 0;
+  }
+  return { build, export: measured, documentChecked };
+}
+
+async function measureAdmission(
+  context: MatrixContext,
+  image: BenchImage,
+  options: BenchOptions,
+): Promise<BenchResults['admission']> {
+  const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'admission-in-process.ts');
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', script, String(options.admissionSessions), String(options.admissionBatch)],
+    { cwd: path.dirname(path.dirname(script)), maxBuffer: 64 * 1024 * 1024, timeout: 300_000 },
+  );
+  const inProcess = JSON.parse(stdout) as InProcessAdmission;
+  log(`admission in-process: ${inProcess.sessions} sessions in ${inProcess.totalSeconds.toFixed(2)} s`);
+  const sessions = options.socketAdmissionSessions;
+  const warmUp = Math.min(1_000, sessions);
+  const { server, close } = await imgcacheTarget(context, image, sessions + warmUp);
+  let overSockets: Awaited<ReturnType<typeof measureAdmissionOverSockets>>;
+  try {
+    overSockets = await measureAdmissionOverSockets(server, sessions, options.admissionBatch, warmUp);
+  } finally {
+    await close();
+  }
+  log(`admission over sockets: ${sessions} sessions in ${overSockets.totalSeconds.toFixed(2)} s`);
+  return {
+    inProcess: {
+      ...inProcess,
+      figures: admissionFigures(inProcess.batches, inProcess.sessions, inProcess.totalSeconds),
+    },
+    overSockets: {
+      ...overSockets,
+      figures: admissionFigures(overSockets.batches, overSockets.sessions, overSockets.totalSeconds),
+    },
+  };
+}
+
+const status = await main(process.argv.slice(2));
+process.exitCode = status;

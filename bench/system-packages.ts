@@ -1,0 +1,33 @@
+/**
+ * The bench's system tools, nginx and wrk, installed from Debian's packages when missing (`apt-get update` once,
+ * then `apt-get install -y`). Needs root, as installing packages does.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+
+function hasCommand(command: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Installs the packages whose command is missing; returns the ones it installed. */
+export function ensureCommands(packages: readonly string[], log: (line: string) => void): string[] {
+  const missing = packages.filter((name) => !hasCommand(name));
+  if (missing.length === 0) return [];
+  log(`installing ${missing.join(', ')} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env });
+  return missing;
+}
+
+/** The first line a command prints about its version (on stdout or stderr, whatever its status), or null. */
+export function commandVersion(command: string, args: readonly string[]): string | null {
+  const result = spawnSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+  if (result.error) return null;
+  // nginx -v prints on stderr; wrk -v prints on stdout and exits with 1
+  return `${result.stdout}${result.stderr}`.trim().split('\n')[0]?.trim() || null;
+}

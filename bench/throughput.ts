@@ -1,0 +1,253 @@
+/**
+ * The throughput matrix: for every image size and concurrency, imgcache, the bare baseline and each nginx setup
+ * under the same load, back to back. imgcache and the baseline are started fresh for each measurement (so their peak
+ * memory is that measurement's), imgcache with `--capacity` = the concurrency and a fresh history.
+ */
+import path from 'node:path';
+import { openDatabase } from '../db/open-database.ts';
+import type { BenchImage } from './bench-fixtures.ts';
+import { type LoadSettings, measureRun, type RunTarget, type ServerRun } from './measure-run.ts';
+import type { NginxProcess } from './nginx.ts';
+import { cpuTimeMs, peakRssBytes } from './proc-stats.ts';
+import {
+  type ImgcacheServerOptions,
+  type ServerProcess,
+  startBareServer,
+  startImgcacheServer,
+} from './server-processes.ts';
+import { runWrk, type WrkResult } from './wrk.ts';
+
+export interface ThroughputRow {
+  imageBytes: number;
+  label: string;
+  connections: number;
+  imgcache: ServerRun;
+  baseline: ServerRun;
+  nginx: ServerRun[];
+  /** the faster nginx setup of this row, or null without nginx */
+  bestNginx: ServerRun | null;
+  /** imgcache req/s over best nginx req/s (target >= 1.0) */
+  versusNginx: number | null;
+  /** imgcache req/s over baseline req/s (target >= 0.8) */
+  versusBaseline: number;
+}
+
+export interface Calibration {
+  nginx: string;
+  imageBytes: number;
+  connections: number;
+  oursRequestsPerSecond: number;
+  wrk: WrkResult;
+  /** ours / wrk (must be >= 0.9) */
+  ratio: number;
+}
+
+export interface MatrixContext {
+  workDir: string;
+  imageDir: string;
+  tiersFile: string;
+  settings: LoadSettings;
+  nginx: readonly NginxProcess[];
+  /** (size, concurrency) pairs at which our generator is checked against wrk, right after our nginx run */
+  calibrate: (imageBytes: number, connections: number) => boolean;
+  wrk: { threads: number; seconds: number };
+  log: (line: string) => void;
+}
+
+let serverCount = 0;
+
+/** A fresh imgcache process and the RunTarget that measures it; `close()` stops it. */
+export async function imgcacheTarget(
+  context: Pick<MatrixContext, 'workDir' | 'imageDir' | 'tiersFile'>,
+  image: BenchImage,
+  capacity: number,
+  extra: Partial<ImgcacheServerOptions> = {},
+): Promise<{ target: RunTarget; server: ServerProcess; close: () => Promise<void> }> {
+  const database = path.join(context.workDir, `history-${++serverCount}.sqlite`);
+  const server = await startImgcacheServer({
+    cacheDir: context.imageDir,
+    database,
+    capacity,
+    tiersFile: context.tiersFile,
+    logLevel: 'warn',
+    ...extra,
+  });
+  const reader = openDatabase(database, { readonly: true });
+  const lastPosition = reader.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck();
+  return {
+    server,
+    target: {
+      server: 'imgcache',
+      port: server.port,
+      protocol: 'imgcache',
+      target: image.name,
+      cpuTimeMs: () => cpuTimeMs(server.pid),
+      peakRssBytes: () => peakRssBytes(server.pid),
+      eventCount: () => lastPosition.get() ?? 0,
+    },
+    close: async () => {
+      reader.close();
+      await server.stop();
+      if (server.stderr().trim() !== '') throw new Error(`imgcache wrote on stderr: ${server.stderr()}`);
+    },
+  };
+}
+
+async function measureImgcache(context: MatrixContext, image: BenchImage, connections: number): Promise<ServerRun> {
+  const { target, close } = await imgcacheTarget(context, image, connections);
+  try {
+    return await measureRun(target, image, connections, context.settings);
+  } finally {
+    await close();
+  }
+}
+
+async function measureBaseline(context: MatrixContext, image: BenchImage, connections: number): Promise<ServerRun> {
+  const server = await startBareServer(context.imageDir);
+  try {
+    return await measureRun(
+      {
+        server: 'baseline',
+        port: server.port,
+        protocol: 'bare',
+        target: image.name,
+        cpuTimeMs: () => cpuTimeMs(server.pid),
+        peakRssBytes: () => peakRssBytes(server.pid),
+      },
+      image,
+      connections,
+      context.settings,
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
+function measureNginx(context: MatrixContext, nginx: NginxProcess, image: BenchImage, connections: number) {
+  return measureRun(
+    {
+      server: `nginx: ${nginx.setup.name}`,
+      port: nginx.port,
+      protocol: 'http',
+      target: `/${image.name}`,
+      cpuTimeMs: () => nginx.cpuTimeMs(),
+      peakRssBytes: () => nginx.peakRssBytes(),
+    },
+    image,
+    connections,
+    context.settings,
+  );
+}
+
+/**
+ * Measures every server at every (size, concurrency), the whole matrix `rounds` times over (so a burst of other work
+ * on the machine hits one measurement of a server, not all of them), and keeps each server's best round: noise only
+ * ever slows a run down. Every round's requests/s stays in `rounds` of the kept run.
+ */
+/** A kept measurement during which the rest of the machine used more CPU than this (cores) is measured again. */
+const DISTURBED_CORES = 0.25;
+/** how many times a disturbed measurement is repeated at most */
+const MAX_REPEATS = 2;
+
+/**
+ * Measures every server at every (size, concurrency), the whole matrix `rounds` times over (so a burst of other work
+ * on the machine hits one measurement of a server, not all of them), and keeps each server's best round: noise only
+ * ever slows a run down. A best round that was still disturbed (other work used over 0.25 cores) is measured again,
+ * at most twice. Every measurement's requests/s stays in `rounds` of the kept run.
+ */
+export async function runThroughputMatrix(
+  context: MatrixContext,
+  images: readonly BenchImage[],
+  concurrencies: readonly number[],
+  rounds: number,
+): Promise<{ rows: ThroughputRow[]; calibration: Calibration[] }> {
+  const runs = new Map<string, ServerRun[]>();
+  const wrkRuns = new Map<string, WrkResult[]>();
+  const remeasure = new Map<string, () => Promise<ServerRun>>();
+  const keep = <T>(map: Map<string, T[]>, key: string, value: T) => map.set(key, [...(map.get(key) ?? []), value]);
+  const measure = async (key: string, where: string, once: () => Promise<ServerRun>) => {
+    remeasure.set(key, once);
+    const run = await once();
+    keep(runs, key, run);
+    context.log(`${where}: ${run.server} ${describe(run)}`);
+    return run;
+  };
+  for (let round = 1; round <= rounds; round++) {
+    for (const image of images) {
+      for (const connections of concurrencies) {
+        const where = `round ${round}/${rounds}, ${image.label}, C=${connections}`;
+        const key = (server: string) => `${image.bytes}/${connections}/${server}`;
+        await measure(key('imgcache'), where, () => measureImgcache(context, image, connections));
+        await measure(key('baseline'), where, () => measureBaseline(context, image, connections));
+        for (const server of context.nginx) {
+          const serverKey = key(`nginx: ${server.setup.name}`);
+          await measure(serverKey, where, () => measureNginx(context, server, image, connections));
+          if (context.calibrate(image.bytes, connections)) {
+            const url = `http://127.0.0.1:${server.port}/${image.name}`;
+            const wrk = await runWrk(url, connections, context.wrk.threads, context.wrk.seconds);
+            keep(wrkRuns, serverKey, wrk);
+            context.log(`${where}: wrk ${Math.round(wrk.requestsPerSecond)} req/s`);
+          }
+        }
+      }
+    }
+  }
+  const fastest = (key: string): ServerRun =>
+    (runs.get(key) ?? []).reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
+  for (const [key, once] of remeasure) {
+    for (let repeat = 1; repeat <= MAX_REPEATS && fastest(key).otherCpuCores > DISTURBED_CORES; repeat++) {
+      await measure(key, `repeat ${repeat} (disturbed), ${key}`, once);
+    }
+  }
+  const best = (key: string): ServerRun => ({
+    ...fastest(key),
+    rounds: (runs.get(key) ?? []).map((run) => run.requestsPerSecond),
+  });
+  const rows: ThroughputRow[] = [];
+  const calibration: Calibration[] = [];
+  for (const image of images) {
+    for (const connections of concurrencies) {
+      const key = (server: string) => `${image.bytes}/${connections}/${server}`;
+      const imgcache = best(key('imgcache'));
+      const baseline = best(key('baseline'));
+      const nginx = context.nginx.map((server) => best(key(`nginx: ${server.setup.name}`)));
+      const bestNginx = nginx.reduce<ServerRun | null>(
+        (quickest, run) => (quickest === null || run.requestsPerSecond > quickest.requestsPerSecond ? run : quickest),
+        null,
+      );
+      rows.push({
+        imageBytes: image.bytes,
+        label: image.label,
+        connections,
+        imgcache,
+        baseline,
+        nginx,
+        bestNginx,
+        versusNginx: bestNginx ? imgcache.requestsPerSecond / bestNginx.requestsPerSecond : null,
+        versusBaseline: imgcache.requestsPerSecond / baseline.requestsPerSecond,
+      });
+      for (const run of nginx) {
+        const wrk = wrkRuns.get(key(run.server));
+        if (!wrk) continue;
+        const bestWrk = wrk.reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
+        calibration.push({
+          nginx: run.server.replace('nginx: ', ''),
+          imageBytes: image.bytes,
+          connections,
+          oursRequestsPerSecond: run.requestsPerSecond,
+          wrk: { ...bestWrk, rounds: wrk.map((entry) => entry.requestsPerSecond) },
+          ratio: run.requestsPerSecond / bestWrk.requestsPerSecond,
+        });
+      }
+    }
+  }
+  return { rows, calibration };
+}
+
+function describe(run: ServerRun): string {
+  const errors = run.errors > 0 ? `, ${run.errors} errors (${run.firstErrors.join('; ')})` : '';
+  return (
+    `${Math.round(run.requestsPerSecond)} req/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, ` +
+    `${run.serverCpuMicrosPerRequest.toFixed(1)} µs CPU/req, other CPU ${run.otherCpuCores.toFixed(2)}${errors}`
+  );
+}

@@ -122,18 +122,21 @@ export type NotModifiedReply = {
 };
 
 /** [P-26] */
-export type ErrorCode =
-  | 'unknown-command'
-  | 'bad-request'
-  | 'image-not-found'
-  | 'usage-forbidden'
-  | 'quota-exhausted'
-  | 'frame-too-large'
-  | 'malformed-message'
-  | 'unexpected-message'
-  | 'history-unavailable'
-  | 'too-many-requests'
-  | 'internal-error';
+/** [P-26] The version 1 error codes. */
+export const ERROR_CODES = [
+  'unknown-command',
+  'bad-request',
+  'image-not-found',
+  'usage-forbidden',
+  'quota-exhausted',
+  'frame-too-large',
+  'malformed-message',
+  'unexpected-message',
+  'history-unavailable',
+  'too-many-requests',
+  'internal-error',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export const FATAL_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'quota-exhausted',
@@ -185,18 +188,3 @@ export const CLOSE_LINGER_MS = 2000;
 export type ReceivedErrorBody = Omit<ErrorBody, 'code'> & { code: ErrorCode | (string & {}) };
 export type ReceivedNotice = Omit<Notice, 'kind'> & { kind: NoticeKind | (string & {}) };
 export type ReceivedReject = Omit<Reject, 'reason'> & { reason: RejectReason | (string & {}) };
-
-/** [P-26] The version 1 error codes. */
-export const ERROR_CODES: readonly ErrorCode[] = [
-  'unknown-command',
-  'bad-request',
-  'image-not-found',
-  'usage-forbidden',
-  'quota-exhausted',
-  'frame-too-large',
-  'malformed-message',
-  'unexpected-message',
-  'history-unavailable',
-  'too-many-requests',
-  'internal-error',
-];

@@ -47,6 +47,18 @@ export class HistoryLockedError extends HistoryError {
   }
 }
 
+/** Another server is serving from this history (it holds the history's lock file). */
+export class HistoryInUseError extends HistoryError {
+  readonly code = 'history-in-use';
+
+  constructor(file: string, owner: number | null) {
+    super(
+      `the history ${file} is in use by another imgcache server${owner === null ? '' : ` (pid ${owner})`}: ` +
+        'two servers on one history would hand out the same client names',
+    );
+  }
+}
+
 /** A writable open of a file (or folder) the process may not write to. */
 export class HistoryReadOnlyError extends HistoryError {
   readonly code = 'history-read-only';

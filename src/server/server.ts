@@ -10,6 +10,7 @@ import { createActor } from 'xstate';
 import { nextConnectionNumber } from '../../db/connection-numbers.ts';
 import { EventLog } from '../../db/event-log.ts';
 import type { NewEvent } from '../../db/events.ts';
+import { type InstanceLock, lockHistory } from '../../db/instance-lock.ts';
 import { openDatabase } from '../../db/open-database.ts';
 import { closeOrphanedSessions } from '../../db/recover-sessions.ts';
 import { usageJsonChunksFromDatabase } from '../../db/usage-export.ts';
@@ -58,6 +59,16 @@ export function* usageFromFile(file: string): Generator<string> {
   }
 }
 
+/** The history's instance lock, or the database closed and the error thrown. */
+function lockOrClose(file: string, database: Database.Database): InstanceLock {
+  try {
+    return lockHistory(file);
+  } catch (error) {
+    database.close();
+    throw error;
+  }
+}
+
 export async function startServer(
   options: Partial<ServerConfig> = {},
   dependencies: ServerDependencies = {},
@@ -70,6 +81,7 @@ export async function startServer(
   const busyTimeoutMs = 250;
   const synchronous = config.historySync;
   const database: Database.Database = openDatabase(config.database, { busyTimeoutMs, synchronous });
+  const lock = lockOrClose(config.database, database);
   // Group commits run on a thread of their own (unless told otherwise): the event loop keeps serving meanwhile.
   const committer = config.historyThread
     ? new WorkerCommitter({ file: config.database, synchronous, busyTimeoutMs })
@@ -189,6 +201,7 @@ export async function startServer(
     history.recordNow([{ session: null, type: 'server-stopped', data: { reason: 'shutdown' } }]);
     history.close();
     database.close();
+    lock.release();
     logger.info('stopped');
   }
 

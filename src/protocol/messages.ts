@@ -122,31 +122,23 @@ export type NotModifiedReply = {
 };
 
 /** [P-26] */
-/** [P-26] The version 1 error codes. */
-export const ERROR_CODES = [
-  'unknown-command',
-  'bad-request',
-  'image-not-found',
-  'usage-forbidden',
-  'quota-exhausted',
-  'frame-too-large',
-  'malformed-message',
-  'unexpected-message',
-  'history-unavailable',
-  'too-many-requests',
-  'internal-error',
-] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
-
-export const FATAL_ERROR_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'quota-exhausted',
-  'frame-too-large',
-  'malformed-message',
-  'unexpected-message',
-  'history-unavailable',
-  'too-many-requests',
-  'internal-error',
-]);
+/** [P-26] The version 1 error codes, each with whether it closes the connection: one table, as in the spec. */
+const ERROR_FATALITY = {
+  'unknown-command': false,
+  'bad-request': false,
+  'image-not-found': false,
+  'usage-forbidden': false,
+  'quota-exhausted': true,
+  'frame-too-large': true,
+  'malformed-message': true,
+  'unexpected-message': true,
+  'history-unavailable': true,
+  'too-many-requests': true,
+  'internal-error': true,
+} as const;
+export type ErrorCode = keyof typeof ERROR_FATALITY;
+export const ERROR_CODES = Object.keys(ERROR_FATALITY) as readonly ErrorCode[];
+export const FATAL_ERROR_CODES: ReadonlySet<ErrorCode> = new Set(ERROR_CODES.filter((code) => ERROR_FATALITY[code]));
 
 export interface ErrorBody {
   id: number | null;

@@ -24,6 +24,7 @@ import {
   setImmutable,
 } from './helpers/sqlite-conditions.ts';
 import { eventually, makeTemporaryFolder } from './helpers/test-server.ts';
+import { within } from './helpers/within.ts';
 
 /** Room for a fresh history and its WAL, and little more: a filler file takes the rest. */
 const SMALL_FS_KIB = 256;
@@ -54,14 +55,6 @@ async function admittedPeer(server: ServerProcess): Promise<RawConnection> {
 /** A hang guard: the server answers these in milliseconds (a lock in seconds), so a silence this long is a bug. */
 const GUARD_MS = 15_000;
 
-function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const hang = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${GUARD_MS} ms`)), GUARD_MS);
-  });
-  return Promise.race([promise, hang]).finally(() => clearTimeout(timer));
-}
-
 interface Refusal {
   /** what happens once the request is sent, before the answer is read (e.g. the condition ends) */
   meanwhile?: () => Promise<void>;
@@ -76,10 +69,10 @@ interface Refusal {
 async function expectRefusedUnrecorded(peer: RawConnection, refusal: Refusal): Promise<void> {
   peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: 'sunset.png' });
   await refusal.meanwhile?.();
-  const error = await within(peer.nextJson(MessageType.ERROR), 'ERROR');
+  const error = await within(peer.nextJson(MessageType.ERROR), 'ERROR', GUARD_MS);
   assert.equal([error.code, error.fatal, error.id], ['history-unavailable', true, null]);
   if (refusal.closes) {
-    assert.is(await within(peer.next(), 'close'), null, 'nothing follows the fatal ERROR: the server closes');
+    assert.is(await within(peer.next(), 'close', GUARD_MS), null, 'nothing follows the fatal ERROR: the server closes');
   }
   peer.destroy();
 }
@@ -130,7 +123,7 @@ test('locked by another process at startup: "cannot start … locked by another 
   try {
     createHistory(database);
     const lock = await holdWriteLock(database);
-    const result = await within(startFailing(database), 'exit').finally(() => lock.release());
+    const result = await within(startFailing(database), 'exit', GUARD_MS).finally(() => lock.release());
     assert.is(result.status, 1);
     assert.match(result.stderr, /^imgcache-server: cannot start: the history .* is locked by another process/);
     assert.match(result.stderr, /\[history-locked\]/);

@@ -10,8 +10,8 @@ import * as assert from 'uvu/assert';
 import { type FileSignature, planLook, type SettlingFile } from '../src/server/catalog-scan.ts';
 import { HotImageCache } from '../src/server/hot-image-cache.ts';
 import { type CatalogChange, ImageCatalog, sha256Hex } from '../src/server/image-catalog.ts';
-import { within } from './helpers/live-images.ts';
 import { makeTemporaryFolder } from './helpers/test-server.ts';
+import { within } from './helpers/within.ts';
 
 const sig = (bytes: number, mtimeMs = 1000, ino = 1): FileSignature => ({ bytes, mtimeMs, ino });
 

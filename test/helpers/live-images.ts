@@ -6,6 +6,7 @@ import { cpSync } from 'node:fs';
 import path from 'node:path';
 import type { CatalogChange, ImageCatalog } from '../../src/server/image-catalog.ts';
 import { makeTemporaryFolder, SAMPLE_IMAGES } from './test-server.ts';
+import { within } from './within.ts';
 
 /** A temporary folder holding `images/`, a copy of the sample images. */
 export function copySampleImages(): { folder: string; images: string } {
@@ -13,19 +14,6 @@ export function copySampleImages(): { folder: string; images: string } {
   const images = path.join(folder, 'images');
   cpSync(SAMPLE_IMAGES, images, { recursive: true });
   return { folder, images };
-}
-
-/** Rejects after `ms` if `promise` has not settled; the deadline's timer also keeps the process waiting. */
-export async function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function nextEvent<T>(subscribe: (resolve: (value: T) => void) => () => void, what: string): Promise<T> {

@@ -21,6 +21,27 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX events_by_session ON events (session, position);
   CREATE INDEX events_by_type ON events (type, position);
   `,
+  // Serving an image appends one row. Under version 1 that row also went into two indexes, and the (session,
+  // position) one put the rows of concurrent sessions on as many different pages, all written to the WAL at each
+  // commit; AUTOINCREMENT rewrote sqlite_sequence at every insert too. Now the indexes hold only the rows looked up
+  // by kind, the few that open or end a connection, and positions are plain rowids: rows are never deleted, so the
+  // next one is always max + 1, never a reused number. The usage export sorts by session (db/usage-export.ts).
+  `
+  CREATE TABLE events_v2 (
+    position INTEGER PRIMARY KEY, -- the order of the history: 1, 2, 3, ... (rows are never deleted)
+    at INTEGER NOT NULL,
+    session INTEGER,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL
+  );
+  INSERT INTO events_v2 (position, at, session, type, data) SELECT position, at, session, type, data FROM events;
+  DROP TABLE events;
+  ALTER TABLE events_v2 RENAME TO events;
+  CREATE INDEX events_admitted ON events (session) WHERE type = 'session-admitted';
+  CREATE INDEX events_closed ON events (session) WHERE type = 'session-closed';
+  CREATE INDEX events_rejected ON events (session) WHERE type = 'connection-rejected';
+  CREATE INDEX events_dropped ON events (session) WHERE type = 'connection-dropped';
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

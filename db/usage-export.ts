@@ -36,28 +36,29 @@ function lastPosition(db: Database): number {
 }
 
 /**
- * Walks the admissions in position order and, for each, that session's events through the (session, position) index:
- * grouped by session in the order of admission, with no sort and no temporary table.
+ * Every event of a numbered connection but its rejection, grouped by connection number, each connection's events in
+ * position order. The history keeps no index by session (each image served would have to be written into it), so
+ * SQLite sorts: its sorter spills to temporary files past its cache, which keeps memory flat for any history size.
+ * Connections never admitted (dropped before their HELLO) come through too; the projection leaves them out.
  */
 function* sessionEvents(db: Database, upTo: number): Generator<StoredEvent, void, undefined> {
   const statement = db
     .prepare<[{ upTo: number }], EventRow>(
-      `SELECT e.position, e.at, e.session, e.type, e.data
-     FROM events AS a JOIN events AS e ON e.session = a.session
-     WHERE a.type = 'session-admitted' AND a.position <= @upTo
-       AND e.position <= @upTo AND e.type <> 'connection-rejected'
-     ORDER BY a.position, e.position`,
+      `SELECT ${EVENT_COLUMNS} FROM events
+     WHERE session IS NOT NULL AND type <> 'connection-rejected' AND position <= @upTo
+     ORDER BY session, position`,
     )
     .raw();
   for (const row of statement.iterate({ upTo })) yield toStoredEvent(row);
 }
 
+/** The rejections in the order of their connection numbers, read through their partial index: no sort, no scan. */
 function* rejectedEvents(db: Database, upTo: number): Generator<StoredEvent, void, undefined> {
   const statement = db
     .prepare<[{ upTo: number }], EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM events
      WHERE type = 'connection-rejected' AND position <= @upTo
-     ORDER BY position`,
+     ORDER BY session`,
     )
     .raw();
   for (const row of statement.iterate({ upTo })) yield toStoredEvent(row);

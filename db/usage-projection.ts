@@ -12,10 +12,10 @@ export type { UsageClient, UsageDocument, UsageRejection, UsageRequest };
 export interface UsageInput {
   /**
    * Every event that has a session, except `connection-rejected`, grouped by session with the sessions in the order
-   * of admission (or of their numbers), each session's events in position order.
+   * of their numbers, each session's events in position order.
    */
   sessions: Iterable<StoredEvent>;
-  /** the `connection-rejected` events, in position order */
+  /** the `connection-rejected` events, in the order of their session numbers */
   rejected: Iterable<StoredEvent>;
   /** milliseconds since the epoch */
   generatedAt: number;

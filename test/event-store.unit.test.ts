@@ -9,7 +9,6 @@ import { HistoryError } from '../db/errors.ts';
 import { EventLog, type RecordDone } from '../db/event-log.ts';
 import type { NewEvent, StoredEvent } from '../db/events.ts';
 import { type Database, openDatabase } from '../db/open-database.ts';
-import { quotaUsed } from '../db/quota-projection.ts';
 import { iterateEvents, readEvents } from '../db/read-events.ts';
 import { closeOrphanedSessions } from '../db/recover-sessions.ts';
 import { MIGRATIONS, migrate, SCHEMA_VERSION, schemaVersion } from '../db/schema.ts';
@@ -104,19 +103,45 @@ function positions(events: readonly StoredEvent[]): number[] {
 
 // --- schema -----------------------------------------------------------------------------------------------------
 
-test('the first open creates the folder, the schema at user_version 1, WAL and synchronous FULL', () => {
+test('the first open creates the folder, the schema at user_version 2, WAL and synchronous FULL', () => {
   const file = path.join(folder, 'nested', 'deeper', 'history.sqlite');
   const db = open(file);
   assert.ok(fs.existsSync(file));
-  assert.is(SCHEMA_VERSION, 1);
-  assert.is(schemaVersion(db), 1);
+  assert.is(SCHEMA_VERSION, 2);
+  assert.is(schemaVersion(db), 2);
   assert.is(db.pragma('journal_mode', { simple: true }), 'wal');
   assert.is(db.pragma('synchronous', { simple: true }), 2);
   const names = db
     .prepare<[], string>("SELECT name FROM sqlite_schema WHERE tbl_name = 'events' ORDER BY name")
     .pluck()
     .all();
-  assert.equal(names, ['events', 'events_by_session', 'events_by_type']);
+  assert.equal(names, ['events', 'events_admitted', 'events_closed', 'events_dropped', 'events_rejected']);
+});
+
+test('a version 1 history is migrated to version 2 in place: its events kept, its indexes replaced', () => {
+  const file = historyFile();
+  const old = rawConnection(file);
+  old.exec(MIGRATIONS[0] ?? '');
+  old.pragma('user_version = 1');
+  const insert = old.prepare('INSERT INTO events (position, at, session, type, data) VALUES (?, 1, ?, ?, ?)');
+  insert.run(4, 7, 'session-admitted', '{}');
+  insert.run(9, 7, 'session-closed', '{"reason":"client-exit"}');
+  old.close();
+  const db = open(file);
+  assert.is(schemaVersion(db), 2);
+  new EventLog(db).recordNow([admitted(8)]);
+  assert.equal(
+    readEvents(db).map((event) => [event.position, event.session, event.type]),
+    [
+      [4, 7, 'session-admitted'],
+      [9, 7, 'session-closed'],
+      [10, 8, 'session-admitted'],
+    ],
+    'positions kept, and the next one follows the largest',
+  );
+  assert.is(nextConnectionNumber(db), 9);
+  const indexes = db.prepare<[], string>("SELECT name FROM sqlite_schema WHERE type = 'index'").pluck().all();
+  assert.not.ok(indexes.includes('events_by_session'));
 });
 
 test('reopening a history does not run its migrations again', () => {
@@ -368,9 +393,28 @@ test('nextConnectionNumber is 1 on an empty history, then 1 + the largest sessio
   assert.is(nextConnectionNumber(log.db), 1);
   log.recordNow([admitted(4), rejected(9), admitted(5)]);
   assert.is(nextConnectionNumber(log.db), 10);
+  log.recordNow([{ type: 'connection-dropped', session: 12, data: { reason: 'client-closed', remote: 'x' } }]);
+  assert.is(nextConnectionNumber(log.db), 13);
+  log.recordNow([admitted(14), served(14), closed(14)]);
+  assert.is(nextConnectionNumber(log.db), 15);
 });
 
-test('a restart keeps the events, the connection numbers and the quota used', () => {
+test('nextConnectionNumber and the orphan search read indexes only, never the whole table', () => {
+  const db = open();
+  const plans = (sql: string) =>
+    db
+      .prepare<[], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`)
+      .all()
+      .map((row) => row.detail);
+  const scans = (sql: string) => plans(sql).filter((detail) => /^SCAN events\b(?! USING)/.test(detail));
+  assert.equal(scans("SELECT max(session) FROM events WHERE type = 'connection-dropped'"), []);
+  assert.equal(scans("SELECT session FROM events WHERE type = 'session-admitted'"), []);
+  assert.equal(scans("SELECT session FROM events WHERE type = 'session-closed'"), []);
+  assert.equal(scans("SELECT position FROM events WHERE type = 'connection-rejected' ORDER BY session"), []);
+  assert.ok(plans("SELECT session FROM events WHERE type = 'session-closed'").some((d) => d.includes('events_closed')));
+});
+
+test('a restart keeps the events and the connection numbers', () => {
   const file = historyFile();
   const first = open(file);
   new EventLog(first).recordNow([admitted(1), served(1), served(1, 'moon.png'), admitted(2), served(2)]);
@@ -379,9 +423,6 @@ test('a restart keeps the events, the connection numbers and the quota used', ()
   const again = open(file);
   assert.equal(readEvents(again), before);
   assert.is(nextConnectionNumber(again), 3);
-  assert.is(quotaUsed(again, 1), 2);
-  assert.is(quotaUsed(again, 2), 1);
-  assert.is(quotaUsed(again, 3), 0);
 });
 
 test('closeOrphanedSessions closes exactly the sessions admitted and never closed', () => {
@@ -411,7 +452,11 @@ test('closeOrphanedSessions also takes the database and a reason', () => {
 test('the usage export reads a read-only connection and describes the history as it was when asked', async () => {
   const file = historyFile();
   const log = new EventLog(open(file), { now: () => Date.UTC(2026, 10, 25, 10) });
-  log.recordNow([admitted(2), rejected(3), admitted(1), served(2), closed(2)]);
+  const rejectedAt = (session: number, minute: number) => ({
+    ...rejected(session),
+    at: Date.UTC(2026, 10, 25, 10, minute),
+  });
+  log.recordNow([admitted(2), rejectedAt(5, 1), admitted(1), served(2), rejectedAt(3, 2), closed(2)]);
   const reader = open(file, { readonly: true });
   const chunks = usageJsonChunksFromDatabase(reader, { generatedAt: Date.UTC(2026, 10, 25, 11) });
   // Appends after the export was asked for still commit, and do not leak into it.
@@ -421,12 +466,16 @@ test('the usage export reads a read-only connection and describes the history as
   assert.equal(
     document.clients.map((client) => [client.name, client.quota.used, client.closeReason]),
     [
-      ['client-2', 1, 'client-exit'],
       ['client-1', 0, null],
+      ['client-2', 1, 'client-exit'],
     ],
-    'clients in the order of admission',
+    'clients in the order of their connections, whatever the order of admission',
   );
-  assert.is(document.rejected.length, 1);
+  assert.equal(
+    document.rejected.map((rejection) => rejection.at),
+    ['2026-11-25T10:02:00.000Z', '2026-11-25T10:01:00.000Z'],
+    'rejections in the order of their connections',
+  );
 });
 
 test.run();

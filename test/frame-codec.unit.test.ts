@@ -6,6 +6,7 @@ import {
   encodeFrameHeader,
   encodeFrameParts,
   encodeJsonFrame,
+  encodeJsonTextFrameAndNextHeader,
   type Frame,
   FrameDecoder,
   HEADER_BYTES,
@@ -138,6 +139,21 @@ test('[P-2] [P-5] encodeJsonFrame holds header and UTF-8 JSON in one buffer', ()
   assert.is(frame.readUInt32BE(0), body.length);
   assert.is(frame[4], MessageType.NOTICE);
   assert.equal(JSON.parse(body.toString('utf8')), { kind: 'shutting-down', message: 'au revoir — à bientôt' });
+});
+
+test('[P-2] [P-25] a REPLY and the next DATA header in one buffer decode as the REPLY, then the DATA frame', () => {
+  const image = Buffer.from('bytes of an image, not copied');
+  const json = '{"id":7,"command":"get","status":"ok","image":"soleil-été.png"}';
+  const head = encodeJsonTextFrameAndNextHeader(MessageType.REPLY, json, MessageType.DATA, image.length);
+  assert.is(head.length, HEADER_BYTES + Buffer.byteLength(json) + HEADER_BYTES);
+  const frames = new FrameDecoder({ maxBodyBytes: LIMIT }).push(Buffer.concat([head, image]));
+  assert.equal(
+    frames.map((frame) => [frame.type, frame.body.toString('utf8')]),
+    [
+      [MessageType.REPLY, json],
+      [MessageType.DATA, image.toString('utf8')],
+    ],
+  );
 });
 
 // ---- decoding: fixtures ----------------------------------------------------------------------------------------

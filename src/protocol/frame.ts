@@ -50,10 +50,34 @@ export function encodeFrame(type: number, body: Uint8Array): Buffer {
 export function encodeJsonFrame(type: number, message: object): Buffer {
   const json: unknown = JSON.stringify(message);
   if (typeof json !== 'string') throw new TypeError('the message does not serialize to JSON');
+  return encodeJsonTextFrame(type, json);
+}
+
+/** [P-2] [P-5] A frame whose body is the JSON text `json` (already serialized), in a single allocation. */
+export function encodeJsonTextFrame(type: number, json: string): Buffer {
   const length = Buffer.byteLength(json, 'utf8');
   const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
   writeHeader(frame, checkedType(type), checkedLength(length));
   frame.write(json, HEADER_BYTES, 'utf8');
+  return frame;
+}
+
+/**
+ * [P-2] A JSON frame whose body is the text `json`, followed in the same buffer by the header of the next frame
+ * (`nextType`, `nextLength`): a REPLY and the header of the first DATA frame go out as one piece, the image after
+ * them untouched.
+ */
+export function encodeJsonTextFrameAndNextHeader(
+  type: number,
+  json: string,
+  nextType: number,
+  nextLength: number,
+): Buffer {
+  const length = Buffer.byteLength(json, 'utf8');
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + length + HEADER_BYTES);
+  writeHeader(frame, checkedType(type), checkedLength(length));
+  frame.write(json, HEADER_BYTES, 'utf8');
+  writeHeader(frame.subarray(HEADER_BYTES + length), checkedType(nextType), checkedLength(nextLength));
   return frame;
 }
 

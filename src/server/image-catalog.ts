@@ -43,6 +43,8 @@ export interface CatalogEntry {
   readonly info: ImageInfo;
   /** [P-24] the END frame that closes every transfer of these bytes, encoded once */
   readonly endFrame: Buffer;
+  /** [P-19] the members of the REPLY to a get of these bytes but `id` and `quota`, as JSON text, encoded once */
+  readonly servedReplyMembers: string;
 }
 
 /** One change of the catalog, in order; `version` is the catalog's version after it. */
@@ -94,7 +96,9 @@ export function describeEntry(entry: CatalogEntry): ImageInfo {
 export function catalogEntry(file: string, name: string, bytes: number, mtimeMs: number, sha256: string): CatalogEntry {
   const info = { name, bytes, modified: new Date(mtimeMs).toISOString(), sha256 };
   const endFrame = encodeJsonFrame(MessageType.END, { bytes, sha256 });
-  return { name, path: file, bytes, mtimeMs, sha256, content: null, info, endFrame };
+  const members = { command: 'get', status: 'ok', image: name, bytes, sha256, modified: info.modified, stream: true };
+  const servedReplyMembers = JSON.stringify(members).slice(1, -1);
+  return { name, path: file, bytes, mtimeMs, sha256, content: null, info, endFrame, servedReplyMembers };
 }
 
 export class ImageCatalog extends EventEmitter<CatalogEvents> {

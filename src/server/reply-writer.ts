@@ -7,10 +7,15 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { encodeFrameHeader, encodeJsonFrame } from '../protocol/frame.ts';
+import {
+  encodeFrameHeader,
+  encodeJsonFrame,
+  encodeJsonTextFrame,
+  encodeJsonTextFrameAndNextHeader,
+} from '../protocol/frame.ts';
 import { type ErrorBody, MessageType, type Quota } from '../protocol/messages.ts';
 import { waitForDrain } from './drain-watch.ts';
-import { type CatalogEntry, describeEntry } from './image-catalog.ts';
+import type { CatalogEntry } from './image-catalog.ts';
 
 export function writeJsonFrame(stream: Duplex, type: number, body: object): boolean {
   if (stream.destroyed || stream.writableEnded) return false;
@@ -46,11 +51,11 @@ export class ReplyWriter {
   }
 
   /** DATA frames carrying `bytes`, split at maxFrameBytes [P-25], never copied. Returns write()'s last answer. */
-  #writeData(bytes: Buffer): boolean {
+  #writeData(bytes: Buffer, firstHeaderWritten = false): boolean {
     let roomLeft = true;
     for (let offset = 0; offset < bytes.length; offset += this.#maxFrameBytes) {
       const piece = bytes.subarray(offset, offset + this.#maxFrameBytes);
-      this.#stream.write(encodeFrameHeader(MessageType.DATA, piece.length));
+      if (offset > 0 || !firstHeaderWritten) this.#stream.write(encodeFrameHeader(MessageType.DATA, piece.length));
       roomLeft = this.#stream.write(piece);
     }
     return roomLeft;
@@ -65,34 +70,29 @@ export class ReplyWriter {
     waitForDrain(this.#stream, this.#options.drainTimeoutMs, done, () => this.#options.onAbort('drain-timeout'));
   }
 
-  /** [P-19] [P-24] REPLY, the image in DATA frames, END. */
+  /**
+   * [P-19] [P-24] REPLY, the image in DATA frames, END. The REPLY is the entry's constant members with the id and
+   * quota put in, encoded in one buffer with the first DATA header; an image held in memory goes out in the same
+   * corked writev.
+   */
   image(requestId: number, entry: CatalogEntry, quota: Quota, done: () => void): void {
     const stream = this.#stream;
     if (stream.destroyed) return;
-    const info = describeEntry(entry);
-    const reply = {
-      id: requestId,
-      command: 'get',
-      status: 'ok',
-      image: entry.name,
-      bytes: entry.bytes,
-      sha256: entry.sha256,
-      modified: info.modified,
-      stream: true,
-      quota,
-    };
+    const json = `{"id":${requestId},${entry.servedReplyMembers},"quota":${quotaJson(quota)}}`;
     const end = entry.endFrame;
-    if (entry.content) {
+    if (entry.content && entry.bytes > 0) {
+      const firstData = Math.min(entry.bytes, this.#maxFrameBytes);
       stream.cork();
-      stream.write(encodeJsonFrame(MessageType.REPLY, reply));
-      this.#writeData(entry.content);
+      stream.write(encodeJsonTextFrameAndNextHeader(MessageType.REPLY, json, MessageType.DATA, firstData));
+      this.#writeData(entry.content, true);
       const wroteAll = stream.write(end);
       stream.uncork();
       this.#whenWritable(wroteAll, done);
       return;
     }
-    stream.write(encodeJsonFrame(MessageType.REPLY, reply));
-    this.#imageFromDisk(entry, end, done);
+    stream.write(encodeJsonTextFrame(MessageType.REPLY, json));
+    if (entry.content) this.#whenWritable(stream.write(end), done);
+    else this.#imageFromDisk(entry, end, done);
   }
 
   #imageFromDisk(entry: CatalogEntry, end: Buffer, done: () => void): void {
@@ -172,4 +172,9 @@ export class ReplyWriter {
     };
     pump();
   }
+}
+
+/** [P-17] The quota as JSON text; its three members are integers. */
+function quotaJson(quota: Quota): string {
+  return `{"limit":${quota.limit},"used":${quota.used},"remaining":${quota.remaining}}`;
 }

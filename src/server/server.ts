@@ -141,7 +141,10 @@ export async function startServer(
         onAbort,
       }),
     logEvents: (events: NewEvent[]) => {
-      for (const event of events) logger.info({ session: event.session, ...event.data }, event.type);
+      // At warn and above the line objects are not even built: this runs for every event.
+      if (logger.isLevelEnabled('info')) {
+        for (const event of events) logger.info({ session: event.session, ...event.data }, event.type);
+      }
       if (events.length > 0) dependencies.onRecorded?.(events);
     },
     logHistoryFailure: (error, connection) =>

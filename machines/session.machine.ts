@@ -3,12 +3,23 @@
  * session.types.ts and carries out the emitted SessionEffects (`session.on(type, handler)`), in order.
  *
  *   handshake ──HELLO──▶ active ──last image served──▶ quotaExhausted
- *       │                  │ idle ⇄ busy                 │ idle ⇄ busy
- *       └──────────────────┴─────────────▶ closed ◀──────┘   (final; output { reason, admitted })
+ *       │                  │                               │
+ *       └──────────────────┴──────────────▶ closed ◀───────┘   (final; output { reason, admitted })
  *
- * `busy` means an answer is in flight: from the WELCOME, a REQUEST (or INVALID_REQUEST) until the glue's REPLY_SENT. The idle
- * timer runs only in `idle` and restarts on every entry to it [P-27]. The glue never sends a REQUEST while busy
- * ([P-16]: it queues pipelined requests) nor before the WELCOME; such an event would be ignored.
+ * An answer is in flight (`context.answerInFlight`) from the WELCOME, a REQUEST or an INVALID_REQUEST until the
+ * glue's REPLY_SENT; a request is a transition that stays in its state, so serving one schedules no timer. The glue
+ * never sends a REQUEST while an answer is in flight ([P-16]: it queues pipelined requests) nor before the WELCOME;
+ * such an event would be ignored.
+ *
+ * The idle timeout [P-27] is one `after` delay on active and on quotaExhausted, the idle check. REPLY_SENT carries
+ * when the answer was written (`at`), the only time the machine is told. When the check falls due with no answer in
+ * flight and idleTimeoutMs gone by since the last answer was written, the session is closed; otherwise the check is
+ * re-armed (the state re-entered) for the time left, taking the time it fell due as "now": timers fire late, never
+ * early, so that never closes a session early. A check re-armed that way, or armed while an answer is in flight (on
+ * entering the state, or when it falls due then), is armed again by the next REPLY_SENT, from its `at`, exactly; a
+ * check armed by a REPLY_SENT is left alone by the next ones. So a request arms no timer, a busy session arms about
+ * two per idleTimeoutMs, and the timeout falls idleTimeoutMs after the last answer, late only as much as a timer
+ * fired late.
  *
  * Effects are delivered synchronously, during `send`, after the transition is taken. An event the glue sends from
  * inside an effect handler is queued and handled right after the current one. The machine emits nothing at start.
@@ -51,6 +62,20 @@ function imageOf(event: RequestEvent): string {
   return event.request.command === 'get' ? event.request.image : '';
 }
 
+/**
+ * [P-19] [P-34] A get to be answered with the image's bytes: the image exists and the client does not hold its
+ * current hash. The most frequent request, so it is the first guard tried; one function, not a composition of guards.
+ */
+function isTransfer(context: SessionContext, event: SessionEvent): boolean {
+  return (
+    !context.answerInFlight &&
+    event.type === 'REQUEST' &&
+    event.request.command === 'get' &&
+    event.imageExists === true &&
+    event.imageUnchanged !== true
+  );
+}
+
 /** Set by the WELCOME; every state after handshake has one. */
 function identityOf(context: SessionContext): SessionIdentity {
   if (context.identity === null) throw new Error('session: no identity before the WELCOME');
@@ -68,6 +93,31 @@ function outputOf(context: SessionContext): SessionOutput {
   return { reason: context.closeReason, admitted: context.identity !== null };
 }
 
+type IdleCheck = Pick<SessionContext, 'idleCheckDueAt' | 'idleCheckDelayMs' | 'idleCheckArmedByAnswer'>;
+
+/** [P-27] An idle check armed while an answer is in flight, at a time the machine does not know. */
+function idleCheckInFlight(context: SessionContext): IdleCheck {
+  return { idleCheckDueAt: null, idleCheckDelayMs: context.idleTimeoutMs, idleCheckArmedByAnswer: false };
+}
+
+/** [P-27] The idle check armed by the end of an answer, at `at`: exact. */
+function idleCheckFromAnswerEnd(context: SessionContext, at: number): IdleCheck {
+  const delayMs = context.idleTimeoutMs;
+  return { idleCheckDueAt: at + delayMs, idleCheckDelayMs: delayMs, idleCheckArmedByAnswer: true };
+}
+
+/**
+ * [P-27] The check that follows one that fell due without closing the session. That one fell due at `idleCheckDueAt`,
+ * taken as "now" (the timer may have fired later, never earlier); the next one falls due idleTimeoutMs after the end
+ * of the last answer.
+ */
+function nextIdleCheck(context: SessionContext): IdleCheck {
+  const now = context.idleCheckDueAt;
+  if (context.answerInFlight || now === null) return idleCheckInFlight(context);
+  const dueAt = context.lastAnswerAt + context.idleTimeoutMs;
+  return { idleCheckDueAt: dueAt, idleCheckDelayMs: dueAt - now, idleCheckArmedByAnswer: false };
+}
+
 const closeAs = (reason: string) => ({ type: 'closeAs', params: { reason } }) as const;
 
 const sessionSetup = setup({
@@ -80,7 +130,7 @@ const sessionSetup = setup({
   },
   delays: {
     handshakeTimeout: ({ context }) => context.handshakeTimeoutMs,
-    idleTimeout: ({ context }) => context.idleTimeoutMs,
+    idleCheck: ({ context }) => context.idleCheckDelayMs,
   },
   guards: {
     /** [P-10] */
@@ -93,6 +143,12 @@ const sessionSetup = setup({
       assertEvent(event, 'HELLO');
       return tierForCode(event.identity.code, context.tiers).quota > context.quota.used;
     },
+    /** [P-19] [P-34] */
+    isTransfer: ({ context, event }) => isTransfer(context, event),
+    /** [P-21] A transfer that leaves at least one get: the common case, decided by this one guard. */
+    isTransferWithQuotaToSpare: ({ context, event }) => isTransfer(context, event) && context.quota.remaining > 1,
+    /** [P-16] */
+    answerInFlight: ({ context }) => context.answerInFlight,
     isList: ({ event }) => commandOf(event) === 'list',
     isUsage: ({ event }) => commandOf(event) === 'usage',
     isExit: ({ event }) => commandOf(event) === 'exit',
@@ -108,25 +164,33 @@ const sessionSetup = setup({
       assertEvent(event, 'REQUEST');
       return event.request.command === 'get' && event.imageExists === true && event.imageUnchanged === true;
     },
-    /** [P-21] Serving this get uses the last of the quota. */
-    takesLastImage: ({ context }) => context.quota.remaining === 1,
     /** [P-26] */
     isFatalCode: ({ event }) => {
       assertEvent(event, 'INVALID_REQUEST');
       return FATAL_ERROR_CODES.has(event.code);
     },
+    /**
+     * [P-27] REPLY_SENT ends the answer in flight, the session goes on, and the idle check stays as it is: an earlier
+     * REPLY_SENT armed it, from its `at`. The common case, decided by this one guard.
+     */
+    endsAnswer: ({ context }) => context.answerInFlight && !context.shutdownPending && context.idleCheckArmedByAnswer,
     /** [P-28] */
     shutdownPending: ({ context }) => context.shutdownPending,
+    /** [P-27] No answer in flight, and idleTimeoutMs gone by since the last one ended. */
+    idleTimeoutReached: ({ context }) =>
+      !context.answerInFlight &&
+      context.idleCheckDueAt !== null &&
+      context.idleCheckDueAt >= context.lastAnswerAt + context.idleTimeoutMs,
   },
   actions: {
-    /** [P-12] Resolve the tier ([P-20]), start the quota, send WELCOME. */
+    /** [P-12] Resolve the tier ([P-20]), start the quota, send WELCOME: the first answer in flight. */
     welcome: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'HELLO');
       const range = tierForCode(event.identity.code, context.tiers);
       const identity = { ...event.identity, tier: range.tier, canReadUsage: range.canReadUsage };
       const quota = quotaOf(range.quota, context.quota.used);
       const version = highestCommonVersion(context.supportedVersions, event.versions) ?? 0; // sharesVersion held
-      enqueue.assign({ identity, quota });
+      enqueue.assign({ identity, quota, answerInFlight: true, ...idleCheckInFlight(context) });
       enqueue.emit({ type: 'welcome', version, identity, quota });
     }),
     /** [P-10] */
@@ -144,18 +208,25 @@ const sessionSetup = setup({
       enqueue.emit({ type: 'reject', reason });
       enqueue.assign({ closeReason: reason });
     }),
+    /** [P-16] An answer other than a served image goes out; it is in flight until REPLY_SENT. */
+    startAnswer: assign({ answerInFlight: true }),
     /** [P-18] */
     serveList: emit(({ context, event }) => {
       assertEvent(event, 'REQUEST');
       return { type: 'serve-list', requestId: event.request.id, identity: identityOf(context), quota: context.quota };
     }),
-    /** [P-19], [P-21] Only a get answered with the image's bytes counts. */
-    serveImage: enqueueActions(({ context, event, enqueue }) => {
+    /** [P-19], [P-21] Only a get answered with the image's bytes counts; the answer is in flight. */
+    countImage: assign(({ context }) => ({
+      quota: quotaOf(context.quota.limit, context.quota.used + 1),
+      answerInFlight: true,
+    })),
+    /** [P-19] After countImage: the quota already counts the image. */
+    serveImage: emit(({ context, event }) => {
       assertEvent(event, 'REQUEST');
-      const quota = quotaOf(context.quota.limit, context.quota.used + 1);
-      enqueue.assign({ quota });
-      enqueue.emit({ type: 'serve-image', requestId: event.request.id, image: imageOf(event), quota });
+      return { type: 'serve-image', requestId: event.request.id, image: imageOf(event), quota: context.quota };
     }),
+    /** [P-21] [P-27] The last image moves the session to quotaExhausted, whose idle check starts in flight. */
+    armIdleCheckInFlight: assign(({ context }) => idleCheckInFlight(context)),
     /** [P-35] [P-36] Not modified: no bytes, nothing counted. */
     serveNotModified: emit(({ context, event }) => {
       assertEvent(event, 'REQUEST');
@@ -208,6 +279,21 @@ const sessionSetup = setup({
         quota: quotaOf(context.quota.limit, used),
       };
     }),
+    /** [P-27] The answer is written; the idle timeout counts from its end. */
+    endAnswer: assign(({ event }) => {
+      assertEvent(event, 'REPLY_SENT');
+      return { answerInFlight: false, lastAnswerAt: event.at };
+    }),
+    /**
+     * [P-27] The answer is written, and the idle check was armed in flight or when an earlier one fell due (from a
+     * "now" that may be late): re-armed from the answer's end, exactly.
+     */
+    endAnswerAndArmIdleCheck: assign(({ context, event }) => {
+      assertEvent(event, 'REPLY_SENT');
+      return { answerInFlight: false, lastAnswerAt: event.at, ...idleCheckFromAnswerEnd(context, event.at) };
+    }),
+    /** [P-27] The idle check fell due before the session was idle for idleTimeoutMs, or in flight. */
+    rearmIdleCheck: assign(({ context }) => nextIdleCheck(context)),
     /** [P-27], [P-28] A closing NOTICE. */
     notice: emit((_, params: { kind: NoticeKind }) => ({ type: 'notice', kind: params.kind })),
     /** [P-28] Shut down once the answer in flight is written. */
@@ -219,63 +305,82 @@ const sessionSetup = setup({
 });
 
 /**
- * `idle` of active and of quotaExhausted: every answer but a served get costs nothing [P-21]; the idle timer runs
- * here only [P-27]. `getOfExistingImage` is the one difference between the two states: a get of an image the client
- * already holds is answered not-modified in both, since it transfers nothing [P-36].
+ * active and quotaExhausted: every answer but a served get costs nothing [P-21], and the idle check runs [P-27].
+ * `transfer` is the one difference between the two: a get of an image the client does not hold current is served
+ * in active (and the last one moves to quotaExhausted), refused in quotaExhausted; a get of an image it holds is
+ * answered not-modified in both, since it transfers nothing [P-36]. Requests, and REPLY_SENT but the first one after
+ * the idle check was armed in flight or fell due, are transitions without a target: no state is left or entered, so
+ * no timer is armed.
  */
-function idleState(getOfExistingImage: 'serve' | 'refuse') {
+function sessionState(self: '#session.active' | '#session.quotaExhausted', transfer: 'serve' | 'refuse') {
   return sessionSetup.createStateConfig({
     after: {
-      idleTimeout: {
-        target: '#session.closed',
-        actions: [{ type: 'notice', params: { kind: 'idle-timeout' } }, closeAs('idle-timeout')],
-      },
+      idleCheck: [
+        {
+          guard: 'idleTimeoutReached',
+          target: '#session.closed',
+          actions: [{ type: 'notice', params: { kind: 'idle-timeout' } }, closeAs('idle-timeout')],
+        },
+        { target: self, reenter: true, actions: 'rearmIdleCheck' },
+      ],
     },
     on: {
       REQUEST: [
-        { guard: 'isList', target: 'busy', actions: 'serveList' },
-        { guard: and(['isUsage', 'canReadUsage']), target: 'busy', actions: 'serveUsage' },
-        { guard: 'isUsage', target: 'busy', actions: 'refuseUsage' },
-        { guard: 'isExit', target: '#session.closed', actions: ['acknowledgeExit', closeAs('client-exit')] },
-        { guard: 'isMissingImage', target: 'busy', actions: 'refuseMissingImage' },
-        { guard: 'isUnchangedImage', target: 'busy', actions: 'serveNotModified' },
-        ...(getOfExistingImage === 'serve'
+        ...(transfer === 'serve'
           ? [
-              { guard: 'takesLastImage', target: '#session.quotaExhausted.busy', actions: 'serveImage' } as const,
-              { target: 'busy', actions: 'serveImage' } as const,
+              { guard: 'isTransferWithQuotaToSpare', actions: ['countImage', 'serveImage'] } as const,
+              {
+                guard: 'isTransfer',
+                target: '#session.quotaExhausted',
+                actions: ['countImage', 'serveImage', 'armIdleCheckInFlight'],
+              } as const,
             ]
-          : [{ target: '#session.closed', actions: ['refuseQuotaExhausted', closeAs('quota-exhausted')] } as const]),
+          : [
+              {
+                guard: 'isTransfer',
+                target: '#session.closed',
+                actions: ['refuseQuotaExhausted', closeAs('quota-exhausted')],
+              } as const,
+            ]),
+        { guard: 'answerInFlight' }, // [P-16] ignored
+        { guard: 'isList', actions: ['startAnswer', 'serveList'] },
+        { guard: and(['isUsage', 'canReadUsage']), actions: ['startAnswer', 'serveUsage'] },
+        { guard: 'isUsage', actions: ['startAnswer', 'refuseUsage'] },
+        { guard: 'isExit', target: '#session.closed', actions: ['acknowledgeExit', closeAs('client-exit')] },
+        { guard: 'isMissingImage', actions: ['startAnswer', 'refuseMissingImage'] },
+        { guard: 'isUnchangedImage', actions: ['startAnswer', 'serveNotModified'] },
       ],
       INVALID_REQUEST: [
+        { guard: 'answerInFlight' }, // [P-16] ignored
         {
           guard: 'isFatalCode',
           target: '#session.closed',
           actions: ['refuseInvalidRequest', { type: 'closeAs', params: ({ event }) => ({ reason: event.code }) }],
         },
-        { target: 'busy', actions: 'refuseInvalidRequest' },
+        { actions: ['startAnswer', 'refuseInvalidRequest'] },
       ],
-      SHUTDOWN: {
-        target: '#session.closed',
-        actions: [{ type: 'notice', params: { kind: 'shutting-down' } }, closeAs('server-shutdown')],
-      },
+      REPLY_SENT: [
+        { guard: 'endsAnswer', actions: 'endAnswer' },
+        /** [P-28] The SHUTDOWN waited for the answer in flight. */
+        {
+          guard: 'shutdownPending',
+          target: '#session.closed',
+          actions: [{ type: 'notice', params: { kind: 'shutting-down' } }, closeAs('server-shutdown')],
+        },
+        { guard: 'answerInFlight', target: self, reenter: true, actions: 'endAnswerAndArmIdleCheck' },
+        // A REPLY_SENT with no answer in flight is ignored.
+      ],
+      SHUTDOWN: [
+        /** [P-28] Wait for the answer in flight. */
+        { guard: 'answerInFlight', actions: 'rememberShutdown' },
+        {
+          target: '#session.closed',
+          actions: [{ type: 'notice', params: { kind: 'shutting-down' } }, closeAs('server-shutdown')],
+        },
+      ],
     },
   });
 }
-
-/** An answer is in flight until REPLY_SENT; a SHUTDOWN waits for it [P-28]. */
-const busyState = sessionSetup.createStateConfig({
-  on: {
-    REPLY_SENT: [
-      {
-        guard: 'shutdownPending',
-        target: '#session.closed',
-        actions: [{ type: 'notice', params: { kind: 'shutting-down' } }, closeAs('server-shutdown')],
-      },
-      { target: 'idle' },
-    ],
-    SHUTDOWN: { actions: 'rememberShutdown' },
-  },
-});
 
 export const sessionMachine = sessionSetup.createMachine({
   id: 'session',
@@ -287,6 +392,11 @@ export const sessionMachine = sessionSetup.createMachine({
     idleTimeoutMs: input.idleTimeoutMs,
     identity: null,
     quota: quotaOf(0, input.quotaUsed ?? 0),
+    answerInFlight: false,
+    lastAnswerAt: 0,
+    idleCheckDueAt: null,
+    idleCheckDelayMs: input.idleTimeoutMs,
+    idleCheckArmedByAnswer: false,
     shutdownPending: false,
     closeReason: '',
   }),
@@ -314,10 +424,10 @@ export const sessionMachine = sessionSetup.createMachine({
             target: 'closed',
             actions: ['rejectUnsupportedVersion', closeAs('unsupported-version')],
           },
-          // The WELCOME is the first answer in flight: the idle timer starts once the glue has written it.
-          { guard: 'tierHasQuota', target: 'active.busy', actions: 'welcome' },
+          // The WELCOME is the first answer in flight: the idle timeout counts once the glue has written it.
+          { guard: 'tierHasQuota', target: 'active', actions: 'welcome' },
           // A tier whose quota is 0 (or already used up): admitted, every get refused [P-21].
-          { target: 'quotaExhausted.busy', actions: 'welcome' },
+          { target: 'quotaExhausted', actions: 'welcome' },
         ],
         INVALID_REQUEST: { target: 'closed', actions: 'rejectBadHello' },
         /** [P-28] */
@@ -327,15 +437,9 @@ export const sessionMachine = sessionSetup.createMachine({
         },
       },
     },
-    active: {
-      initial: 'idle',
-      states: { idle: idleState('serve'), busy: busyState },
-    },
+    active: sessionState('#session.active', 'serve'),
     /** [P-21] list, usage and exit keep working; the next get of an existing image is refused and closes. */
-    quotaExhausted: {
-      initial: 'idle',
-      states: { idle: idleState('refuse'), busy: busyState },
-    },
+    quotaExhausted: sessionState('#session.quotaExhausted', 'refuse'),
     closed: {
       type: 'final',
       entry: 'emitClosed',

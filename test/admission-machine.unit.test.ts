@@ -165,9 +165,9 @@ test('[P-28] SHUTDOWN drains: idle sessions close at once, a busy one after its 
   const idle = admission.connect();
   const busy = admission.connect();
   admission.session(idle).send(hello());
-  admission.session(idle).send({ type: 'REPLY_SENT' }); // its WELCOME is written
+  admission.session(idle).send({ type: 'REPLY_SENT', at: admission.clock.now() }); // its WELCOME is written
   admission.session(busy).send(hello());
-  admission.session(busy).send({ type: 'REPLY_SENT' });
+  admission.session(busy).send({ type: 'REPLY_SENT', at: admission.clock.now() });
   admission.session(busy).send({ type: 'REQUEST', request: { id: 1, command: 'list' } });
   const closedBy: Record<number, SessionEffect[]> = {};
   for (const connection of [inHandshake, idle, busy]) {
@@ -195,7 +195,7 @@ test('[P-28] SHUTDOWN drains: idle sessions close at once, a busy one after its 
     },
   ]);
 
-  admission.session(busy).send({ type: 'REPLY_SENT' });
+  admission.session(busy).send({ type: 'REPLY_SENT', at: admission.clock.now() });
   assert.equal(closedBy[busy]?.[0], { type: 'notice', kind: 'shutting-down' });
   assert.equal(admission.take(), [{ type: 'drained' }]);
   assert.is(admission.actor.getSnapshot().value, 'stopped');

@@ -343,7 +343,8 @@ export class Connection {
   #answered(): void {
     this.#busy = false;
     this.#image = undefined;
-    this.#session?.send({ type: 'REPLY_SENT' });
+    // [P-27] `at` on the monotonic clock, which the session's timers (real setTimeout) also follow.
+    this.#session?.send({ type: 'REPLY_SENT', at: performance.now() });
     this.#processNext();
   }
 

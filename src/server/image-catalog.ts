@@ -78,6 +78,8 @@ export interface CatalogOptions {
 interface Stored {
   entry: CatalogEntry;
   signature: FileSignature;
+  /** the entry with the bytes the hot cache last gave for it, made once per held buffer rather than per get */
+  heldEntry?: CatalogEntry;
 }
 
 export function isImageFileName(name: string): boolean {
@@ -186,7 +188,10 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
     const stored = this.#entries.get(name);
     if (!stored) return undefined;
     const content = this.#hot.use(name, stored.entry.sha256);
-    if (content) return { ...stored.entry, content };
+    if (content) {
+      if (stored.heldEntry?.content !== content) stored.heldEntry = { ...stored.entry, content };
+      return stored.heldEntry;
+    }
     if (this.#settling.has(name)) return undefined; // the file no longer holds this entry's bytes
     this.#warm(stored);
     return stored.entry;

@@ -2,13 +2,16 @@
  * The wire rules of docs/PROTOCOL.md checked byte by byte with a bare TCP peer: what the server answers to good and
  * bad frames, and when it closes.
  */
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openDatabase } from '../db/open-database.ts';
 import { readEvents } from '../db/read-events.ts';
 import { encodeFrameHeader, encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
-import { startTestServer, type TestServer } from './helpers/test-server.ts';
+import { makeTemporaryFolder, startTestServer, type TestServer } from './helpers/test-server.ts';
 
 let running: TestServer;
 
@@ -143,6 +146,27 @@ test('[P-24] [P-25] an image over 1 MiB arrives in several DATA frames of at mos
   }
   assert.ok(frames >= 2, `${frames} DATA frames`);
   peer.destroy();
+});
+
+test('[P-19] [P-24] an empty image is a REPLY of 0 bytes and its END, no DATA frame', async () => {
+  const cacheDir = makeTemporaryFolder();
+  writeFileSync(path.join(cacheDir, 'blank.png'), Buffer.alloc(0));
+  const blank = await startTestServer({ cacheDir });
+  try {
+    // Held in memory from the start (it fits): the answer goes through the in-memory branch of the writer.
+    assert.equal(blank.server.catalog.memoryUse(), { bytes: 0, images: 1 });
+    const peer = await RawConnection.open(blank.port);
+    peer.hello();
+    await peer.nextJson(MessageType.WELCOME);
+    const emptySha = createHash('sha256').digest('hex');
+    peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: 'blank.png' });
+    const reply = await peer.nextJson(MessageType.REPLY);
+    assert.equal([reply.id, reply.bytes, reply.sha256], [1, 0, emptySha]);
+    assert.equal(await peer.nextJson(MessageType.END), { bytes: 0, sha256: emptySha }, 'END right after the REPLY');
+    peer.destroy();
+  } finally {
+    await blank.stop();
+  }
 });
 
 test('[P-3] after the WELCOME a request over maxRequestBytes is refused with a fatal frame-too-large', async () => {

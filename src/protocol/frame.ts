@@ -55,11 +55,7 @@ export function encodeJsonFrame(type: number, message: object): Buffer {
 
 /** [P-2] [P-5] A frame whose body is the JSON text `json` (already serialized), in a single allocation. */
 export function encodeJsonTextFrame(type: number, json: string): Buffer {
-  const length = Buffer.byteLength(json, 'utf8');
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + length);
-  writeHeader(frame, checkedType(type), checkedLength(length));
-  frame.write(json, HEADER_BYTES, 'utf8');
-  return frame;
+  return jsonTextFrameWithRoom(type, json, 0);
 }
 
 /**
@@ -73,11 +69,17 @@ export function encodeJsonTextFrameAndNextHeader(
   nextType: number,
   nextLength: number,
 ): Buffer {
+  const frame = jsonTextFrameWithRoom(type, json, HEADER_BYTES);
+  writeHeader(frame.subarray(frame.length - HEADER_BYTES), checkedType(nextType), checkedLength(nextLength));
+  return frame;
+}
+
+/** A JSON text frame with `roomBytes` left unwritten after it, in one allocation. */
+function jsonTextFrameWithRoom(type: number, json: string, roomBytes: number): Buffer {
   const length = Buffer.byteLength(json, 'utf8');
-  const frame = Buffer.allocUnsafe(HEADER_BYTES + length + HEADER_BYTES);
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + length + roomBytes);
   writeHeader(frame, checkedType(type), checkedLength(length));
   frame.write(json, HEADER_BYTES, 'utf8');
-  writeHeader(frame.subarray(HEADER_BYTES + length), checkedType(nextType), checkedLength(nextLength));
   return frame;
 }
 

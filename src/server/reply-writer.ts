@@ -50,12 +50,19 @@ export class ReplyWriter {
     this.#options = options;
   }
 
-  /** DATA frames carrying `bytes`, split at maxFrameBytes [P-25], never copied. Returns write()'s last answer. */
-  #writeData(bytes: Buffer, firstHeaderWritten = false): boolean {
+  /**
+   * DATA frames carrying `bytes`, split at maxFrameBytes [P-25], never copied. Returns write()'s last answer. With
+   * `replyJson`, that REPLY is encoded in one buffer with the first DATA header (`bytes` must not be empty then).
+   */
+  #writeData(bytes: Buffer, replyJson?: string): boolean {
     let roomLeft = true;
     for (let offset = 0; offset < bytes.length; offset += this.#maxFrameBytes) {
       const piece = bytes.subarray(offset, offset + this.#maxFrameBytes);
-      if (offset > 0 || !firstHeaderWritten) this.#stream.write(encodeFrameHeader(MessageType.DATA, piece.length));
+      this.#stream.write(
+        offset === 0 && replyJson !== undefined
+          ? encodeJsonTextFrameAndNextHeader(MessageType.REPLY, replyJson, MessageType.DATA, piece.length)
+          : encodeFrameHeader(MessageType.DATA, piece.length),
+      );
       roomLeft = this.#stream.write(piece);
     }
     return roomLeft;
@@ -81,10 +88,8 @@ export class ReplyWriter {
     const json = `{"id":${requestId},${entry.servedReplyMembers},"quota":${quotaJson(quota)}}`;
     const end = entry.endFrame;
     if (entry.content && entry.bytes > 0) {
-      const firstData = Math.min(entry.bytes, this.#maxFrameBytes);
       stream.cork();
-      stream.write(encodeJsonTextFrameAndNextHeader(MessageType.REPLY, json, MessageType.DATA, firstData));
-      this.#writeData(entry.content, true);
+      this.#writeData(entry.content, json);
       const wroteAll = stream.write(end);
       stream.uncork();
       this.#whenWritable(wroteAll, done);

@@ -4,14 +4,23 @@
  * of [P-2] shape whose body is an image name, with one DATA frame: the 5-byte header and the image written as two
  * buffers in one corked writev, the image never copied. An unknown name gets an empty ERROR frame (0x12).
  *
- *   node --import tsx bench/bare-server.ts --cache-dir DIR [--port 0] [--host 127.0.0.1]
+ * With `--history FILE` it is the baseline plus the one piece of imgcache's work that the design fixes per answer:
+ * each answer waits for an `image-served` event of the same shape as imgcache's to be committed in a history of the
+ * same schema, through the same group commit (db/event-log.ts), synced as `IMGCACHE_HISTORY_SYNC` says (as
+ * imgcache's own `--history-sync`). What it serves is the ceiling that the history alone leaves imgcache.
+ *
+ *   node --import tsx bench/bare-server.ts --cache-dir DIR [--port 0] [--host 127.0.0.1] [--history FILE]
  *
  * Prints `listening <port>` once it listens; stops on SIGTERM or SIGINT.
  */
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { EventLog } from '../db/event-log.ts';
+import { openDatabase } from '../db/open-database.ts';
+import { resolveConfig } from '../src/config.ts';
 
 const HEADER_BYTES = 5;
 const DATA_TYPE = 0x20;
@@ -26,19 +35,76 @@ function header(type: number, length: number): Buffer {
   return bytes;
 }
 
-function loadImages(folder: string): Map<string, { header: Buffer; content: Buffer }> {
-  const images = new Map<string, { header: Buffer; content: Buffer }>();
+interface HeldImage {
+  name: string;
+  header: Buffer;
+  content: Buffer;
+  sha256: string;
+}
+
+function loadImages(folder: string): Map<string, HeldImage> {
+  const images = new Map<string, HeldImage>();
   for (const name of readdirSync(folder)) {
     const file = path.join(folder, name);
     if (!statSync(file).isFile()) continue;
     const content = readFileSync(file);
-    images.set(name, { header: header(DATA_TYPE, content.length), content });
+    const sha256 = createHash('sha256').update(content).digest('hex');
+    images.set(name, { name, header: header(DATA_TYPE, content.length), content, sha256 });
   }
   return images;
 }
 
-function serve(socket: net.Socket, images: Map<string, { header: Buffer; content: Buffer }>): void {
-  const notFound = header(ERROR_TYPE, 0);
+/** Writes an answer once its event is committed (with a history); the baseline writes it at once. */
+type Answer = (socket: net.Socket, session: number, requestId: number, image: HeldImage | undefined) => void;
+
+const NOT_FOUND = header(ERROR_TYPE, 0);
+
+/** The DATA frame of `image`, or the empty ERROR frame of an unknown name; write()'s answer. */
+function writeAnswer(socket: net.Socket, image: HeldImage | undefined): boolean {
+  if (!image) return socket.write(NOT_FOUND);
+  socket.write(image.header);
+  return socket.write(image.content);
+}
+
+/** After its `image-served` event is committed, as imgcache answers: the event has imgcache's members and sizes. */
+function answerAfterCommit(history: EventLog): Answer {
+  return (socket, session, requestId, image) => {
+    // An unknown name records nothing, but its answer keeps its place behind the answers still waiting.
+    const events = image
+      ? [
+          {
+            session,
+            type: 'image-served' as const,
+            data: {
+              requestId,
+              image: image.name,
+              bytes: image.content.length,
+              sha256: image.sha256,
+              quotaUsed: requestId,
+              quotaLimit: 1_000_000_000,
+            },
+          },
+        ]
+      : [];
+    history.record(events, (error) => {
+      if (error) {
+        socket.destroy(error);
+        return;
+      }
+      if (socket.destroyed) return;
+      socket.cork();
+      const wroteAll = writeAnswer(socket, image);
+      socket.uncork();
+      if (!wroteAll && !socket.isPaused()) {
+        socket.pause();
+        socket.once('drain', () => socket.resume());
+      }
+    });
+  };
+}
+
+function serve(socket: net.Socket, session: number, images: Map<string, HeldImage>, answer: Answer | null): void {
+  let requests = 0;
   let pending: Buffer = Buffer.alloc(0);
   socket.setNoDelay(true);
   socket.on('error', () => socket.destroy());
@@ -54,10 +120,8 @@ function serve(socket: net.Socket, images: Map<string, { header: Buffer; content
       }
       if (bytes.length < HEADER_BYTES + length) break;
       const image = images.get(bytes.toString('utf8', HEADER_BYTES, HEADER_BYTES + length));
-      if (image) {
-        socket.write(image.header);
-        wroteAll = socket.write(image.content);
-      } else wroteAll = socket.write(notFound);
+      if (answer) answer(socket, session, ++requests, image);
+      else wroteAll = writeAnswer(socket, image);
       bytes = bytes.subarray(HEADER_BYTES + length);
     }
     socket.uncork();
@@ -74,6 +138,7 @@ const { values } = parseArgs({
     'cache-dir': { type: 'string' },
     port: { type: 'string', default: '0' },
     host: { type: 'string', default: '127.0.0.1' },
+    history: { type: 'string' },
   },
 });
 const folder = values['cache-dir'];
@@ -82,7 +147,14 @@ if (!folder) {
   process.exit(2);
 }
 const images = loadImages(folder);
-const server = net.createServer((socket) => serve(socket, images));
+const historyFile = values.history;
+const answer = historyFile
+  ? answerAfterCommit(
+      new EventLog(openDatabase(historyFile, { synchronous: resolveConfig({}, process.env).historySync })),
+    )
+  : null;
+let sessions = 0;
+const server = net.createServer((socket) => serve(socket, ++sessions, images, answer));
 server.listen(Number(values.port), values.host, () => {
   console.log(`listening ${(server.address() as net.AddressInfo).port}`);
 });

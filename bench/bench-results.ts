@@ -81,7 +81,7 @@ export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetChec
     });
     checks.push({
       target: `imgcache >= 0.8 x baseline (${where})`,
-      measured: `${row.versusBaseline.toFixed(2)} x`,
+      measured: `${row.versusBaseline.toFixed(2)} x (committing each event alone allows ${row.historyCeiling.toFixed(2)} x)`,
       met: row.versusBaseline >= 0.8,
     });
   }

@@ -59,11 +59,17 @@ export async function startImgcacheServer(options: ImgcacheServerOptions): Promi
   return { ...watched, port };
 }
 
-export async function startBareServer(cacheDir: string): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', BARE_SERVER, '--cache-dir', cacheDir, '--port', '0'], {
-    cwd: PACKAGE_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** The bare baseline; with `historyFile`, the baseline that commits each answer's event first (bench/bare-server.ts). */
+export async function startBareServer(cacheDir: string, historyFile?: string): Promise<ServerProcess> {
+  const history = historyFile === undefined ? [] : ['--history', historyFile];
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', BARE_SERVER, '--cache-dir', cacheDir, '--port', '0', ...history],
+    {
+      cwd: PACKAGE_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const watched = watch(child);
   const port = await new Promise<number>((resolve, reject) => {
     let stdout = '';

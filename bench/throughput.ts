@@ -23,6 +23,8 @@ export interface ThroughputRow {
   connections: number;
   imgcache: ServerRun;
   baseline: ServerRun;
+  /** the baseline committing each answer's event first: the ceiling the history alone leaves imgcache */
+  baselineWithHistory: ServerRun;
   nginx: ServerRun[];
   /** the faster nginx setup of this row, or null without nginx */
   bestNginx: ServerRun | null;
@@ -30,6 +32,8 @@ export interface ThroughputRow {
   versusNginx: number | null;
   /** imgcache req/s over baseline req/s (target >= 0.8) */
   versusBaseline: number;
+  /** baseline + history req/s over baseline req/s: the highest versusBaseline that committing each event allows */
+  historyCeiling: number;
 }
 
 export interface Calibration {
@@ -102,23 +106,37 @@ async function measureImgcache(context: MatrixContext, image: BenchImage, connec
   }
 }
 
-async function measureBaseline(context: MatrixContext, image: BenchImage, connections: number): Promise<ServerRun> {
-  const server = await startBareServer(context.imageDir);
+export const BASELINE = 'baseline';
+export const BASELINE_WITH_HISTORY = 'baseline + history';
+
+/** The bare baseline, or (`withHistory`) the baseline that commits an event to a fresh history before each answer. */
+async function measureBaseline(
+  context: MatrixContext,
+  image: BenchImage,
+  connections: number,
+  withHistory: boolean,
+): Promise<ServerRun> {
+  const database = withHistory ? path.join(context.workDir, `history-${++serverCount}.sqlite`) : undefined;
+  const server = await startBareServer(context.imageDir, database);
+  const reader = database === undefined ? null : openDatabase(database, { readonly: true });
+  const lastPosition = reader?.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck();
   try {
     return await measureRun(
       {
-        server: 'baseline',
+        server: withHistory ? BASELINE_WITH_HISTORY : BASELINE,
         port: server.port,
         protocol: 'bare',
         target: image.name,
         cpuTimeMs: () => cpuTimeMs(server.pid),
         peakRssBytes: () => peakRssBytes(server.pid),
+        ...(lastPosition ? { eventCount: () => lastPosition.get() ?? 0 } : {}),
       },
       image,
       connections,
       context.settings,
     );
   } finally {
+    reader?.close();
     await server.stop();
   }
 }
@@ -178,7 +196,8 @@ export async function runThroughputMatrix(
         const where = `round ${round}/${rounds}, ${image.label}, C=${connections}`;
         const key = (server: string) => `${image.bytes}/${connections}/${server}`;
         await measure(key('imgcache'), where, () => measureImgcache(context, image, connections));
-        await measure(key('baseline'), where, () => measureBaseline(context, image, connections));
+        await measure(key(BASELINE), where, () => measureBaseline(context, image, connections, false));
+        await measure(key(BASELINE_WITH_HISTORY), where, () => measureBaseline(context, image, connections, true));
         for (const server of context.nginx) {
           const serverKey = key(`nginx: ${server.setup.name}`);
           await measure(serverKey, where, () => measureNginx(context, server, image, connections));
@@ -209,7 +228,8 @@ export async function runThroughputMatrix(
     for (const connections of concurrencies) {
       const key = (server: string) => `${image.bytes}/${connections}/${server}`;
       const imgcache = best(key('imgcache'));
-      const baseline = best(key('baseline'));
+      const baseline = best(key(BASELINE));
+      const baselineWithHistory = best(key(BASELINE_WITH_HISTORY));
       const nginx = context.nginx.map((server) => best(key(`nginx: ${server.setup.name}`)));
       const bestNginx = nginx.reduce<ServerRun | null>(
         (quickest, run) => (quickest === null || run.requestsPerSecond > quickest.requestsPerSecond ? run : quickest),
@@ -221,10 +241,12 @@ export async function runThroughputMatrix(
         connections,
         imgcache,
         baseline,
+        baselineWithHistory,
         nginx,
         bestNginx,
         versusNginx: bestNginx ? imgcache.requestsPerSecond / bestNginx.requestsPerSecond : null,
         versusBaseline: imgcache.requestsPerSecond / baseline.requestsPerSecond,
+        historyCeiling: baselineWithHistory.requestsPerSecond / baseline.requestsPerSecond,
       });
       for (const run of nginx) {
         const wrk = wrkRuns.get(key(run.server));

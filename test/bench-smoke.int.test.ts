@@ -65,7 +65,7 @@ function assertSaneRun(run: ServerRun, imageBytes: number): void {
   assert.ok(run.serverPeakRssBytes > 1024 * 1024, `${run.server} peak RSS`);
 }
 
-test('the smoke run measures imgcache and the bare baseline at one size, with sane figures', () => {
+test('the smoke run measures imgcache, the bare baseline and the baseline + history at one size, with sane figures', () => {
   assert.is(results.mode, 'smoke');
   assert.is(results.rows.length, 1);
   const [row] = results.rows;
@@ -73,11 +73,19 @@ test('the smoke run measures imgcache and the bare baseline at one size, with sa
   assert.is(row.connections, 2);
   assertSaneRun(row.imgcache, row.imageBytes);
   assertSaneRun(row.baseline, row.imageBytes);
+  assertSaneRun(row.baselineWithHistory, row.imageBytes);
+  assert.is(row.baselineWithHistory.server, 'baseline + history');
   assert.is(row.nginx.length, 0);
   assert.is(row.versusNginx, null);
   assert.ok(row.versusBaseline > 0);
   // One image-served event per answer, committed while serving.
   assert.ok((row.imgcache.eventsPerSecond ?? 0) > 0);
+  // The baseline + history commits one event per answer too; the bare baseline has no history.
+  assert.ok((row.baselineWithHistory.eventsPerSecond ?? 0) > 0);
+  assert.is(row.baseline.eventsPerSecond, null);
+  assert.ok(
+    Math.abs(row.historyCeiling - row.baselineWithHistory.requestsPerSecond / row.baseline.requestsPerSecond) < 1e-9,
+  );
 });
 
 test('the history export, the event log and admission are measured too', () => {

@@ -1,10 +1,12 @@
 /**
- * The throughput matrix: for every image size and concurrency, imgcache, the bare baseline and each nginx setup
- * under the same load, back to back. imgcache and the baseline are started fresh for each measurement (so their peak
- * memory is that measurement's), imgcache with `--capacity` = the concurrency and a fresh history.
+ * The throughput matrix: for every image size and concurrency, imgcache, the bare baseline, the baseline + history
+ * and each nginx setup under the same load, back to back. imgcache and the baselines are started fresh for each
+ * measurement (so their peak memory is that measurement's), imgcache with `--capacity` = the concurrency, imgcache
+ * and the baseline + history each with a fresh history.
  */
 import path from 'node:path';
 import { openDatabase } from '../db/open-database.ts';
+import { lastPosition } from '../db/usage-export.ts';
 import type { BenchImage } from './bench-fixtures.ts';
 import { type LoadSettings, measureRun, type RunTarget, type ServerRun } from './measure-run.ts';
 import type { NginxProcess } from './nginx.ts';
@@ -60,6 +62,17 @@ export interface MatrixContext {
 
 let serverCount = 0;
 
+/** A history file of its own for the next server measured. */
+function freshHistoryFile(workDir: string): string {
+  return path.join(workDir, `history-${++serverCount}.sqlite`);
+}
+
+/** Counts the events in a history while its server writes it (a read-only connection of its own). */
+function eventCounter(database: string): { eventCount: () => number; close: () => void } {
+  const reader = openDatabase(database, { readonly: true });
+  return { eventCount: () => lastPosition(reader), close: () => reader.close() };
+}
+
 /** A fresh imgcache process and the RunTarget that measures it; `close()` stops it. */
 export async function imgcacheTarget(
   context: Pick<MatrixContext, 'workDir' | 'imageDir' | 'tiersFile'>,
@@ -67,7 +80,7 @@ export async function imgcacheTarget(
   capacity: number,
   extra: Partial<ImgcacheServerOptions> = {},
 ): Promise<{ target: RunTarget; server: ServerProcess; close: () => Promise<void> }> {
-  const database = path.join(context.workDir, `history-${++serverCount}.sqlite`);
+  const database = freshHistoryFile(context.workDir);
   const server = await startImgcacheServer({
     cacheDir: context.imageDir,
     database,
@@ -76,8 +89,7 @@ export async function imgcacheTarget(
     logLevel: 'warn',
     ...extra,
   });
-  const reader = openDatabase(database, { readonly: true });
-  const lastPosition = reader.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck();
+  const events = eventCounter(database);
   return {
     server,
     target: {
@@ -87,10 +99,10 @@ export async function imgcacheTarget(
       target: image.name,
       cpuTimeMs: () => cpuTimeMs(server.pid),
       peakRssBytes: () => peakRssBytes(server.pid),
-      eventCount: () => lastPosition.get() ?? 0,
+      eventCount: events.eventCount,
     },
     close: async () => {
-      reader.close();
+      events.close();
       await server.stop();
       if (server.stderr().trim() !== '') throw new Error(`imgcache wrote on stderr: ${server.stderr()}`);
     },
@@ -106,7 +118,7 @@ async function measureImgcache(context: MatrixContext, image: BenchImage, connec
   }
 }
 
-export const BASELINE = 'baseline';
+const BASELINE = 'baseline';
 export const BASELINE_WITH_HISTORY = 'baseline + history';
 
 /** The bare baseline, or (`withHistory`) the baseline that commits an event to a fresh history before each answer. */
@@ -116,10 +128,9 @@ async function measureBaseline(
   connections: number,
   withHistory: boolean,
 ): Promise<ServerRun> {
-  const database = withHistory ? path.join(context.workDir, `history-${++serverCount}.sqlite`) : undefined;
+  const database = withHistory ? freshHistoryFile(context.workDir) : undefined;
   const server = await startBareServer(context.imageDir, database);
-  const reader = database === undefined ? null : openDatabase(database, { readonly: true });
-  const lastPosition = reader?.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck();
+  const events = database === undefined ? null : eventCounter(database);
   try {
     return await measureRun(
       {
@@ -129,14 +140,14 @@ async function measureBaseline(
         target: image.name,
         cpuTimeMs: () => cpuTimeMs(server.pid),
         peakRssBytes: () => peakRssBytes(server.pid),
-        ...(lastPosition ? { eventCount: () => lastPosition.get() ?? 0 } : {}),
+        ...(events ? { eventCount: events.eventCount } : {}),
       },
       image,
       connections,
       context.settings,
     );
   } finally {
-    reader?.close();
+    events?.close();
     await server.stop();
   }
 }

@@ -31,7 +31,8 @@ export function usageJsonChunksFromDatabase(
   });
 }
 
-function lastPosition(db: Database): number {
+/** The position of the newest event, 0 in an empty history; positions are never reused, so it counts the events. */
+export function lastPosition(db: Database): number {
   return db.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck().get() ?? 0;
 }
 

@@ -13,6 +13,7 @@ import type { BenchResults } from '../bench/bench-results.ts';
 import { FrameSkipper } from '../bench/frame-skipper.ts';
 import { HttpResponseSkipper } from '../bench/http-response-skipper.ts';
 import type { ServerRun } from '../bench/measure-run.ts';
+import { BASELINE_WITH_HISTORY } from '../bench/throughput.ts';
 import { PACKAGE_ROOT } from '../src/config.ts';
 import { encodeFrame, encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
 import { makeTemporaryFolder } from './helpers/test-server.ts';
@@ -74,7 +75,7 @@ test('the smoke run measures imgcache, the bare baseline and the baseline + hist
   assertSaneRun(row.imgcache, row.imageBytes);
   assertSaneRun(row.baseline, row.imageBytes);
   assertSaneRun(row.baselineWithHistory, row.imageBytes);
-  assert.is(row.baselineWithHistory.server, 'baseline + history');
+  assert.is(row.baselineWithHistory.server, BASELINE_WITH_HISTORY);
   assert.is(row.nginx.length, 0);
   assert.is(row.versusNginx, null);
   assert.ok(row.versusBaseline > 0);

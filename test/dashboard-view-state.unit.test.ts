@@ -2,6 +2,7 @@
  * The dashboard's pure parts without a terminal or a server: the view-state reducer for every kind of reply and key,
  * the command line, the layout at 80x24, the panels' text, and the PNG decoder behind the preview.
  */
+import { deflateSync, inflateSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { complete, historyBack, historyForward, parseCommand, remember } from '../client/dashboard/command-line.ts';
@@ -610,6 +611,43 @@ test('[P-24] the preview decoder reads back exactly the pixels the PNG encoder w
   await decodePng(Buffer.from('not a png')).then(
     () => assert.unreachable('a text file is not a PNG'),
     (error: Error) => assert.match(error.message, 'not a PNG'),
+  );
+});
+
+/** `png` with its IDAT data replaced by `transform` of the inflated scanlines (CRCs are left as they were). */
+function withScanlines(png: Buffer, transform: (scanlines: Buffer) => void): Buffer {
+  const parts: Buffer[] = [png.subarray(0, 8)];
+  for (let offset = 8; offset < png.length; ) {
+    const length = png.readUInt32BE(offset);
+    const type = png.toString('latin1', offset + 4, offset + 8);
+    const chunk = png.subarray(offset, offset + 12 + length);
+    if (type === 'IDAT') {
+      const scanlines = inflateSync(chunk.subarray(8, 8 + length));
+      transform(scanlines);
+      const data = deflateSync(scanlines);
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(data.length, 0);
+      head.write('IDAT', 4, 'latin1');
+      parts.push(head, data, chunk.subarray(8 + length));
+    } else parts.push(chunk);
+    offset += 12 + length;
+  }
+  return Buffer.concat(parts);
+}
+
+test('the preview decoder refuses a row whose filter type PNG does not define, naming it and the row', async () => {
+  const width = 3;
+  const height = 2;
+  const png = encodePng(width, height, new Uint8Array(width * height * 3).fill(9));
+  const rowBytes = width * 3 + 1;
+  assert.is((await decodePng(withScanlines(png, () => {}))).width, width, 'the rebuilt PNG itself decodes');
+  await decodePng(
+    withScanlines(png, (scanlines) => {
+      scanlines[rowBytes] = 5;
+    }),
+  ).then(
+    () => assert.unreachable('filter type 5 does not exist'),
+    (error: Error) => assert.is(error.message, 'unknown filter type 5 on row 1'),
   );
 });
 

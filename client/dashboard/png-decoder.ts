@@ -4,6 +4,7 @@
  * clear message; the preview then says so instead of drawing.
  */
 import { inflate } from 'node:zlib';
+import { isFilterType, predictByte } from '../../src/png/filter-prediction.ts';
 
 export interface DecodedImage {
   width: number;
@@ -66,20 +67,12 @@ function readChunks(file: Buffer): Chunks {
   return { header, palette, transparency, data: Buffer.concat(data) };
 }
 
-function paeth(left: number, up: number, upLeft: number): number {
-  const estimate = left + up - upLeft;
-  const toLeft = Math.abs(estimate - left);
-  const toUp = Math.abs(estimate - up);
-  const toUpLeft = Math.abs(estimate - upLeft);
-  if (toLeft <= toUp && toLeft <= toUpLeft) return left;
-  return toUp <= toUpLeft ? up : upLeft;
-}
-
 /** Undoes the per-row filters in place; returns the raw scanlines without their filter bytes. */
 function unfilter(inflated: Buffer, rowBytes: number, height: number, pixelBytes: number): Uint8Array {
   const out = new Uint8Array(rowBytes * height);
   for (let y = 0; y < height; y++) {
-    const filter = inflated[y * (rowBytes + 1)];
+    const filter = inflated[y * (rowBytes + 1)] ?? -1;
+    if (!isFilterType(filter)) throw new PngDecodeError(`unknown filter type ${filter} on row ${y}`);
     const source = y * (rowBytes + 1) + 1;
     const row = y * rowBytes;
     const previous = row - rowBytes;
@@ -88,27 +81,7 @@ function unfilter(inflated: Buffer, rowBytes: number, height: number, pixelBytes
       const left = x >= pixelBytes ? (out[row + x - pixelBytes] ?? 0) : 0;
       const up = y > 0 ? (out[previous + x] ?? 0) : 0;
       const upLeft = y > 0 && x >= pixelBytes ? (out[previous + x - pixelBytes] ?? 0) : 0;
-      let value: number;
-      switch (filter) {
-        case 0:
-          value = raw;
-          break;
-        case 1:
-          value = raw + left;
-          break;
-        case 2:
-          value = raw + up;
-          break;
-        case 3:
-          value = raw + ((left + up) >>> 1);
-          break;
-        case 4:
-          value = raw + paeth(left, up, upLeft);
-          break;
-        default:
-          throw new PngDecodeError(`unknown filter type ${filter} on row ${y}`);
-      }
-      out[row + x] = value & 0xff;
+      out[row + x] = (raw + predictByte(filter, left, up, upLeft)) & 0xff;
     }
   }
   return out;

@@ -6,12 +6,12 @@
  * has the smallest sum of absolute values, the usual heuristic from the PNG spec.
  */
 import { crc32, deflateSync } from 'node:zlib';
+import { FILTER_TYPE_COUNT, predictByte } from '../png/filter-prediction.ts';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const BYTES_PER_PIXEL = 3;
 const BIT_DEPTH = 8;
 const COLOUR_TYPE_RGB = 2;
-const FILTER_COUNT = 5;
 
 /** Builds one chunk: length, type, data, CRC32 over type and data. */
 function makeChunk(type: string, data: Buffer): Buffer {
@@ -37,16 +37,6 @@ function makeHeader(width: number, height: number): Buffer {
   return header;
 }
 
-function paethPredictor(left: number, up: number, upLeft: number): number {
-  const estimate = left + up - upLeft;
-  const distLeft = Math.abs(estimate - left);
-  const distUp = Math.abs(estimate - up);
-  const distUpLeft = Math.abs(estimate - upLeft);
-  if (distLeft <= distUp && distLeft <= distUpLeft) return left;
-  if (distUp <= distUpLeft) return up;
-  return upLeft;
-}
-
 /** Byte `i` of `bytes`, or 0 outside the row (PNG treats missing neighbours as zero). */
 function byteAt(bytes: Uint8Array, i: number): number {
   return i >= 0 ? (bytes[i] ?? 0) : 0;
@@ -57,18 +47,7 @@ function predict(filter: number, row: Uint8Array, prev: Uint8Array, i: number): 
   const left = byteAt(row, i - BYTES_PER_PIXEL);
   const up = byteAt(prev, i);
   const upLeft = byteAt(prev, i - BYTES_PER_PIXEL);
-  switch (filter) {
-    case 1:
-      return left;
-    case 2:
-      return up;
-    case 3:
-      return (left + up) >>> 1;
-    case 4:
-      return paethPredictor(left, up, upLeft);
-    default:
-      return 0;
-  }
+  return predictByte(filter, left, up, upLeft);
 }
 
 /** Writes filter byte plus filtered bytes into `out` and returns the heuristic cost (sum of signed magnitudes). */
@@ -93,7 +72,7 @@ function filterScanlines(width: number, height: number, rgb: Uint8Array): Buffer
   for (let y = 0; y < height; y++) {
     const row = rgb.subarray(y * stride, (y + 1) * stride);
     let bestCost = Number.POSITIVE_INFINITY;
-    for (let filter = 0; filter < FILTER_COUNT; filter++) {
+    for (let filter = 0; filter < FILTER_TYPE_COUNT; filter++) {
       const cost = filterRow(filter, row, prev, candidate);
       if (cost < bestCost) {
         bestCost = cost;

@@ -3,6 +3,16 @@
  * one transaction, scheduled with `setImmediate`; then each caller's `done` runs, in order. The server replies only
  * from inside `done`, so no reply leaves before the event that records it is durable, and a busy turn costs one
  * fsync instead of one per event.
+ *
+ * Two kinds of records. `record` is for the events of an answer about to be sent: if their commit fails, the answer
+ * is not sent and the events are discarded (what they describe did not happen). `recordFact` is for what happened
+ * whatever the history says (a session closed, a connection rejected): if its commit fails, the fact is kept in
+ * memory, in order, and committed before anything recorded after it once the history works again (retried on a
+ * timer with backoff, and at every later commit), or at a clean stop. A bounded number of facts is kept; past the
+ * bound they are counted, and the count goes on record as one `facts-lost` event when the history is back.
+ *
+ * One background commit is in flight at a time: records made meanwhile wait for it and go together in the next one,
+ * so a failed commit can put its facts back ahead of everything recorded after them.
  */
 
 import type BetterSqlite3 from 'better-sqlite3';
@@ -25,6 +35,12 @@ export interface EventLogOptions {
   now?: () => number;
   /** where group commits happen; default: synchronously, on this thread's connection */
   background?: BackgroundCommitter;
+  /** how many facts to keep in memory at most while the history fails (default DEFAULT_MAX_HELD_FACTS) */
+  maxHeldFacts?: number;
+  /** told of each failed commit and of the recovery (the operator's log throttles them) */
+  onHealth?: (health: HistoryHealth) => void;
+  /** told of facts committed after their first attempt failed, in their order, once they are on record */
+  onLateFacts?: (events: readonly NewEvent[]) => void;
 }
 
 /** An event turned into its row when recorded, so a caller mutating its object later cannot change the history. */
@@ -49,18 +65,74 @@ export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void 
 }
 
 interface Pending {
+  events: readonly NewEvent[];
   rows: EventRow[];
-  done: RecordDone;
+  /** a fact is kept when its commit fails; an answer's events are discarded with the answer */
+  fact: boolean;
+  done: RecordDone | undefined;
 }
+
+/** A fact whose commit failed, waiting for the history to come back. */
+interface HeldFact {
+  event: NewEvent;
+  row: EventRow;
+}
+
+/** Facts that could not even be kept (past the bound), counted, and recorded as one `facts-lost` event later. */
+interface LostFacts {
+  count: number;
+  since: number;
+  until: number;
+  types: Record<string, number>;
+}
+
+/** How the history is doing, told to the operator's log (src/server/history-outage-log.ts). */
+export type HistoryHealth =
+  | {
+      kind: 'failed';
+      error: HistoryAppendError;
+      /** failed commits since the outage began, this one included */
+      failures: number;
+      /** when the outage began, by the log's clock */
+      since: number;
+      /** facts kept in memory, waiting for the history */
+      heldFacts: number;
+      /** facts dropped past the bound since the outage began */
+      lostFacts: number;
+    }
+  | {
+      kind: 'recovered';
+      /** how long the outage lasted, in milliseconds */
+      outageMs: number;
+      failures: number;
+      /** facts committed late, now, in their order */
+      lateFacts: number;
+      /** facts that could not be kept (past the bound): their count is on record as one facts-lost event */
+      lostFacts: number;
+    };
+
+/** How many facts are kept in memory at most while the history cannot be written (about 200 bytes each). */
+export const DEFAULT_MAX_HELD_FACTS = 10_000;
+/** The first retry of held facts comes this long after a failure, then twice as long each time, up to the max. */
+export const FACT_RETRY_MIN_MS = 100;
+export const FACT_RETRY_MAX_MS = 2_000;
 
 export class EventLog {
   readonly db: Database;
   readonly #now: () => number;
   readonly #commitRows: (rows: readonly EventRow[]) => void;
   readonly #background: BackgroundCommitter | undefined;
+  readonly #maxHeldFacts: number;
+  readonly #onHealth: ((health: HistoryHealth) => void) | undefined;
+  readonly #onLateFacts: ((events: readonly NewEvent[]) => void) | undefined;
   #inFlight = 0;
   #drained: Array<() => void> = [];
   #queue: Pending[] = [];
+  #held: HeldFact[] = [];
+  #lost: LostFacts | null = null;
+  #outage: { since: number; failures: number; lostFacts: number } | null = null;
+  #retry: NodeJS.Timeout | null = null;
+  #retryDelayMs = FACT_RETRY_MIN_MS;
   #scheduled: NodeJS.Immediate | null = null;
   #closed = false;
 
@@ -69,35 +141,64 @@ export class EventLog {
     this.#now = options.now ?? Date.now;
     this.#commitRows = rowCommitter(db);
     this.#background = options.background;
+    this.#maxHeldFacts = options.maxHeldFacts ?? DEFAULT_MAX_HELD_FACTS;
+    this.#onHealth = options.onHealth;
+    this.#onLateFacts = options.onLateFacts;
   }
 
   /**
-   * Queues events for the next group commit; `done` runs once they are durable, or with the error if not.
+   * Records the events of an answer about to be sent: queues them for the next group commit; `done` runs once they
+   * are durable, or with the error if not. On failure these events are discarded (the answer is not sent, so what
+   * they describe did not happen).
    *
    * No events have nothing to make durable, so their `done` gets null even when the commit fails: an answer that
    * records nothing (the ERROR that tells a client the history is unavailable) is not failed by a failing history.
    * They still take their turn in the queue, so a connection's answers keep their order.
    */
   record(events: readonly NewEvent[], done: RecordDone): void {
+    this.#enqueue(events, false, done);
+  }
+
+  /**
+   * Records facts: things that happened whatever the history says (a session closed, a connection rejected or
+   * dropped, a transfer that did not end whole, the server stopping). `done`, if given, runs after the first
+   * attempt to commit them: with null if they are durable, or with the error if not; in that case they are not
+   * lost but kept in memory, in order, and committed before anything recorded after them, as soon as the history
+   * works again (retried on a timer, and at every later commit) or at a clean stop (`finish`). At most
+   * `maxHeldFacts` are kept; past that, facts are counted instead, and the count is recorded as one `facts-lost`
+   * event once the history is back.
+   */
+  recordFact(events: readonly NewEvent[], done?: RecordDone): void {
+    this.#enqueue(events, true, done);
+  }
+
+  /** Facts kept in memory because their commit failed, not yet on record. */
+  get heldFacts(): number {
+    return this.#held.length;
+  }
+
+  #enqueue(events: readonly NewEvent[], fact: boolean, done: RecordDone | undefined): void {
     if (this.#closed) {
-      setImmediate(done, new HistoryClosedError());
+      if (done) setImmediate(done, new HistoryClosedError());
       return;
     }
-    this.#queue.push({ rows: events.map((event) => this.#toRow(event)), done });
+    this.#queue.push({ events, rows: events.map((event) => this.#toRow(event)), fact, done });
     this.#scheduled ??= setImmediate(() => this.#flush('background'));
   }
 
   /**
-   * Commits the events now, on this thread, after whatever is queued (so positions keep the order of the calls);
-   * throws on failure. With a background committer, only when no commit is in flight there (at start, or after
-   * drain()), or the order of the history could not be kept.
+   * Commits the events now, on this thread, after whatever is queued and held (so positions keep the order of the
+   * calls); throws on failure. With a background committer, only when no commit is in flight there (at start, or
+   * after drain()), or the order of the history could not be kept.
    */
   recordNow(events: readonly NewEvent[]): void {
     if (this.#closed) throw new HistoryClosedError();
     if (this.#inFlight > 0) throw new Error('recordNow while background commits are in flight: drain() first');
     const outcome: { error: Error | null } = { error: null };
     this.#queue.push({
+      events,
       rows: events.map((event) => this.#toRow(event)),
+      fact: false,
       done: (error) => {
         outcome.error = error;
       },
@@ -106,56 +207,173 @@ export class EventLog {
     if (outcome.error) throw outcome.error;
   }
 
-  /** Commits what is queued now, synchronously on this thread, and calls its dones. */
+  /** Commits what is queued (and held) now, synchronously on this thread, and calls its dones. */
   flush(): void {
     this.#flush('here');
   }
 
-  /** Resolves once everything recorded so far is committed and its dones have run. */
+  /**
+   * Resolves once everything recorded so far has had its commit attempted and its dones have run (held facts may
+   * remain: see heldFacts).
+   */
   drain(): Promise<void> {
     this.#flush('background');
     if (this.#inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.#drained.push(resolve));
   }
 
+  /**
+   * A clean stop: commits what is queued and held on this thread, retrying while the history fails until
+   * `deadlineMs` has passed, then closes the log. Resolves with the number of facts that could not be committed
+   * (0 unless the history stayed unavailable to the end). Call after drain(), once the background committer is
+   * closed.
+   */
+  async finish(deadlineMs: number): Promise<number> {
+    const start = performance.now();
+    let delayMs = FACT_RETRY_MIN_MS;
+    this.flush();
+    while (this.#held.length > 0 || this.#lost) {
+      const left = deadlineMs - (performance.now() - start);
+      if (left <= 0) break;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delayMs, left)));
+      delayMs = Math.min(delayMs * 2, FACT_RETRY_MAX_MS);
+      this.flush();
+    }
+    const unrecorded = this.#held.length + (this.#lost?.count ?? 0);
+    this.#closed = true;
+    this.#stopRetrying();
+    return unrecorded;
+  }
+
   #flush(where: 'here' | 'background'): void {
     if (this.#scheduled) clearImmediate(this.#scheduled);
     this.#scheduled = null;
+    this.#stopRetrying();
+    const background = where === 'background' ? this.#background : undefined;
+    // One background commit at a time: the next group waits for it, so that a failed one can put its facts back
+    // before anything recorded later is committed.
+    if (background && this.#inFlight > 0) return;
     const batch = this.#queue;
     this.#queue = [];
-    if (batch.length === 0) return;
-    const background = this.#background;
-    if (where === 'here' || !background) {
-      callDones(batch, this.#commitBatch(batch));
+    const carried = this.#held;
+    this.#held = [];
+    const lost = this.#lost;
+    this.#lost = null;
+    const rows = carried.map((held) => held.row);
+    const lostEvent = lost ? lostFactsEvent(lost, this.#now()) : null;
+    if (lostEvent) rows.push(this.#toRow(lostEvent));
+    for (const pending of batch) rows.push(...pending.rows);
+    if (rows.length === 0 || !background) {
+      this.#settle(batch, carried, lost, lostEvent, rows.length === 0 ? null : this.#commitHere(rows));
       return;
     }
-    // Even a batch with no rows goes through the committer, so that its dones keep their place in the order.
-    const rows = batch.flatMap((pending) => pending.rows);
     this.#inFlight++;
     background.commit(rows, (error) => {
       this.#inFlight--;
       try {
-        callDones(batch, error ? this.#appendError(rows.length, error) : null);
+        this.#settle(batch, carried, lost, lostEvent, error ? this.#appendError(rows.length, error) : null);
       } finally {
+        if (this.#queue.length > 0) this.#flush('background');
         if (this.#inFlight === 0) for (const resolve of this.#drained.splice(0)) resolve();
       }
     });
   }
 
-  /** Commits what is queued and refuses further records. The database stays open: whoever opened it closes it. */
+  /** After a commit of held facts (carried), the lost-facts count, and a batch: report, keep what must be kept. */
+  #settle(
+    batch: readonly Pending[],
+    carried: readonly HeldFact[],
+    lost: LostFacts | null,
+    lostEvent: NewEvent | null,
+    error: Error | null,
+  ): void {
+    if (!error) {
+      if (carried.length > 0 || lostEvent) {
+        const late = carried.map((held) => held.event);
+        if (lostEvent) late.push(lostEvent);
+        this.#onLateFacts?.(late);
+      }
+      if (this.#outage && (batch.some((pending) => pending.rows.length > 0) || carried.length > 0 || lostEvent)) {
+        const { since, failures, lostFacts } = this.#outage;
+        this.#outage = null;
+        this.#retryDelayMs = FACT_RETRY_MIN_MS;
+        this.#onHealth?.({
+          kind: 'recovered',
+          outageMs: this.#now() - since,
+          failures,
+          lateFacts: carried.length,
+          lostFacts,
+        });
+      }
+      callDones(batch, null);
+      return;
+    }
+    // Keep the facts, in their order: those carried first, then the ones of this batch; past the bound, count them.
+    const kept: HeldFact[] = [...carried];
+    let lostNow = lost;
+    for (const pending of batch) {
+      if (!pending.fact) continue;
+      pending.events.forEach((event, index) => {
+        const row = pending.rows[index] as EventRow;
+        if (kept.length < this.#maxHeldFacts && !lostNow) kept.push({ event, row });
+        else lostNow = countLost(lostNow, event.type, row[0]);
+      });
+    }
+    this.#held = kept.concat(this.#held);
+    this.#lost = lostNow && this.#lost ? mergeLost(lostNow, this.#lost) : (lostNow ?? this.#lost);
+    const appendError = error instanceof HistoryAppendError ? error : this.#appendError(0, error);
+    const outage = this.#outage ?? { since: this.#now(), failures: 0, lostFacts: 0 };
+    this.#outage = outage;
+    outage.failures++;
+    outage.lostFacts = this.#lost?.count ?? 0;
+    this.#onHealth?.({
+      kind: 'failed',
+      error: appendError,
+      failures: outage.failures,
+      since: outage.since,
+      heldFacts: this.#held.length,
+      lostFacts: outage.lostFacts,
+    });
+    try {
+      callDones(batch, error);
+    } finally {
+      this.#scheduleRetry();
+    }
+  }
+
+  /** Held facts are retried on a timer (doubling up to FACT_RETRY_MAX_MS), and at every commit before that. */
+  #scheduleRetry(): void {
+    if (this.#closed || (this.#held.length === 0 && !this.#lost) || this.#retry) return;
+    const delay = this.#retryDelayMs;
+    this.#retryDelayMs = Math.min(delay * 2, FACT_RETRY_MAX_MS);
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      this.#flush('background');
+    }, delay);
+  }
+
+  #stopRetrying(): void {
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = null;
+  }
+
+  /**
+   * Commits what is queued and refuses further records. The database stays open: whoever opened it closes it.
+   * Facts that still cannot be committed are lost: a clean stop calls finish() instead.
+   */
   close(): void {
     if (this.#closed) return;
     this.flush();
     this.#closed = true;
+    this.#stopRetrying();
   }
 
-  #commitBatch(batch: readonly Pending[]): Error | null {
-    if (countRows(batch) === 0) return null;
+  #commitHere(rows: readonly EventRow[]): Error | null {
     try {
-      this.#commitRows(batch.flatMap((pending) => pending.rows));
+      this.#commitRows(rows);
       return null;
     } catch (error) {
-      return this.#appendError(countRows(batch), error);
+      return this.#appendError(rows.length, error);
     }
   }
 
@@ -176,6 +394,36 @@ export class EventLog {
   }
 }
 
+/** The one event that stands for facts dropped past the bound: how many, of which kinds, from when to when. */
+function lostFactsEvent(lost: LostFacts, now: number): NewEvent {
+  return {
+    session: null,
+    type: 'facts-lost',
+    at: now,
+    data: { count: lost.count, since: lost.since, until: lost.until, types: { ...lost.types } },
+  };
+}
+
+function countLost(lost: LostFacts | null, type: string, at: number): LostFacts {
+  const counted = lost ?? { count: 0, since: at, until: at, types: {} };
+  counted.count++;
+  counted.since = Math.min(counted.since, at);
+  counted.until = Math.max(counted.until, at);
+  counted.types[type] = (counted.types[type] ?? 0) + 1;
+  return counted;
+}
+
+function mergeLost(older: LostFacts, newer: LostFacts): LostFacts {
+  const types = { ...older.types };
+  for (const [type, count] of Object.entries(newer.types)) types[type] = (types[type] ?? 0) + count;
+  return {
+    count: older.count + newer.count,
+    since: Math.min(older.since, newer.since),
+    until: Math.max(older.until, newer.until),
+    types,
+  };
+}
+
 /**
  * Every done runs even if an earlier one throws; the first throw is rethrown after, so a bug is not swallowed. A
  * record of no events stored nothing that could fail: its done gets null.
@@ -184,14 +432,10 @@ function callDones(batch: readonly Pending[], error: Error | null): void {
   let thrown: { error: unknown } | null = null;
   for (const { rows, done } of batch) {
     try {
-      done(rows.length === 0 ? null : error);
+      done?.(rows.length === 0 ? null : error);
     } catch (doneError) {
       thrown ??= { error: doneError };
     }
   }
   if (thrown) throw thrown.error;
-}
-
-function countRows(batch: readonly Pending[]): number {
-  return batch.reduce((count, pending) => count + pending.rows.length, 0);
 }

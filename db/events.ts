@@ -42,7 +42,12 @@ export type HistoryEvent =
   /** [P-35] a get answered not-modified: the client held the current image; nothing sent, nothing counted */
   | { type: 'image-not-modified'; data: { requestId: number; image: string; sha256: string } }
   | { type: 'quota-exhausted'; data: { requestId: number; image: string; quotaLimit: number } }
-  | { type: 'session-closed'; data: { reason: string } };
+  | { type: 'session-closed'; data: { reason: string } }
+  /**
+   * Facts the server could not keep while its history was unavailable (past the bound of db/event-log.ts), recorded
+   * once it is back: how many, of which types, and the times (ms since the epoch) of the first and the last.
+   */
+  | { type: 'facts-lost'; data: { count: number; since: number; until: number; types: Record<string, number> } };
 
 export type HistoryEventType = HistoryEvent['type'];
 

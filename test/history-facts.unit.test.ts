@@ -1,0 +1,244 @@
+/**
+ * The history never drops a fact (db/event-log.ts): `record` is for an answer's events, discarded with the answer
+ * when their commit fails; `recordFact` is for what happened whatever the history says, kept in memory in order
+ * when its commit fails and committed, before anything recorded later, once the history is back or at a clean stop.
+ * Real SQLite conditions: another connection holding the write lock.
+ */
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { HistoryAppendError } from '../db/errors.ts';
+import {
+  type BackgroundCommitter,
+  EventLog,
+  type EventLogOptions,
+  type EventRow,
+  type HistoryHealth,
+  rowCommitter,
+} from '../db/event-log.ts';
+import type { NewEvent } from '../db/events.ts';
+import { type Database, openDatabase } from '../db/open-database.ts';
+import { readEvents } from '../db/read-events.ts';
+import { makeTemporaryFolder } from './helpers/test-server.ts';
+
+let folder = '';
+let opened: Database[] = [];
+
+test.before.each(() => {
+  folder = makeTemporaryFolder('imgcache-history-facts-');
+  opened = [];
+});
+
+test.after.each(() => {
+  for (const db of opened) if (db.open) db.close();
+  rmSync(folder, { recursive: true, force: true });
+});
+
+function historyFile(): string {
+  return path.join(folder, 'history.sqlite');
+}
+
+/** The server's connection (a short busy timeout) and a stranger's connection to the same file. */
+function openPair(busyTimeoutMs = 20): { db: Database; other: Database } {
+  const db = openDatabase(historyFile(), { busyTimeoutMs });
+  const other = new BetterSqlite3(historyFile());
+  opened.push(db, other);
+  return { db, other };
+}
+
+const admitted = (session: number): NewEvent => ({
+  session,
+  type: 'session-admitted',
+  data: { name: `client-${session}`, code: 108, tier: 'bronze', quota: 3, protocolVersion: 1, remote: 'x' },
+});
+const served = (session: number): NewEvent => ({
+  session,
+  type: 'image-served',
+  data: { requestId: 1, image: 'sunset.png', bytes: 10, sha256: 'ab', quotaUsed: 1, quotaLimit: 3 },
+});
+const closed = (session: number): NewEvent => ({ session, type: 'session-closed', data: { reason: 'client-exit' } });
+
+function recordAsync(log: EventLog, events: NewEvent[]): Promise<Error | null> {
+  return new Promise((resolve) => log.record(events, resolve));
+}
+
+function factAsync(log: EventLog, events: NewEvent[]): Promise<Error | null> {
+  return new Promise((resolve) => log.recordFact(events, resolve));
+}
+
+function stored(db: Database): Array<[string, number | null]> {
+  return readEvents(db).map((event) => [event.type, event.session]);
+}
+
+/** An event log whose late facts and health reports are kept, and a promise for the next batch of late facts. */
+function watchedLog(db: Database, options: EventLogOptions = {}) {
+  const health: HistoryHealth[] = [];
+  const late: NewEvent[][] = [];
+  let lateWaiter: (() => void) | null = null;
+  const log = new EventLog(db, {
+    ...options,
+    onHealth: (report) => health.push(report),
+    onLateFacts: (events) => {
+      late.push([...events]);
+      lateWaiter?.();
+    },
+  });
+  const nextLateFacts = () => new Promise<void>((resolve) => (lateWaiter = resolve));
+  return { log, health, late, nextLateFacts };
+}
+
+test('a fact whose commit fails is kept; the answer of the same batch is discarded; both dones get the error', async () => {
+  const { db, other } = openPair();
+  const { log } = watchedLog(db);
+  log.recordNow([admitted(1)]);
+  other.exec('BEGIN IMMEDIATE');
+  const [answer, fact] = await Promise.all([recordAsync(log, [served(1)]), factAsync(log, [closed(1)])]);
+  assert.instance(answer, HistoryAppendError);
+  assert.instance(fact, HistoryAppendError);
+  assert.is(log.heldFacts, 1, 'the fact is held in memory');
+  other.exec('ROLLBACK');
+  assert.is(await recordAsync(log, [admitted(2)]), null);
+  assert.equal(
+    stored(db),
+    [
+      ['session-admitted', 1],
+      ['session-closed', 1],
+      ['session-admitted', 2],
+    ],
+    'the held fact is committed before what was recorded after it; the failed answer is not on record',
+  );
+  assert.is(log.heldFacts, 0);
+});
+
+test('held facts are retried on a timer: on record once the lock is released, with nothing else recorded', async () => {
+  const { db, other } = openPair();
+  const { log, late, nextLateFacts } = watchedLog(db);
+  other.exec('BEGIN IMMEDIATE');
+  await factAsync(log, [closed(1)]);
+  await factAsync(log, [closed(2)]);
+  assert.is(log.heldFacts, 2);
+  const committed = nextLateFacts();
+  other.exec('ROLLBACK');
+  await committed;
+  assert.equal(
+    late.flat().map((event) => event.session),
+    [1, 2],
+  );
+  assert.equal(stored(db), [
+    ['session-closed', 1],
+    ['session-closed', 2],
+  ]);
+});
+
+test('health: every failed commit is reported with the outage so far, then one recovery with the late facts', async () => {
+  const { db, other } = openPair();
+  const { log, health } = watchedLog(db);
+  other.exec('BEGIN IMMEDIATE');
+  await factAsync(log, [closed(1)]);
+  await recordAsync(log, [admitted(2)]);
+  other.exec('ROLLBACK');
+  await recordAsync(log, [admitted(3)]);
+  const kinds = health.map((report) => report.kind);
+  assert.equal(kinds, ['failed', 'failed', 'recovered']);
+  const [first, second, recovered] = health;
+  assert.ok(first?.kind === 'failed' && second?.kind === 'failed' && recovered?.kind === 'recovered');
+  assert.is(first.failures, 1);
+  assert.is(second.failures, 2);
+  assert.is(second.since, first.since, 'one outage');
+  assert.is(first.error.condition, 'locked');
+  assert.equal([recovered.failures, recovered.lateFacts, recovered.lostFacts], [2, 1, 0]);
+  assert.ok(recovered.outageMs >= 0);
+});
+
+test('past the bound, facts are counted and their count is recorded as one facts-lost event, after those kept', async () => {
+  const { db, other } = openPair();
+  const { log } = watchedLog(db, { maxHeldFacts: 2 });
+  other.exec('BEGIN IMMEDIATE');
+  await factAsync(log, [closed(1), closed(2), closed(3)]);
+  await factAsync(log, [closed(4)]);
+  assert.is(log.heldFacts, 2);
+  other.exec('ROLLBACK');
+  await factAsync(log, [closed(5)]);
+  const events = readEvents(db);
+  assert.equal(
+    events.map((event) => [event.type, event.session]),
+    [
+      ['session-closed', 1],
+      ['session-closed', 2],
+      ['facts-lost', null],
+      ['session-closed', 5],
+    ],
+  );
+  const lost = events[2];
+  assert.ok(lost?.type === 'facts-lost');
+  assert.is(lost.data.count, 2);
+  assert.equal(lost.data.types, { 'session-closed': 2 });
+});
+
+test('finish commits the held facts at a clean stop; if the history stays locked, it says how many are left', async () => {
+  const { db, other } = openPair();
+  const { log } = watchedLog(db);
+  other.exec('BEGIN IMMEDIATE');
+  await factAsync(log, [closed(1)]);
+  other.exec('ROLLBACK');
+  assert.is(await log.finish(1_000), 0);
+  assert.equal(stored(db), [['session-closed', 1]]);
+
+  const again = openPair();
+  const second = watchedLog(again.db);
+  again.other.exec('BEGIN IMMEDIATE');
+  await factAsync(second.log, [closed(2)]);
+  assert.is(await second.log.finish(150), 1, 'the fact that could not be committed is counted');
+  again.other.exec('ROLLBACK');
+});
+
+/** A committer on another "thread" (here: the next turn) that can be told to fail its next commits. */
+class FlakyCommitter implements BackgroundCommitter {
+  failing = 0;
+  readonly #commit: (rows: readonly EventRow[]) => void;
+  inFlight = 0;
+  maxInFlight = 0;
+
+  constructor(db: Database) {
+    this.#commit = rowCommitter(db);
+  }
+
+  commit(rows: readonly EventRow[], done: (error: Error | null) => void): void {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    setTimeout(() => {
+      this.inFlight--;
+      if (this.failing > 0) {
+        this.failing--;
+        done(Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' }));
+        return;
+      }
+      this.#commit(rows);
+      done(null);
+    }, 5);
+  }
+
+  async close(): Promise<void> {}
+}
+
+test('in the background, a failed commit puts its facts back before the records made while it was in flight', async () => {
+  const { db } = openPair();
+  const committer = new FlakyCommitter(db);
+  const log = new EventLog(db, { background: committer });
+  committer.failing = 1;
+  const fact = factAsync(log, [closed(1)]);
+  await new Promise((resolve) => setImmediate(resolve)); // the fact's commit is in flight
+  const answer = recordAsync(log, [admitted(2)]);
+  assert.instance(await fact, HistoryAppendError);
+  assert.is(await answer, null);
+  await log.drain();
+  assert.equal(stored(db), [
+    ['session-closed', 1],
+    ['session-admitted', 2],
+  ]);
+  assert.is(committer.maxInFlight, 1, 'one background commit at a time');
+});
+
+test.run();

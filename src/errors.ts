@@ -106,8 +106,12 @@ export class BadHelloError extends ImgcacheError {
  * itself is missing or invalid.
  */
 export class BadRequestError extends ProtocolError {
-  constructor(requestId: number | null, message: string) {
+  /** What could be read of the refused request, for the record: its `command` and a `get`'s `image`, when strings. */
+  readonly request: { command?: string; image?: string };
+
+  constructor(requestId: number | null, message: string, request: { command?: string; image?: string } = {}) {
     super('bad-request', message, false, requestId);
+    this.request = request;
   }
 }
 
@@ -120,6 +124,41 @@ export class UnknownCommandError extends ProtocolError {
   constructor(requestId: number, command: string) {
     super('unknown-command', `unknown command ${JSON.stringify(command)}`, false, requestId);
     this.command = command;
+  }
+}
+
+/**
+ * [P-39] Server side: the file behind a catalog entry is no longer the one that was catalogued (replaced, turned into
+ * a link, grown, shrunk, rewritten, removed), found while serving it from disk. The stream is cut before its END.
+ */
+export class ImageChangedError extends ImgcacheError {
+  declare readonly code: 'image-changed';
+  /** The image's name in the catalog. */
+  readonly image: string;
+  /** What differs: `link`, `not-a-file`, `gone`, `device`, `inode`, `size`, `mtime`, `shorter` or `sha256`. */
+  readonly difference: string;
+
+  constructor(image: string, difference: string, options?: ErrorOptions) {
+    super(
+      'image-changed',
+      `the file of image ${JSON.stringify(image)} changed since it was catalogued (${difference})`,
+      options,
+    );
+    this.image = image;
+    this.difference = difference;
+  }
+}
+
+/** [P-39] Server side: the file of a catalogued image could not be read (an I/O error); the stream is cut. */
+export class ImageReadFailedError extends ImgcacheError {
+  declare readonly code: 'image-read-failed';
+  readonly image: string;
+
+  constructor(image: string, cause: Error) {
+    super('image-read-failed', `the file of image ${JSON.stringify(image)} could not be read: ${cause.message}`, {
+      cause,
+    });
+    this.image = image;
   }
 }
 

@@ -119,13 +119,88 @@ test('[P-6] [P-8] a HELLO ignores unknown fields and does not copy the credentia
   assert.equal(hello, { versions: [1] });
 });
 
-test('[P-8] a client name over 100 characters is truncated to 100 code points, a non-string one dropped', () => {
-  assert.is(parseHello({ versions: [1], client: 'a'.repeat(250) }).client, 'a'.repeat(100));
+test('[P-8] [P-51] a client name of up to 100 characters is kept whole, counted in code points', () => {
   assert.is(parseHello({ versions: [1], client: 'a'.repeat(100) }).client, 'a'.repeat(100));
-  const emoji = parseHello({ versions: [1], client: '😀'.repeat(120) }).client ?? '';
-  assert.is(Array.from(emoji).length, 100);
-  assert.is(emoji, '😀'.repeat(100), 'no surrogate pair is cut in half');
-  assert.is(parseHello({ versions: [1], client: 42 }).client, undefined);
+  assert.is(parseHello({ versions: [1], client: '😀'.repeat(100) }).client, '😀'.repeat(100), '200 UTF-16 units');
+  assert.is(parseHello({ versions: [1], client: 'café/1.0 (日本)' }).client, 'café/1.0 (日本)');
+  assert.is(parseHello({ versions: [1], client: '' }).client, '');
+});
+
+const BAD_CLIENTS: [string, unknown][] = [
+  ['101 characters', 'a'.repeat(101)],
+  ['101 emoji', '😀'.repeat(101)],
+  ['a number', 42],
+  ['null', null],
+  ['an array', ['x']],
+  ['an object', { name: 'x' }],
+  ['a newline', 'client\nforged log line'],
+  ['a NUL', 'client\u0000'],
+  ['an escape (ANSI colour)', '\u001b[31mred'],
+  ['DEL', 'client\u007f'],
+  ['a C1 control', 'client\u009b31m'],
+  ['a lone surrogate', 'client\ud800'],
+];
+
+for (const [name, client] of BAD_CLIENTS) {
+  test(`[P-8] [P-51] a HELLO whose client is ${name} is bad-hello`, () => {
+    assert.is(
+      codeOf(() => parseHello({ versions: [1], client })),
+      'bad-hello',
+    );
+  });
+}
+
+// ---- [P-50] JSON numbers and member names ----------------------------------------------------------------------
+
+const DUPLICATES: [string, string][] = [
+  ['the same name twice', '{"id":1,"command":"list","id":2}'],
+  ['a name and its escaped spelling', '{"command":"list","id":1,"\\u0069d":2}'],
+  ['in a nested object', '{"id":1,"command":"list","x":{"a":1,"b":[{"c":1}],"a":2}}'],
+  ['in an object inside an array', '{"id":1,"x":[1,{"k":"v","k":"w"}]}'],
+];
+
+for (const [name, text] of DUPLICATES) {
+  test(`[P-50] a body with a duplicate member name (${name}) is malformed-message`, () => {
+    assert.is(
+      codeOf(() => parseJsonBody(bytes(text))),
+      'malformed-message',
+    );
+  });
+}
+
+test('[P-50] the same name in different objects, and names that only look alike, are not duplicates', () => {
+  const text = '{"a":{"a":1,"b":2},"b":[{"a":1},{"a":2}],"c\\"":"{\\"a\\":1,\\"a\\":2}","C":1,"c":",\\"c\\":"}';
+  assert.equal(Object.keys(parseJsonBody(bytes(text))), ['a', 'b', 'c"', 'C', 'c']);
+});
+
+test('[P-50] an id is read by its value: 1.0, 1e2 and -0 are the integers 1, 100 and 0', () => {
+  for (const [text, id] of [
+    ['1.0', 1],
+    ['1e2', 100],
+    ['100E0', 100],
+    ['-0', 0],
+    ['4294967295', 4294967295],
+    ['4.294967295e9', 4294967295],
+  ] as const) {
+    const request = parseRequest(parseJsonBody(bytes(`{"id":${text},"command":"list"}`)));
+    assert.is(request.id, id, text);
+    assert.is(JSON.stringify({ id: request.id }), `{"id":${id}}`, `${text} is echoed in plain digits`);
+  }
+});
+
+test('[P-50] numbers that are not integers in range are not ids: bad-request with id null', () => {
+  for (const text of ['1.5', '1e-1', '-1', '4294967296', '9007199254740993', '1e400', '"1"']) {
+    const error = thrown(() => parseRequest(parseJsonBody(bytes(`{"id":${text},"command":"list"}`))));
+    assert.instance(error, BadRequestError, text);
+    assert.is((error as BadRequestError).requestId, null, text);
+  }
+});
+
+test('[P-50] a version beyond 2^53 is not an integer: bad-hello', () => {
+  assert.is(
+    codeOf(() => parseHello(parseJsonBody(bytes('{"versions":[1,9007199254740993]}')))),
+    'bad-hello',
+  );
 });
 
 // ---- [P-15] REQUEST --------------------------------------------------------------------------------------------
@@ -170,6 +245,22 @@ test('[P-15] error classes carry what the server needs to answer', () => {
     thrown(() => parseRequest({ id: 3, command: 'get' })),
     BadRequestError,
   );
+});
+
+test('[P-52] a bad-request carries the command and a get image it could read, for the record', () => {
+  const parts = (obj: JsonObject) => {
+    const error = thrown(() => parseRequest(obj));
+    assert.instance(error, BadRequestError);
+    return (error as BadRequestError).request;
+  };
+  assert.equal(parts({ id: 1, command: 'get', image: 'sunset.png', have: 'ABC' }), {
+    command: 'get',
+    image: 'sunset.png',
+  });
+  assert.equal(parts({ id: 'x', command: 'get', image: 'a.png' }), { command: 'get', image: 'a.png' });
+  assert.equal(parts({ id: 'x', command: 'list', image: 'a.png' }), { command: 'list' });
+  assert.equal(parts({ id: 1, command: 'get', image: 7 }), { command: 'get' });
+  assert.equal(parts({ id: 1, command: 7 }), {});
 });
 
 test('[P-15] valid requests of every command, ids at both ends of the range', () => {
@@ -301,7 +392,16 @@ for (const [name, obj] of BAD_REJECTS) {
 
 const IMAGE = { name: 'sunset.png', bytes: 18214, modified: '2026-11-25T10:00:00.000Z', sha256: SHA };
 const REPLIES = {
-  list: { id: 1, command: 'list', status: 'ok', images: [IMAGE], session: SESSION, quota: QUOTA },
+  list: {
+    id: 1,
+    command: 'list',
+    status: 'ok',
+    images: [IMAGE],
+    more: false,
+    next: null,
+    session: SESSION,
+    quota: QUOTA,
+  },
   get: {
     id: 7,
     command: 'get',

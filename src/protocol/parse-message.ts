@@ -14,6 +14,7 @@ import {
   type ErrorCode,
   type Hello,
   type ImageInfo,
+  type ListRequest,
   type Quota,
   type ReceivedErrorBody,
   type ReceivedNotice,
@@ -23,13 +24,14 @@ import {
   type ServerLimits,
   type SessionIdentity,
   type StreamEnd,
+  type UsageCommandRequest,
   type Welcome,
 } from './messages.ts';
 
 /** A parsed JSON object body. */
 export type JsonObject = Record<string, unknown>;
 
-/** [P-8] Longest `client` kept from a HELLO, in characters (Unicode code points). */
+/** [P-8] Longest `client` a HELLO may carry, in characters (Unicode code points). */
 export const HELLO_CLIENT_MAX_CHARS = 100;
 /** [P-15] Largest request id (u32). */
 export const MAX_REQUEST_ID = 0xffffffff;
@@ -37,13 +39,19 @@ export const MAX_REQUEST_ID = 0xffffffff;
 /** Fatal on invalid UTF-8; keeps a byte order mark in the text so that JSON.parse refuses it ([P-5]). */
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+/** [P-51] C0 controls, DEL and C1 controls. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this looks for
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+/** A UTF-16 surrogate that is not half of a pair: not a Unicode character, and not encodable in UTF-8. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Bodies
 
 /**
  * [P-5] A JSON body: one JSON object encoded as UTF-8 without a byte order mark. Throws `MalformedMessageError` when
- * the bytes are not valid UTF-8, not JSON, or not an object (arrays and null are not objects).
+ * the bytes are not valid UTF-8, not JSON, not an object (arrays and null are not objects), or hold an object with
+ * two members of the same name ([P-50]).
  */
 export function parseJsonBody(body: Uint8Array): JsonObject {
   const text = decodeUtf8(body);
@@ -54,7 +62,54 @@ export function parseJsonBody(body: Uint8Array): JsonObject {
     throw new MalformedMessageError('the body is not valid JSON', { cause });
   }
   if (!isJsonObject(value)) throw new MalformedMessageError(`the body is JSON ${describe(value)}, not an object`);
+  const duplicate = duplicateMemberName(text);
+  if (duplicate !== null) {
+    throw new MalformedMessageError(`the body names the member ${describe(duplicate)} twice in one object`);
+  }
   return value;
+}
+
+/**
+ * [P-50] The first member name that occurs twice in one object of `text`, or null. `text` is valid JSON (JSON.parse
+ * took it), so a scan that follows strings, objects and arrays is enough; names are compared after unescaping
+ * (`"a"` and `"\u0061"` are the same name). JSON.parse would keep the last of the two silently.
+ */
+function duplicateMemberName(text: string): string | null {
+  // One entry per open object or array: the names seen so far in an object, null for an array.
+  const open: Array<Set<string> | null> = [];
+  let expectName = false;
+  for (let index = 0; index < text.length; index++) {
+    const char = text.charCodeAt(index);
+    if (char === 0x22 /* " */) {
+      const start = index + 1;
+      let escaped = false;
+      for (index = start; text.charCodeAt(index) !== 0x22; index++) {
+        if (text.charCodeAt(index) === 0x5c /* \ */) {
+          escaped = true;
+          index++;
+        }
+      }
+      const names = open.at(-1);
+      if (expectName && names) {
+        const raw = text.slice(start, index);
+        const name = escaped ? (JSON.parse(`"${raw}"`) as string) : raw;
+        if (names.has(name)) return name;
+        names.add(name);
+        expectName = false;
+      }
+    } else if (char === 0x7b /* { */) {
+      open.push(new Set());
+      expectName = true;
+    } else if (char === 0x5b /* [ */) {
+      open.push(null);
+      expectName = false;
+    } else if (char === 0x7d /* } */ || char === 0x5d /* ] */) {
+      open.pop();
+    } else if (char === 0x2c /* , */) {
+      expectName = open.at(-1) != null;
+    }
+  }
+  return null;
 }
 
 function decodeUtf8(body: Uint8Array): string {
@@ -69,11 +124,10 @@ function decodeUtf8(body: Uint8Array): string {
 // Server side: HELLO and REQUEST
 
 /**
- * [P-8] [P-11] A HELLO. `versions` must be a non-empty array of positive integers, else `BadHelloError`.
- *
- * Choices, since [P-11] makes only `versions` grounds for `bad-hello`:
- * - `client` is kept when it is a string, truncated to its first 100 code points ([P-8] sets the bound; it is only
- *   for the logs, so a long name is shortened rather than refused); a `client` that is not a string is dropped.
+ * [P-8] [P-11] A HELLO, else `BadHelloError`:
+ * - `versions` must be a non-empty array of positive integers;
+ * - `client`, when present, must be a well-formed string of at most 100 code points with no control character
+ *   ([P-51]: it goes to the operator's log and history, where a control character could forge or hide a line);
  * - `credential` is reserved and ignored in version 1; it is not copied, so it cannot reach a log.
  */
 export function parseHello(obj: JsonObject): Hello {
@@ -85,8 +139,20 @@ export function parseHello(obj: JsonObject): Hello {
   if (!versions.every(isPositiveInteger)) throw new BadHelloError('versions must hold positive integers only');
   const hello: Hello = { versions: [...versions] };
   const client = field(obj, 'client');
-  if (typeof client === 'string') hello.client = truncateCodePoints(client, HELLO_CLIENT_MAX_CHARS);
+  if (client !== undefined) hello.client = helloClient(client);
   return hello;
+}
+
+/** [P-8] [P-51] The HELLO's `client`, or `BadHelloError`. */
+function helloClient(client: unknown): string {
+  if (typeof client !== 'string') throw new BadHelloError(`client must be a string, got ${describe(client)}`);
+  // Code points: at most 2 UTF-16 units each, so a string of up to 100 units is short enough without counting.
+  if (client.length > HELLO_CLIENT_MAX_CHARS && codePointCount(client) > HELLO_CLIENT_MAX_CHARS) {
+    throw new BadHelloError(`client must be at most ${HELLO_CLIENT_MAX_CHARS} characters`);
+  }
+  if (CONTROL_CHARACTER.test(client)) throw new BadHelloError('client must hold no control character');
+  if (LONE_SURROGATE.test(client)) throw new BadHelloError('client must be well-formed Unicode (no lone surrogate)');
+  return client;
 }
 
 /**
@@ -101,19 +167,29 @@ export function parseHello(obj: JsonObject): Hello {
  */
 export function parseRequest(obj: JsonObject): Request {
   const id = field(obj, 'id');
-  if (!isRequestId(id)) throw new BadRequestError(null, `id must be an integer from 0 to ${MAX_REQUEST_ID}`);
   const command = field(obj, 'command');
+  if (!isRequestId(id)) {
+    throw new BadRequestError(null, `id must be an integer from 0 to ${MAX_REQUEST_ID}`, readableParts(obj, command));
+  }
   if (typeof command !== 'string') throw new BadRequestError(id, 'command must be a string');
   if (!isCommand(command)) throw new UnknownCommandError(id, command);
   if (command !== 'get') return { id, command };
   const image = field(obj, 'image');
-  if (typeof image !== 'string') throw new BadRequestError(id, 'get needs an image name (a string)');
+  if (typeof image !== 'string') throw new BadRequestError(id, 'get needs an image name (a string)', { command });
   const have = field(obj, 'have');
   if (have === undefined) return { id, command, image };
   if (typeof have !== 'string' || !SHA256_HEX.test(have)) {
-    throw new BadRequestError(id, 'have must be a SHA-256 in 64 lowercase hex digits'); // [P-34]
+    // [P-34] [P-35] Checked before the catalog is: a malformed have is bad-request, whether the image exists or not.
+    throw new BadRequestError(id, 'have must be a SHA-256 in 64 lowercase hex digits', { command, image });
   }
   return { id, command, image, have };
+}
+
+/** What a refused request's record can say about it: its command and a get's image, when they are strings. */
+function readableParts(obj: JsonObject, command: unknown): { command?: string; image?: string } {
+  if (typeof command !== 'string') return {};
+  const image = command === 'get' ? field(obj, 'image') : undefined;
+  return typeof image === 'string' ? { command, image } : { command };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -161,6 +237,7 @@ export function parseReply(obj: JsonObject): Reply {
         command,
         status: 'ok',
         images: parseImages(obj),
+        ...parseListMore(obj),
         session: parseSession(object(obj, 'session')),
         quota,
       };
@@ -257,6 +334,14 @@ function parseImageInfo(obj: JsonObject): ImageInfo {
     modified: string(obj, 'modified'),
     sha256: sha256(obj, 'sha256'),
   };
+}
+
+/** [P-45] `more` and `next`; a REPLY without them (an older server) holds the whole catalog. */
+function parseListMore(obj: JsonObject): { more: boolean; next: string | null } {
+  if (field(obj, 'more') === undefined) return { more: false, next: null };
+  const more = boolean(obj, 'more');
+  if (!more) return { more, next: null };
+  return { more, next: string(obj, 'next') };
 }
 
 /** [P-19] [P-35] The fields of a `get` REPLY that describe the image. */
@@ -381,10 +466,10 @@ function isRequestId(value: unknown): value is number {
   return isCount(value) && value <= MAX_REQUEST_ID;
 }
 
-/** The first `max` code points of `text`, so that a surrogate pair is never cut in half. */
-function truncateCodePoints(text: string, max: number): string {
-  if (text.length <= max) return text;
-  return Array.from(text).slice(0, max).join('');
+function codePointCount(text: string): number {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
 }
 
 function malformed(name: string, expected: string, actual: unknown): MalformedMessageError {

@@ -9,8 +9,8 @@ import type { Duplex } from 'node:stream';
 import type { NewEvent } from '../../db/events.ts';
 import type { SessionActorRef } from '../../machines/admission.types.ts';
 import type { SessionEffect } from '../../machines/session.types.ts';
-import { FrameTooLargeError, ImgcacheError } from '../errors.ts';
-import { type Frame, FrameDecoder } from '../protocol/frame.ts';
+import { BadRequestError, FrameTooLargeError, ImgcacheError, UnknownCommandError } from '../errors.ts';
+import { encodeJsonTextFrame, type Frame, FrameDecoder } from '../protocol/frame.ts';
 import {
   CLOSE_LINGER_MS,
   type ErrorCode,
@@ -20,15 +20,17 @@ import {
   MessageType,
   type Occupancy,
   type Reject,
+  type Request,
 } from '../protocol/messages.ts';
 import { parseHello, parseJsonBody, parseRequest } from '../protocol/parse-message.ts';
 import { holdsCurrentImage, notModifiedReply } from './conditional-get.ts';
 import { closeGracefully } from './graceful-close.ts';
 import type { CatalogEntry } from './image-catalog.ts';
 import { suspiciousName } from './image-name.ts';
+import { listPage } from './list-page.ts';
 import { type ReplyWriter, writeErrorFrame, writeJsonFrame } from './reply-writer.ts';
 import type { ServerContext } from './server-context.ts';
-import { eventsForEffect, rejectionEvent } from './session-recorder.ts';
+import { eventsForEffect, recordsFact, rejectionEvent } from './session-recorder.ts';
 
 type QueueItem = { kind: 'frame'; frame: Frame } | { kind: 'error'; code: ErrorCode; message: string };
 
@@ -48,6 +50,14 @@ export class Connection {
   #rejected = false;
   #finished = false;
   #image: CatalogEntry | undefined;
+  /** whether the session's admission is on record: pending while its session-admitted is being committed */
+  #admission: 'none' | 'pending' | 'on-record' | 'refused' = 'none';
+  /** a close decided while the admission was being committed: its record depends on whether that commit succeeds */
+  #closeAfterAdmission: SessionEffect | null = null;
+  /** [P-52] what could be read of a request refused before it was parsed whole, for its record */
+  #refused: { command?: string; image?: string } | undefined;
+  /** the request being answered, for the fields the session machine does not carry (list paging, usage filters) */
+  #request: Request | undefined;
 
   constructor(stream: Duplex, number: number, remote: string, server: ServerContext) {
     this.#stream = stream;
@@ -80,14 +90,14 @@ export class Connection {
             occupancy,
             retryAfterMs,
           }
-        : { reason, message: 'the server is shutting down' };
+        : { reason, message: 'the server is shutting down', occupancy }; // [P-53] every REJECT has its occupancy
     this.#finished = true;
     const event = rejectionEvent(this.number, this.remote, reason, occupancy);
     const answer = () => {
       writeJsonFrame(this.#stream, MessageType.REJECT, body);
       closeGracefully(this.#stream, CLOSE_LINGER_MS);
     };
-    this.#record([event], answer, 'answer-anyway');
+    this.#recordFact([event], answer);
   }
 
   #onData(chunk: Buffer): void {
@@ -169,12 +179,14 @@ export class Connection {
     }
     try {
       const request = parseRequest(parseJsonBody(item.frame.body));
+      this.#request = request;
       this.#image = request.command === 'get' ? this.#server.catalog.get(request.image) : undefined;
       const imageUnchanged = holdsCurrentImage(request, this.#image); // [P-34]
       session.send({ type: 'REQUEST', request, imageExists: this.#image !== undefined, imageUnchanged });
     } catch (error) {
       const requestId =
         error instanceof ImgcacheError && 'requestId' in error ? (error.requestId as number | null) : null;
+      this.#refused = readableRequest(error); // [P-52]
       session.send({
         type: 'INVALID_REQUEST',
         requestId,
@@ -189,11 +201,18 @@ export class Connection {
       this.#sendReject(this.#rejectBody(effect));
       return;
     }
+    if (effect.type === 'closed' && this.#admission === 'pending') {
+      this.#closeAfterAdmission = effect;
+      return;
+    }
+    if (effect.type === 'welcome') this.#admission = 'pending';
     const events = eventsForEffect(effect, {
       connection: this.number,
       remote: this.remote,
       image: this.#image,
       rejected: this.#rejected,
+      admittedOnRecord: this.#admission === 'on-record',
+      refused: this.#refused,
       suspicious:
         effect.type === 'refuse' && effect.code === 'image-not-found' && effect.image !== undefined
           ? suspiciousName(
@@ -202,40 +221,74 @@ export class Connection {
             )
           : null,
     });
-    this.#record(events, () => this.#carryOut(effect));
+    if (recordsFact(effect)) this.#recordFact(events, () => this.#carryOut(effect));
+    else this.#record(events, () => this.#carryOut(effect));
   }
 
-  /** Records events; runs `then` only after they are committed [P-x: no reply before its event]. */
-  #record(events: NewEvent[], then: () => void, whenUnrecorded: 'refuse' | 'answer-anyway' = 'refuse'): void {
-    this.#server.history.record(events, (error) => {
-      if (!error) {
-        this.#server.logEvents(events);
-        then();
-        return;
-      }
-      this.#server.logHistoryFailure(error, this.number);
-      // A REJECT serves nothing: the client is still told why it is turned away.
-      if (whenUnrecorded === 'answer-anyway') then();
-      else this.#historyFailed(events);
+  /**
+   * Records facts (a close, a rejection: they happened whatever the history says). `then` runs after the first
+   * attempt to commit them, whatever it gave: facts that could not be committed yet are kept by the history and
+   * committed, in order, when it is back (logged and announced then, by the server).
+   */
+  #recordFact(events: NewEvent[], then: () => void): void {
+    this.#server.history.recordFact(events, (error) => {
+      if (!error) this.#server.logEvents(events);
+      then();
     });
+  }
+
+  /**
+   * Records the events of an answer; runs `then` (which sends it) only after they are committed: no reply before
+   * its event. If they cannot be, the answer is not sent and the events are discarded (they did not happen).
+   */
+  #record(events: NewEvent[], then: () => void): void {
+    this.#server.history.record(events, (error) => {
+      const admission = this.#admission === 'pending' && events.some((event) => event.type === 'session-admitted');
+      if (admission) this.#admission = error ? 'refused' : 'on-record';
+      try {
+        if (!error) {
+          this.#server.logEvents(events);
+          then();
+          return;
+        }
+        this.#server.logHistoryFailure(error, this.number);
+        this.#historyFailed(events);
+      } finally {
+        if (admission) this.#afterAdmission();
+      }
+    });
+  }
+
+  /** The admission's commit is settled: a close decided meanwhile can now be recorded for what it is. */
+  #afterAdmission(): void {
+    const close = this.#closeAfterAdmission;
+    this.#closeAfterAdmission = null;
+    if (close) this.#onEffect(close);
   }
 
   /** The history could not record what this connection did: refuse to go on (never serve what is not on record). */
   #historyFailed(events: NewEvent[]): void {
     const session = this.#session;
     if (!session || this.#finished || session.getSnapshot().status !== 'active') {
-      // Nothing left to answer (the failed record was the session's close): just close.
+      // A close is waiting for the admission's outcome: it records the connection's end and closes it.
+      if (this.#closeAfterAdmission) return;
+      // Nothing left to answer: just close.
       this.#finished = true;
       this.#server.forget(this);
       closeGracefully(this.#stream, CLOSE_LINGER_MS);
       return;
     }
     if (!this.#handshakeDone) {
-      // [P-9] the first frame is a WELCOME or a REJECT: an admission that cannot be recorded is a REJECT.
+      // [P-9] the first frame is a WELCOME or a REJECT: an admission that cannot be recorded is a REJECT. The session
+      // was never on record as admitted, so it gets no close record: its REJECT is recorded, as a fact, instead.
       this.#finished = true;
       this.#rejected = true;
       const message = 'the server cannot record new sessions in its history right now; try again later';
-      writeJsonFrame(this.#stream, MessageType.REJECT, { reason: 'history-unavailable', message });
+      const occupancy = this.#server.occupancy(); // [P-53]
+      const event = rejectionEvent(this.number, this.remote, 'history-unavailable', occupancy);
+      this.#recordFact([event], () =>
+        writeJsonFrame(this.#stream, MessageType.REJECT, { reason: 'history-unavailable', message, occupancy }),
+      );
       session.send({ type: 'PEER_CLOSED', reason: 'history-unavailable' });
       return;
     }
@@ -259,17 +312,22 @@ export class Connection {
         return;
       case 'reject':
         return; // recorded and written by #onEffect, in one step
-      case 'serve-list':
-        writeJsonFrame(stream, MessageType.REPLY, {
-          id: effect.requestId,
-          command: 'list',
-          status: 'ok',
-          images: this.#server.catalog.list(),
-          session: effect.identity,
-          quota: effect.quota,
-        });
+      case 'serve-list': {
+        // [P-45] one page, never over maxFrameBytes
+        const request = this.#request?.command === 'list' ? this.#request : undefined;
+        const page = listPage(
+          { requestId: effect.requestId, after: request?.after, limit: request?.limit },
+          {
+            images: this.#server.catalog.list(),
+            session: effect.identity,
+            quota: effect.quota,
+            maxFrameBytes: this.#server.config.maxFrameBytes,
+          },
+        );
+        if (!stream.destroyed && !stream.writableEnded) stream.write(encodeJsonTextFrame(MessageType.REPLY, page.json));
         this.#answered();
         return;
+      }
       case 'serve-image': {
         const image = this.#image;
         if (!image) return;
@@ -298,7 +356,7 @@ export class Connection {
         writeErrorFrame(stream, {
           id: effect.requestId,
           code: effect.code,
-          message: effect.message,
+          message: boundedMessage(effect.message), // [P-47] an echoed name cannot push the frame over the limit
           fatal: effect.fatal,
           quota: effect.quota,
         });
@@ -334,15 +392,17 @@ export class Connection {
   #sendReject(body: Reject): void {
     this.#finished = true;
     this.#rejected = true;
+    // [P-53] Every REJECT carries the occupancy it was decided at, the same as its record.
     const occupancy = this.#server.occupancy();
     const event = rejectionEvent(this.number, this.remote, body.reason, occupancy, body.supported);
-    this.#record([event], () => writeJsonFrame(this.#stream, MessageType.REJECT, body), 'answer-anyway');
+    this.#recordFact([event], () => writeJsonFrame(this.#stream, MessageType.REJECT, { ...body, occupancy }));
   }
 
   /** The answer in flight is written (the socket took it); the session may idle again and the next request run. */
   #answered(): void {
     this.#busy = false;
     this.#image = undefined;
+    this.#refused = undefined;
     // [P-27] `at` on the monotonic clock, which the session's timers (real setTimeout) also follow.
     this.#session?.send({ type: 'REPLY_SENT', at: performance.now() });
     this.#processNext();
@@ -366,10 +426,31 @@ export class Connection {
   }
 }
 
+/**
+ * [P-47] An ERROR's message echoes what the client sent (a name, a command), which may be as long as its request
+ * frame: it is cut to 256 code points, so that even escaped (6 bytes a character at worst) the ERROR fits within the
+ * smallest maxFrameBytes (4096).
+ */
+export const ERROR_MESSAGE_MAX_CHARS = 256;
+
+function boundedMessage(message: string): string {
+  if (message.length <= ERROR_MESSAGE_MAX_CHARS) return message;
+  const points = Array.from(message);
+  if (points.length <= ERROR_MESSAGE_MAX_CHARS) return message;
+  return `${points.slice(0, ERROR_MESSAGE_MAX_CHARS - 1).join('')}…`;
+}
+
 function peerCloseReason(error: NodeJS.ErrnoException): string {
   if (error.code === 'ECONNRESET') return 'connection-reset';
   if (error.code === 'EPIPE') return 'client-closed'; // it closed while we were still writing
   return `socket-error:${error.code ?? 'unknown'}`;
+}
+
+/** [P-52] The command and image of a request that could not be parsed whole, as far as they could be read. */
+function readableRequest(error: unknown): { command?: string; image?: string } | undefined {
+  if (error instanceof BadRequestError) return error.request;
+  if (error instanceof UnknownCommandError) return { command: error.command };
+  return undefined;
 }
 
 function errorCode(error: unknown, fallback: ErrorCode): ErrorCode {

@@ -17,9 +17,15 @@ export type SuspiciousName =
   | 'too-long'
   | 'unicode-lookalike';
 
-const MAX_PLAIN_NAME_CHARS = 255;
+/** The longest file name the file systems we serve from allow, in bytes of UTF-8 (Linux NAME_MAX). */
+const MAX_FILE_NAME_BYTES = 255;
 
+/**
+ * The label of a name the catalog does not hold, or null when it looks like an honest miss. The length comes first:
+ * a name longer than any file name can be is `too-long` whatever else it holds (`../` repeated, NUL bytes, ...).
+ */
 export function suspiciousName(name: string, catalogNames: Iterable<string>): SuspiciousName | null {
+  if (Buffer.byteLength(name, 'utf8') > MAX_FILE_NAME_BYTES) return 'too-long';
   if (name.includes('\0')) return 'nul-byte';
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this looks for
   if (/[\x01-\x1f\x7f]/.test(name)) return 'control-character';
@@ -27,7 +33,6 @@ export function suspiciousName(name: string, catalogNames: Iterable<string>): Su
   if (/(^|[\\/])\.\.($|[\\/])/.test(name)) return 'path-traversal';
   if (/[\\/]/.test(name)) return 'path-separator';
   if (/%(2e|2f|5c|00)/i.test(name)) return 'encoded-path';
-  if (name.length > MAX_PLAIN_NAME_CHARS) return 'too-long';
   if (isLookalike(name, catalogNames)) return 'unicode-lookalike';
   return null;
 }
@@ -53,4 +58,44 @@ function isLookalike(name: string, catalogNames: Iterable<string>): boolean {
 export function recordedName(name: string): { image: string; imageLength?: number } {
   if (name.length <= RECORDED_NAME_MAX_CHARS) return { image: name };
   return { image: name.slice(0, RECORDED_NAME_MAX_CHARS), imageLength: name.length };
+}
+
+/** [P-38] Why a file with an image's name is not catalogued all the same (the operator's log says which, once). */
+export type UncataloguedName = 'control-character' | 'bidi-control' | 'not-utf8' | 'path-separator' | 'encoded-path';
+
+/**
+ * [P-38] Names the catalog never holds, even for a regular file with an image's extension: names with control
+ * characters (U+0000-U+001F, U+007F-U+009F) or bidirectional controls, which cannot be shown as they are; names that
+ * were not valid UTF-8 on disk (they read back with U+FFFD, and a client could not ask for them); names with a
+ * backslash or a percent-encoded `.`, `/`, `\` or NUL, which a client could take for a path when it saves the image.
+ * Null when the name may be catalogued.
+ */
+export function uncataloguedName(name: string): UncataloguedName | null {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this looks for
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return 'control-character';
+  if (/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/.test(name)) return 'bidi-control';
+  if (name.includes('\ufffd')) return 'not-utf8';
+  if (name.includes('\\')) return 'path-separator';
+  if (/%(2e|2f|5c|00)/i.test(name)) return 'encoded-path';
+  return null;
+}
+
+/**
+ * [P-18] [P-38] Catalog order: by Unicode code points, which is the order of the names' UTF-8 bytes (JavaScript's
+ * `<` compares UTF-16 units, which puts U+10000 and above before U+E000-U+FFFF). No locale, no normalization.
+ */
+export function compareImageNames(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let index = 0; index < length; index++) {
+    const x = a.charCodeAt(index);
+    const y = b.charCodeAt(index);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
+}
+
+/** A UTF-16 unit moved so that surrogates (U+D800-U+DFFF, the halves of code points over U+FFFF) come last. */
+function codePointRank(unit: number): number {
+  if (unit < 0xd800) return unit;
+  return unit < 0xe000 ? unit + 0x2000 : unit - 0x800;
 }

@@ -5,7 +5,7 @@
 import type { NewEvent } from '../../db/events.ts';
 import type { SessionEffect } from '../../machines/session.types.ts';
 import type { CatalogEntry } from './image-catalog.ts';
-import { recordedName } from './image-name.ts';
+import { RECORDED_NAME_MAX_CHARS, recordedName } from './image-name.ts';
 
 export interface RecordingContext {
   connection: number;
@@ -14,8 +14,20 @@ export interface RecordingContext {
   image?: CatalogEntry;
   /** whether a REJECT was sent (and recorded) on this connection */
   rejected?: boolean;
+  /** whether the session's admission is on record (its session-admitted committed, its WELCOME sent) */
+  admittedOnRecord?: boolean;
   /** for a refused name: what it looked like it was trying */
   suspicious?: string | null;
+  /** [P-52] for a request refused before it was parsed whole: its command and image, as far as they could be read */
+  refused?: { command?: string; image?: string } | undefined;
+}
+
+/**
+ * Whether the effect's events are facts (db/event-log.ts `recordFact`): things that happened whatever the history
+ * says, kept and committed later if the history fails, rather than an answer's events, discarded with the answer.
+ */
+export function recordsFact(effect: SessionEffect): boolean {
+  return effect.type === 'closed';
 }
 
 export function eventsForEffect(effect: SessionEffect, context: RecordingContext): NewEvent[] {
@@ -61,9 +73,13 @@ export function eventsForEffect(effect: SessionEffect, context: RecordingContext
       return [{ session, type: 'image-not-modified', data }];
     }
     case 'refuse':
-      return refusalEvents(effect, session, context.suspicious ?? null);
+      return refusalEvents(effect, session, context.suspicious ?? null, context.refused);
     case 'closed':
-      if (effect.admitted) return [{ session, type: 'session-closed', data: { reason: effect.reason } }];
+      // Only a session on record as admitted gets a close record: one whose admission could not be committed was
+      // rejected (history-unavailable), and its REJECT is its record.
+      if (effect.admitted && (context.admittedOnRecord ?? true)) {
+        return [{ session, type: 'session-closed', data: { reason: effect.reason } }];
+      }
       // A REJECT is its own record; a connection that simply went away before its HELLO needs one.
       if (context.rejected) return [];
       return [{ session, type: 'connection-dropped', data: { reason: effect.reason, remote: context.remote } }];
@@ -76,6 +92,7 @@ function refusalEvents(
   effect: Extract<SessionEffect, { type: 'refuse' }>,
   session: number,
   suspicious: string | null,
+  refused: { command?: string; image?: string } = {},
 ): NewEvent[] {
   // A failing history cannot record its own failure; the operator's log has it.
   if (effect.code === 'history-unavailable') return [];
@@ -88,12 +105,15 @@ function refusalEvents(
       },
     ];
   }
+  // [P-52] The command and image as sent, when they could be read; `unknown` when the command was not a string.
+  const command = effect.command ?? refused.command?.slice(0, RECORDED_NAME_MAX_CHARS) ?? 'unknown';
+  const image = effect.image ?? refused.image;
   const data = {
     requestId: effect.requestId,
-    command: effect.command ?? 'unknown',
+    command,
     code: effect.code,
     reason: effect.message,
-    ...(effect.image === undefined ? {} : recordedName(effect.image)),
+    ...(image === undefined ? {} : recordedName(image)),
     ...(suspicious ? { suspicious } : {}),
   };
   return [{ session, type: 'request-refused', data }];

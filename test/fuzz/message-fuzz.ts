@@ -84,14 +84,24 @@ const image = (random: Random) => ({
 });
 const same = (message: Record<string, unknown>): ValidMessage => ({ message, parsed: cloneJson(message) });
 
+/** [P-8] [P-51] At most 100 code points, no control character (C0, DEL, C1), no lone surrogate. */
+function isValidHelloClient(client: unknown): boolean {
+  if (typeof client !== 'string' || Array.from(client).length > HELLO_CLIENT_MAX_CHARS) return false;
+  return Array.from(client).every((char) => {
+    const code = char.codePointAt(0) ?? 0;
+    return !(code < 0x20 || (code >= 0x7f && code <= 0x9f) || (code >= 0xd800 && code <= 0xdfff));
+  });
+}
+
 function validHello(random: Random): ValidMessage {
   const versions = Array.from({ length: 1 + random.size(5) }, () => random.pick([1, 2, positive(random)]));
   const message: Record<string, unknown> = { versions };
   const parsed: Record<string, unknown> = { versions: [...versions] };
   if (random.chance(0.5)) {
-    const client = random.chance(0.3) ? '😀é'.repeat(random.between(40, 80)) : text(random);
+    const candidate = random.chance(0.3) ? '😀é'.repeat(random.between(20, 50)) : text(random);
+    const client = isValidHelloClient(candidate) ? candidate : 'fuzz-client/1.0';
     message.client = client;
-    parsed.client = Array.from(client).slice(0, HELLO_CLIENT_MAX_CHARS).join(''); // [P-8] at most 100 characters
+    parsed.client = client; // [P-8] [P-51] kept whole
   }
   if (random.chance(0.3)) message.credential = jsonValue(random); // [P-8] reserved, ignored
   return { message, parsed };
@@ -187,8 +197,8 @@ export const PARSERS: readonly ParserSpec[] = [
       if (!versions.every((version) => Number.isSafeInteger(version) && version > 0)) {
         throw new Error('[P-8] versions holds something else than positive integers');
       }
-      if ('client' in hello && (typeof hello.client !== 'string' || Array.from(hello.client).length > 100)) {
-        throw new Error('[P-8] client is not a string of at most 100 characters');
+      if ('client' in hello && !isValidHelloClient(hello.client)) {
+        throw new Error('[P-8] [P-51] client is not a string of at most 100 characters without control characters');
       }
       if ('credential' in hello) throw new Error('[P-8] the credential was copied');
     },

@@ -7,7 +7,8 @@ import { type CatalogEntry, catalogEntry } from '../src/server/image-catalog.ts'
 
 const SHA = 'ab'.repeat(32);
 const QUOTA = { limit: 3, used: 1, remaining: 2 };
-const ENTRY: CatalogEntry = catalogEntry('/nowhere/sunset.png', 'sunset.png', 18214, Date.UTC(2026, 10, 25, 10), SHA);
+const SIGNATURE = { bytes: 18214, mtimeMs: Date.UTC(2026, 10, 25, 10), dev: 1, ino: 1 };
+const ENTRY: CatalogEntry = catalogEntry('/nowhere/sunset.png', 'sunset.png', SIGNATURE, SHA);
 
 function codeOf(run: () => unknown): string | undefined {
   try {

@@ -13,7 +13,7 @@ import { type CatalogChange, ImageCatalog, sha256Hex } from '../src/server/image
 import { makeTemporaryFolder } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
-const sig = (bytes: number, mtimeMs = 1000, ino = 1): FileSignature => ({ bytes, mtimeMs, ino });
+const sig = (bytes: number, mtimeMs = 1000, ino = 1, dev = 1): FileSignature => ({ bytes, mtimeMs, ino, dev });
 
 function bytesOf(length: number, seed: number): Buffer {
   return Buffer.from(Array.from({ length }, (_, index) => (index * 31 + seed) & 0xff));

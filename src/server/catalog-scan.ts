@@ -4,19 +4,22 @@
  * and entered [P-37].
  *
  * A file enters (or replaces its entry) only once it has settled: a look found it with the same size, modification
- * time and inode as a look at least `settleMs` earlier. A writer that is still writing changes the size or the time
+ * time, device and inode as a look at least `settleMs` earlier. Times here (`now`, `since`) are read on a monotonic
+ * clock, never the wall clock: a wall clock stepped back (or forward) must not stall or rush settling. A file's
+ * modification time is only part of its identity, never subtracted from anything. A writer that is still writing changes the size or the time
  * between looks, so a half-written file is never entered. (A writer that pauses longer than `settleMs` cannot be
  * told from one that finished; writing to a temporary name and renaming into place is the way to be sure.)
  */
 
-/** What identifies one version of a file without reading it. */
+/** What identifies one version of a file without reading it (image-file-reader.ts checks it on every open). */
 export interface FileSignature {
-  bytes: number;
-  mtimeMs: number;
-  ino: number;
+  readonly bytes: number;
+  readonly mtimeMs: number;
+  readonly dev: number;
+  readonly ino: number;
 }
 
-/** A file seen with this signature since `since` (ms), not entered yet. */
+/** A file seen with this signature since `since` (ms on the monotonic clock), not entered yet. */
 export interface SettlingFile {
   signature: FileSignature;
   since: number;
@@ -40,10 +43,10 @@ export interface LookPlan {
 }
 
 export function sameSignature(a: FileSignature, b: FileSignature): boolean {
-  return a.bytes === b.bytes && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+  return a.bytes === b.bytes && a.mtimeMs === b.mtimeMs && a.ino === b.ino && a.dev === b.dev;
 }
 
-/** Plans what one look means. `observed` holds the regular image files found, by name; `now` is in ms. */
+/** Plans what one look means. `observed` holds the regular image files found, by name; `now` is monotonic ms. */
 export function planLook(
   state: LookState,
   observed: ReadonlyMap<string, FileSignature>,

@@ -61,7 +61,7 @@ export class CatalogWatcher {
 
   /** A look `ms` from now (a file will have settled by then), unless one is already due sooner. */
   lookAfter(ms: number): void {
-    const at = Date.now() + ms;
+    const at = performance.now() + ms; // monotonic: a wall clock stepped back must not push the look away
     if (this.#closed || (this.#due && this.#due.at <= at)) return;
     if (this.#due) clearTimeout(this.#due.timer);
     const timer = setTimeout(() => {

@@ -1,12 +1,17 @@
 /**
- * The images the server hands out: every image file directly inside the cache folder, each with its size,
- * modification time and SHA-256, computed once when the image enters the catalog, never per request.
+ * The images the server hands out: every image file directly inside the cache folder [P-38], each with its size,
+ * modification time, device, inode and SHA-256, computed once when the image enters the catalog, never per request.
  *
  * The catalog is live [P-37]: once `watch()` is called, files added to, replaced in or removed from the folder are
  * seen (catalog-watcher.ts says when it looks, catalog-scan.ts decides what a look means). A new or changed file
  * enters only once it has settled and its hash was taken from bytes that did not change while they were read, so a
  * half-written file is never served. Entries are immutable and replaced whole: a `get` in flight keeps the entry it
- * started with. Symbolic links and sub-folders are not served.
+ * started with. Symbolic links, sub-folders and files whose names the catalog must not hold are not served; such a
+ * name is reported once ('skipped'). Settling is timed on a monotonic clock.
+ *
+ * Every read of a file, to hash it, to hold it or to stream it, goes through image-file-reader.ts: no link is
+ * followed and what was opened must be the very file seen (device, inode, size, time), so no byte from outside the
+ * folder can be hashed, held or sent [P-39].
  *
  * Hot images are held in memory within the budget (hot-image-cache.ts: least recently used), the rest are streamed
  * from disk. While a file is being rewritten, its old version is still served if it is held in memory; otherwise
@@ -17,26 +22,24 @@
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { closeSync, createReadStream, lstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
-import { lstat, readdir, readFile } from 'node:fs/promises';
+import { lstatSync, readdirSync, type Stats } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { encodeJsonFrame } from '../protocol/frame.ts';
 import type { ImageInfo } from '../protocol/messages.ts';
 import { MessageType } from '../protocol/messages.ts';
-import { type FileSignature, planLook, type SettlingFile, sameSignature } from './catalog-scan.ts';
+import { type FileSignature, planLook, type SettlingFile } from './catalog-scan.ts';
 import { CatalogWatcher } from './catalog-watcher.ts';
 import { HotImageCache } from './hot-image-cache.ts';
+import { type CataloguedFile, readIdentifiedFile, readIdentifiedFileSync } from './image-file-reader.ts';
+import { compareImageNames, type UncataloguedName, uncataloguedName } from './image-name.ts';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.gif', '.webp', '.bmp', '.svg', '.tif', '.tiff', '.avif']);
 /** ms between two looks at the folder when the catalog is live, unless configured */
 export const DEFAULT_RESCAN_MS = 1_000;
 
-export interface CatalogEntry {
-  readonly name: string;
-  readonly path: string;
-  readonly bytes: number;
-  readonly mtimeMs: number;
-  readonly sha256: string;
+/** An image of the catalog. Its file is identified by (dev, ino, bytes, mtimeMs); only that file is ever read. */
+export interface CatalogEntry extends CataloguedFile {
   /** the image's bytes when it is held in memory */
   readonly content: Buffer | null;
   /** [P-18] its description, computed once when it enters the catalog */
@@ -64,8 +67,18 @@ export interface CatalogEvents {
   look: [number];
   /** an image streamed from disk was read into memory after its use (hot-image-cache.ts) */
   held: [string];
+  /** [P-38] a file that looks like an image is not catalogued, and why; said once while it stays so */
+  skipped: [SkippedFile];
   /** watching or reading went wrong; the catalog goes on with what it has */
   problem: [Error];
+}
+
+/** [P-38] Why a file with an image's extension is not catalogued. */
+export type SkipReason = UncataloguedName | 'symbolic-link' | 'not-a-regular-file';
+
+export interface SkippedFile {
+  name: string;
+  reason: SkipReason;
 }
 
 export interface CatalogOptions {
@@ -73,6 +86,8 @@ export interface CatalogOptions {
   rescanMs?: number;
   /** ms a file must keep its size, time and inode before it enters (default: rescanMs) */
   settleMs?: number;
+  /** the clock settling is timed on, in ms: monotonic (default performance.now), never the wall clock */
+  now?: () => number;
 }
 
 interface Stored {
@@ -82,6 +97,7 @@ interface Stored {
   heldEntry?: CatalogEntry;
 }
 
+/** [P-38] A name with an image's extension (case aside) that is not hidden (no leading dot). */
 export function isImageFileName(name: string): boolean {
   return !name.startsWith('.') && IMAGE_EXTENSIONS.has(path.extname(name).toLowerCase());
 }
@@ -95,12 +111,13 @@ export function describeEntry(entry: CatalogEntry): ImageInfo {
 }
 
 /** An entry's constant parts: what every answer about these bytes repeats is computed once, here. */
-export function catalogEntry(file: string, name: string, bytes: number, mtimeMs: number, sha256: string): CatalogEntry {
+export function catalogEntry(file: string, name: string, signature: FileSignature, sha256: string): CatalogEntry {
+  const { bytes, mtimeMs, dev, ino } = signature;
   const info = { name, bytes, modified: new Date(mtimeMs).toISOString(), sha256 };
   const endFrame = encodeJsonFrame(MessageType.END, { bytes, sha256 });
   const members = { command: 'get', status: 'ok', image: name, bytes, sha256, modified: info.modified, stream: true };
   const servedReplyMembers = JSON.stringify(members).slice(1, -1);
-  return { name, path: file, bytes, mtimeMs, sha256, content: null, info, endFrame, servedReplyMembers };
+  return { name, path: file, bytes, mtimeMs, dev, ino, sha256, content: null, info, endFrame, servedReplyMembers };
 }
 
 export class ImageCatalog extends EventEmitter<CatalogEvents> {
@@ -108,7 +125,12 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
   readonly memoryBudgetBytes: number;
   readonly rescanMs: number;
   readonly settleMs: number;
+  readonly #now: () => number;
   readonly #entries = new Map<string, Stored>();
+  /** [P-38] the files skipped at the last look, and why: each is reported when it first is, not at every look */
+  #skipped = new Map<string, SkipReason>();
+  /** the files skipped by the look in progress */
+  #skippedNow = new Map<string, SkipReason>();
   #settling = new Map<string, SettlingFile>();
   readonly #hot: HotImageCache;
   readonly #warming = new Set<string>();
@@ -123,26 +145,31 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
     this.memoryBudgetBytes = memoryBudgetBytes;
     this.rescanMs = options.rescanMs ?? DEFAULT_RESCAN_MS;
     this.settleMs = options.settleMs ?? this.rescanMs;
+    this.#now = options.now ?? (() => performance.now());
     this.#hot = new HotImageCache(memoryBudgetBytes);
   }
 
   /**
-   * Reads the folder once, synchronously (at start-up): regular files with an image extension. Images are held in
-   * memory in name order while the budget lasts. A file that changed while it was read is left to settle.
+   * Reads the folder once, synchronously (at start-up): its images [P-38]. They are held in memory in catalog order
+   * while the budget lasts. A file that changed while it was read is left to settle.
    */
   load(): this {
-    const now = Date.now();
-    for (const name of readdirSync(this.folder).filter(isImageFileName).sort()) {
-      const file = path.join(this.folder, name);
-      const before = signatureOfSync(file);
-      if (!before) continue;
+    const now = this.#now();
+    const observed = new Map<string, FileSignature>();
+    for (const name of this.#imageNames(readdirSync(this.folder))) {
+      const stats = statOrNull(() => lstatSync(path.join(this.folder, name)));
+      const signature = this.#signature(name, stats);
+      if (signature) observed.set(name, signature);
+    }
+    this.#reportSkipped();
+    for (const [name, before] of observed) {
       const hot = this.#hot.usedBytes + before.bytes <= this.memoryBudgetBytes;
-      const content = hot ? readFileSync(file) : null;
-      const sha256 = content ? sha256Hex(content) : hashFileSync(file);
-      const after = signatureOfSync(file);
-      if (after && sameSignature(before, after) && (content === null || content.length === before.bytes)) {
-        this.#enter(name, after, sha256, content);
-      } else if (after) this.#settling.set(name, { signature: after, since: now });
+      try {
+        const { sha256, content } = readIdentifiedFileSync(name, path.join(this.folder, name), before, hot);
+        this.#enter(name, before, sha256, content);
+      } catch {
+        this.#settling.set(name, { signature: before, since: now }); // changed meanwhile: the next looks see it
+      }
     }
     return this;
   }
@@ -206,12 +233,17 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
     return this.#entries.size;
   }
 
-  /** [P-18] The images that can be served, sorted by name. */
+  /** [P-18] The images that can be served, in catalog order (code points of their names, [P-38]). */
   list(): ImageInfo[] {
     return [...this.#entries.values()]
       .filter((stored) => this.#servable(stored))
       .map((stored) => describeEntry(stored.entry))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      .sort((a, b) => compareImageNames(a.name, b.name));
+  }
+
+  /** [P-38] The files of the folder that look like images but are not catalogued, and why, as of the last look. */
+  skipped(): SkippedFile[] {
+    return [...this.#skipped].map(([name, reason]) => ({ name, reason }));
   }
 
   /** Bytes held in memory, and how many images. */
@@ -225,7 +257,7 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
 
   #enter(name: string, signature: FileSignature, sha256: string, content: Buffer | null): void {
     const previous = this.#entries.get(name);
-    const entry = catalogEntry(path.join(this.folder, name), name, signature.bytes, signature.mtimeMs, sha256);
+    const entry = catalogEntry(path.join(this.folder, name), name, signature, sha256);
     this.#entries.set(name, { entry, signature });
     this.#settling.delete(name);
     if (!content || !this.#hot.holdIfRoom(name, sha256, content)) this.#hot.drop(name);
@@ -245,7 +277,7 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
 
   /** One look at the folder: removals at once, new and changed files once settled. */
   async #look(): Promise<void> {
-    const now = Date.now();
+    const now = this.#now();
     const observed = await this.#observe();
     if (!observed) return;
     const entered = new Map([...this.#entries].map(([name, stored]) => [name, stored.signature]));
@@ -262,14 +294,14 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
   #lookWhenSettled(): void {
     if (!this.#watcher || this.#settling.size === 0) return;
     const since = Math.min(...[...this.#settling.values()].map((settling) => settling.since));
-    this.#watcher.lookAfter(Math.max(0, since + this.settleMs - Date.now()));
+    this.#watcher.lookAfter(Math.max(0, since + this.settleMs - this.#now()));
   }
 
-  /** The regular image files of the folder now; an empty map when the folder is gone, null when it cannot be read. */
+  /** The images of the folder now [P-38]; an empty map when the folder is gone, null when it cannot be read. */
   async #observe(): Promise<Map<string, FileSignature> | null> {
     let names: string[];
     try {
-      names = (await readdir(this.folder)).filter(isImageFileName);
+      names = this.#imageNames(await readdir(this.folder));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
       this.emit('problem', error as Error);
@@ -277,43 +309,78 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
     }
     const observed = new Map<string, FileSignature>();
     for (const name of names) {
-      const signature = await signatureOf(path.join(this.folder, name));
+      const stats = await lstat(path.join(this.folder, name)).catch(() => null);
+      const signature = this.#signature(name, stats);
       if (signature) observed.set(name, signature);
     }
+    this.#reportSkipped();
     return observed;
   }
 
-  /** Hashes a settled file and enters it, unless it changed while it was read (then it settles again). */
-  async #admit(name: string, signature: FileSignature): Promise<void> {
-    const file = path.join(this.folder, name);
-    let sha256: string;
-    let content: Buffer | null = null;
-    let after: FileSignature | null;
-    try {
-      if (this.#hot.fits(signature.bytes)) {
-        content = await readFile(file);
-        sha256 = sha256Hex(content);
-      } else sha256 = await hashFile(file);
-      after = await signatureOf(file);
-    } catch {
-      return; // gone since the look: the next look removes its entry, if it has one
+  /**
+   * [P-38] The names of a listing that may be images, in catalog order; those with an image's extension that the
+   * catalog must not hold are noted as skipped.
+   */
+  #imageNames(names: string[]): string[] {
+    this.#skippedNow = new Map();
+    const images: string[] = [];
+    for (const name of names) {
+      if (!isImageFileName(name)) continue;
+      const problem = uncataloguedName(name);
+      if (problem) this.#skippedNow.set(name, problem);
+      else images.push(name);
     }
-    if (after && sameSignature(after, signature) && (content === null || content.length === signature.bytes)) {
-      this.#enter(name, after, sha256, content);
-    } else if (after) {
-      this.#settling.set(name, { signature: after, since: Date.now() });
-      this.emit('settling', name);
+    return images.sort(compareImageNames);
+  }
+
+  /** [P-38] A file's signature when it is a regular file; a link or anything else is noted as skipped. */
+  #signature(name: string, stats: Stats | null): FileSignature | null {
+    if (!stats) return null; // gone since the listing
+    if (stats.isFile()) return { bytes: stats.size, mtimeMs: stats.mtimeMs, dev: stats.dev, ino: stats.ino };
+    this.#skippedNow.set(name, stats.isSymbolicLink() ? 'symbolic-link' : 'not-a-regular-file');
+    return null;
+  }
+
+  /** Reports each file skipped by this look that was not skipped for the same reason by the last one. */
+  #reportSkipped(): void {
+    const previous = this.#skipped;
+    this.#skipped = this.#skippedNow;
+    this.#skippedNow = new Map();
+    for (const [name, reason] of this.#skipped) {
+      if (previous.get(name) !== reason) this.emit('skipped', { name, reason });
     }
   }
 
-  /** Reads a cold image into memory after its use, if it fits; kept only if it is still the entry's bytes. */
+  /**
+   * Hashes a settled file and enters it, provided it is still the file the look saw, unchanged while it was read
+   * (opened without following a link: image-file-reader.ts). Otherwise the next look sees what it has become.
+   */
+  async #admit(name: string, signature: FileSignature): Promise<void> {
+    const file = path.join(this.folder, name);
+    let read: { sha256: string; content: Buffer | null };
+    try {
+      read = await readIdentifiedFile(name, file, signature, this.#hot.fits(signature.bytes));
+    } catch {
+      // Changed, replaced or gone since the look: it settles again, and the next looks see what it has become.
+      this.#settling.set(name, { signature, since: this.#now() });
+      this.emit('settling', name);
+      return;
+    }
+    this.#enter(name, signature, read.sha256, read.content);
+  }
+
+  /**
+   * Reads a cold image into memory after its use, if it fits; kept only if it was read from the entry's very file
+   * (image-file-reader.ts) and still hashes to the entry's SHA-256.
+   */
   #warm(stored: Stored): void {
-    const { name, sha256, bytes, path: file } = stored.entry;
+    const { entry } = stored;
+    const { name, sha256, bytes, path: file } = entry;
     if (this.#closed || !this.#hot.fits(bytes) || this.#warming.has(name)) return;
     this.#warming.add(name);
-    readFile(file)
-      .then((content) => {
-        if (this.#entries.get(name) !== stored || sha256Hex(content) !== sha256) return;
+    readIdentifiedFile(name, file, entry, true)
+      .then(({ content, sha256: read }) => {
+        if (this.#entries.get(name) !== stored || read !== sha256 || !content) return;
         if (this.#hot.hold(name, sha256, content)) this.emit('held', name);
       })
       .catch(() => {}) // unreadable now: it stays cold, and the next look sees what happened to it
@@ -321,41 +388,10 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
   }
 }
 
-function toSignature(stats: { isFile(): boolean; size: number; mtimeMs: number; ino: number }): FileSignature | null {
-  return stats.isFile() ? { bytes: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino } : null;
-}
-
-/** A regular file's signature; null for anything else (symbolic links and folders are not served) or nothing. */
-async function signatureOf(file: string): Promise<FileSignature | null> {
+function statOrNull(stat: () => Stats): Stats | null {
   try {
-    return toSignature(await lstat(file));
+    return stat();
   } catch {
     return null;
   }
-}
-
-function signatureOfSync(file: string): FileSignature | null {
-  try {
-    return toSignature(lstatSync(file));
-  } catch {
-    return null;
-  }
-}
-
-async function hashFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-function hashFileSync(file: string): string {
-  const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(1024 * 1024);
-  const fd = openSync(file, 'r');
-  try {
-    for (let read = readSync(fd, buffer); read > 0; read = readSync(fd, buffer)) hash.update(buffer.subarray(0, read));
-  } finally {
-    closeSync(fd);
-  }
-  return hash.digest('hex');
 }

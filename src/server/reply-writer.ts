@@ -5,8 +5,8 @@
  * taken the bytes (write returned true, or 'drain' came), which is the outbound backpressure of a connection.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import type { Duplex } from 'node:stream';
+import type { ImageChangedError, ImageReadFailedError } from '../errors.ts';
 import {
   encodeFrameHeader,
   encodeJsonFrame,
@@ -16,6 +16,7 @@ import {
 import { type ErrorBody, MessageType, type Quota } from '../protocol/messages.ts';
 import { waitForDrain } from './drain-watch.ts';
 import type { CatalogEntry } from './image-catalog.ts';
+import { ImageFileReader } from './image-file-reader.ts';
 
 export function writeJsonFrame(stream: Duplex, type: number, body: object): boolean {
   if (stream.destroyed || stream.writableEnded) return false;
@@ -36,7 +37,10 @@ export interface ReplyWriterOptions {
   usageSource: UsageSource;
   /** an answer cannot be finished (the reader stalled past the drain deadline, a file or the history failed
    * mid-stream): the connection must be dropped, for this reason */
-  onAbort: (reason: 'drain-timeout' | 'image-read-failed' | 'usage-export-failed', error?: Error) => void;
+  onAbort: (
+    reason: 'drain-timeout' | 'image-changed' | 'image-read-failed' | 'usage-export-failed',
+    error?: Error,
+  ) => void;
 }
 
 export class ReplyWriter {
@@ -100,29 +104,38 @@ export class ReplyWriter {
     else this.#imageFromDisk(entry, end, done);
   }
 
+  /**
+   * [P-39] The image from disk, through the reader that opens only the catalogued file (no link followed), reads at
+   * most its announced bytes and withholds the last chunk unless the file is unchanged and the bytes hash right. A
+   * file that is not the catalogued one any more cuts the stream: the END is never written, the connection is
+   * dropped with the error's code (`image-changed` or `image-read-failed`).
+   */
   #imageFromDisk(entry: CatalogEntry, end: Buffer, done: () => void): void {
     const stream = this.#stream;
-    const file = createReadStream(entry.path, { highWaterMark: this.#maxFrameBytes });
-    const stop = () => file.destroy();
+    const reader = new ImageFileReader(entry, this.#maxFrameBytes);
+    const stop = () => reader.close();
     stream.once('close', stop);
-    file.on('data', (chunk) => {
-      stream.cork();
-      const roomLeft = this.#writeData(chunk as Buffer);
-      stream.uncork();
-      if (!roomLeft) {
-        file.pause();
-        this.#whenWritable(false, () => file.resume());
-      }
-    });
-    file.once('end', () => {
-      stream.off('close', stop);
-      this.#whenWritable(stream.write(end), done);
-    });
-    file.once('error', (error) => {
-      // The file vanished or became unreadable mid-answer: the stream cannot be finished honestly.
-      stream.off('close', stop);
-      this.#options.onAbort('image-read-failed', error);
-    });
+    const pump = (): void => {
+      reader.next().then(
+        (chunk) => {
+          if (stream.destroyed) return;
+          if (chunk === null) {
+            stream.off('close', stop);
+            this.#whenWritable(stream.write(end), done);
+            return;
+          }
+          stream.cork();
+          const roomLeft = this.#writeData(chunk);
+          stream.uncork();
+          this.#whenWritable(roomLeft, pump);
+        },
+        (error: ImageChangedError | ImageReadFailedError) => {
+          stream.off('close', stop);
+          if (!stream.destroyed) this.#options.onAbort(error.code, error);
+        },
+      );
+    };
+    pump();
   }
 
   /** [P-22] [P-24] REPLY, the usage JSON in DATA frames as the projection produces it, END. */

@@ -93,7 +93,10 @@ export async function startServer(
     logger.warn({ sessions: orphans }, 'closed sessions left open by an earlier run that did not stop cleanly');
   const catalog = new ImageCatalog(config.cacheDir, config.memoryBudgetBytes, {
     rescanMs: config.catalogRescanMs,
-  }).load();
+  });
+  // [P-38] Said once per file (again only if it is fixed and comes back): why a file that looks like an image is not.
+  catalog.on('skipped', (skipped) => logger.warn(skipped, 'image catalog: file not served'));
+  catalog.load();
   catalog.on('change', (change) => logger.info(change, 'catalog-changed'));
   catalog.on('problem', (error) => logger.warn({ err: error }, 'image catalog: cannot watch or read the folder'));
   catalog.watch(); // [P-37]

@@ -194,9 +194,23 @@ export class ImgcacheClient extends EventEmitter<{
     return this.#closed;
   }
 
+  /**
+   * The whole catalog: [P-45] the server sends it in pages that each fit in a frame; this follows `next` until `more`
+   * is false. The session and quota are those of the last page.
+   */
   async list(): Promise<ListResult> {
-    const { reply } = await this.#request({ command: 'list' });
-    return reply as unknown as ListResult;
+    const images: ImageInfo[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const { reply } = await this.#request({ command: 'list', ...(after === undefined ? {} : { after }) });
+      const page = reply as unknown as ListResult & { more?: boolean; next?: string | null };
+      images.push(...page.images);
+      if (page.more !== true) return { images, session: page.session, quota: page.quota };
+      if (typeof page.next !== 'string' || page.next === after) {
+        throw new MalformedMessageError('a list REPLY with more images named no next one to ask after');
+      }
+      after = page.next;
+    }
   }
 
   /** Downloads an image into `sink`; resolves once END arrived and the length and SHA-256 matched [P-24]. */
@@ -380,6 +394,9 @@ export class ImgcacheClient extends EventEmitter<{
   #onStreamEnd(current: Pending | undefined, end: StreamEnd): void {
     if (!current?.hash || !current.reply) throw new MalformedMessageError('an END frame outside a stream');
     this.#pending.shift();
+    // [P-40] The stream is read: say so, whatever its check gives, or the server cuts the connection at its drain
+    // deadline.
+    if (!this.#socket.destroyed) this.#socket.write(encodeJsonFrame(MessageType.RECEIVED, { id: current.reply.id }));
     const digest = current.hash.digest('hex');
     if (end.bytes !== current.received || end.sha256 !== digest) {
       current.reject(new IntegrityError(end, { bytes: current.received, sha256: digest }));

@@ -14,6 +14,8 @@ export const MessageType = {
   REPLY: 0x11,
   ERROR: 0x12,
   NOTICE: 0x13,
+  /** [P-40] client to server: the END of the stream answering request `id` was read */
+  RECEIVED: 0x14,
   DATA: 0x20,
   END: 0x21,
 } as const;
@@ -60,6 +62,7 @@ export type RejectReason =
   | 'handshake-timeout'
   | 'history-unavailable'
   | 'frame-too-large'
+  | 'too-many-handshakes'
   | 'shutting-down';
 
 export interface Occupancy {
@@ -80,10 +83,27 @@ export const COMMANDS: readonly Command[] = ['list', 'get', 'usage', 'exit'];
 
 /** [P-15] A request as the server understood it. */
 export type Request =
-  | { id: number; command: 'list' }
+  | ListRequest
   | { id: number; command: 'get'; image: string; have?: string }
-  | { id: number; command: 'usage' }
+  | UsageCommandRequest
   | { id: number; command: 'exit' };
+
+/** [P-45] `list` pages: only images after `after` in catalog order, at most `limit` of them. */
+export interface ListRequest {
+  id: number;
+  command: 'list';
+  after?: string;
+  limit?: number;
+}
+
+/** [P-46] `usage` filters: one session by name, and a time range (ISO-8601, `since` inclusive, `until` exclusive). */
+export interface UsageCommandRequest {
+  id: number;
+  command: 'usage';
+  client?: string;
+  since?: string;
+  until?: string;
+}
 
 export interface ImageInfo {
   name: string;
@@ -93,7 +113,17 @@ export interface ImageInfo {
 }
 
 export type Reply =
-  | { id: number; command: 'list'; status: 'ok'; images: ImageInfo[]; session: SessionIdentity; quota: Quota }
+  | {
+      id: number;
+      command: 'list';
+      status: 'ok';
+      images: ImageInfo[];
+      /** [P-45] whether images follow the last one given; `next` is then its name, to pass as `after` */
+      more: boolean;
+      next: string | null;
+      session: SessionIdentity;
+      quota: Quota;
+    }
   | {
       id: number;
       command: 'get';
@@ -154,6 +184,11 @@ export interface Notice {
   kind: NoticeKind;
   message: string;
   closing: boolean;
+}
+
+/** [P-40] The receipt a client sends once it has read a stream's END. */
+export interface Receipt {
+  id: number;
 }
 
 /** [P-24] */

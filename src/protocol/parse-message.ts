@@ -173,6 +173,8 @@ export function parseRequest(obj: JsonObject): Request {
   }
   if (typeof command !== 'string') throw new BadRequestError(id, 'command must be a string');
   if (!isCommand(command)) throw new UnknownCommandError(id, command);
+  if (command === 'list') return parseListRequest(obj, id);
+  if (command === 'usage') return parseUsageRequest(obj, id);
   if (command !== 'get') return { id, command };
   const image = field(obj, 'image');
   if (typeof image !== 'string') throw new BadRequestError(id, 'get needs an image name (a string)', { command });
@@ -190,6 +192,51 @@ function readableParts(obj: JsonObject, command: unknown): { command?: string; i
   if (typeof command !== 'string') return {};
   const image = command === 'get' ? field(obj, 'image') : undefined;
   return typeof image === 'string' ? { command, image } : { command };
+}
+
+/** [P-45] `list` with its optional `after` (a string) and `limit` (a positive integer); anything else: bad-request. */
+function parseListRequest(obj: JsonObject, id: number): ListRequest {
+  const request: ListRequest = { id, command: 'list' };
+  const after = field(obj, 'after');
+  if (after !== undefined) {
+    if (typeof after !== 'string') {
+      throw new BadRequestError(id, 'after must be an image name (a string)', { command: 'list' });
+    }
+    request.after = after;
+  }
+  const limit = field(obj, 'limit');
+  if (limit !== undefined) {
+    if (!isPositiveInteger(limit)) {
+      throw new BadRequestError(id, 'limit must be a positive integer', { command: 'list' });
+    }
+    request.limit = limit;
+  }
+  return request;
+}
+
+/** [P-46] An ISO-8601 date and time with a zone (Z or ±hh:mm), or a date alone (midnight UTC). */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+/** [P-46] `usage` with its optional `client` (a session name) and `since` / `until` (ISO-8601 times). */
+function parseUsageRequest(obj: JsonObject, id: number): UsageCommandRequest {
+  const request: UsageCommandRequest = { id, command: 'usage' };
+  const client = field(obj, 'client');
+  if (client !== undefined) {
+    if (typeof client !== 'string') {
+      throw new BadRequestError(id, 'client must be a session name (a string)', { command: 'usage' });
+    }
+    request.client = client;
+  }
+  for (const name of ['since', 'until'] as const) {
+    const value = field(obj, name);
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || !ISO_TIME.test(value) || Number.isNaN(Date.parse(value))) {
+      const message = `${name} must be an ISO-8601 time such as 2026-11-25T10:00:00Z`;
+      throw new BadRequestError(id, message, { command: 'usage' });
+    }
+    request[name] = value;
+  }
+  return request;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import {
 } from '../protocol/messages.ts';
 import { parseHello, parseJsonBody, parseRequest } from '../protocol/parse-message.ts';
 import { holdsCurrentImage, notModifiedReply } from './conditional-get.ts';
+import { ReceiptWatch } from './drain-watch.ts';
 import { closeGracefully } from './graceful-close.ts';
 import type { CatalogEntry } from './image-catalog.ts';
 import { suspiciousName } from './image-name.ts';
@@ -42,6 +43,10 @@ export class Connection {
   readonly #decoder = new FrameDecoder({ maxBodyBytes: HELLO_MAX_BYTES });
   readonly #queue: QueueItem[] = [];
   readonly #writer: ReplyWriter;
+  /** [P-40] [P-41] streams awaiting their RECEIVED, and the deadline of the oldest */
+  readonly #receipts: ReceiptWatch;
+  /** [P-42] the image being streamed, until its END is written and taken */
+  #transfer: { requestId: number; image: CatalogEntry } | null = null;
   #session: SessionActorRef | null = null;
   #handshakeDone = false;
   #busy = false;
@@ -65,6 +70,7 @@ export class Connection {
     this.remote = remote;
     this.#server = server;
     this.#writer = server.replyWriter(stream, (reason, error) => this.#abort(reason, error));
+    this.#receipts = new ReceiptWatch(stream, server.config.drainTimeoutMs, () => this.#abort('drain-timeout'));
     stream.on('error', (error: NodeJS.ErrnoException) => this.#peerClosed(peerCloseReason(error)));
     stream.on('close', () => this.#peerClosed('client-closed'));
   }
@@ -103,7 +109,15 @@ export class Connection {
   #onData(chunk: Buffer): void {
     if (this.#finished || this.#inputStopped) return;
     try {
-      for (const frame of this.#decoder.push(chunk)) this.#queue.push({ kind: 'frame', frame });
+      for (const frame of this.#decoder.push(chunk)) {
+        // [P-40] A RECEIVED is not a request: taken at once, never queued nor counted in the [P-16] limits.
+        if (frame.type === MessageType.RECEIVED && this.#handshakeDone) {
+          if (this.#onReceipt(frame)) continue;
+          this.#stopReading();
+          break;
+        }
+        this.#queue.push({ kind: 'frame', frame });
+      }
     } catch (error) {
       // The stream cannot be re-synchronised after a framing error: stop reading, answer it in turn, close.
       // Whole frames that came before the bad header in the same chunk are answered first.
@@ -116,6 +130,29 @@ export class Connection {
     if (this.#queue.length > MAX_UNANSWERED_REQUESTS) this.#overflow();
     else if (this.#queue.length >= MAX_PIPELINED_REQUESTS) this.#stream.pause(); // [P-16]
     this.#processNext();
+  }
+
+  /**
+   * [P-40] A RECEIVED: the oldest stream awaiting one with its id is delivered, and the session told (the idle clock
+   * [P-27]). One naming no stream that awaits a receipt is answered, in turn, with the fatal `unexpected-message`
+   * (a body that is not a JSON object: `malformed-message`); false then.
+   */
+  #onReceipt(frame: Frame): boolean {
+    let code: ErrorCode = 'unexpected-message';
+    let message = 'a RECEIVED naming no stream that awaits one';
+    try {
+      const { id } = parseJsonBody(frame.body);
+      if (typeof id === 'number' && this.#receipts.receipt(id)) {
+        const receiptPending = this.#receipts.pending > 0;
+        this.#session?.send({ type: 'DELIVERED', at: performance.now(), receiptPending });
+        return true;
+      }
+    } catch (error) {
+      code = errorCode(error, 'malformed-message');
+      message = errorMessage(error);
+    }
+    this.#queue.push({ kind: 'error', code, message });
+    return false;
   }
 
   /** After a framing error or an overflow nothing more the client sends is read; what came before is answered. */
@@ -331,7 +368,13 @@ export class Connection {
       case 'serve-image': {
         const image = this.#image;
         if (!image) return;
-        this.#writer.image(effect.requestId, image, effect.quota, () => this.#answered());
+        this.#receipts.expect(effect.requestId);
+        this.#transfer = { requestId: effect.requestId, image };
+        this.#writer.image(effect.requestId, image, effect.quota, () => {
+          this.#transfer = null; // [P-42] its END is written: the image counts
+          this.#receipts.ended();
+          this.#answered();
+        });
         return;
       }
       case 'serve-not-modified': {
@@ -342,7 +385,11 @@ export class Connection {
         return;
       }
       case 'serve-usage':
-        this.#writer.usage(effect.requestId, effect.quota, () => this.#answered());
+        this.#receipts.expect(effect.requestId);
+        this.#writer.usage(effect.requestId, effect.quota, () => {
+          this.#receipts.ended();
+          this.#answered();
+        });
         return;
       case 'acknowledge-exit':
         writeJsonFrame(stream, MessageType.REPLY, {
@@ -403,14 +450,30 @@ export class Connection {
     this.#busy = false;
     this.#image = undefined;
     this.#refused = undefined;
-    // [P-27] `at` on the monotonic clock, which the session's timers (real setTimeout) also follow.
-    this.#session?.send({ type: 'REPLY_SENT', at: performance.now() });
+    // [P-27] `at` on the monotonic clock, which the session's timers (real setTimeout) also follow. While a stream
+    // awaits its RECEIVED the session is not idle [P-40].
+    this.#session?.send({ type: 'REPLY_SENT', at: performance.now(), receiptPending: this.#receipts.pending > 0 });
     this.#processNext();
   }
 
   #peerClosed(reason: string): void {
     if (this.#finished) return;
+    this.#transferIncomplete(reason);
     this.#session?.send({ type: 'PEER_CLOSED', reason });
+  }
+
+  /**
+   * [P-42] The image being streamed stops before its END was written (the reader stalled or went away, the server
+   * is stopping, the file changed): it did not happen whole, and the history says how far it got, before the close.
+   */
+  #transferIncomplete(reason: string): void {
+    const transfer = this.#transfer;
+    if (!transfer) return;
+    this.#transfer = null;
+    const { requestId, image } = transfer;
+    const bytesSent = Math.min(this.#writer.dataBytesTaken, image.bytes);
+    const data = { requestId, image: image.name, bytes: image.bytes, bytesSent, reason };
+    this.#recordFact([{ session: this.number, type: 'transfer-incomplete', data }], () => {});
   }
 
   /** An answer cannot be finished: record why, and drop the connection (no graceful close: the peer is not reading). */

@@ -402,6 +402,12 @@ export class ImgcacheClient extends EventEmitter<{
       current.reject(new IntegrityError(end, { bytes: current.received, sha256: digest }));
       return;
     }
+    // [P-56] An image's END must also be what its REPLY announced.
+    const announced = current.reply;
+    if (typeof announced.sha256 === 'string' && (announced.bytes !== end.bytes || announced.sha256 !== end.sha256)) {
+      current.reject(new IntegrityError({ bytes: Number(announced.bytes), sha256: announced.sha256 }, end));
+      return;
+    }
     current.resolve({ reply: current.reply, end });
   }
 

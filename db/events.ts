@@ -9,7 +9,8 @@ export interface Occupancy {
 }
 
 export type HistoryEvent =
-  | { type: 'server-started'; data: { version: string; pid: number; capacity: number } }
+  /** `nextConnection`: the number this run numbers its connections from (absent in histories from before it) */
+  | { type: 'server-started'; data: { version: string; pid: number; capacity: number; nextConnection?: number } }
   | { type: 'server-stopped'; data: { reason: string } }
   | {
       type: 'session-admitted';
@@ -42,6 +43,15 @@ export type HistoryEvent =
   /** [P-35] a get answered not-modified: the client held the current image; nothing sent, nothing counted */
   | { type: 'image-not-modified'; data: { requestId: number; image: string; sha256: string } }
   | { type: 'quota-exhausted'; data: { requestId: number; image: string; quotaLimit: number } }
+  /**
+   * [P-42] an image stream that stopped before its END was written (drain-timeout, the client closed or reset, the
+   * shutdown deadline, the file changed or failed mid-read): `bytes` as announced, `bytesSent` the image bytes the
+   * connection took. The image-served before it does not count toward the quota.
+   */
+  | {
+      type: 'transfer-incomplete';
+      data: { requestId: number; image: string; bytes: number; bytesSent: number; reason: string };
+    }
   | { type: 'session-closed'; data: { reason: string } }
   /**
    * Facts the server could not keep while its history was unavailable (past the bound of db/event-log.ts), recorded
@@ -61,4 +71,17 @@ export type StoredEvent = HistoryEvent & {
 };
 
 /** An event to append: what happened, to which session. The store stamps position and time. */
-export type NewEvent = HistoryEvent & { session: number | null; at?: number };
+export type NewEvent = (HistoryEvent & { session: number | null; at?: number }) | AnswerRepeated;
+
+/**
+ * [P-49] Not a row of its own: recorded in place of an answer's event that is the same as the session's previous row
+ * (the same refusal again, the same not-modified again), it adds one to that row's `repeats` and sets its `lastAt` and
+ * `lastRequestId` (rowCommitter, db/event-log.ts). So a flood of identical free requests is committed answer by
+ * answer, and does not grow the history.
+ */
+export interface AnswerRepeated {
+  type: 'answer-repeated';
+  session: number;
+  data: { requestId: number | null };
+  at?: number;
+}

@@ -399,6 +399,53 @@ test('nextConnectionNumber is 1 on an empty history, then 1 + the largest sessio
   assert.is(nextConnectionNumber(log.db), 15);
 });
 
+test('nextConnectionNumber counts every event that names a number: a close alone, or any event since the start', () => {
+  const log = new EventLog(open());
+  const started = (nextConnection: number): NewEvent => ({
+    type: 'server-started',
+    session: null,
+    data: { version: '1', pid: 1, capacity: 3, nextConnection },
+  });
+  log.recordNow([started(1), admitted(2), closed(7)]);
+  assert.is(nextConnectionNumber(log.db), 8, 'a session-closed names a number (an admission that failed to commit)');
+  log.recordNow([started(8), served(11)]);
+  assert.is(nextConnectionNumber(log.db), 12, 'an event of the current run names a number, whatever its kind');
+  log.recordNow([started(12)]);
+  assert.is(nextConnectionNumber(log.db), 12, 'a run that named no number yet: its start says where it numbers from');
+});
+
+test('nextConnectionNumber reads the rows since the last start, from the end, and indexes for the rest', () => {
+  const db = open();
+  const plans = (sql: string) =>
+    db
+      .prepare<[], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`)
+      .all()
+      .map((row) => row.detail);
+  const log = new EventLog(db);
+  const rows = 2_000;
+  log.recordNow(Array.from({ length: rows }, (_, index) => served(index + 1)));
+  const started: NewEvent = {
+    type: 'server-started',
+    session: null,
+    data: { version: '1', pid: 1, capacity: 3, nextConnection: rows + 1 },
+  };
+  log.recordNow([started, served(rows + 1)]);
+  // The number of rows SQLite steps through, counted by a function called once per row it looks at.
+  let visited = 0;
+  db.function('visit', () => {
+    visited++;
+    return 1;
+  });
+  db.prepare(
+    `SELECT count(*) FROM (SELECT position FROM events WHERE type = 'server-started' AND visit() ORDER BY position DESC LIMIT 1)`,
+  ).get();
+  assert.ok(visited < 10, `the search for the last start reads from the end (${visited} rows read)`);
+  assert.ok(
+    plans("SELECT max(session) FROM events WHERE type = 'session-closed'").some((d) => d.includes('events_closed')),
+  );
+  assert.is(nextConnectionNumber(db), rows + 2);
+});
+
 test('nextConnectionNumber and the orphan search read indexes only, never the whole table', () => {
   const db = open();
   const plans = (sql: string) =>

@@ -14,6 +14,7 @@ import * as assert from 'uvu/assert';
 import { openDatabase } from '../db/open-database.ts';
 import { readEvents } from '../db/read-events.ts';
 import { MessageType } from '../src/protocol/index.ts';
+import { OUTAGE_BEGAN } from '../src/server/history-outage-log.ts';
 import { runCommand, SERVER_BIN, type ServerProcess, spawnServer } from './helpers/processes.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import {
@@ -78,9 +79,7 @@ async function expectRefusedUnrecorded(peer: RawConnection, refusal: Refusal): P
 }
 
 function historyFailures(server: ServerProcess): Array<Record<string, unknown>> {
-  return server.logs.filter(
-    (entry) => entry.level === 50 && entry.msg === 'history unavailable: the answer was not sent',
-  );
+  return server.logs.filter((entry) => entry.level === 50 && entry.msg === OUTAGE_BEGAN);
 }
 
 /** The operator's log line for a history that failed mid-run, with the condition and SQLite's code. */

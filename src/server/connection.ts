@@ -14,6 +14,7 @@ import { encodeJsonTextFrame, type Frame, FrameDecoder } from '../protocol/frame
 import {
   CLOSE_LINGER_MS,
   type ErrorCode,
+  FATAL_ERROR_CODES,
   HELLO_MAX_BYTES,
   MAX_PIPELINED_REQUESTS,
   MAX_UNANSWERED_REQUESTS,
@@ -25,15 +26,21 @@ import {
 import { parseHello, parseJsonBody, parseRequest } from '../protocol/parse-message.ts';
 import { holdsCurrentImage, notModifiedReply } from './conditional-get.ts';
 import { ReceiptWatch } from './drain-watch.ts';
+import { type BudgetState, costsNoQuota, fullBudget, spendFreeRequest } from './free-request-budget.ts';
 import { closeGracefully } from './graceful-close.ts';
 import type { CatalogEntry } from './image-catalog.ts';
 import { suspiciousName } from './image-name.ts';
 import { listPage } from './list-page.ts';
+import { aggregateRepeat } from './repeated-answers.ts';
 import { type ReplyWriter, writeErrorFrame, writeJsonFrame } from './reply-writer.ts';
 import type { ServerContext } from './server-context.ts';
 import { eventsForEffect, recordsFact, rejectionEvent } from './session-recorder.ts';
 
-type QueueItem = { kind: 'frame'; frame: Frame } | { kind: 'error'; code: ErrorCode; message: string };
+type QueueItem =
+  | { kind: 'frame'; frame: Frame }
+  /** [P-40] a RECEIVED: taken in order with the requests, but not one of them (no answer, not in the [P-16] limits) */
+  | { kind: 'receipt'; frame: Frame }
+  | { kind: 'error'; code: ErrorCode; message: string };
 
 export class Connection {
   readonly number: number;
@@ -45,6 +52,8 @@ export class Connection {
   readonly #writer: ReplyWriter;
   /** [P-40] [P-41] streams awaiting their RECEIVED, and the deadline of the oldest */
   readonly #receipts: ReceiptWatch;
+  /** [P-40] RECEIVED frames in #queue (the rest of it are requests, counted by the [P-16] limits) */
+  #queuedReceipts = 0;
   /** [P-42] the image being streamed, until its END is written and taken */
   #transfer: { requestId: number; image: CatalogEntry } | null = null;
   #session: SessionActorRef | null = null;
@@ -63,6 +72,12 @@ export class Connection {
   #refused: { command?: string; image?: string } | undefined;
   /** the request being answered, for the fields the session machine does not carry (list paging, usage filters) */
   #request: Request | undefined;
+  /** [P-48] this session's budget of requests that cost no quota (null until its first one) */
+  #budget: BudgetState | null = null;
+  /** [P-48] the retry hint of the request being refused as rate-limited */
+  #retryAfterMs: number | undefined;
+  /** [P-49] what the session's last row in the history is, when an identical answer may be recorded as its repeat */
+  #lastRowKey: string | null = null;
 
   constructor(stream: Duplex, number: number, remote: string, server: ServerContext) {
     this.#stream = stream;
@@ -110,11 +125,17 @@ export class Connection {
     if (this.#finished || this.#inputStopped) return;
     try {
       for (const frame of this.#decoder.push(chunk)) {
-        // [P-40] A RECEIVED is not a request: taken at once, never queued nor counted in the [P-16] limits.
+        // [P-40] A RECEIVED is not a request: it is taken in turn, but not counted in the [P-16] limits. More of them
+        // waiting than requests can be answered are not all receipts of streams: the first one over is refused.
         if (frame.type === MessageType.RECEIVED && this.#handshakeDone) {
-          if (this.#onReceipt(frame)) continue;
-          this.#stopReading();
-          break;
+          if (this.#queuedReceipts >= MAX_UNANSWERED_REQUESTS) {
+            this.#stopReading();
+            this.#queue.push({ kind: 'error', code: 'unexpected-message', message: RECEIPT_UNEXPECTED });
+            break;
+          }
+          this.#queuedReceipts++;
+          this.#queue.push({ kind: 'receipt', frame });
+          continue;
         }
         this.#queue.push({ kind: 'frame', frame });
       }
@@ -127,32 +148,29 @@ export class Connection {
       this.#stopReading();
       this.#queue.push({ kind: 'error', code: errorCode(error, 'malformed-message'), message: errorMessage(error) });
     }
-    if (this.#queue.length > MAX_UNANSWERED_REQUESTS) this.#overflow();
-    else if (this.#queue.length >= MAX_PIPELINED_REQUESTS) this.#stream.pause(); // [P-16]
+    const requests = this.#queue.length - this.#queuedReceipts;
+    if (requests > MAX_UNANSWERED_REQUESTS) this.#overflow();
+    else if (requests >= MAX_PIPELINED_REQUESTS) this.#stream.pause(); // [P-16]
     this.#processNext();
   }
 
   /**
-   * [P-40] A RECEIVED: the oldest stream awaiting one with its id is delivered, and the session told (the idle clock
-   * [P-27]). One naming no stream that awaits a receipt is answered, in turn, with the fatal `unexpected-message`
-   * (a body that is not a JSON object: `malformed-message`); false then.
+   * [P-40] A RECEIVED, in its turn (every request before it is answered): the oldest stream awaiting one with its id
+   * is delivered, and the session told (the idle clock [P-27]); null then. One naming no stream that awaits a receipt
+   * is the fatal `unexpected-message` (a body that is not a JSON object: `malformed-message`): that error then.
    */
-  #onReceipt(frame: Frame): boolean {
-    let code: ErrorCode = 'unexpected-message';
-    let message = 'a RECEIVED naming no stream that awaits one';
+  #takeReceipt(frame: Frame): QueueItem | null {
     try {
       const { id } = parseJsonBody(frame.body);
       if (typeof id === 'number' && this.#receipts.receipt(id)) {
         const receiptPending = this.#receipts.pending > 0;
         this.#session?.send({ type: 'DELIVERED', at: performance.now(), receiptPending });
-        return true;
+        return null;
       }
     } catch (error) {
-      code = errorCode(error, 'malformed-message');
-      message = errorMessage(error);
+      return { kind: 'error', code: errorCode(error, 'malformed-message'), message: errorMessage(error) };
     }
-    this.#queue.push({ kind: 'error', code, message });
-    return false;
+    return { kind: 'error', code: 'unexpected-message', message: RECEIPT_UNEXPECTED };
   }
 
   /** After a framing error or an overflow nothing more the client sends is read; what came before is answered. */
@@ -164,7 +182,10 @@ export class Connection {
   /** [P-16] More requests arrived at once than any client may have unanswered: answer the first ones, then close. */
   #overflow(): void {
     this.#stopReading();
-    this.#queue.length = MAX_UNANSWERED_REQUESTS;
+    let requests = 0;
+    const cut = this.#queue.findIndex((item) => item.kind !== 'receipt' && ++requests > MAX_UNANSWERED_REQUESTS);
+    this.#queue.length = cut;
+    this.#queuedReceipts = this.#queue.filter((item) => item.kind === 'receipt').length;
     const message = `more than ${MAX_UNANSWERED_REQUESTS} requests unanswered at once`;
     this.#queue.push({ kind: 'error', code: 'too-many-requests', message });
   }
@@ -172,12 +193,26 @@ export class Connection {
   #processNext(): void {
     const session = this.#session;
     if (this.#busy || this.#finished || !session) return;
-    const item = this.#queue.shift();
+    let item = this.#queue.shift();
+    while (item?.kind === 'receipt') {
+      this.#queuedReceipts--;
+      const refused = this.#takeReceipt(item.frame);
+      if (refused) {
+        this.#stopReading();
+        this.#queue.length = 0; // [P-40] fatal: nothing after it is answered
+        this.#queuedReceipts = 0;
+        item = refused;
+        break;
+      }
+      if (this.#finished) return;
+      item = this.#queue.shift();
+    }
     if (!item) {
       if (this.#peerEnded) session.send({ type: 'PEER_CLOSED', reason: 'client-closed' });
       return;
     }
-    if (this.#queue.length < MAX_PIPELINED_REQUESTS && !this.#inputStopped) this.#stream.resume();
+    const requests = this.#queue.length - this.#queuedReceipts;
+    if (requests < MAX_PIPELINED_REQUESTS && !this.#inputStopped) this.#stream.resume();
     this.#busy = true;
     if (!this.#handshakeDone) this.#handleHandshake(item, session);
     else this.#handleRequest(item, session);
@@ -205,6 +240,7 @@ export class Connection {
   }
 
   #handleRequest(item: QueueItem, session: SessionActorRef): void {
+    if (item.kind === 'receipt') return; // taken by #processNext
     if (item.kind === 'error') {
       session.send({ type: 'INVALID_REQUEST', requestId: null, code: item.code, message: item.message });
       return;
@@ -219,17 +255,21 @@ export class Connection {
       this.#request = request;
       this.#image = request.command === 'get' ? this.#server.catalog.get(request.image) : undefined;
       const imageUnchanged = holdsCurrentImage(request, this.#image); // [P-34]
-      session.send({ type: 'REQUEST', request, imageExists: this.#image !== undefined, imageUnchanged });
+      const imageExists = this.#image !== undefined;
+      const overBudget = costsNoQuota(request.command, imageExists, imageUnchanged) && !this.#spendFreeRequest();
+      session.send({ type: 'REQUEST', request, imageExists, imageUnchanged, ...(overBudget ? { overBudget } : {}) });
     } catch (error) {
       const requestId =
         error instanceof ImgcacheError && 'requestId' in error ? (error.requestId as number | null) : null;
       this.#refused = readableRequest(error); // [P-52]
-      session.send({
-        type: 'INVALID_REQUEST',
-        requestId,
-        code: errorCode(error, 'bad-request'),
-        message: errorMessage(error),
-      });
+      const code = errorCode(error, 'bad-request');
+      // [P-48] a refusal that is not fatal costs no quota: it draws on the budget too
+      if (!FATAL_ERROR_CODES.has(code) && !this.#spendFreeRequest()) {
+        const message = 'too many requests that cost no quota; slow down';
+        session.send({ type: 'INVALID_REQUEST', requestId, code: 'rate-limited', message });
+        return;
+      }
+      session.send({ type: 'INVALID_REQUEST', requestId, code, message: errorMessage(error) });
     }
   }
 
@@ -268,6 +308,7 @@ export class Connection {
    * committed, in order, when it is back (logged and announced then, by the server).
    */
   #recordFact(events: NewEvent[], then: () => void): void {
+    this.#lastRowKey = null; // [P-49] the session's last row is now this fact
     this.#server.history.recordFact(events, (error) => {
       if (!error) this.#server.logEvents(events);
       then();
@@ -278,8 +319,13 @@ export class Connection {
    * Records the events of an answer; runs `then` (which sends it) only after they are committed: no reply before
    * its event. If they cannot be, the answer is not sent and the events are discarded (they did not happen).
    */
-  #record(events: NewEvent[], then: () => void): void {
+  #record(answerEvents: NewEvent[], then: () => void): void {
+    // [P-49] the same answer as the session's last row is recorded as a repeat of that row, not as a row of its own
+    const aggregated = aggregateRepeat(answerEvents, this.#lastRowKey);
+    const events = [...aggregated.events];
+    if (events.length > 0) this.#lastRowKey = aggregated.key;
     this.#server.history.record(events, (error) => {
+      if (error) this.#lastRowKey = null;
       const admission = this.#admission === 'pending' && events.some((event) => event.type === 'session-admitted');
       if (admission) this.#admission = error ? 'refused' : 'on-record';
       try {
@@ -406,6 +452,7 @@ export class Connection {
           message: boundedMessage(effect.message), // [P-47] an echoed name cannot push the frame over the limit
           fatal: effect.fatal,
           quota: effect.quota,
+          ...(effect.code === 'rate-limited' ? { retryAfterMs: this.#retryAfterMs ?? 1 } : {}), // [P-48]
         });
         if (!effect.fatal) this.#answered();
         return;
@@ -443,6 +490,19 @@ export class Connection {
     const occupancy = this.#server.occupancy();
     const event = rejectionEvent(this.number, this.remote, body.reason, occupancy, body.supported);
     this.#recordFact([event], () => writeJsonFrame(this.#stream, MessageType.REJECT, { ...body, occupancy }));
+  }
+
+  /** [P-48] Takes one free request from the session's budget; false (and the retry hint set) when there is none. */
+  #spendFreeRequest(): boolean {
+    const options = {
+      burst: this.#server.config.freeRequestBurst,
+      perSecond: this.#server.config.freeRequestsPerSecond,
+    };
+    const now = performance.now();
+    const decision = spendFreeRequest(this.#budget ?? fullBudget(options, now), options, now);
+    this.#budget = decision.state;
+    this.#retryAfterMs = decision.allowed ? undefined : decision.retryAfterMs;
+    return decision.allowed;
   }
 
   /** The answer in flight is written (the socket took it); the session may idle again and the next request run. */
@@ -488,6 +548,8 @@ export class Connection {
     this.#abort(reason);
   }
 }
+
+const RECEIPT_UNEXPECTED = 'a RECEIVED naming no stream that awaits one';
 
 /**
  * [P-47] An ERROR's message echoes what the client sent (a name, a command), which may be as long as its request

@@ -9,8 +9,10 @@ import type { Occupancy, ServerLimits } from '../protocol/messages.ts';
 import type { ImageCatalog } from './image-catalog.ts';
 import type { ReplyWriter, ReplyWriterOptions } from './reply-writer.ts';
 
+/** db/event-log.ts: `record` for an answer's events (discarded on failure), `recordFact` for facts (kept). */
 export interface HistoryRecorder {
   record(events: NewEvent[], done: (error: Error | null) => void): void;
+  recordFact(events: NewEvent[], done?: (error: Error | null) => void): void;
 }
 
 export interface ServerContext {
@@ -22,7 +24,7 @@ export interface ServerContext {
   nextCode(): number;
   occupancy(): Occupancy;
   replyWriter(stream: Duplex, onAbort: ReplyWriterOptions['onAbort']): ReplyWriter;
-  logEvents(events: NewEvent[]): void;
+  logEvents(events: readonly NewEvent[]): void;
   logHistoryFailure(error: Error, connection: number): void;
   logConnectionError(error: Error, connection: number, reason: string): void;
   forget(connection: { readonly number: number }): void;

@@ -21,6 +21,7 @@ import { type Logger, silentLogger } from '../logger.ts';
 import { PROTOCOL_VERSIONS, type ServerLimits } from '../protocol/messages.ts';
 import { type CodeSource, sequenceOfCodes } from './code-source.ts';
 import { Connection } from './connection.ts';
+import { historyOutageLog } from './history-outage-log.ts';
 import { ImageCatalog } from './image-catalog.ts';
 import { ReplyWriter } from './reply-writer.ts';
 import type { ServerContext } from './server-context.ts';
@@ -87,7 +88,13 @@ export async function startServer(
     ? new WorkerCommitter({ file: config.database, synchronous, busyTimeoutMs })
     : undefined;
   await committer?.ready();
-  const history = new EventLog(database, { background: committer });
+  let logEvents: (events: readonly NewEvent[]) => void = () => {};
+  const history = new EventLog(database, {
+    background: committer,
+    onHealth: historyOutageLog(logger),
+    // Facts committed after the history came back are logged and announced then, in their order.
+    onLateFacts: (events) => logEvents(events),
+  });
   const orphans = closeOrphanedSessions(database, 'server-restart');
   if (orphans > 0)
     logger.warn({ sessions: orphans }, 'closed sessions left open by an earlier run that did not stop cleanly');
@@ -105,7 +112,7 @@ export async function startServer(
     {
       session: null,
       type: 'server-started',
-      data: { version: SERVER_VERSION, pid: process.pid, capacity: config.capacity },
+      data: { version: SERVER_VERSION, pid: process.pid, capacity: config.capacity, nextConnection: connectionNumber },
     },
   ]);
 
@@ -143,19 +150,21 @@ export async function startServer(
         usageSource: () => usageFromFile(config.database),
         onAbort,
       }),
-    logEvents: (events: NewEvent[]) => {
+    logEvents: (events: readonly NewEvent[]) => {
       // At warn and above the line objects are not even built: this runs for every event.
       if (logger.isLevelEnabled('info')) {
         for (const event of events) logger.info({ session: event.session, ...event.data }, event.type);
       }
       if (events.length > 0) dependencies.onRecorded?.(events);
     },
+    // The outage itself is logged once, by historyOutageLog; each answer it stops is only worth a debug line.
     logHistoryFailure: (error, connection) =>
-      logger.error({ err: error, session: connection }, 'history unavailable: the answer was not sent'),
+      logger.debug({ code: (error as { code?: string }).code, session: connection }, 'answer not sent: no history'),
     logConnectionError: (error, connection, reason) =>
       logger.warn({ err: error, session: connection, reason }, 'connection dropped'),
     forget: (connection) => connections.delete(connection.number),
   };
+  logEvents = context.logEvents;
 
   admission.on('admitted', (effect) => connections.get(effect.connection)?.admit(effect.session));
   admission.on('rejected', (effect) =>
@@ -204,8 +213,11 @@ export async function startServer(
     await catalog.close();
     await history.drain();
     await committer?.close();
-    history.recordNow([{ session: null, type: 'server-stopped', data: { reason: 'shutdown' } }]);
-    history.close();
+    // A fact, like every close before it: if the history is failing, the stop waits for it (up to the grace period)
+    // to commit what it holds, in order, this last.
+    history.recordFact([{ session: null, type: 'server-stopped', data: { reason: 'shutdown' } }]);
+    const unrecorded = await history.finish(config.shutdownGraceMs);
+    if (unrecorded > 0) logger.error({ facts: unrecorded }, 'stopped with facts the history could not take: lost');
     database.close();
     lock.release();
     logger.info('stopped');

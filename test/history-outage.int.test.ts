@@ -1,0 +1,210 @@
+/**
+ * A history outage on a running server, made real: another process holds the history's write lock (an sqlite3
+ * shell, a backup). The history never drops a fact: sessions that exit or close meanwhile are on record, in order,
+ * once it is back. An admission that cannot be recorded is a rejection, never a session that closed. The operator's
+ * log says the outage once, and says when it is over.
+ */
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { NewEvent, StoredEvent } from '../db/events.ts';
+import { openDatabase } from '../db/open-database.ts';
+import { readEvents } from '../db/read-events.ts';
+import { orphanedSessions } from '../db/recover-sessions.ts';
+import { MessageType } from '../src/protocol/index.ts';
+import { sequenceOfCodes } from '../src/server/code-source.ts';
+import { OUTAGE_BEGAN, OUTAGE_ENDED, OUTAGE_GOES_ON } from '../src/server/history-outage-log.ts';
+import { type ImgcacheServer, startServer, usageFromFile } from '../src/server/server.ts';
+import { RawConnection } from './helpers/raw-connection.ts';
+import { holdWriteLock } from './helpers/sqlite-conditions.ts';
+import { eventually, makeTemporaryFolder, SAMPLE_IMAGES } from './helpers/test-server.ts';
+import { within } from './helpers/within.ts';
+
+/** A hang guard: a lock costs the server 250 ms per commit attempt, so a silence this long is a bug. */
+const GUARD_MS = 15_000;
+
+interface Running {
+  server: ImgcacheServer;
+  logs: Array<Record<string, unknown>>;
+  recorded: NewEvent[];
+  /** resolves once a committed event matches (past or future) */
+  recordedWhere(matches: (event: NewEvent) => boolean): Promise<void>;
+}
+
+async function start(database: string, capacity = 8): Promise<Running> {
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk, _encoding, callback) {
+      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
+      callback();
+    },
+  });
+  const recorded: NewEvent[] = [];
+  const waiters: Array<() => void> = [];
+  const server = await startServer(
+    { host: '127.0.0.1', port: 0, cacheDir: SAMPLE_IMAGES, database, capacity },
+    {
+      codeSource: sequenceOfCodes([950]),
+      logger: pino({ level: 'info', base: undefined }, sink),
+      onRecorded: (events) => {
+        recorded.push(...events);
+        for (const wake of waiters.splice(0)) wake();
+      },
+    },
+  );
+  const recordedWhere = async (matches: (event: NewEvent) => boolean) => {
+    while (!recorded.some(matches)) await new Promise<void>((resolve) => waiters.push(resolve));
+  };
+  return { server, logs, recorded, recordedWhere };
+}
+
+/** An admitted raw peer and the connection number in its name. */
+async function admittedPeer(port: number): Promise<{ peer: RawConnection; number: number }> {
+  const peer = await RawConnection.open(port);
+  peer.hello();
+  const welcome = await within(peer.nextJson(MessageType.WELCOME), 'WELCOME', GUARD_MS);
+  const name = String((welcome.session as { name: string }).name);
+  return { peer, number: Number(name.replace('client-', '')) };
+}
+
+function readHistory(database: string): StoredEvent[] {
+  const db = openDatabase(database, { readonly: true });
+  try {
+    return readEvents(db);
+  } finally {
+    db.close();
+  }
+}
+
+function logLines(logs: ReadonlyArray<Record<string, unknown>>, msg: string): Array<Record<string, unknown>> {
+  return logs.filter((entry) => entry.msg === msg);
+}
+
+test('a lock held while sessions exit and close: every close on record, in order, once it is back; none left connected', async () => {
+  const folder = makeTemporaryFolder();
+  const database = path.join(folder, 'history.sqlite');
+  const running = await start(database);
+  const { server } = running;
+  try {
+    const peers = [];
+    for (let index = 0; index < 6; index++) peers.push(await admittedPeer(server.address.port));
+    const lock = await holdWriteLock(database);
+    const heldSince = performance.now();
+    const closedInOrder: number[] = [];
+    try {
+      // One at a time, each close done on the server's side before the next: half exit, half just go away.
+      for (const [index, { peer, number }] of peers.entries()) {
+        const open = server.stats().sessions;
+        if (index % 2 === 0) {
+          peer.sendJson(MessageType.REQUEST, { id: 1, command: 'exit' });
+          assert.is((await within(peer.nextJson(MessageType.REPLY), 'exit REPLY', GUARD_MS)).status, 'ok');
+        } else {
+          peer.destroy();
+        }
+        await eventually(() => server.stats().sessions === open - 1, `session ${number} closes`, GUARD_MS);
+        closedInOrder.push(number);
+      }
+      assert.equal(
+        running.recorded.filter((event) => event.type === 'session-closed'),
+        [],
+        'nothing could be committed while the lock was held',
+      );
+    } finally {
+      await lock.release();
+    }
+    const heldMs = performance.now() - heldSince;
+    await within(
+      running.recordedWhere((event) => event.type === 'session-closed' && event.session === closedInOrder.at(-1)),
+      'the closes committed once the lock is gone',
+      GUARD_MS,
+    );
+    const history = readHistory(database);
+    assert.equal(
+      history.filter((event) => event.type === 'session-closed').map((event) => event.session),
+      closedInOrder,
+      'every close is on record, in the order the sessions closed',
+    );
+    const db = openDatabase(database, { readonly: true });
+    try {
+      assert.equal(orphanedSessions(db), [], 'no session admitted and never closed');
+    } finally {
+      db.close();
+    }
+    const usage = JSON.parse(Array.from(usageFromFile(database)).join('')) as {
+      clients: Array<{ name: string; disconnectedAt: string | null }>;
+    };
+    assert.equal(
+      usage.clients.filter((client) => client.disconnectedAt === null).map((client) => client.name),
+      [],
+      'the usage document shows no session still connected',
+    );
+
+    // The operator's log: the outage said once, nothing repeated within the repeat interval, and its end.
+    const began = logLines(running.logs, OUTAGE_BEGAN);
+    const ended = logLines(running.logs, OUTAGE_ENDED);
+    assert.is(began.length, 1, 'the outage is said once');
+    assert.is(
+      logLines(running.logs, OUTAGE_GOES_ON).length,
+      0,
+      `no repeat within an outage of ${heldMs.toFixed(0)} ms`,
+    );
+    assert.is(running.logs.filter((entry) => entry.level === 50).length, 1, 'one error line in all');
+    assert.is((began[0]?.err as { condition?: string } | undefined)?.condition, 'locked');
+    assert.is(ended.length, 1, 'and its end');
+    const end = ended[0] as { failures: number; lateFacts: number; outageMs: number };
+    assert.ok(end.failures >= closedInOrder.length, `${end.failures} failed commits, logged in one line`);
+    assert.is(end.lateFacts, closedInOrder.length);
+    assert.ok(end.outageMs > 0);
+  } finally {
+    await server.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('an admission during a lock is rejected and recorded as a rejection, not a close; its number is not reused', async () => {
+  const folder = makeTemporaryFolder();
+  const database = path.join(folder, 'history.sqlite');
+  let running = await start(database);
+  let number = 0;
+  try {
+    const lock = await holdWriteLock(database);
+    try {
+      const peer = await RawConnection.open(running.server.address.port);
+      peer.hello();
+      const reject = await within(peer.nextJson(MessageType.REJECT), 'REJECT', GUARD_MS);
+      assert.is(reject.reason, 'history-unavailable');
+      await within(peer.closed, 'the server closes after the REJECT', GUARD_MS);
+      peer.destroy();
+    } finally {
+      await lock.release();
+    }
+    await within(
+      running.recordedWhere((event) => event.type === 'connection-rejected'),
+      'the rejection committed once the lock is gone',
+      GUARD_MS,
+    );
+    const rejection = running.recorded.find((event) => event.type === 'connection-rejected');
+    number = rejection?.session ?? 0;
+    assert.ok(rejection?.type === 'connection-rejected' && rejection.data.reason === 'history-unavailable');
+    await running.server.close();
+    assert.equal(
+      readHistory(database)
+        .filter((event) => event.session === number)
+        .map((event) => event.type),
+      ['connection-rejected'],
+      'never on record as admitted: no close record',
+    );
+    running = await start(database);
+    const { peer, number: next } = await admittedPeer(running.server.address.port);
+    assert.ok(next > number, `the number ${number} is not handed out again (got ${next})`);
+    peer.destroy();
+  } finally {
+    await running.server.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test.run();

@@ -58,8 +58,19 @@ export interface BackgroundCommitter {
 /** The transaction that appends rows, on `db`; prepared once. */
 export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void {
   const insert = db.prepare<EventRow>('INSERT INTO events (at, session, type, data) VALUES (?, ?, ?, ?)');
+  // [P-49] An answer-repeated row updates the session's previous row, which is the answer it repeats; the lookup
+  // walks back from the end of the table and stops at that row, a few rows back.
+  const repeat = db.prepare<[{ at: number; session: number | null; data: string }]>(
+    `UPDATE events SET data = json_set(data,
+       '$.repeats', coalesce(json_extract(data, '$.repeats'), 0) + 1, '$.lastAt', CAST(@at AS INTEGER),
+       '$.lastRequestId', json_extract(@data, '$.requestId'))
+     WHERE position = (SELECT position FROM events WHERE session = @session ORDER BY position DESC LIMIT 1)`,
+  );
   const commit = db.transaction((rows: readonly EventRow[]) => {
-    for (const row of rows) insert.run(...row);
+    for (const row of rows) {
+      if (row[2] === 'answer-repeated') repeat.run({ at: row[0], session: row[1], data: row[3] });
+      else insert.run(...row);
+    }
   });
   return (rows) => commit.immediate(rows);
 }
@@ -121,7 +132,7 @@ export class EventLog {
   readonly db: Database;
   readonly #now: () => number;
   readonly #commitRows: (rows: readonly EventRow[]) => void;
-  readonly #background: BackgroundCommitter | undefined;
+  #background: BackgroundCommitter | undefined;
   readonly #maxHeldFacts: number;
   readonly #onHealth: ((health: HistoryHealth) => void) | undefined;
   readonly #onLateFacts: ((events: readonly NewEvent[]) => void) | undefined;
@@ -135,6 +146,7 @@ export class EventLog {
   #retryDelayMs = FACT_RETRY_MIN_MS;
   #scheduled: NodeJS.Immediate | null = null;
   #closed = false;
+  #finishing = false;
 
   constructor(db: Database, options: EventLogOptions = {}) {
     this.db = db;
@@ -229,6 +241,10 @@ export class EventLog {
    * closed.
    */
   async finish(deadlineMs: number): Promise<number> {
+    if (this.#closed) return 0;
+    // The background committer is closed by now: every commit from here on is made on this thread.
+    this.#background = undefined;
+    this.#finishing = true;
     const start = performance.now();
     let delayMs = FACT_RETRY_MIN_MS;
     this.flush();
@@ -239,7 +255,7 @@ export class EventLog {
       delayMs = Math.min(delayMs * 2, FACT_RETRY_MAX_MS);
       this.flush();
     }
-    const unrecorded = this.#held.length + (this.#lost?.count ?? 0);
+    const unrecorded = this.#held.length + (this.#lost?.count ?? 0) + countFacts(this.#queue);
     this.#closed = true;
     this.#stopRetrying();
     return unrecorded;
@@ -343,7 +359,7 @@ export class EventLog {
 
   /** Held facts are retried on a timer (doubling up to FACT_RETRY_MAX_MS), and at every commit before that. */
   #scheduleRetry(): void {
-    if (this.#closed || (this.#held.length === 0 && !this.#lost) || this.#retry) return;
+    if (this.#closed || this.#finishing || (this.#held.length === 0 && !this.#lost) || this.#retry) return;
     const delay = this.#retryDelayMs;
     this.#retryDelayMs = Math.min(delay * 2, FACT_RETRY_MAX_MS);
     this.#retry = setTimeout(() => {
@@ -392,6 +408,10 @@ export class EventLog {
   #toRow(event: NewEvent): EventRow {
     return [event.at ?? this.#now(), event.session, event.type, JSON.stringify(event.data)];
   }
+}
+
+function countFacts(queue: readonly Pending[]): number {
+  return queue.reduce((count, pending) => count + (pending.fact ? pending.events.length : 0), 0);
 }
 
 /** The one event that stands for facts dropped past the bound: how many, of which kinds, from when to when. */

@@ -65,6 +65,9 @@ export function validateTierTable(value: unknown): TierTable {
   return Object.freeze(rows.map((row) => Object.freeze(row)));
 }
 
+/** [P-3] Longest tier name, in UTF-16 units: with it, a WELCOME is a few hundred bytes, far below 64 KiB. */
+export const MAX_TIER_NAME_CHARS = 64;
+
 function validateRow(entry: unknown, index: number): TierRange {
   const where = `tier table: entry ${index}`;
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
@@ -77,11 +80,13 @@ function validateRow(entry: unknown, index: number): TierRange {
   if (from > to) {
     throw new Error(`${where}: from (${from}) is greater than to (${to})`);
   }
-  if (typeof tier !== 'string' || tier.length === 0) {
-    throw new Error(`${where}: tier must be a non-empty string`);
+  // [P-3] The tier name travels in the WELCOME, which must stay well within the 64 KiB of a first frame.
+  if (typeof tier !== 'string' || tier.length === 0 || tier.length > MAX_TIER_NAME_CHARS) {
+    throw new Error(`${where}: tier must be a non-empty string of at most ${MAX_TIER_NAME_CHARS} characters`);
   }
-  if (typeof quota !== 'number' || !Number.isInteger(quota) || quota < 0) {
-    throw new Error(`${where}: quota must be a non-negative integer`);
+  // [P-50] A quota is written as plain digits: an integer no greater than 2^53-1.
+  if (typeof quota !== 'number' || !Number.isSafeInteger(quota) || quota < 0) {
+    throw new Error(`${where}: quota must be a non-negative integer, at most ${Number.MAX_SAFE_INTEGER}`);
   }
   if (typeof canReadUsage !== 'boolean') {
     throw new Error(`${where}: canReadUsage must be a boolean`);

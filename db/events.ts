@@ -14,7 +14,16 @@ export type HistoryEvent =
   | { type: 'server-stopped'; data: { reason: string } }
   | {
       type: 'session-admitted';
-      data: { name: string; code: number; tier: string; quota: number; protocolVersion: number; remote: string };
+      data: {
+        name: string;
+        code: number;
+        tier: string;
+        quota: number;
+        protocolVersion: number;
+        remote: string;
+        /** [P-8] the client software the HELLO named, when it named one */
+        client?: string;
+      };
     }
   | {
       type: 'connection-rejected';
@@ -38,6 +47,11 @@ export type HistoryEvent =
         imageLength?: number;
         /** what a name that is not in the catalog looked like it was trying (path-traversal, nul-byte, ...) */
         suspicious?: string;
+        /** [P-49] how many identical refusals followed this one, each recorded by adding one here (absent: none) */
+        repeats?: number;
+        /** [P-49] when the last of them was recorded (ms since the epoch), and its request id */
+        lastAt?: number;
+        lastRequestId?: number | null;
       };
     }
   /** [P-35] a get answered not-modified: the client held the current image; nothing sent, nothing counted */
@@ -75,7 +89,7 @@ export type NewEvent = (HistoryEvent & { session: number | null; at?: number }) 
 
 /**
  * [P-49] Not a row of its own: recorded in place of an answer's event that is the same as the session's previous row
- * (the same refusal again, the same not-modified again), it adds one to that row's `repeats` and sets its `lastAt` and
+ * (the same refusal again), it adds one to that row's `repeats` and sets its `lastAt` and
  * `lastRequestId` (rowCommitter, db/event-log.ts). So a flood of identical free requests is committed answer by
  * answer, and does not grow the history.
  */

@@ -70,6 +70,8 @@ export class Connection {
   #closeAfterAdmission: SessionEffect | null = null;
   /** [P-52] what could be read of a request refused before it was parsed whole, for its record */
   #refused: { command?: string; image?: string } | undefined;
+  /** [P-8] the HELLO's `client`, checked ([P-51]), for the admission's record */
+  #client: string | undefined;
   /** the request being answered, for the fields the session machine does not carry (list paging, usage filters) */
   #request: Request | undefined;
   /** [P-48] this session's budget of requests that cost no quota (null until its first one) */
@@ -227,6 +229,7 @@ export class Connection {
     }
     try {
       const hello = parseHello(parseJsonBody(item.frame.body));
+      this.#client = hello.client;
       const identity = { name: `client-${this.number}`, code: this.#server.nextCode() };
       session.send({ type: 'HELLO', versions: hello.versions, identity });
     } catch (error) {
@@ -290,6 +293,7 @@ export class Connection {
       rejected: this.#rejected,
       admittedOnRecord: this.#admission === 'on-record',
       refused: this.#refused,
+      client: this.#client,
       suspicious:
         effect.type === 'refuse' && effect.code === 'image-not-found' && effect.image !== undefined
           ? suspiciousName(

@@ -20,6 +20,8 @@ export interface RecordingContext {
   suspicious?: string | null;
   /** [P-52] for a request refused before it was parsed whole: its command and image, as far as they could be read */
   refused?: { command?: string; image?: string } | undefined;
+  /** [P-8] the software the client named in its HELLO, if it did */
+  client?: string | undefined;
 }
 
 /**
@@ -45,6 +47,7 @@ export function eventsForEffect(effect: SessionEffect, context: RecordingContext
             quota: effect.quota.limit,
             protocolVersion: effect.version,
             remote: context.remote,
+            ...(context.client === undefined ? {} : { client: context.client }),
           },
         },
       ];

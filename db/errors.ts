@@ -59,6 +59,22 @@ export class HistoryInUseError extends HistoryError {
   }
 }
 
+/**
+ * The history file has other names (hard links). SQLite names a history's WAL after the path it was opened by, so
+ * two servers given two of these names would each keep a WAL of their own and overwrite each other's commits at
+ * checkpoint, and no lock named after a path would stop them: such a file is refused.
+ */
+export class HistoryHardLinkedError extends HistoryError {
+  readonly code = 'history-hard-linked';
+
+  constructor(file: string, links: number) {
+    super(
+      `the history ${file} has ${links} names (hard links): a server on each would keep its own WAL and overwrite ` +
+        "the other's commits; remove the other links (or copy the file) and start again",
+    );
+  }
+}
+
 /** A writable open of a file (or folder) the process may not write to. */
 export class HistoryReadOnlyError extends HistoryError {
   readonly code = 'history-read-only';

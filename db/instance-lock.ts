@@ -1,18 +1,62 @@
 /**
- * One server per history file. Client names are numbered from the history, so two servers writing to one file would
- * hand out the same names; the second one is refused at start instead. The lock is a file beside the history holding
- * the owner's pid, created exclusively; a lock whose process is gone (a server that was killed) is taken over.
+ * One server per history file, whatever the path it is given. Client names are numbered from the history, so two
+ * servers writing to one file would hand out the same names; the second one is refused at start instead.
+ *
+ * The lock is a file beside the history's real path (symbolic links resolved, of the file and of its folders), so
+ * every path that leads to the file through links names the same lock. A hard link is another name for the file
+ * that no resolution leads back to, and SQLite names its WAL after the path it is given: two servers on two hard
+ * links would each write their own WAL and overwrite each other at checkpoint. A history with more than one link
+ * is therefore refused (history-hard-linked), whoever opens it; this is taken before the history is opened, so
+ * nothing is written to a file that is refused.
+ *
+ * The lock file holds the owner's pid and, where the system says it (Linux: /proc/<pid>/stat), the start time of
+ * that process. A lock is stale, and taken over, when its process is gone, or when its pid now belongs to another
+ * process (alive, but started at another time: pids are reused, by a restarted container most of all).
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { HistoryInUseError } from './errors.ts';
+import {
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { HistoryDiskFullError, HistoryHardLinkedError, HistoryInUseError, HistoryReadOnlyError } from './errors.ts';
 
-/** Histories locked by this process: a lock file naming our own pid is ours only if it is in here (a restarted
- * container can give the new server the pid of the killed one). */
-const heldHere = new Set<string>();
+/** Lock files held by this process, each with the content it wrote. */
+const heldHere = new Map<string, string>();
 
 export interface InstanceLock {
+  /** the lock file */
   readonly file: string;
+  /** the history's real path, the one the lock is named after */
+  readonly history: string;
   release(): void;
+}
+
+interface Owner {
+  pid: number;
+  /** the process's start time as the system gives it (clock ticks since boot on Linux); null when unknown */
+  startTime: string | null;
+}
+
+/**
+ * The start time of a process, from /proc/<pid>/stat field 22 (clock ticks since boot), or null where there is no
+ * /proc or the process is gone. Field 2 (the command) may hold spaces and parentheses: fields are counted after the
+ * last ')'.
+ */
+export function processStartTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const startTime = fields[22 - 3];
+    return startTime && /^\d+$/.test(startTime) ? startTime : null;
+  } catch {
+    return null;
+  }
 }
 
 function processIsAlive(pid: number): boolean {
@@ -24,37 +68,126 @@ function processIsAlive(pid: number): boolean {
   }
 }
 
-function ownerOf(lockFile: string): number | null {
+function parseOwner(content: string): Owner | null {
+  const [pidText, startTime] = content.trim().split(/\s+/);
+  const pid = Number.parseInt(pidText ?? '', 10);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return null;
+  return { pid, startTime: startTime && /^\d+$/.test(startTime) ? startTime : null };
+}
+
+function readLock(lockFile: string): string | null {
   try {
-    const pid = Number.parseInt(readFileSync(lockFile, 'utf8'), 10);
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+    return readFileSync(lockFile, 'utf8');
   } catch {
     return null;
   }
 }
 
-export function lockHistory(historyFile: string): InstanceLock {
-  const file = `${historyFile}.lock`;
-  for (let attempt = 0; attempt < 2; attempt++) {
+/** Whether the process that wrote the lock still runs: the same pid, and (when both are known) the same start. */
+function ownerRuns(owner: Owner): boolean {
+  if (!processIsAlive(owner.pid)) return false;
+  if (owner.startTime === null) return true; // a lock written without a start time: cannot tell, assume it runs
+  const now = processStartTime(owner.pid);
+  return now === null || now === owner.startTime;
+}
+
+/**
+ * The path SQLite will open, with every symbolic link resolved: of the file, of its folders, and of a link whose
+ * target does not exist yet (SQLite creates the target). The folder is created if missing, as opening would.
+ */
+export function realHistoryPath(file: string): string {
+  let current = path.resolve(file);
+  for (let hops = 0; hops < 40; hops++) {
     try {
-      writeFileSync(file, String(process.pid), { flag: 'wx' });
-      heldHere.add(file);
+      return realpathSync(current);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    let target: string;
+    try {
+      target = readlinkSync(current);
+    } catch {
+      // Not a link: the file does not exist yet, and is created here.
+      mkdirSync(path.dirname(current), { recursive: true });
+      return path.join(realpathSync(path.dirname(current)), path.basename(current));
+    }
+    current = path.resolve(path.dirname(current), target);
+  }
+  throw Object.assign(new Error(`too many symbolic links: ${file}`), { code: 'ELOOP' });
+}
+
+/** Refuses a history file that has other names (hard links): each would get its own WAL. */
+function refuseHardLinks(historyFile: string, real: string): void {
+  let links: number;
+  try {
+    links = statSync(real).nlink;
+  } catch {
+    return; // not created yet
+  }
+  if (links > 1) throw new HistoryHardLinkedError(historyFile, links);
+}
+
+export function lockHistory(historyFile: string): InstanceLock {
+  let real: string;
+  try {
+    real = realHistoryPath(historyFile);
+  } catch (error) {
+    throw lockFileError(historyFile, error);
+  }
+  refuseHardLinks(historyFile, real);
+  const file = `${real}.lock`;
+  const startTime = processStartTime(process.pid);
+  const content = startTime === null ? `${process.pid}\n` : `${process.pid} ${startTime}\n`;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (createExclusively(historyFile, file, content)) {
+      heldHere.set(file, content);
       return {
         file,
+        history: real,
         release: () => {
+          if (heldHere.get(file) !== content) return;
           heldHere.delete(file);
-          rmSync(file, { force: true });
+          // Only our own lock: if it was taken over meanwhile (it should not be), the new owner's stays.
+          if (readLock(file) === content) rmSync(file, { force: true });
         },
       };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const owner = ownerOf(file);
-      const held = owner === process.pid ? heldHere.has(file) : owner !== null && processIsAlive(owner);
-      if (held) {
-        throw new HistoryInUseError(historyFile, owner);
-      }
-      rmSync(file, { force: true }); // left by a server that is gone
     }
+    const found = readLock(file);
+    if (found === null) continue; // released meanwhile: try again
+    const owner = parseOwner(found);
+    const ours = owner?.pid === process.pid && heldHere.get(file) === found;
+    if (ours || (owner !== null && owner.pid !== process.pid && ownerRuns(owner))) {
+      throw new HistoryInUseError(historyFile, owner?.pid ?? null);
+    }
+    // Left by a server that is gone, or by a pid that now names another process: taken over, unless another
+    // server starting at the same moment took it over first (the content changed since it was read).
+    if (readLock(file) === found) rmSync(file, { force: true });
   }
-  throw new HistoryInUseError(historyFile, ownerOf(file));
+  throw new HistoryInUseError(historyFile, parseOwner(readLock(file) ?? '')?.pid ?? null);
+}
+
+/**
+ * Creates the lock file with its content in one step: written to a file of its own, then linked to the lock's
+ * name, which fails if the name exists. Nobody ever sees a lock file without its pid.
+ */
+function createExclusively(historyFile: string, file: string, content: string): boolean {
+  const draft = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  try {
+    writeFileSync(draft, content, { flag: 'wx' });
+    linkSync(draft, file);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw lockFileError(historyFile, error);
+  } finally {
+    rmSync(draft, { force: true });
+  }
+}
+
+/** A lock file that cannot be written: the history's folder is read-only, or the disk is full. */
+function lockFileError(historyFile: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') return new HistoryReadOnlyError(historyFile, error);
+  if (code === 'ENOSPC') return new HistoryDiskFullError(historyFile, error);
+  return error;
 }

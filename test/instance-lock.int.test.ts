@@ -3,13 +3,29 @@
  * would hand out names the first one also hands out. It is refused at start; a lock left by a killed server is not
  * an obstacle.
  */
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
+import { processStartTime } from '../db/instance-lock.ts';
+import { openDatabase } from '../db/open-database.ts';
 import { makeTemporaryFolder, startTestServer } from './helpers/test-server.ts';
+
+/** The coded error of a start that is refused, or null if the server started (it is then stopped). */
+async function refusal(
+  options: Parameters<typeof startTestServer>[0],
+): Promise<{ code?: string; message: string } | null> {
+  return startTestServer(options).then(
+    async (server) => {
+      await server.stop();
+      return null;
+    },
+    (error: unknown) => error as { code?: string; message: string },
+  );
+}
 
 test('a second server on the same history is refused with history-in-use; after the first stops it starts', async () => {
   const folder = makeTemporaryFolder();
@@ -42,6 +58,100 @@ test('a lock naming our own pid that this process does not hold (a restarted con
   writeFileSync(path.join(folder, 'history.sqlite.lock'), String(process.pid));
   const running = await startTestServer({ folder });
   await running.stop();
+});
+
+test('a second server given a symbolic link to the history (or to its folder) is refused with history-in-use', async () => {
+  const folder = makeTemporaryFolder();
+  const database = path.join(folder, 'history.sqlite');
+  const first = await startTestServer({ folder });
+  const elsewhere = makeTemporaryFolder();
+  try {
+    const fileLink = path.join(elsewhere, 'linked.sqlite');
+    symlinkSync(database, fileLink);
+    const folderLink = path.join(elsewhere, 'folder');
+    symlinkSync(folder, folderLink);
+    for (const link of [fileLink, path.join(folderLink, 'history.sqlite')]) {
+      const refused = await refusal({ folder: elsewhere, database: link });
+      assert.is(refused?.code, 'history-in-use', link);
+    }
+  } finally {
+    await first.stop();
+    rmSync(elsewhere, { recursive: true, force: true });
+  }
+});
+
+test('a history with a hard link is refused with history-hard-linked, by either name, before anything is written', async () => {
+  const folder = makeTemporaryFolder();
+  const database = path.join(folder, 'history.sqlite');
+  openDatabase(database).close();
+  const linked = path.join(folder, 'linked.sqlite');
+  linkSync(database, linked);
+  try {
+    for (const name of [database, linked]) {
+      const refused = await refusal({ folder, database: name });
+      assert.is(refused?.code, 'history-hard-linked', name);
+      assert.match(refused?.message ?? '', /2 names \(hard links\)/);
+    }
+    assert.not.ok(existsSync(`${linked}-wal`), 'the link was never opened: no WAL of its own');
+    assert.not.ok(existsSync(`${database}.lock`), 'no lock left behind');
+    unlinkSync(linked);
+    assert.is(await refusal({ folder, database }), null, 'with its one name again, it starts');
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('a symbolic link whose target does not exist yet locks the target, which a second server is refused', async () => {
+  const folder = makeTemporaryFolder();
+  const target = path.join(folder, 'real', 'history.sqlite');
+  mkdirSync(path.dirname(target));
+  const link = path.join(folder, 'link.sqlite');
+  symlinkSync(target, link);
+  const first = await startTestServer({ folder, database: link });
+  try {
+    assert.ok(existsSync(`${target}.lock`), 'the lock is named after the real path');
+    assert.is((await refusal({ folder, database: target }))?.code, 'history-in-use');
+  } finally {
+    await first.stop();
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('the lock file holds the pid and the process start time', async () => {
+  const folder = makeTemporaryFolder();
+  const running = await startTestServer({ folder });
+  try {
+    const [pid, startTime] = readFileSync(path.join(folder, 'history.sqlite.lock'), 'utf8').trim().split(' ');
+    assert.is(Number(pid), process.pid);
+    assert.is(startTime, processStartTime(process.pid) ?? undefined);
+  } finally {
+    await running.stop();
+  }
+});
+
+const withProc = processStartTime(process.pid) === null ? test.skip : test;
+
+withProc('a lock whose pid now belongs to another live process (another start time) is taken over', async () => {
+  const folder = makeTemporaryFolder();
+  const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
+  await once(stranger, 'spawn');
+  try {
+    const pid = stranger.pid as number;
+    const started = Number(processStartTime(pid));
+    writeFileSync(path.join(folder, 'history.sqlite.lock'), `${pid} ${started + 1}\n`);
+    const running = await startTestServer({ folder });
+    const client = await ImgcacheClient.connect({ port: running.port });
+    await client.exit();
+    await running.stop();
+    // The same live pid with its real start time: that is the owner, still running.
+    writeFileSync(path.join(folder, 'history.sqlite.lock'), `${pid} ${started}\n`);
+    const refused = await refusal({ folder });
+    assert.is(refused?.code, 'history-in-use');
+    assert.match(refused?.message ?? '', `pid ${pid}`);
+  } finally {
+    stranger.kill('SIGKILL');
+    rmSync(folder, { recursive: true, force: true });
+  }
 });
 
 test.run();

@@ -60,12 +60,19 @@ export function* usageFromFile(file: string): Generator<string> {
   }
 }
 
-/** The history's instance lock, or the database closed and the error thrown. */
-function lockOrClose(file: string, database: Database.Database): InstanceLock {
+/**
+ * The history's instance lock, then the history opened: a second server, or a file with other names, is refused
+ * before anything is written to it. The lock is released if the open fails.
+ */
+function lockAndOpen(
+  file: string,
+  options: Parameters<typeof openDatabase>[1],
+): { lock: InstanceLock; database: Database.Database } {
+  const lock = lockHistory(file);
   try {
-    return lockHistory(file);
+    return { lock, database: openDatabase(file, options) };
   } catch (error) {
-    database.close();
+    lock.release();
     throw error;
   }
 }
@@ -81,8 +88,7 @@ export async function startServer(
   // A commit waits at most this long for a lock held by another process: the event loop waits with it.
   const busyTimeoutMs = 250;
   const synchronous = config.historySync;
-  const database: Database.Database = openDatabase(config.database, { busyTimeoutMs, synchronous });
-  const lock = lockOrClose(config.database, database);
+  const { lock, database } = lockAndOpen(config.database, { busyTimeoutMs, synchronous });
   // Group commits run on a thread of their own (unless told otherwise): the event loop keeps serving meanwhile.
   const committer = config.historyThread
     ? new WorkerCommitter({ file: config.database, synchronous, busyTimeoutMs })

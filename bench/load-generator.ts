@@ -178,6 +178,8 @@ class LoadClient {
   readonly #run: LoadRun;
   #socket: net.Socket | null = null;
   #sentAt = 0;
+  /** the request in flight, for its receipt [P-40] */
+  #request: Buffer | null = null;
   #busy = false;
   #retryTimer: NodeJS.Timeout | null = null;
   /** bumped on every (re)connection: events of a replaced connection's reader are ignored */
@@ -247,12 +249,25 @@ class LoadClient {
     }
     this.#busy = true;
     this.#sentAt = performance.now();
-    socket.write(this.#run.dialect.nextRequest());
+    const request = this.#run.dialect.nextRequest();
+    this.#request = request;
+    socket.write(request);
   }
 
   #answered(bodyBytes: number): void {
     this.#busy = false;
     this.#run.recordAnswer(performance.now() - this.#sentAt, bodyBytes);
+    // [P-40] The answer was read whole: its receipt goes out with the next request, in one writev.
+    const receipt = this.#request && this.#run.dialect.receiptFor(this.#request);
+    this.#request = null;
+    const socket = this.#socket;
+    if (receipt && socket) {
+      socket.cork();
+      socket.write(receipt);
+      this.#sendNext();
+      socket.uncork();
+      return;
+    }
     this.#sendNext();
   }
 

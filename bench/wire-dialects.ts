@@ -2,7 +2,7 @@
  * What the load generator says and reads for each kind of server, all with one request in flight per connection:
  *
  * - `imgcache`: our protocol. HELLO, then back-to-back `get` REQUESTs; an answer is REPLY, DATA frames, END ([P-19],
- *   [P-24]). A session that ends (quota used up, a closing NOTICE, a REJECT) is replaced by a new connection.
+ *   [P-24]), acknowledged with a RECEIVED sent in the same write as the next REQUEST ([P-40]). A session that ends (quota used up, a closing NOTICE, a REJECT) is replaced by a new connection.
  * - `bare`: the baseline's protocol (bench/bare-server.ts), the same frame shape without handshake, JSON or END: a
  *   REQUEST frame whose body is the image name, answered by one DATA frame holding the whole image.
  * - `http`: HTTP/1.1 keep-alive `GET`, answered with a Content-Length body.
@@ -35,6 +35,11 @@ export interface WireDialect {
   greeting: Buffer | null;
   /** the next request to send (a shared, pre-encoded buffer) */
   nextRequest(): Buffer;
+  /**
+   * [P-40] the receipt to send once the answer to `request` (a buffer nextRequest gave) has been read whole, pre-encoded
+   * too; null when the protocol has none
+   */
+  receiptFor(request: Buffer): Buffer | null;
   createReader(events: ReaderEvents): ByteReader;
 }
 
@@ -56,6 +61,9 @@ function imgcacheDialect(image: string): WireDialect {
   const requests = Array.from({ length: REQUEST_RING }, (_, index) =>
     encodeJsonFrame(MessageType.REQUEST, { id: index + 1, command: 'get', image }),
   );
+  const receipts = new Map(
+    requests.map((request, index) => [request, encodeJsonFrame(MessageType.RECEIVED, { id: index + 1 })]),
+  );
   let next = 0;
   return {
     greeting: encodeJsonFrame(MessageType.HELLO, { versions: [1], client: 'imgcache-bench/1' }),
@@ -63,6 +71,7 @@ function imgcacheDialect(image: string): WireDialect {
       next = (next + 1) % REQUEST_RING;
       return requests[next] as Buffer;
     },
+    receiptFor: (request) => receipts.get(request) ?? null,
     createReader: (events) => {
       const skipper: FrameSkipper = new FrameSkipper(
         (type, _length, body) => {
@@ -104,6 +113,7 @@ function bareDialect(image: string): WireDialect {
   return {
     greeting: null,
     nextRequest: () => request,
+    receiptFor: () => null,
     createReader: (events) =>
       new FrameSkipper((type, length) => {
         if (type === DATA_FRAME_TYPE) events.answered(length);
@@ -117,6 +127,7 @@ function httpDialect(urlPath: string): WireDialect {
   return {
     greeting: null,
     nextRequest: () => request,
+    receiptFor: () => null,
     createReader: (events) =>
       new HttpResponseSkipper((status, bodyBytes) => {
         if (status === 200) events.answered(bodyBytes);

@@ -118,14 +118,41 @@ function addToDraft(draft: ClientDraft, event: StoredEvent): void {
     case 'request-refused':
       // Other refusals (a bad request, a forbidden usage) are not image requests.
       if (event.data.code === 'image-not-found' && event.data.image !== undefined) {
-        draft.requests.push({ image: event.data.image, at: iso(event.at), outcome: 'not-found' });
+        const repeats = event.data.repeats ? { repeats: event.data.repeats } : {}; // [P-49]
+        draft.requests.push({ image: event.data.image, at: iso(event.at), outcome: 'not-found', ...repeats });
       }
       return;
     case 'quota-exhausted':
       draft.requests.push({ image: event.data.image, at: iso(event.at), outcome: 'refused' });
       return;
+    case 'transfer-incomplete':
+      markIncomplete(draft, event.data);
+      return;
     default:
       return;
+  }
+}
+
+/**
+ * [P-42] The transfer of the session's last served image stopped before its END: that request's outcome is
+ * `incomplete`, with the bytes sent and why, and it does not count in `quota.used`. A transfer ends its session, so
+ * it is the last image served.
+ */
+function markIncomplete(draft: ClientDraft, data: Extract<StoredEvent, { type: 'transfer-incomplete' }>['data']): void {
+  for (let index = draft.requests.length - 1; index >= 0; index--) {
+    const request = draft.requests[index] as UsageRequest;
+    if (request.outcome !== 'served') continue;
+    if (request.image !== data.image) return;
+    draft.requests[index] = {
+      image: request.image,
+      at: request.at,
+      outcome: 'incomplete',
+      bytes: data.bytes,
+      bytesSent: data.bytesSent,
+      reason: data.reason,
+    };
+    draft.used--;
+    return;
   }
 }
 

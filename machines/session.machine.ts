@@ -113,7 +113,7 @@ function idleCheckFromAnswerEnd(context: SessionContext, at: number): IdleCheck 
  */
 function nextIdleCheck(context: SessionContext): IdleCheck {
   const now = context.idleCheckDueAt;
-  if (context.answerInFlight || now === null) return idleCheckInFlight(context);
+  if (context.answerInFlight || context.receiptPending || now === null) return idleCheckInFlight(context);
   const dueAt = context.lastAnswerAt + context.idleTimeoutMs;
   return { idleCheckDueAt: dueAt, idleCheckDelayMs: dueAt - now, idleCheckArmedByAnswer: false };
 }
@@ -149,6 +149,8 @@ const sessionSetup = setup({
     isTransferWithQuotaToSpare: ({ context, event }) => isTransfer(context, event) && context.quota.remaining > 1,
     /** [P-16] */
     answerInFlight: ({ context }) => context.answerInFlight,
+    /** [P-48] The glue found this request free and over the session's budget of free requests. */
+    isOverBudget: ({ event }) => event.type === 'REQUEST' && event.overBudget === true,
     isList: ({ event }) => commandOf(event) === 'list',
     isUsage: ({ event }) => commandOf(event) === 'usage',
     isExit: ({ event }) => commandOf(event) === 'exit',
@@ -176,9 +178,17 @@ const sessionSetup = setup({
     endsAnswer: ({ context }) => context.answerInFlight && !context.shutdownPending && context.idleCheckArmedByAnswer,
     /** [P-28] */
     shutdownPending: ({ context }) => context.shutdownPending,
+    /** [P-40] */
+    answerInFlightOrReceiptStillPending: ({ context, event }) => {
+      assertEvent(event, 'DELIVERED');
+      return context.answerInFlight || event.receiptPending;
+    },
+    /** [P-27] */
+    idleCheckArmedByAnswer: ({ context }) => context.idleCheckArmedByAnswer,
     /** [P-27] No answer in flight, and idleTimeoutMs gone by since the last one ended. */
     idleTimeoutReached: ({ context }) =>
       !context.answerInFlight &&
+      !context.receiptPending &&
       context.idleCheckDueAt !== null &&
       context.idleCheckDueAt >= context.lastAnswerAt + context.idleTimeoutMs,
   },
@@ -253,6 +263,11 @@ const sessionSetup = setup({
       assertEvent(event, 'REQUEST');
       return refusal(event, context.quota, 'image-not-found', `no image named '${imageOf(event)}'`);
     }),
+    /** [P-48] Not fatal, costs nothing; the glue adds the retry hint. */
+    refuseOverBudget: emit(({ context, event }) => {
+      assertEvent(event, 'REQUEST');
+      return refusal(event, context.quota, 'rate-limited', 'too many requests that cost no quota; slow down');
+    }),
     /** [P-21] Fatal. */
     refuseQuotaExhausted: emit(({ context, event }) => {
       assertEvent(event, 'REQUEST');
@@ -282,7 +297,7 @@ const sessionSetup = setup({
     /** [P-27] The answer is written; the idle timeout counts from its end. */
     endAnswer: assign(({ event }) => {
       assertEvent(event, 'REPLY_SENT');
-      return { answerInFlight: false, lastAnswerAt: event.at };
+      return { answerInFlight: false, lastAnswerAt: event.at, receiptPending: event.receiptPending === true };
     }),
     /**
      * [P-27] The answer is written, and the idle check was armed in flight or when an earlier one fell due (from a
@@ -290,7 +305,28 @@ const sessionSetup = setup({
      */
     endAnswerAndArmIdleCheck: assign(({ context, event }) => {
       assertEvent(event, 'REPLY_SENT');
-      return { answerInFlight: false, lastAnswerAt: event.at, ...idleCheckFromAnswerEnd(context, event.at) };
+      const receiptPending = event.receiptPending === true;
+      return {
+        answerInFlight: false,
+        lastAnswerAt: event.at,
+        receiptPending,
+        ...idleCheckFromAnswerEnd(context, event.at),
+      };
+    }),
+    /** [P-27] [P-40] A stream was delivered: the idle timeout counts from its RECEIVED once none is awaited. */
+    deliver: assign(({ event }) => {
+      assertEvent(event, 'DELIVERED');
+      return { lastAnswerAt: event.at, receiptPending: event.receiptPending };
+    }),
+    /** [P-27] [P-40] Delivered, and the idle check was armed while a receipt was awaited: re-armed from `at`. */
+    deliverAndArmIdleCheck: assign(({ context, event }) => {
+      assertEvent(event, 'DELIVERED');
+      return { lastAnswerAt: event.at, receiptPending: false, ...idleCheckFromAnswerEnd(context, event.at) };
+    }),
+    /** [P-40] A RECEIVED while an answer is in flight or another stream awaits one: only the count changes. */
+    noteReceipt: assign(({ event }) => {
+      assertEvent(event, 'DELIVERED');
+      return { receiptPending: event.receiptPending };
     }),
     /** [P-27] The idle check fell due before the session was idle for idleTimeoutMs, or in flight. */
     rearmIdleCheck: assign(({ context }) => nextIdleCheck(context)),
@@ -343,6 +379,7 @@ function sessionState(self: '#session.active' | '#session.quotaExhausted', trans
               } as const,
             ]),
         { guard: 'answerInFlight' }, // [P-16] ignored
+        { guard: 'isOverBudget', actions: ['startAnswer', 'refuseOverBudget'] }, // [P-48]
         { guard: 'isList', actions: ['startAnswer', 'serveList'] },
         { guard: and(['isUsage', 'canReadUsage']), actions: ['startAnswer', 'serveUsage'] },
         { guard: 'isUsage', actions: ['startAnswer', 'refuseUsage'] },
@@ -369,6 +406,16 @@ function sessionState(self: '#session.active' | '#session.quotaExhausted', trans
         },
         { guard: 'answerInFlight', target: self, reenter: true, actions: 'endAnswerAndArmIdleCheck' },
         // A REPLY_SENT with no answer in flight is ignored.
+      ],
+      /**
+       * [P-27] [P-40] A stream delivered. In flight or with another receipt awaited, the idle clock does not run; an
+       * idle check armed by an answer's end falls due and is re-armed for the time left; one armed meanwhile is
+       * re-armed from the receipt.
+       */
+      DELIVERED: [
+        { guard: 'answerInFlightOrReceiptStillPending', actions: 'noteReceipt' },
+        { guard: 'idleCheckArmedByAnswer', actions: 'deliver' },
+        { target: self, reenter: true, actions: 'deliverAndArmIdleCheck' },
       ],
       SHUTDOWN: [
         /** [P-28] Wait for the answer in flight. */
@@ -397,6 +444,7 @@ export const sessionMachine = sessionSetup.createMachine({
     idleCheckDueAt: null,
     idleCheckDelayMs: input.idleTimeoutMs,
     idleCheckArmedByAnswer: false,
+    receiptPending: false,
     shutdownPending: false,
     closeReason: '',
   }),

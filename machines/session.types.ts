@@ -35,6 +35,8 @@ export interface RequestEvent {
   request: Request;
   imageExists?: boolean;
   imageUnchanged?: boolean;
+  /** [P-48] a request that costs no quota, over the session's budget of them: refused `rate-limited`, not fatal */
+  overBudget?: boolean;
 }
 
 /**
@@ -57,6 +59,22 @@ export interface InvalidRequestEvent {
 export interface ReplySentEvent {
   type: 'REPLY_SENT';
   at: number;
+  /**
+   * [P-27] [P-40] Whether a stream written on this connection still awaits its RECEIVED (the answer just written, if
+   * it was a stream, or an earlier one). While one does, the session is not idle: the drain deadline watches it.
+   */
+  receiptPending?: boolean;
+}
+
+/**
+ * [P-40] A RECEIVED came: a stream was delivered, at `at` (same clock as REPLY_SENT's). `receiptPending` says whether
+ * another stream still awaits its RECEIVED. With none pending and no answer in flight, the idle timeout counts from
+ * `at` [P-27].
+ */
+export interface DeliveredEvent {
+  type: 'DELIVERED';
+  at: number;
+  receiptPending: boolean;
 }
 
 export type SessionEvent =
@@ -64,6 +82,7 @@ export type SessionEvent =
   | RequestEvent
   | InvalidRequestEvent
   | ReplySentEvent
+  | DeliveredEvent
   /** [P-31] The client went away; reason is 'client-closed', 'connection-reset' or another word for the logs. */
   | { type: 'PEER_CLOSED'; reason: string }
   /** [P-26] history-unavailable: the glue could not record what the session did. */
@@ -158,6 +177,11 @@ export interface SessionContext {
    * its timer fired late. The next REPLY_SENT re-arms either from its `at`.
    */
   idleCheckArmedByAnswer: boolean;
+  /**
+   * [P-27] [P-40] A stream written on this connection awaits its RECEIVED: the session is not idle meanwhile (the drain
+   * deadline cuts a reader that stops, [P-41]).
+   */
+  receiptPending: boolean;
   /** A SHUTDOWN arrived while an answer was in flight ([P-28]). */
   shutdownPending: boolean;
   closeReason: string;

@@ -64,6 +64,7 @@ async function readImageStream(raw: RawConnection): Promise<{ reply: Record<stri
     assert.is(frame.type, MessageType.DATA);
     pieces.push(frame.body);
   }
+  raw.received(Number(reply.id)); // [P-40]
   return { reply, content: Buffer.concat(pieces) };
 }
 

@@ -243,6 +243,7 @@ test('shutdown: the transfer in flight finishes, then the client is told, and ev
   }
   assert.is(received, LARGE_BYTES, 'the whole image arrived');
   await peer.nextJson(MessageType.END);
+  peer.received(1); // [P-40]
   const notice = await peer.nextJson(MessageType.NOTICE);
   assert.equal([notice.kind, notice.closing], ['shutting-down', true]);
   await stopping;

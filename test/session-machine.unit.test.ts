@@ -657,6 +657,38 @@ test('[P-27] serving requests arms no timer: the idle check is re-armed once per
   assertIdleTimeoutAt(session, 100_010 + IDLE_MS);
 });
 
+test('[P-27] [P-40] a stream awaiting its RECEIVED is not idle; the idle timeout counts from the receipt', () => {
+  for (const receivedAt of [IDLE_MS - 5, IDLE_MS * 3]) {
+    const session = welcomed(108); // WELCOME written at 0
+    session.advanceTo(1_000);
+    session.send(get(1));
+    session.advanceTo(2_000);
+    session.send({ type: 'REPLY_SENT', at: session.clock.now(), receiptPending: true }); // END written
+    assert.is(session.take()[0]?.type, 'serve-image');
+    session.advanceTo(receivedAt - 1); // the reader still reads what the socket buffers hold
+    assert.equal(session.take(), [], `not closed while the receipt is awaited, at ${receivedAt - 1}`);
+    session.advanceTo(receivedAt);
+    session.send({ type: 'DELIVERED', at: session.clock.now(), receiptPending: false });
+    assertIdleTimeoutAt(session, receivedAt + IDLE_MS);
+  }
+});
+
+test('[P-40] a RECEIVED while an answer is in flight or another stream is unacknowledged leaves the clock to them', () => {
+  const session = welcomed(950);
+  session.send(get(1));
+  session.send({ type: 'REPLY_SENT', at: session.clock.now(), receiptPending: true });
+  session.send(usage(2));
+  session.advanceTo(10);
+  session.send({ type: 'DELIVERED', at: session.clock.now(), receiptPending: true }); // the usage still awaits one
+  session.advanceTo(20);
+  session.send({ type: 'REPLY_SENT', at: session.clock.now(), receiptPending: true });
+  session.take();
+  session.advanceTo(IDLE_MS * 2);
+  assert.is(session.state(), 'active, idle', 'a receipt is still awaited');
+  session.send({ type: 'DELIVERED', at: session.clock.now(), receiptPending: false });
+  assertIdleTimeoutAt(session, IDLE_MS * 3);
+});
+
 test('[P-28] SHUTDOWN while idle: NOTICE shutting-down and closed at once', () => {
   const session = welcomed(108);
   session.send({ type: 'SHUTDOWN' });

@@ -118,9 +118,12 @@ export type Reply =
       command: 'list';
       status: 'ok';
       images: ImageInfo[];
-      /** [P-45] whether images follow the last one given; `next` is then its name, to pass as `after` */
-      more: boolean;
-      next: string | null;
+      /**
+       * [P-45] whether images follow the last one given; `next` is then its name, to pass as `after`. Absent from a
+       * server before [P-45], whose REPLY holds the whole catalog.
+       */
+      more?: boolean;
+      next?: string | null;
       session: SessionIdentity;
       quota: Quota;
     }
@@ -158,6 +161,7 @@ const ERROR_FATALITY = {
   'bad-request': false,
   'image-not-found': false,
   'usage-forbidden': false,
+  'rate-limited': false,
   'quota-exhausted': true,
   'frame-too-large': true,
   'malformed-message': true,
@@ -176,6 +180,8 @@ export interface ErrorBody {
   message: string;
   fatal: boolean;
   quota?: Quota;
+  /** [P-48] with `rate-limited`: ms until the session may make a request that costs no quota again */
+  retryAfterMs?: number;
 }
 
 export type NoticeKind = 'idle-timeout' | 'shutting-down';

@@ -5,7 +5,7 @@
  */
 import type { Occupancy } from './messages.ts';
 
-export type UsageOutcome = 'served' | 'not-modified' | 'not-found' | 'refused';
+export type UsageOutcome = 'served' | 'not-modified' | 'not-found' | 'refused' | 'incomplete';
 
 export interface UsageRequest {
   image: string;
@@ -13,8 +13,13 @@ export interface UsageRequest {
   at: string;
   /** `not-modified` is a conditional get answered without the bytes [P-35] */
   outcome: UsageOutcome | (string & {});
-  /** only for `served` */
+  /** only for `served` and `incomplete` (the bytes announced) */
   bytes?: number;
+  /** [P-42] only for `incomplete`: the image bytes sent before the transfer stopped, and why it stopped */
+  bytesSent?: number;
+  reason?: string;
+  /** [P-49] only for `not-found`: how many identical requests followed this one in a row, answered the same */
+  repeats?: number;
 }
 
 export interface UsageClient {
@@ -60,7 +65,18 @@ function list(value: unknown): unknown[] {
 function parseRequestEntry(value: unknown): UsageRequest {
   const request = record(value);
   const bytes = typeof request.bytes === 'number' ? { bytes: request.bytes } : {};
-  return { image: text(request.image), at: text(request.at), outcome: text(request.outcome), ...bytes };
+  const bytesSent = typeof request.bytesSent === 'number' ? { bytesSent: request.bytesSent } : {};
+  const reason = typeof request.reason === 'string' ? { reason: request.reason } : {};
+  const repeats = typeof request.repeats === 'number' ? { repeats: request.repeats } : {}; // [P-49]
+  return {
+    image: text(request.image),
+    at: text(request.at),
+    outcome: text(request.outcome),
+    ...bytes,
+    ...bytesSent,
+    ...reason,
+    ...repeats,
+  };
 }
 
 function parseClient(value: unknown): UsageClient {

@@ -31,3 +31,97 @@ export function waitForDrain(stream: Duplex, stallMs: number, onDrained: () => v
   stream.once('drain', drained);
   stream.once('close', finish);
 }
+
+/**
+ * [P-40] [P-41] Delivery: a stream (an image or usage answer) counts as delivered when its RECEIVED arrives, not when
+ * the kernel took its bytes. A stream awaits its receipt from its REPLY on; once its END is written, the receipt must
+ * come within `deadlineMs` of the last progress: the END itself, or the last time the kernel took bytes of the
+ * connection (a 'drain'). A stream whose receipt does not come is stalled, and the connection is cut.
+ *
+ * A reader that stops reading once the rest of an answer fits in the kernel's buffers would otherwise look done to
+ * the server: the writes complete, and nothing but the idle timeout would ever free its slot.
+ *
+ * One timer per connection, armed when a stream's END is written and none is armed, re-armed for the time left when
+ * it falls due: no timer per answer.
+ */
+export class ReceiptWatch {
+  readonly #deadlineMs: number;
+  readonly #onStalled: (requestId: number) => void;
+  readonly #now: () => number;
+  /** streams awaiting their RECEIVED, oldest first; `endAt` is null until the stream's END is written */
+  readonly #awaiting: Array<{ requestId: number; endAt: number | null }> = [];
+  #lastProgressAt = Number.NEGATIVE_INFINITY;
+  #timer: NodeJS.Timeout | null = null;
+  #stopped = false;
+
+  constructor(
+    stream: Duplex,
+    deadlineMs: number,
+    onStalled: (requestId: number) => void,
+    now = () => performance.now(),
+  ) {
+    this.#deadlineMs = deadlineMs;
+    this.#onStalled = onStalled;
+    this.#now = now;
+    stream.on('drain', () => {
+      this.#lastProgressAt = this.#now();
+    });
+    stream.once('close', () => this.stop());
+  }
+
+  /** Streams whose RECEIVED has not come (their END written or not). */
+  get pending(): number {
+    return this.#awaiting.length;
+  }
+
+  /** A stream answering `requestId` starts (its REPLY is about to be written). */
+  expect(requestId: number): void {
+    this.#awaiting.push({ requestId, endAt: null });
+  }
+
+  /** The END of the oldest stream still being written was written: its receipt deadline starts now. */
+  ended(): void {
+    const stream = this.#awaiting.find((candidate) => candidate.endAt === null);
+    if (!stream) return;
+    stream.endAt = this.#now();
+    if (this.#timer === null && !this.#stopped) this.#arm(this.#deadlineMs);
+  }
+
+  /** A RECEIVED for `requestId`: true when a stream awaited it (the oldest such stream is delivered). */
+  receipt(requestId: number): boolean {
+    const first = this.#awaiting[0];
+    if (first?.requestId === requestId) {
+      this.#awaiting.shift();
+      return true;
+    }
+    const index = this.#awaiting.findIndex((candidate) => candidate.requestId === requestId);
+    if (index < 0) return false;
+    this.#awaiting.splice(index, 1);
+    return true;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+
+  #arm(delayMs: number): void {
+    this.#timer = setTimeout(() => this.#check(), Math.max(1, Math.ceil(delayMs)));
+    this.#timer.unref();
+  }
+
+  #check(): void {
+    this.#timer = null;
+    const oldest = this.#awaiting.find((candidate) => candidate.endAt !== null);
+    if (this.#stopped || !oldest || oldest.endAt === null) return;
+    const dueAt = Math.max(oldest.endAt, this.#lastProgressAt) + this.#deadlineMs;
+    const now = this.#now();
+    if (now >= dueAt) {
+      this.stop();
+      this.#onStalled(oldest.requestId);
+      return;
+    }
+    this.#arm(dueAt - now);
+  }
+}

@@ -47,6 +47,9 @@ export class ReplyWriter {
   readonly #stream: Duplex;
   readonly #maxFrameBytes: number;
   readonly #options: ReplyWriterOptions;
+  /** [P-42] DATA body bytes of the answer being written handed to the stream, and those the stream has taken */
+  #dataQueued = 0;
+  #dataTaken = 0;
 
   constructor(stream: Duplex, options: ReplyWriterOptions) {
     this.#stream = stream;
@@ -62,6 +65,7 @@ export class ReplyWriter {
     let roomLeft = true;
     for (let offset = 0; offset < bytes.length; offset += this.#maxFrameBytes) {
       const piece = bytes.subarray(offset, offset + this.#maxFrameBytes);
+      this.#dataQueued += piece.length;
       this.#stream.write(
         offset === 0 && replyJson !== undefined
           ? encodeJsonTextFrameAndNextHeader(MessageType.REPLY, replyJson, MessageType.DATA, piece.length)
@@ -75,33 +79,71 @@ export class ReplyWriter {
   /** Calls `done` once the stream has taken what was written (now, if it has); never if the reader stalls. */
   #whenWritable(wroteAll: boolean, done: () => void): void {
     if (wroteAll) {
+      this.#dataTaken = this.#dataQueued;
       done();
       return;
     }
-    waitForDrain(this.#stream, this.#options.drainTimeoutMs, done, () => this.#options.onAbort('drain-timeout'));
+    const drained = () => {
+      this.#dataTaken = this.#dataQueued;
+      done();
+    };
+    waitForDrain(this.#stream, this.#options.drainTimeoutMs, drained, () => this.#options.onAbort('drain-timeout'));
+  }
+
+  /**
+   * [P-42] The image bytes of the answer being written that the connection has taken (DATA bodies written with room
+   * left, or drained): what a transfer cut short did send. Bytes still buffered in the process are not counted.
+   */
+  get dataBytesTaken(): number {
+    return this.#dataTaken;
   }
 
   /**
    * [P-19] [P-24] REPLY, the image in DATA frames, END. The REPLY is the entry's constant members with the id and
-   * quota put in, encoded in one buffer with the first DATA header; an image held in memory goes out in the same
-   * corked writev.
+   * quota put in, encoded in one buffer with the first DATA header; an image held in memory that fits in one frame
+   * goes out in the same corked writev. A larger one goes out one frame at a time, each once the stream has taken the
+   * one before: every frame taken is progress the drain deadline sees ([P-41]), and a transfer cut short knows what
+   * it sent ([P-42]). `done` runs once the END is written and taken.
    */
   image(requestId: number, entry: CatalogEntry, quota: Quota, done: () => void): void {
     const stream = this.#stream;
     if (stream.destroyed) return;
+    this.#dataQueued = 0;
+    this.#dataTaken = 0;
     const json = `{"id":${requestId},${entry.servedReplyMembers},"quota":${quotaJson(quota)}}`;
     const end = entry.endFrame;
-    if (entry.content && entry.bytes > 0) {
+    const content = entry.content;
+    if (content && entry.bytes > 0) {
+      const whole = content.length <= this.#maxFrameBytes;
       stream.cork();
-      this.#writeData(entry.content, json);
-      const wroteAll = stream.write(end);
+      const roomLeft = this.#writeData(whole ? content : content.subarray(0, this.#maxFrameBytes), json);
+      const wroteAll = whole ? stream.write(end) : roomLeft;
       stream.uncork();
-      this.#whenWritable(wroteAll, done);
+      if (whole) this.#whenWritable(wroteAll, done);
+      else this.#whenWritable(wroteAll, () => this.#framesFrom(content, this.#maxFrameBytes, end, done));
       return;
     }
     stream.write(encodeJsonTextFrame(MessageType.REPLY, json));
     if (entry.content) this.#whenWritable(stream.write(end), done);
     else this.#imageFromDisk(entry, end, done);
+  }
+
+  /** The DATA frames of `content` from `offset` on, each written once the stream took the one before, then END. */
+  #framesFrom(content: Buffer, offset: number, end: Buffer, done: () => void): void {
+    const stream = this.#stream;
+    let at = offset;
+    while (!stream.destroyed) {
+      if (at >= content.length) {
+        this.#whenWritable(stream.write(end), done);
+        return;
+      }
+      const roomLeft = this.#writeData(content.subarray(at, at + this.#maxFrameBytes));
+      at += this.#maxFrameBytes;
+      if (!roomLeft) {
+        this.#whenWritable(false, () => this.#framesFrom(content, at, end, done));
+        return;
+      }
+    }
   }
 
   /**

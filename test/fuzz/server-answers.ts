@@ -171,6 +171,8 @@ async function readStream(
     if (reply.command === 'get' && (digests.get(String(reply.image)) !== digest || reply.sha256 !== digest)) {
       throw new PropertyViolation(`[P-19] the stream of ${String(reply.image)} is not that image`, input);
     }
+    // [P-40] A client says it has read the stream. The fuzzer's input may have closed its side: then it cannot.
+    if (!peer.socket.writableEnded && !peer.socket.destroyed) peer.received(Number(reply.id));
     return;
   }
 }

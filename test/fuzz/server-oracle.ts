@@ -46,8 +46,12 @@ export function expectedAnswers(bytes: Buffer, rules: SessionRules): Answer[] {
   const { frames, outcome } = referenceDecode(bytes, () => rules.maxRequestBytes);
   const answers: Answer[] = [];
   const quota = { served: 0 };
+  const streams: number[] = [];
   for (const frame of frames) {
-    const answer = answerTo(frame, rules, quota);
+    // [P-40] A RECEIVED is no request: unanswered when it names a stream that awaits one, else fatal.
+    const answer = frame.type === MessageType.RECEIVED ? receiptAnswer(frame, streams) : answerTo(frame, rules, quota);
+    if (answer === null) continue;
+    if (answer.kind === 'reply' && (answer.command === 'usage' || answer.command === 'get')) streams.push(answer.id);
     answers.push(answer);
     if (isClosing(answer)) return answers;
   }
@@ -62,6 +66,20 @@ export function isClosing(answer: Answer): boolean {
 
 function fatal(code: string, id: number | null = null): Answer {
   return { kind: 'error', id, code, fatal: true };
+}
+
+/** [P-40] null when the RECEIVED names a stream awaiting one (taken off `streams`), else its fatal ERROR. */
+function receiptAnswer(frame: Frame, streams: number[]): Answer | null {
+  let body: Record<string, unknown>;
+  try {
+    body = parseJsonBody(frame.body);
+  } catch {
+    return fatal('malformed-message');
+  }
+  const index = typeof body.id === 'number' ? streams.indexOf(body.id) : -1;
+  if (index < 0) return fatal('unexpected-message');
+  streams.splice(index, 1);
+  return null;
 }
 
 function answerTo(frame: Frame, rules: SessionRules, quota: { served: number }): Answer {

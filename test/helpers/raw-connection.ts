@@ -59,6 +59,30 @@ export class RawConnection {
     this.sendJson(MessageType.HELLO, { versions });
   }
 
+  /** [P-40] The receipt a client sends once it has read the END of the stream answering request `id`. */
+  received(id: number): void {
+    this.sendJson(MessageType.RECEIVED, { id });
+  }
+
+  /**
+   * Reads the rest of a stream (DATA frames up to its END, [P-24]) and sends its RECEIVED [P-40]: the content and the
+   * END's body.
+   */
+  async readStream(id: number): Promise<{ content: Buffer; end: Record<string, unknown> }> {
+    const pieces: Buffer[] = [];
+    for (;;) {
+      const frame = await this.next();
+      if (!frame) throw new Error(`the connection closed in the middle of the stream answering ${id}`);
+      if (frame.type === MessageType.DATA) {
+        pieces.push(frame.body);
+        continue;
+      }
+      if (frame.type !== MessageType.END) throw new Error(`expected DATA or END, got 0x${frame.type.toString(16)}`);
+      this.received(id);
+      return { content: Buffer.concat(pieces), end: parseJsonBody(frame.body) };
+    }
+  }
+
   /** The next frame from the server, or null when the server closed the connection first. */
   async next(): Promise<Frame | null> {
     for (;;) {

@@ -19,8 +19,8 @@ export interface ServerConfig {
   cacheDir: string;
   /** SQLite history file, created on first start */
   database: string;
-  /** 'full': every commit is synced to the disk (survives a power loss); 'normal': written to the OS at every
-   * commit (survives a crash or kill of the server; a power loss may lose the last commits, never the file) */
+  /** 'normal' (the default): written to the OS at every commit (survives a crash or kill of the server; a power
+   * loss or an OS crash may lose the last commits, never the file); 'full': every commit is synced to the disk */
   historySync: 'full' | 'normal';
   /** commit the history on a worker thread, so that the event loop serves while SQLite writes */
   historyThread: boolean;
@@ -44,6 +44,10 @@ export interface ServerConfig {
   maxFrameBytes: number;
   /** bytes of image content kept in memory; larger catalogs stream the rest from disk */
   memoryBudgetBytes: number;
+  /** [P-48] requests that cost no quota a session may make at once, beyond its steady rate (the bucket's size) */
+  freeRequestBurst: number;
+  /** [P-48] requests that cost no quota a session may make per second, sustained (the bucket's refill rate) */
+  freeRequestsPerSecond: number;
   /** ms between two looks at the cache folder for added, changed or removed images [P-37] */
   catalogRescanMs: number;
   /** fixed client codes handed out in turn (demos and tests); empty: cryptographically random codes */
@@ -59,7 +63,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   port: 7878,
   cacheDir: path.join(PACKAGE_ROOT, 'cache'),
   database: 'imgcache-history.sqlite',
-  historySync: 'full',
+  historySync: 'normal',
   historyThread: false,
   capacity: 3,
   tiers: DEFAULT_TIER_TABLE,
@@ -71,6 +75,8 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxRequestBytes: 4_096,
   maxFrameBytes: 1_048_576,
   memoryBudgetBytes: 256 * 1_048_576,
+  freeRequestBurst: 100,
+  freeRequestsPerSecond: 20,
   catalogRescanMs: 1_000,
   codes: [],
   logLevel: 'info',
@@ -98,7 +104,9 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     flag: 'history-sync',
     env: 'IMGCACHE_HISTORY_SYNC',
     kind: 'sync',
-    help: 'full: sync every commit to disk; normal: to the OS (survives a crash, not a power loss)',
+    help:
+      'normal: each commit written to the OS (a crash or kill -9 of the server loses nothing; a power loss or OS ' +
+      'crash may lose the last commits); full: synced to the disk (survives a power loss)',
   },
   {
     key: 'historyThread',
@@ -178,6 +186,22 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     kind: 'integer',
     min: 0,
     help: 'image bytes held in memory',
+  },
+  {
+    key: 'freeRequestBurst',
+    flag: 'free-request-burst',
+    env: 'IMGCACHE_FREE_REQUEST_BURST',
+    kind: 'integer',
+    min: 1,
+    help: 'requests costing no quota a session may make at once, beyond its rate',
+  },
+  {
+    key: 'freeRequestsPerSecond',
+    flag: 'free-requests-per-second',
+    env: 'IMGCACHE_FREE_REQUESTS_PER_SECOND',
+    kind: 'integer',
+    min: 1,
+    help: 'requests costing no quota a session may make per second, sustained',
   },
   {
     key: 'catalogRescanMs',

@@ -75,30 +75,25 @@ export function parseJsonBody(body: Uint8Array): JsonObject {
  * (`"a"` and `"\u0061"` are the same name). JSON.parse would keep the last of the two silently.
  */
 function duplicateMemberName(text: string): string | null {
-  // One entry per open object or array: the names seen so far in an object, null for an array.
-  const open: Array<Set<string> | null> = [];
+  // One entry per open object or array: the names seen so far in an object (a few: an array beats a Set), null
+  // for an array.
+  const open: Array<string[] | null> = [];
   let expectName = false;
   for (let index = 0; index < text.length; index++) {
     const char = text.charCodeAt(index);
     if (char === 0x22 /* " */) {
       const start = index + 1;
-      let escaped = false;
-      for (index = start; text.charCodeAt(index) !== 0x22; index++) {
-        if (text.charCodeAt(index) === 0x5c /* \ */) {
-          escaped = true;
-          index++;
-        }
-      }
+      index = closingQuote(text, start);
       const names = open.at(-1);
       if (expectName && names) {
         const raw = text.slice(start, index);
-        const name = escaped ? (JSON.parse(`"${raw}"`) as string) : raw;
-        if (names.has(name)) return name;
-        names.add(name);
+        const name = raw.includes('\\') ? (JSON.parse(`"${raw}"`) as string) : raw;
+        if (names.includes(name)) return name;
+        names.push(name);
         expectName = false;
       }
     } else if (char === 0x7b /* { */) {
-      open.push(new Set());
+      open.push([]);
       expectName = true;
     } else if (char === 0x5b /* [ */) {
       open.push(null);
@@ -110,6 +105,17 @@ function duplicateMemberName(text: string): string | null {
     }
   }
   return null;
+}
+
+/** The index of the quote that closes the JSON string whose text starts at `start`: one not escaped by a backslash. */
+function closingQuote(text: string, start: number): number {
+  let quote = text.indexOf('"', start);
+  for (;;) {
+    let backslashes = 0;
+    while (text.charCodeAt(quote - 1 - backslashes) === 0x5c /* \ */) backslashes++;
+    if (backslashes % 2 === 0) return quote;
+    quote = text.indexOf('"', quote + 1);
+  }
 }
 
 function decodeUtf8(body: Uint8Array): string {
@@ -316,6 +322,8 @@ export function parseErrorBody(obj: JsonObject): ReceivedErrorBody {
   };
   const quota = field(obj, 'quota');
   if (quota !== undefined) body.quota = parseQuota(expectObject(quota, 'quota'));
+  const retryAfterMs = field(obj, 'retryAfterMs'); // [P-48]
+  if (retryAfterMs !== undefined) body.retryAfterMs = expectCount(retryAfterMs, 'retryAfterMs');
   return body;
 }
 
@@ -384,8 +392,8 @@ function parseImageInfo(obj: JsonObject): ImageInfo {
 }
 
 /** [P-45] `more` and `next`; a REPLY without them (an older server) holds the whole catalog. */
-function parseListMore(obj: JsonObject): { more: boolean; next: string | null } {
-  if (field(obj, 'more') === undefined) return { more: false, next: null };
+function parseListMore(obj: JsonObject): { more?: boolean; next?: string | null } {
+  if (field(obj, 'more') === undefined) return {};
   const more = boolean(obj, 'more');
   if (!more) return { more, next: null };
   return { more, next: string(obj, 'next') };

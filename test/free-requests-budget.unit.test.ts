@@ -1,0 +1,68 @@
+/** [P-48] [P-49] The pure parts of the free-request bound: the token bucket, what is free, and what repeats. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { NewEvent } from '../db/events.ts';
+import { costsNoQuota, fullBudget, spendFreeRequest } from '../src/server/free-request-budget.ts';
+import { aggregateRepeat } from '../src/server/repeated-answers.ts';
+
+const options = { burst: 3, perSecond: 2 };
+
+test('[P-48] a full bucket serves its burst at once, then refuses with the time until the next token', () => {
+  let state = fullBudget(options, 1000);
+  for (let index = 0; index < 3; index++) {
+    const decision = spendFreeRequest(state, options, 1000);
+    assert.ok(decision.allowed);
+    state = decision.state;
+  }
+  const refused = spendFreeRequest(state, options, 1000);
+  assert.is(refused.allowed, false);
+  assert.is(refused.allowed === false && refused.retryAfterMs, 500);
+  // A refusal takes nothing: after the hint, one request is served.
+  const later = spendFreeRequest(refused.state, options, 1500);
+  assert.ok(later.allowed);
+  // Tokens never exceed the burst, however long the session waited.
+  const rested = spendFreeRequest(later.state, options, 1_000_000);
+  assert.ok(rested.allowed);
+  assert.is(rested.state.tokens, 2);
+});
+
+test('[P-48] the clock going backwards gives no tokens and takes none', () => {
+  const state = { tokens: 0.5, at: 2000 };
+  const decision = spendFreeRequest(state, options, 1000);
+  assert.is(decision.allowed, false);
+  assert.is(decision.state.tokens, 0.5);
+});
+
+test('[P-48] only a get answered with bytes, and exit, cost no budget', () => {
+  assert.is(costsNoQuota('get', true, false), false);
+  assert.is(costsNoQuota('exit', false, false), false);
+  assert.is(costsNoQuota('get', true, true), true);
+  assert.is(costsNoQuota('get', false, false), true);
+  assert.is(costsNoQuota('list', false, false), true);
+  assert.is(costsNoQuota('usage', false, false), true);
+});
+
+const refusal = (requestId: number, image: string, code = 'image-not-found'): NewEvent => ({
+  session: 4,
+  type: 'request-refused',
+  data: { requestId, command: 'get', code, reason: `no image named '${image}'`, image },
+});
+
+test('[P-49] the same refusal as the last row becomes a repeat of it; another refusal, or a fact, does not', () => {
+  const first = aggregateRepeat([refusal(1, 'a.png')], null);
+  assert.is(first.events[0]?.type, 'request-refused');
+  const second = aggregateRepeat([refusal(2, 'a.png')], first.key);
+  assert.equal(second.events, [{ type: 'answer-repeated', session: 4, data: { requestId: 2 } }]);
+  assert.is(aggregateRepeat([refusal(3, 'b.png')], second.key).events[0]?.type, 'request-refused');
+  const served: NewEvent = {
+    session: 4,
+    type: 'image-not-modified',
+    data: { requestId: 5, image: 'a.png', sha256: 'f'.repeat(64) },
+  };
+  assert.is(aggregateRepeat([served], first.key).key, null);
+  // Every rate-limited refusal is the same, whatever was asked.
+  const limited = aggregateRepeat([refusal(6, 'a.png', 'rate-limited')], null);
+  assert.is(aggregateRepeat([refusal(7, 'z.png', 'rate-limited')], limited.key).events[0]?.type, 'answer-repeated');
+});
+
+test.run();

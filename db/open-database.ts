@@ -1,6 +1,6 @@
 /**
- * Opening the history: WAL and `synchronous = FULL` (every commit survives power loss; group commit keeps that
- * cheap), a busy timeout, migrations on writable opens, and SQLite's failures turned into coded errors. A writable
+ * Opening the history: WAL and the `synchronous` asked for (`full` unless told otherwise here; the server's own
+ * default is `normal`, see src/config.ts), a busy timeout, migrations on writable opens, and SQLite's failures turned into coded errors. A writable
  * open fails at once, with a clear reason, when the history cannot be written: a read-only, immutable or
  * permission-denied file or folder (history-read-only), another process holding the write lock (history-locked),
  * a full disk when the open must write (history-disk-full).

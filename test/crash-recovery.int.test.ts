@@ -111,6 +111,8 @@ test('SIGKILL under load, restart on the same files: integrity ok, nothing recei
 
   // The crash run: CLIENTS clients download in loops; the server is killed once enough downloads are complete.
   const crashing = await spawnServer(serverArgs);
+  const listening = crashing.logs.find((entry) => entry.msg === 'listening');
+  assert.is(listening?.historySync, 'normal', 'the crash run uses the default durability, --history-sync normal');
   const received: Received[] = [];
   let killed = false;
   const loads = Array.from({ length: CLIENTS }, (_, index) =>

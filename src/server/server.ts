@@ -198,6 +198,7 @@ export async function startServer(
       port: bound.port,
       images: catalog.size,
       database: config.database,
+      historySync: config.historySync,
       capacity: config.capacity,
     },
     'listening',

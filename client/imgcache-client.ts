@@ -202,7 +202,8 @@ export class ImgcacheClient extends EventEmitter<{
     const images: ImageInfo[] = [];
     let after: string | undefined;
     for (;;) {
-      const { reply } = await this.#request({ command: 'list', ...(after === undefined ? {} : { after }) });
+      const fields = { command: 'list', ...(after === undefined ? {} : { after }) };
+      const { reply } = await this.#waitingIfRateLimited(() => this.#request(fields));
       const page = reply as unknown as ListResult & { more?: boolean; next?: string | null };
       images.push(...page.images);
       if (page.more !== true) return { images, session: page.session, quota: page.quota };
@@ -210,6 +211,23 @@ export class ImgcacheClient extends EventEmitter<{
         throw new MalformedMessageError('a list REPLY with more images named no next one to ask after');
       }
       after = page.next;
+    }
+  }
+
+  /**
+   * [P-48] Runs a request again, after the hint, when the server answers that the session's budget of free requests
+   * is spent (a long catalog in many pages can do that); at most a few times, then the refusal stands.
+   */
+  async #waitingIfRateLimited<T>(ask: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await ask();
+      } catch (error) {
+        const hint =
+          error instanceof ServerError && error.code === 'rate-limited' ? error.body.retryAfterMs : undefined;
+        if (hint === undefined || attempt >= 8) throw error;
+        await new Promise((resolve) => setTimeout(resolve, hint));
+      }
     }
   }
 

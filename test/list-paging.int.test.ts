@@ -105,6 +105,30 @@ test('[P-45] the client library follows next: list() returns the whole catalog a
   }
 });
 
+test('[P-45] [P-48] list() waits out a rate-limited page, as its retryAfterMs says, and still returns the catalog', async () => {
+  const server = await startTestServer({
+    cacheDir: images,
+    catalogRescanMs: 60_000,
+    freeRequestBurst: 1,
+    freeRequestsPerSecond: 20,
+  });
+  const client = await ImgcacheClient.connect({ port: server.port });
+  try {
+    const listed = await within(client.list(), 'list()');
+    assert.equal(
+      listed.images.map((image) => image.name),
+      names,
+    );
+    const limited = server.events.filter(
+      (event) => event.type === 'request-refused' && event.data.code === 'rate-limited',
+    );
+    assert.ok(limited.length >= 1, 'the pages after the first were rate-limited at first');
+  } finally {
+    client.close();
+    await server.stop();
+  }
+});
+
 test('[P-45] limit and after: a page of at most limit images, then the rest; bad values are bad-request, not fatal', async () => {
   const server = await serverWith(1_048_576);
   const raw = await RawConnection.open(server.port);

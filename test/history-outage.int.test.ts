@@ -207,4 +207,35 @@ test('an admission during a lock is rejected and recorded as a rejection, not a 
   }
 });
 
+test('a clean stop during an outage commits the facts it holds, in order, server-stopped last', async () => {
+  const folder = makeTemporaryFolder();
+  const database = path.join(folder, 'history.sqlite');
+  const running = await start(database);
+  const { server } = running;
+  try {
+    const { peer, number } = await admittedPeer(server.address.port);
+    const lock = await holdWriteLock(database);
+    let stopped: Promise<void>;
+    try {
+      peer.sendJson(MessageType.REQUEST, { id: 1, command: 'exit' });
+      await within(peer.nextJson(MessageType.REPLY), 'exit REPLY', GUARD_MS);
+      await eventually(() => server.stats().sessions === 0, 'the session closes', GUARD_MS);
+      stopped = server.close();
+    } finally {
+      await lock.release();
+    }
+    await within(stopped, 'the stop', GUARD_MS);
+    const tail = readHistory(database)
+      .slice(-2)
+      .map((event) => [event.type, event.session]);
+    assert.equal(tail, [
+      ['session-closed', number],
+      ['server-stopped', null],
+    ]);
+  } finally {
+    await server.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
 test.run();

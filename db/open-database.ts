@@ -40,6 +40,15 @@ export type Synchronous = 'full' | 'normal';
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
+/**
+ * SQLite's page cache of a writable connection, in KiB. better-sqlite3 builds SQLite with a 16 MB cache per
+ * connection; a writer of this append-only history touches only the newest pages of the table and its indexes, yet
+ * every page it appends stays cached, so the server's memory grew with the history until 16 MB per connection (the
+ * event loop's and the commit thread's). 1 MiB holds what the appends touch many times over. Read-only connections
+ * (the usage export) keep the default: their sort spills to temporary files past the cache size.
+ */
+export const WRITER_CACHE_KIB = 1024;
+
 export function openDatabase(file: string, options: OpenDatabaseOptions = {}): Database {
   const readonly = options.readonly ?? false;
   let db: Database | undefined;
@@ -68,6 +77,7 @@ function prepareWritable(db: Database, file: string, synchronous: Synchronous): 
   refuseNewerSchema(db, file);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+  db.pragma(`cache_size = -${WRITER_CACHE_KIB}`);
   migrate(db, file);
   // A writable open can write now: take the write lock once, so that another process holding it is found here,
   // with its own error, rather than at the first event.

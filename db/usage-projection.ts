@@ -19,6 +19,36 @@ export interface UsageInput {
   rejected: Iterable<StoredEvent>;
   /** milliseconds since the epoch */
   generatedAt: number;
+  /** [P-46] only part of the history (default: all of it) */
+  filter?: UsageFilter;
+}
+
+/**
+ * [P-46] What a `usage` request asks for. A client is in the document when its session is `session` (if given) and it
+ * was admitted at or after `since` and before `until` (if given); a rejection when no `session` is given and it
+ * happened in that range. Times in milliseconds since the epoch.
+ */
+export interface UsageFilter {
+  session?: number;
+  since?: number;
+  until?: number;
+}
+
+/** [P-46] Whether a client admitted at `at` in session `session` is selected. */
+export function selectsClient(filter: UsageFilter | undefined, session: number | null, at: number): boolean {
+  if (!filter) return true;
+  if (filter.session !== undefined && session !== filter.session) return false;
+  return inRange(filter, at);
+}
+
+/** [P-46] Whether a rejection at `at` is selected: never when one client is asked for. */
+export function selectsRejection(filter: UsageFilter | undefined, at: number): boolean {
+  if (!filter) return true;
+  return filter.session === undefined && inRange(filter, at);
+}
+
+function inRange(filter: UsageFilter, at: number): boolean {
+  return (filter.since === undefined || at >= filter.since) && (filter.until === undefined || at < filter.until);
 }
 
 /** Pieces are gathered up to about this many characters, so a history of small sessions is not a flood of tiny writes. */
@@ -27,9 +57,9 @@ const PIECE_CHARS = 64 * 1024;
 export function* usageJsonChunks(input: UsageInput): Generator<string, void, undefined> {
   const pieces = new PieceBuffer();
   pieces.add(`{"generatedAt":${JSON.stringify(iso(input.generatedAt))},"clients":[`);
-  yield* pieces.addList(clients(input.sessions));
+  yield* pieces.addList(clients(input.sessions, input.filter));
   pieces.add('],"rejected":[');
-  yield* pieces.addList(rejections(input.rejected));
+  yield* pieces.addList(rejections(input.rejected, input.filter));
   pieces.add(']}');
   yield pieces.take();
 }
@@ -74,19 +104,21 @@ interface ClientDraft {
 }
 
 /** One client per run of events with the same session; a session never admitted is not a client. */
-function* clients(events: Iterable<StoredEvent>): Generator<UsageClient, void, undefined> {
+function* clients(events: Iterable<StoredEvent>, filter?: UsageFilter): Generator<UsageClient, void, undefined> {
   let draft: ClientDraft | null = null;
   let session: number | null = null;
+  const selected = (finished: ClientDraft | null): UsageClient | null =>
+    finished?.admitted && selectsClient(filter, session, finished.admitted.at) ? toClient(finished) : null;
   for (const event of events) {
     if (draft === null || event.session !== session) {
-      const client = draft && toClient(draft);
+      const client = selected(draft);
       if (client) yield client;
       draft = emptyDraft();
       session = event.session;
     }
     addToDraft(draft, event);
   }
-  const last = draft && toClient(draft);
+  const last = selected(draft);
   if (last) yield last;
 }
 
@@ -171,9 +203,9 @@ function toClient(draft: ClientDraft): UsageClient | null {
   };
 }
 
-function* rejections(events: Iterable<StoredEvent>): Generator<UsageRejection, void, undefined> {
+function* rejections(events: Iterable<StoredEvent>, filter?: UsageFilter): Generator<UsageRejection, void, undefined> {
   for (const event of events) {
-    if (event.type !== 'connection-rejected') continue;
+    if (event.type !== 'connection-rejected' || !selectsRejection(filter, event.at)) continue;
     yield { at: iso(event.at), reason: event.data.reason, occupancy: event.data.occupancy };
   }
 }

@@ -20,8 +20,10 @@ import {
   MAX_UNANSWERED_REQUESTS,
   MessageType,
   type Occupancy,
+  PROTOCOL_VERSIONS,
   type Reject,
   type Request,
+  type UsageCommandRequest,
 } from '../protocol/messages.ts';
 import { parseHello, parseJsonBody, parseRequest } from '../protocol/parse-message.ts';
 import { holdsCurrentImage, notModifiedReply } from './conditional-get.ts';
@@ -35,6 +37,7 @@ import { aggregateRepeat } from './repeated-answers.ts';
 import { type ReplyWriter, writeErrorFrame, writeJsonFrame } from './reply-writer.ts';
 import type { ServerContext } from './server-context.ts';
 import { eventsForEffect, recordsFact, rejectionEvent } from './session-recorder.ts';
+import { usageFilterOf } from './usage-filter.ts';
 
 type QueueItem =
   | { kind: 'frame'; frame: Frame }
@@ -104,16 +107,15 @@ export class Connection {
   }
 
   /** No slot: reject at once, before the HELLO arrives [P-9], and close gracefully [P-30]. */
-  rejectAtCapacity(reason: 'server-full' | 'shutting-down', occupancy: Occupancy, retryAfterMs: number): void {
+  rejectAtCapacity(
+    reason: 'server-full' | 'shutting-down' | 'too-many-handshakes',
+    occupancy: Occupancy,
+    retryAfterMs: number,
+  ): void {
     const body: Reject =
-      reason === 'server-full'
-        ? {
-            reason,
-            message: `the server is at capacity (${occupancy.open}/${occupancy.capacity} sessions); try again later`,
-            occupancy,
-            retryAfterMs,
-          }
-        : { reason, message: 'the server is shutting down', occupancy }; // [P-53] every REJECT has its occupancy
+      reason === 'shutting-down'
+        ? { reason, message: 'the server is shutting down', occupancy } // [P-53] every REJECT has its occupancy
+        : { reason, message: capacityMessage(reason, occupancy, retryAfterMs), occupancy, retryAfterMs };
     this.#finished = true;
     const event = rejectionEvent(this.number, this.remote, reason, occupancy);
     const answer = () => {
@@ -229,6 +231,16 @@ export class Connection {
     }
     try {
       const hello = parseHello(parseJsonBody(item.frame.body));
+      // [P-43] The HELLO is in: only now does the connection take a session slot (unless it is to be turned away
+      // for its versions [P-10], which the session decides).
+      const speaks = hello.versions.some((version) => (PROTOCOL_VERSIONS as readonly number[]).includes(version));
+      const refusal = speaks ? this.#server.claimSlot(this.number) : null;
+      if (refusal) {
+        const message = capacityMessage('server-full', refusal.occupancy, refusal.retryAfterMs);
+        this.#sendReject({ reason: 'server-full', message, ...refusal });
+        session.send({ type: 'PEER_CLOSED', reason: 'server-full' });
+        return;
+      }
       this.#client = hello.client;
       const identity = { name: `client-${this.number}`, code: this.#server.nextCode() };
       session.send({ type: 'HELLO', versions: hello.versions, identity });
@@ -436,7 +448,7 @@ export class Connection {
       }
       case 'serve-usage':
         this.#receipts.expect(effect.requestId);
-        this.#writer.usage(effect.requestId, effect.quota, () => {
+        this.#writer.usage(effect.requestId, effect.quota, usageFilterOf(this.#usageRequest()), () => {
           this.#receipts.ended();
           this.#answered();
         });
@@ -494,6 +506,11 @@ export class Connection {
     const occupancy = this.#server.occupancy();
     const event = rejectionEvent(this.number, this.remote, body.reason, occupancy, body.supported);
     this.#recordFact([event], () => writeJsonFrame(this.#stream, MessageType.REJECT, { ...body, occupancy }));
+  }
+
+  /** [P-46] The usage request being answered, with its filters. */
+  #usageRequest(): UsageCommandRequest | undefined {
+    return this.#request?.command === 'usage' ? this.#request : undefined;
   }
 
   /** [P-48] Takes one free request from the session's budget; false (and the retry hint set) when there is none. */
@@ -592,6 +609,17 @@ function errorCode(error: unknown, fallback: ErrorCode): ErrorCode {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** [P-13] [P-43] [P-44] */
+function capacityMessage(
+  reason: 'server-full' | 'too-many-handshakes',
+  occupancy: Occupancy,
+  retryAfterMs: number,
+): string {
+  if (reason === 'too-many-handshakes') return 'too many connections are in their handshake; try again later';
+  const full = `the server is at capacity (${occupancy.open}/${occupancy.capacity} sessions)`;
+  return retryAfterMs === 0 ? `${full}; an idle session was closed for you, try again now` : `${full}; try again later`;
 }
 
 function rejectMessage(reason: string, handshakeTimeoutMs: number): string {

@@ -6,6 +6,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
+import type { UsageFilter } from '../../db/usage-export.ts';
+import type { UsageExport } from '../../db/usage-threads.ts';
 import type { ImageChangedError, ImageReadFailedError } from '../errors.ts';
 import {
   encodeFrameHeader,
@@ -27,7 +29,8 @@ export function writeErrorFrame(stream: Duplex, body: ErrorBody): boolean {
   return writeJsonFrame(stream, MessageType.ERROR, body);
 }
 
-export type UsageSource = () => Iterable<string>;
+/** [P-46] Starts an export of the usage document, in chunks of at most `chunkBytes`. */
+export type UsageSource = (filter: UsageFilter | undefined, chunkBytes: number) => UsageExport;
 
 export interface ReplyWriterOptions {
   /** bytes: the largest DATA body [P-25] */
@@ -180,8 +183,13 @@ export class ReplyWriter {
     pump();
   }
 
-  /** [P-22] [P-24] REPLY, the usage JSON in DATA frames as the projection produces it, END. */
-  usage(requestId: number, quota: Quota, done: () => void): void {
+  /**
+   * [P-22] [P-24] [P-46] REPLY, the usage JSON in DATA frames, END. The document is built on a usage thread
+   * (db/usage-threads.ts): this only writes the chunks it is given, one at a time, taking the next only once the
+   * socket has taken the last one (a slow reader slows the export down, it does not fill the memory). The END's
+   * length and SHA-256 come from the thread too.
+   */
+  usage(requestId: number, quota: Quota, filter: UsageFilter | undefined, done: () => void): void {
     const stream = this.#stream;
     writeJsonFrame(stream, MessageType.REPLY, {
       id: requestId,
@@ -191,46 +199,32 @@ export class ReplyWriter {
       stream: true,
       quota,
     });
-    const pieces = this.#options.usageSource()[Symbol.iterator]();
-    const release = () => pieces.return?.(); // closes the export's read connection if the client goes away
+    let source: UsageExport;
+    try {
+      source = this.#options.usageSource(filter, Math.min(this.#maxFrameBytes, 64 * 1024));
+    } catch (error) {
+      this.#options.onAbort('usage-export-failed', error as Error);
+      return;
+    }
+    const release = () => source.cancel(); // the client went away: the thread drops the export
     stream.once('close', release);
-    const hash = createHash('sha256');
-    let total = 0;
-    const targetChars = Math.min(this.#maxFrameBytes, 64 * 1024) / 4; // UTF-8 takes at most 4 bytes a character
-    const pump = (): void => {
-      try {
-        while (!stream.destroyed) {
-          let text = '';
-          let next = pieces.next();
-          while (!next.done) {
-            text += next.value;
-            if (text.length >= targetChars) break;
-            next = pieces.next();
-          }
-          if (text.length > 0) {
-            const bytes = Buffer.from(text, 'utf8');
-            hash.update(bytes);
-            total += bytes.length;
-            this.#writeData(bytes);
-          }
-          if (next.done) {
-            stream.off('close', release);
-            const wroteAll = writeJsonFrame(stream, MessageType.END, { bytes: total, sha256: hash.digest('hex') });
-            this.#whenWritable(wroteAll, done);
-            return;
-          }
-          if (stream.writableNeedDrain) {
-            this.#whenWritable(false, pump);
-            return;
-          }
+    const pump = async (): Promise<void> => {
+      for (;;) {
+        const read = await source.read();
+        if (stream.destroyed) return;
+        if ('end' in read) {
+          stream.off('close', release);
+          this.#whenWritable(writeJsonFrame(stream, MessageType.END, read.end), done);
+          return;
         }
-      } catch (error) {
-        // The history could not be read mid-stream: the answer cannot be finished honestly.
-        stream.off('close', release);
-        this.#options.onAbort('usage-export-failed', error as Error);
+        if (!this.#writeData(read.chunk)) await new Promise<void>((resolve) => this.#whenWritable(false, resolve));
       }
     };
-    pump();
+    pump().catch((error: Error) => {
+      // The history could not be read mid-stream: the answer cannot be finished honestly.
+      stream.off('close', release);
+      if (!stream.destroyed) this.#options.onAbort('usage-export-failed', error);
+    });
   }
 }
 

@@ -13,7 +13,8 @@ import type { NewEvent } from '../../db/events.ts';
 import { type InstanceLock, lockHistory } from '../../db/instance-lock.ts';
 import { openDatabase } from '../../db/open-database.ts';
 import { closeOrphanedSessions } from '../../db/recover-sessions.ts';
-import { usageJsonChunksFromDatabase } from '../../db/usage-export.ts';
+import { type UsageFilter, usageJsonChunksFromDatabase } from '../../db/usage-export.ts';
+import { UsageThreads } from '../../db/usage-threads.ts';
 import { WorkerCommitter } from '../../db/worker-committer.ts';
 import { admissionMachine } from '../../machines/admission.machine.ts';
 import { resolveConfig, type ServerConfig } from '../config.ts';
@@ -27,6 +28,8 @@ import { ReplyWriter } from './reply-writer.ts';
 import type { ServerContext } from './server-context.ts';
 
 export const SERVER_VERSION = '0.1.0';
+
+type SlotRefusal = NonNullable<ReturnType<ServerContext['claimSlot']>>;
 
 export interface ServerDependencies {
   /** where client codes come from; default: the configured sequence, or cryptographically random codes */
@@ -42,7 +45,7 @@ export interface ImgcacheServer {
   readonly address: { host: string; port: number };
   /** serves one connection, whatever carries it */
   handle(stream: Duplex, remote: string): void;
-  /** graceful shutdown [P-28]: stop accepting, tell every client, record every close, close the history */
+  /** graceful shutdown [P-28]: admit no one (REJECT shutting-down), tell every client, record every close, close the history */
   close(): Promise<void>;
   /** open connections (admitted, in handshake, or lingering after a reject) and admitted sessions */
   stats(): { connections: number; sessions: number };
@@ -50,11 +53,11 @@ export interface ImgcacheServer {
   readonly catalog: ImageCatalog;
 }
 
-export function* usageFromFile(file: string): Generator<string> {
+export function* usageFromFile(file: string, filter?: UsageFilter): Generator<string> {
   // A connection of its own per export: a long export never blocks appends, and WAL gives it a consistent snapshot.
   const reader = openDatabase(file, { readonly: true });
   try {
-    yield* usageJsonChunksFromDatabase(reader);
+    yield* usageJsonChunksFromDatabase(reader, filter ? { filter } : {});
   } finally {
     reader.close();
   }
@@ -95,6 +98,8 @@ export async function startServer(
     : undefined;
   await committer?.ready();
   let logEvents: (events: readonly NewEvent[]) => void = () => {};
+  // [P-46] Usage documents are built on threads of their own, each with its own read-only connection.
+  const usageThreads = new UsageThreads({ file: config.database });
   const history = new EventLog(database, {
     background: committer,
     onHealth: historyOutageLog(logger),
@@ -128,10 +133,14 @@ export async function startServer(
     idleTimeoutMs: config.idleTimeoutMs,
   };
   const connections = new Map<number, Connection>();
+  let slotRefusal: SlotRefusal | null = null;
   const admission = createActor(admissionMachine, {
     input: {
       capacity: config.capacity,
       retryAfterMs: config.retryAfterMs,
+      maxHandshakes: config.maxHandshakes,
+      maxHandshakesPerAddress: config.maxHandshakesPerAddress,
+      reclaimIdleAfterMs: config.reclaimIdleAfterMs,
       sessionInput: {
         supportedVersions: PROTOCOL_VERSIONS,
         tiers: config.tiers,
@@ -149,11 +158,18 @@ export async function startServer(
     limits,
     nextCode,
     occupancy: () => ({ open: admission.getSnapshot().context.open, capacity: config.capacity }),
+    claimSlot: (connection) => {
+      slotRefusal = null;
+      admission.send({ type: 'CLAIM_SLOT', connection, at: performance.now() });
+      const refusal = slotRefusal as SlotRefusal | null;
+      slotRefusal = null;
+      return refusal;
+    },
     replyWriter: (stream, onAbort) =>
       new ReplyWriter(stream, {
         maxFrameBytes: config.maxFrameBytes,
         drainTimeoutMs: config.drainTimeoutMs,
-        usageSource: () => usageFromFile(config.database),
+        usageSource: (filter, chunkBytes) => usageThreads.export(filter, chunkBytes),
         onAbort,
       }),
     logEvents: (events: readonly NewEvent[]) => {
@@ -173,21 +189,30 @@ export async function startServer(
   logEvents = context.logEvents;
 
   admission.on('admitted', (effect) => connections.get(effect.connection)?.admit(effect.session));
+  // [P-43] delivered inside send(CLAIM_SLOT), read back by claimSlot
+  admission.on('slot-refused', ({ occupancy, retryAfterMs }) => {
+    slotRefusal = { occupancy, retryAfterMs };
+  });
   admission.on('rejected', (effect) =>
     connections.get(effect.connection)?.rejectAtCapacity(effect.reason, effect.occupancy, effect.retryAfterMs),
   );
   admission.start();
 
-  function handle(stream: Duplex, remote: string): void {
+  /** `address` is the peer's without its port, for the bound on handshakes per address [P-43]. */
+  function handle(stream: Duplex, remote: string, address: string = remote): void {
+    if (admission.getSnapshot().status === 'done') {
+      stream.destroy(); // stopped: the listener is closing
+      return;
+    }
     const number = connectionNumber++;
     const connection = new Connection(stream, number, remote, context);
     connections.set(number, connection);
     stream.once('close', () => connections.delete(number));
-    admission.send({ type: 'CONNECT', connection: number });
+    admission.send({ type: 'CONNECT', connection: number, address, at: performance.now() });
   }
 
   const listener = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
-    handle(socket, `${socket.remoteAddress}:${socket.remotePort}`),
+    handle(socket, `${socket.remoteAddress}:${socket.remotePort}`, socket.remoteAddress ?? ''),
   );
   listener.listen(config.port, config.host);
   await once(listener, 'listening');
@@ -206,7 +231,8 @@ export async function startServer(
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
-    listener.close();
+    // [P-28] The listener keeps accepting while the sessions drain, only to answer REJECT shutting-down: a client
+    // connecting meanwhile is told why, rather than refused by the kernel.
     const drained = new Promise<void>((resolve) => {
       if (admission.getSnapshot().status === 'done') return resolve();
       admission.subscribe({ complete: () => resolve() });
@@ -217,9 +243,11 @@ export async function startServer(
     }, config.shutdownGraceMs);
     await drained;
     clearTimeout(grace);
+    listener.close();
     await catalog.close();
     await history.drain();
     await committer?.close();
+    await usageThreads.close();
     // A fact, like every close before it: if the history is failing, the stop waits for it (up to the grace period)
     // to commit what it holds, in order, this last.
     history.recordFact([{ session: null, type: 'server-stopped', data: { reason: 'shutdown' } }]);

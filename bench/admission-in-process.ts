@@ -53,6 +53,7 @@ function startAdmission(capacity: number) {
     session.on('*', (effect) => {
       if (effect.type === 'welcome') counts.welcomed++;
     });
+    actor.send({ type: 'CLAIM_SLOT', connection }); // [P-43] the HELLO claims a slot, as the glue does
     session.send({
       type: 'HELLO',
       versions: [1],
@@ -71,7 +72,7 @@ const warmUp = startAdmission(WARM_UP_SESSIONS);
 for (let connection = 1; connection <= WARM_UP_SESSIONS; connection++) {
   warmUp.actor.send({ type: 'CONNECT', connection });
 }
-for (const session of warmUp.actor.getSnapshot().context.sessions.values()) session.stop();
+for (const { session } of warmUp.actor.getSnapshot().context.sessions.values()) session.stop();
 warmUp.actor.stop();
 
 const { actor: admission, counts } = startAdmission(sessions);

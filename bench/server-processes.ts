@@ -36,6 +36,8 @@ export interface ImgcacheServerOptions {
   logFile?: string;
   /** options for node itself, e.g. --cpu-prof */
   nodeOptions?: readonly string[];
+  /** more options for the server, e.g. the free-request budget */
+  serverOptions?: readonly string[];
 }
 
 export async function startImgcacheServer(options: ImgcacheServerOptions): Promise<ServerProcess> {
@@ -46,8 +48,12 @@ export async function startImgcacheServer(options: ImgcacheServerOptions): Promi
     ...['--host', '127.0.0.1', '--port', String(port)],
     ...['--cache-dir', options.cacheDir, '--database', options.database],
     ...['--capacity', String(options.capacity), '--tiers', options.tiersFile],
+    // Every load client connects from 127.0.0.1, many at once: let them all be in their handshake together [P-43].
+    ...['--max-handshakes', String(Math.max(64, options.capacity))],
+    ...['--max-handshakes-per-address', String(Math.max(64, options.capacity))],
     ...['--idle-timeout-ms', String(3_600_000), '--handshake-timeout-ms', String(60_000)],
     ...['--log-level', options.logLevel, '--log-format', 'json'],
+    ...(options.serverOptions ?? []),
   ];
   const logFd = options.logFile === undefined ? null : openSync(options.logFile, 'w');
   const child = spawn(process.execPath, args, { cwd: PACKAGE_ROOT, stdio: ['ignore', logFd ?? 'ignore', 'pipe'] });

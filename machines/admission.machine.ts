@@ -1,6 +1,9 @@
 /**
- * Admission: the only owner of the count of open sessions. It admits a connection when a slot is free, starts its
- * session actor, and frees the slot when that actor ends; on SHUTDOWN it drains [P-28].
+ * Admission: the only owner of the counts of sessions and handshakes. Slots go to sessions, not to sockets that have
+ * not said HELLO [P-43]: a connection is let into its handshake (its session actor started) when a slot is free and
+ * the handshakes in progress are within their bounds, in all and per address; its HELLO then claims a slot
+ * (CLAIM_SLOT), which it holds until its session actor ends. When a client is turned away for capacity, one session
+ * idle for reclaimIdleAfterMs is closed, so that the client's retry gets in [P-44]. On SHUTDOWN it drains [P-28].
  *
  *   accepting ──SHUTDOWN──▶ draining ──no session left──▶ stopped (final, emits `drained`)
  *
@@ -13,10 +16,10 @@
  * fails or is stopped, admission sends itself SESSION_ENDED (queued behind the event in progress, if any).
  *
  * The `admitted` effect, carrying the session, is delivered synchronously inside `admission.send(CONNECT)`, after
- * the session has started. A session emits nothing when it starts, so the glue loses nothing by subscribing to it
+ * the session has started; `slot-refused` inside `admission.send(CLAIM_SLOT)`. A session emits nothing when it starts, so the glue loses nothing by subscribing to it
  * in its `admitted` handler, before it sends the HELLO.
  */
-import { assertEvent, assign, createActor, emit, setup } from 'xstate';
+import { and, assertEvent, assign, createActor, emit, enqueueActions, setup } from 'xstate';
 import type {
   AdmissionContext,
   AdmissionEffect,
@@ -26,10 +29,41 @@ import type {
 } from './admission.types.ts';
 import { sessionMachine } from './session.machine.ts';
 
+/** [P-44] Sessions looked at, at most, for one idle enough to reclaim: turning a client away stays cheap. */
+export const RECLAIM_SCAN_LIMIT = 64;
+
 function registered(context: AdmissionContext, connection: number): SessionActorRef {
-  const session = context.sessions.get(connection);
-  if (session === undefined) throw new Error(`admission: no session for connection ${connection}`);
-  return session;
+  const entry = context.sessions.get(connection);
+  if (entry === undefined) throw new Error(`admission: no session for connection ${connection}`);
+  return entry.session;
+}
+
+function addressOf(event: AdmissionEvent): string {
+  return event.type === 'CONNECT' ? (event.address ?? '') : '';
+}
+
+/** One handshake more (+1) or less (-1) from `address`; the Map holds no zero. */
+function countHandshake(context: AdmissionContext, address: string, delta: 1 | -1): void {
+  const count = (context.handshakesByAddress.get(address) ?? 0) + delta;
+  if (count > 0) context.handshakesByAddress.set(address, count);
+  else context.handshakesByAddress.delete(address);
+}
+
+/**
+ * [P-44] Closes the first admitted session (oldest first, among the first RECLAIM_SCAN_LIMIT) that has been idle for
+ * reclaimIdleAfterMs at `at`: each session decides (RECLAIM), so only it reads its own idleness. True if one closed;
+ * its SESSION_ENDED frees its slot right after the event in progress.
+ */
+function reclaimIdleSession(context: AdmissionContext, at: number | undefined): boolean {
+  if (at === undefined || !Number.isFinite(context.reclaimIdleAfterMs)) return false;
+  let looked = 0;
+  for (const entry of context.sessions.values()) {
+    if (!entry.admitted) continue;
+    entry.session.send({ type: 'RECLAIM', at, idleForMs: context.reclaimIdleAfterMs });
+    if (entry.session.getSnapshot().status !== 'active') return true;
+    if (++looked >= RECLAIM_SCAN_LIMIT) return false;
+  }
+  return false;
 }
 
 export const admissionMachine = setup({
@@ -41,15 +75,24 @@ export const admissionMachine = setup({
   },
   guards: {
     hasCapacity: ({ context }) => context.open < context.capacity,
+    /** [P-43] Room for one more handshake, in all and from this address. */
+    hasHandshakeRoom: ({ context, event }) =>
+      context.handshakes < context.maxHandshakes &&
+      (context.handshakesByAddress.get(addressOf(event)) ?? 0) < context.maxHandshakesPerAddress,
+    /** [P-43] A CLAIM_SLOT from a connection still in its handshake. */
+    isHandshaking: ({ context, event }) => {
+      assertEvent(event, 'CLAIM_SLOT');
+      return context.sessions.get(event.connection)?.admitted === false;
+    },
     /** Makes SESSION_ENDED idempotent: a session ends once. */
     isRegistered: ({ context, event }) => {
       assertEvent(event, 'SESSION_ENDED');
       return context.sessions.has(event.connection);
     },
-    noneOpen: ({ context }) => context.open === 0,
+    noneOpen: ({ context }) => context.sessions.size === 0,
   },
   actions: {
-    /** Creates, supervises and starts the session; the registry is mutated in place (O(1)). */
+    /** Creates, supervises and starts the session, in handshake; the registry is mutated in place (O(1)). */
     startSession: ({ context, event, self }) => {
       assertEvent(event, 'CONNECT');
       const { connection } = event;
@@ -58,16 +101,27 @@ export const admissionMachine = setup({
       const session = createActor(sessionMachine, { ...options, input: { ...context.sessionInput, connection } });
       const ended = () => self.send({ type: 'SESSION_ENDED', connection });
       session.subscribe({ complete: ended, error: ended });
-      context.sessions.set(connection, session);
+      const address = addressOf(event);
+      context.sessions.set(connection, { session, address, admitted: false });
+      countHandshake(context, address, 1);
       session.start();
     },
-    countAdmitted: assign({ open: ({ context }) => context.open + 1 }),
+    countHandshake: assign({ handshakes: ({ context }) => context.handshakes + 1 }),
+    /** [P-43] The HELLO takes a slot: the connection leaves the handshake count for the open one. */
+    claimSlot: assign(({ context, event }) => {
+      assertEvent(event, 'CLAIM_SLOT');
+      const entry = context.sessions.get(event.connection);
+      if (entry === undefined) return {};
+      entry.admitted = true;
+      countHandshake(context, entry.address, -1);
+      return { open: context.open + 1, handshakes: context.handshakes - 1 };
+    }),
     emitAdmitted: emit(({ context, event }) => {
       assertEvent(event, 'CONNECT');
       return { type: 'admitted', connection: event.connection, session: registered(context, event.connection) };
     }),
-    /** [P-9], [P-13], [P-28] */
-    reject: emit(({ context, event }, params: { reason: 'server-full' | 'shutting-down' }) => {
+    /** [P-9], [P-13], [P-28], [P-43] */
+    reject: emit(({ context, event }, params: { reason: 'shutting-down' | 'too-many-handshakes' }) => {
       assertEvent(event, 'CONNECT');
       return {
         type: 'rejected',
@@ -77,16 +131,33 @@ export const admissionMachine = setup({
         retryAfterMs: context.retryAfterMs,
       };
     }),
-    forgetSession: ({ context, event }) => {
+    /** [P-9] [P-13] [P-44] Every slot is taken: reclaim an idle session if one is idle enough, and say so. */
+    turnAway: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, ['CONNECT', 'CLAIM_SLOT']);
+      const occupancy = { open: context.open, capacity: context.capacity };
+      const retryAfterMs = reclaimIdleSession(context, event.at) ? 0 : context.retryAfterMs;
+      const { connection } = event;
+      if (event.type === 'CONNECT') {
+        enqueue.emit({ type: 'rejected', connection, reason: 'server-full', occupancy, retryAfterMs });
+      } else {
+        enqueue.emit({ type: 'slot-refused', connection, occupancy, retryAfterMs });
+      }
+    }),
+    /** Frees what the session held: its slot, or its handshake. */
+    forgetSession: assign(({ context, event }) => {
       assertEvent(event, 'SESSION_ENDED');
+      const entry = context.sessions.get(event.connection);
+      if (entry === undefined) return {};
       context.sessions.delete(event.connection);
-    },
-    countEnded: assign({ open: ({ context }) => context.open - 1 }),
+      if (entry.admitted) return { open: context.open - 1 };
+      countHandshake(context, entry.address, -1);
+      return { handshakes: context.handshakes - 1 };
+    }),
     /** [P-28] Each session closes now if idle, or after its answer in flight. */
     shutDownSessions: ({ context }) => {
       // A session that closes at once sends SESSION_ENDED, which waits in the mailbox: the Map is not changed
       // while this loop runs. Copy it anyway, so this stays true if that ever changes.
-      for (const session of [...context.sessions.values()]) session.send({ type: 'SHUTDOWN' });
+      for (const entry of [...context.sessions.values()]) entry.session.send({ type: 'SHUTDOWN' });
     },
     emitDrained: emit({ type: 'drained' }),
   },
@@ -95,22 +166,35 @@ export const admissionMachine = setup({
   context: ({ input }) => ({
     capacity: input.capacity,
     retryAfterMs: input.retryAfterMs,
+    maxHandshakes: input.maxHandshakes ?? Number.POSITIVE_INFINITY,
+    maxHandshakesPerAddress: input.maxHandshakesPerAddress ?? Number.POSITIVE_INFINITY,
+    reclaimIdleAfterMs: input.reclaimIdleAfterMs ?? Number.POSITIVE_INFINITY,
     sessionInput: input.sessionInput,
     clock: input.clock,
     open: 0,
+    handshakes: 0,
+    handshakesByAddress: new Map(),
     sessions: new Map(),
   }),
   initial: 'accepting',
   on: {
-    SESSION_ENDED: { guard: 'isRegistered', actions: ['forgetSession', 'countEnded'] },
+    SESSION_ENDED: { guard: 'isRegistered', actions: 'forgetSession' },
   },
   states: {
     accepting: {
       on: {
         CONNECT: [
           // In this order: emitAdmitted reads the session that startSession put in the registry.
-          { guard: 'hasCapacity', actions: ['startSession', 'countAdmitted', 'emitAdmitted'] },
-          { actions: { type: 'reject', params: { reason: 'server-full' } } },
+          {
+            guard: and(['hasCapacity', 'hasHandshakeRoom']),
+            actions: ['startSession', 'countHandshake', 'emitAdmitted'],
+          },
+          { guard: 'hasCapacity', actions: { type: 'reject', params: { reason: 'too-many-handshakes' } } },
+          { actions: 'turnAway' },
+        ],
+        CLAIM_SLOT: [
+          { guard: and(['isHandshaking', 'hasCapacity']), actions: 'claimSlot' },
+          { guard: 'isHandshaking', actions: 'turnAway' },
         ],
         SHUTDOWN: 'draining',
       },

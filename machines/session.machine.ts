@@ -185,6 +185,16 @@ const sessionSetup = setup({
     },
     /** [P-27] */
     idleCheckArmedByAnswer: ({ context }) => context.idleCheckArmedByAnswer,
+    /** [P-44] Idle (nothing in flight, no receipt awaited, not shutting down) for at least the time asked. */
+    idleLongEnough: ({ context, event }) => {
+      assertEvent(event, 'RECLAIM');
+      return (
+        !context.answerInFlight &&
+        !context.receiptPending &&
+        !context.shutdownPending &&
+        event.at - context.lastAnswerAt >= event.idleForMs
+      );
+    },
     /** [P-27] No answer in flight, and idleTimeoutMs gone by since the last one ended. */
     idleTimeoutReached: ({ context }) =>
       !context.answerInFlight &&
@@ -417,6 +427,12 @@ function sessionState(self: '#session.active' | '#session.quotaExhausted', trans
         { guard: 'idleCheckArmedByAnswer', actions: 'deliver' },
         { target: self, reenter: true, actions: 'deliverAndArmIdleCheck' },
       ],
+      /** [P-44] Reclaimed for a client turned away: the same closing NOTICE as the idle timeout. */
+      RECLAIM: {
+        guard: 'idleLongEnough',
+        target: '#session.closed',
+        actions: [{ type: 'notice', params: { kind: 'idle-timeout' } }, closeAs('idle-reclaimed')],
+      },
       SHUTDOWN: [
         /** [P-28] Wait for the answer in flight. */
         { guard: 'answerInFlight', actions: 'rememberShutdown' },

@@ -88,7 +88,12 @@ export type SessionEvent =
   /** [P-26] history-unavailable: the glue could not record what the session did. */
   | { type: 'HISTORY_FAILED'; imageNotServed?: boolean }
   /** [P-28] The server is stopping. */
-  | { type: 'SHUTDOWN' };
+  | { type: 'SHUTDOWN' }
+  /**
+   * [P-44] A client was turned away for capacity: close if idle (no answer in flight, no receipt awaited) for at least
+   * `idleForMs` at `at` (the clock of REPLY_SENT's `at`); otherwise ignored.
+   */
+  | { type: 'RECLAIM'; at: number; idleForMs: number };
 
 /** Reasons a session ends without a WELCOME ([P-13]); `server-full` is decided by admission, not here. */
 export type HandshakeRejectReason = 'handshake-timeout' | 'shutting-down' | 'bad-hello' | 'frame-too-large';
@@ -137,7 +142,10 @@ export type SessionEffectType = SessionEffect['type'];
 
 /** The machine's output when it reaches `closed`. */
 export interface SessionOutput {
-  /** e.g. client-exit, client-closed, connection-reset, quota-exhausted, idle-timeout, server-shutdown, an ErrorCode. */
+  /**
+   * e.g. client-exit, client-closed, connection-reset, quota-exhausted, idle-timeout, idle-reclaimed, server-shutdown,
+   * an ErrorCode.
+   */
   reason: string;
   /** Whether a WELCOME was sent. */
   admitted: boolean;

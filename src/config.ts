@@ -24,8 +24,14 @@ export interface ServerConfig {
   historySync: 'full' | 'normal';
   /** commit the history on a worker thread, so that the event loop serves while SQLite writes */
   historyThread: boolean;
-  /** concurrent sessions, handshakes in progress included */
+  /** concurrent sessions admitted (their HELLO in); handshakes in progress hold no slot [P-43] */
   capacity: number;
+  /** connections in handshake (no HELLO yet) at once, in all [P-43] */
+  maxHandshakes: number;
+  /** connections in handshake at once from one address [P-43] */
+  maxHandshakesPerAddress: number;
+  /** ms a session may be idle before it is closed for a client turned away for capacity [P-44] */
+  reclaimIdleAfterMs: number;
   /** tier table: codes to tier, quota and rights */
   tiers: TierTable;
   /** ms a new connection has to complete its HELLO [P-11] */
@@ -66,6 +72,9 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   historySync: 'normal',
   historyThread: false,
   capacity: 3,
+  maxHandshakes: 64,
+  maxHandshakesPerAddress: 16,
+  reclaimIdleAfterMs: 30_000,
   tiers: DEFAULT_TIER_TABLE,
   handshakeTimeoutMs: 5_000,
   idleTimeoutMs: 300_000,
@@ -116,6 +125,30 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: 'on: commit the history on a worker thread (helps when fsync is slow and clients many); off: on the event loop',
   },
   { key: 'capacity', flag: 'capacity', env: 'IMGCACHE_CAPACITY', kind: 'integer', min: 1, help: 'concurrent sessions' },
+  {
+    key: 'maxHandshakes',
+    flag: 'max-handshakes',
+    env: 'IMGCACHE_MAX_HANDSHAKES',
+    kind: 'integer',
+    min: 1,
+    help: 'connections in handshake (no HELLO yet) at once',
+  },
+  {
+    key: 'maxHandshakesPerAddress',
+    flag: 'max-handshakes-per-address',
+    env: 'IMGCACHE_MAX_HANDSHAKES_PER_ADDRESS',
+    kind: 'integer',
+    min: 1,
+    help: 'connections in handshake at once from one address',
+  },
+  {
+    key: 'reclaimIdleAfterMs',
+    flag: 'reclaim-idle-after-ms',
+    env: 'IMGCACHE_RECLAIM_IDLE_AFTER_MS',
+    kind: 'integer',
+    min: 0,
+    help: 'ms idle after which a session is closed when a client is turned away for capacity',
+  },
   {
     key: 'tiers',
     flag: 'tiers',

@@ -9,7 +9,11 @@ import { DEFAULT_TIER_TABLE, type TierTable } from '../machines/tiers.ts';
 const HANDSHAKE_MS = 5_000;
 const RETRY_AFTER_MS = 1_000;
 
-function startAdmission(capacity: number, tiers: TierTable = DEFAULT_TIER_TABLE) {
+function startAdmission(
+  capacity: number,
+  tiers: TierTable = DEFAULT_TIER_TABLE,
+  bounds: { maxHandshakes?: number; maxHandshakesPerAddress?: number; reclaimIdleAfterMs?: number } = {},
+) {
   const clock = new SimulatedClock();
   const sessionInput = {
     supportedVersions: [1],
@@ -18,7 +22,7 @@ function startAdmission(capacity: number, tiers: TierTable = DEFAULT_TIER_TABLE)
     idleTimeoutMs: 300_000,
   };
   const actor = createActor(admissionMachine, {
-    input: { capacity, retryAfterMs: RETRY_AFTER_MS, sessionInput, clock },
+    input: { capacity, retryAfterMs: RETRY_AFTER_MS, sessionInput, clock, ...bounds },
     clock,
   });
   const effects: AdmissionEffect[] = [];
@@ -32,10 +36,17 @@ function startAdmission(capacity: number, tiers: TierTable = DEFAULT_TIER_TABLE)
   return {
     actor,
     clock,
-    /** CONNECT a new connection number; returns it. */
-    connect: () => {
+    /** CONNECT a new connection number and, as its HELLO would, claim a slot for it [P-43]; returns it. */
+    connect: (address = '127.0.0.1') => {
       const connection = next++;
-      actor.send({ type: 'CONNECT', connection });
+      actor.send({ type: 'CONNECT', connection, address, at: clock.now() });
+      actor.send({ type: 'CLAIM_SLOT', connection, at: clock.now() });
+      return connection;
+    },
+    /** CONNECT, and send nothing: a socket in its handshake [P-43]. */
+    connectSilent: (address = '127.0.0.1') => {
+      const connection = next++;
+      actor.send({ type: 'CONNECT', connection, address, at: clock.now() });
       return connection;
     },
     take: () => effects.splice(0),
@@ -45,6 +56,7 @@ function startAdmission(capacity: number, tiers: TierTable = DEFAULT_TIER_TABLE)
       return session;
     },
     open: () => actor.getSnapshot().context.open,
+    handshakes: () => actor.getSnapshot().context.handshakes,
     registry: () => actor.getSnapshot().context.sessions,
   };
 }
@@ -208,6 +220,106 @@ test('[P-28] SHUTDOWN with no open session stops at once', () => {
   admission.actor.send({ type: 'SHUTDOWN' });
   assert.equal(admission.take(), [{ type: 'drained' }]);
   assert.is(admission.actor.getSnapshot().status, 'done');
+});
+
+test('[P-43] sockets in their handshake hold no session slot: three silent ones, then a client gets in at once', () => {
+  const admission = startAdmission(3);
+  for (let i = 0; i < 3; i++) admission.connectSilent();
+  assert.is(admission.handshakes(), 3);
+  assert.is(admission.open(), 0, 'occupancy.open counts admitted sessions only');
+  const client = admission.connect();
+  assert.is(admission.take().at(-1)?.type, 'admitted');
+  admission.session(client).send(hello());
+  assert.equal([admission.open(), admission.handshakes()], [1, 3]);
+  admission.clock.increment(HANDSHAKE_MS); // the silent ones time out; the admitted one does not
+  assert.equal([admission.open(), admission.handshakes()], [1, 0]);
+});
+
+test('[P-43] handshakes in progress are bounded in all and per address: REJECT too-many-handshakes', () => {
+  const admission = startAdmission(3, DEFAULT_TIER_TABLE, { maxHandshakes: 3, maxHandshakesPerAddress: 2 });
+  admission.connectSilent('10.0.0.1');
+  admission.connectSilent('10.0.0.1');
+  admission.take();
+  admission.connectSilent('10.0.0.1');
+  assert.equal(admission.take(), [
+    {
+      type: 'rejected',
+      connection: 3,
+      reason: 'too-many-handshakes',
+      occupancy: { open: 0, capacity: 3 },
+      retryAfterMs: RETRY_AFTER_MS,
+    },
+  ]);
+  admission.connectSilent('10.0.0.2');
+  assert.is(admission.take()[0]?.type, 'admitted', 'another address still gets in');
+  admission.connectSilent('10.0.0.3');
+  assert.is(admission.take()[0]?.type === 'rejected' && 'too-many-handshakes', 'too-many-handshakes', 'bound in all');
+  // A HELLO moves a connection out of the handshake count: its address has room again.
+  admission.actor.send({ type: 'CLAIM_SLOT', connection: 1 });
+  admission.connectSilent('10.0.0.1');
+  assert.is(admission.take()[0]?.type, 'admitted');
+  assert.equal(Object.fromEntries(admission.actor.getSnapshot().context.handshakesByAddress), {
+    '10.0.0.1': 2,
+    '10.0.0.2': 1,
+  });
+});
+
+test('[P-43] a HELLO that finds every slot taken is refused server-full; its handshake ends', () => {
+  const admission = startAdmission(1);
+  const waiting = admission.connectSilent();
+  admission.connect();
+  admission.take();
+  admission.actor.send({ type: 'CLAIM_SLOT', connection: waiting });
+  assert.equal(admission.take(), [
+    { type: 'slot-refused', connection: waiting, occupancy: { open: 1, capacity: 1 }, retryAfterMs: RETRY_AFTER_MS },
+  ]);
+  admission.session(waiting).send({ type: 'PEER_CLOSED', reason: 'server-full' });
+  assert.equal([admission.open(), admission.handshakes()], [1, 0]);
+});
+
+test('[P-44] a client turned away for capacity reclaims a session idle past the threshold; its retry gets in', () => {
+  const admission = startAdmission(2, DEFAULT_TIER_TABLE, { reclaimIdleAfterMs: 1_000 });
+  const idle = admission.connect();
+  const busy = admission.connect();
+  for (const connection of [idle, busy]) {
+    admission.session(connection).send(hello());
+    admission.session(connection).send({ type: 'REPLY_SENT', at: admission.clock.now() }); // WELCOME written at 0
+  }
+  admission.session(busy).send({ type: 'REQUEST', request: { id: 1, command: 'list' } }); // in flight
+  const closedBy: SessionEffect[] = [];
+  admission.session(idle).on('*', (effect) => closedBy.push(effect));
+  admission.take();
+
+  admission.clock.increment(999);
+  admission.connect();
+  assert.equal(admission.take()[0], {
+    type: 'rejected',
+    connection: 3,
+    reason: 'server-full',
+    occupancy: { open: 2, capacity: 2 },
+    retryAfterMs: RETRY_AFTER_MS,
+  });
+  assert.equal(closedBy, [], 'idle for 999 ms only: kept');
+
+  admission.clock.increment(1);
+  admission.connect();
+  assert.equal(admission.take()[0], {
+    type: 'rejected',
+    connection: 4,
+    reason: 'server-full',
+    occupancy: { open: 2, capacity: 2 },
+    retryAfterMs: 0,
+  });
+  assert.equal(closedBy, [
+    { type: 'notice', kind: 'idle-timeout' },
+    { type: 'closed', reason: 'idle-reclaimed', admitted: true },
+  ]);
+  assert.is(admission.session(busy).getSnapshot().status, 'active', 'the busy session is not reclaimed');
+  assert.is(admission.open(), 1);
+  const retry = admission.connect();
+  assert.is(admission.take()[0]?.type, 'admitted');
+  assert.is(admission.session(retry).getSnapshot().status, 'active');
+  assert.is(admission.open(), 2);
 });
 
 test('admission is O(1): 2,000 sessions in a Map, no children on the admission actor', () => {

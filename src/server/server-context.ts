@@ -23,6 +23,11 @@ export interface ServerContext {
   readonly limits: ServerLimits;
   nextCode(): number;
   occupancy(): Occupancy;
+  /**
+   * [P-43] The connection's HELLO came: take a session slot for it. null when it got one; otherwise every slot is
+   * taken, and this says what to tell the client (REJECT server-full).
+   */
+  claimSlot(connection: number): { occupancy: Occupancy; retryAfterMs: number } | null;
   replyWriter(stream: Duplex, onAbort: ReplyWriterOptions['onAbort']): ReplyWriter;
   logEvents(events: readonly NewEvent[]): void;
   logHistoryFailure(error: Error, connection: number): void;

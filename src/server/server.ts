@@ -45,7 +45,7 @@ export interface ImgcacheServer {
   readonly address: { host: string; port: number };
   /** serves one connection, whatever carries it */
   handle(stream: Duplex, remote: string): void;
-  /** graceful shutdown [P-28]: admit no one (REJECT shutting-down), tell every client, record every close, close the history */
+  /** graceful shutdown [P-28]: REJECT shutting-down to newcomers, tell every client, record every close */
   close(): Promise<void>;
   /** open connections (admitted, in handshake, or lingering after a reject) and admitted sessions */
   stats(): { connections: number; sessions: number };

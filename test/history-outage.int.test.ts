@@ -34,7 +34,7 @@ interface Running {
   recordedWhere(matches: (event: NewEvent) => boolean): Promise<void>;
 }
 
-async function start(database: string, capacity = 8): Promise<Running> {
+async function start(database: string, options: { historyThread?: boolean } = {}): Promise<Running> {
   const logs: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk, _encoding, callback) {
@@ -45,7 +45,7 @@ async function start(database: string, capacity = 8): Promise<Running> {
   const recorded: NewEvent[] = [];
   const waiters: Array<() => void> = [];
   const server = await startServer(
-    { host: '127.0.0.1', port: 0, cacheDir: SAMPLE_IMAGES, database, capacity },
+    { host: '127.0.0.1', port: 0, cacheDir: SAMPLE_IMAGES, database, capacity: 8, ...options },
     {
       codeSource: sequenceOfCodes([950]),
       logger: pino({ level: 'info', base: undefined }, sink),
@@ -203,6 +203,42 @@ test('an admission during a lock is rejected and recorded as a rejection, not a 
     peer.destroy();
   } finally {
     await running.server.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('a client that resets while its admission waits on a lock: one rejection or drop on record, never a close', async () => {
+  const folder = makeTemporaryFolder();
+  const database = path.join(folder, 'history.sqlite');
+  // Commits on their own thread: the event loop sees the client leave while the admission's commit waits.
+  const running = await start(database, { historyThread: true });
+  const { server } = running;
+  try {
+    const lock = await holdWriteLock(database);
+    try {
+      const peer = await RawConnection.open(server.address.port);
+      peer.hello();
+      peer.socket.resetAndDestroy(); // gone (reset) while the server waits (250 ms) to commit its admission
+      await eventually(() => server.stats().connections === 0, 'the connection is gone', GUARD_MS);
+    } finally {
+      await lock.release();
+    }
+    await within(
+      running.recordedWhere((event) => event.type === 'connection-dropped' || event.type === 'connection-rejected'),
+      "the connection's end committed once the lock is gone",
+      GUARD_MS,
+    );
+    await server.close();
+    const kinds = readHistory(database)
+      .filter((event) => event.session !== null)
+      .map((event) => event.type);
+    // Dropped if the server saw the reset first, rejected (history-unavailable) if it saw the failed commit first.
+    assert.ok(
+      ['connection-dropped', 'connection-rejected'].includes(kinds[0] ?? '') && kinds.length === 1,
+      `never admitted on record, so never closed on record: ${kinds.join(', ')}`,
+    );
+  } finally {
+    await server.close();
     rmSync(folder, { recursive: true, force: true });
   }
 });

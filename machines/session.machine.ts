@@ -21,6 +21,14 @@
  * two per idleTimeoutMs, and the timeout falls idleTimeoutMs after the last answer, late only as much as a timer
  * fired late.
  *
+ * Receipts [P-40]: REPLY_SENT says whether a stream still awaits its RECEIVED (`receiptPending`), and the glue sends
+ * DELIVERED (with its own `at`) for each RECEIVED. While a receipt is awaited the session is not idle (the drain
+ * deadline [P-41] watches the reader, in the glue); the idle time then counts from the last DELIVERED. A check that
+ * falls due meanwhile is armed as in flight, and the DELIVERED that ends the wait re-arms it from its `at`.
+ *
+ * RECLAIM [P-44] comes from admission when a client is turned away for capacity: the session closes, with the idle
+ * timeout's NOTICE, if it has been idle for the time asked; it ignores the event otherwise.
+ *
  * Effects are delivered synchronously, during `send`, after the transition is taken. An event the glue sends from
  * inside an effect handler is queued and handled right after the current one. The machine emits nothing at start.
  */

@@ -155,4 +155,33 @@ test('[P-35] a malformed have is bad-request whether the image exists or not', a
   peer.destroy();
 });
 
+test('[P-58] names are compared exactly; modified is a 24-character UTC time with milliseconds', async () => {
+  const peer = await admitted(running);
+  peer.send(request('{"id":1,"command":"list"}'));
+  const list = await peer.nextJson(MessageType.REPLY);
+  const images = list.images as Array<{ name: string; modified: string }>;
+  assert.ok(images.length > 0);
+  for (const image of images) assert.match(image.modified, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  // The same name spelled with JSON escapes is the same name; any other spelling is another name.
+  peer.send(
+    request(
+      '{"id":2,"command":"get","image":"\\u0073unset.png","have":"0000000000000000000000000000000000000000000000000000000000000000"}',
+    ),
+  );
+  assert.is((await peer.nextJson(MessageType.REPLY)).status, 'ok');
+  await peer.readStream(2);
+  for (const [id, name] of [
+    [3, 'Sunset.png'],
+    [4, 'sunset.png '],
+    [5, ' sunset.png'],
+    [6, 'sunset.PNG'],
+    [7, 'sunset.png'.normalize('NFKD').replace('s', '\uff53')],
+  ] as const) {
+    peer.send(request(JSON.stringify({ id, command: 'get', image: name })));
+    const error = await peer.nextJson(MessageType.ERROR);
+    assert.equal([error.id, error.code], [id, 'image-not-found'], name);
+  }
+  peer.destroy();
+});
+
 test.run();

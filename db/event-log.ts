@@ -23,7 +23,7 @@ import {
   sqliteCodeOf,
   storageCondition,
 } from './errors.ts';
-import type { NewEvent } from './events.ts';
+import type { AnswerRepeated, NewEvent } from './events.ts';
 import { diskIsFull, writeDenied } from './file-system.ts';
 
 type Database = BetterSqlite3.Database;
@@ -60,16 +60,24 @@ export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void 
   const insert = db.prepare<EventRow>('INSERT INTO events (at, session, type, data) VALUES (?, ?, ?, ?)');
   // [P-49] An answer-repeated row updates the session's previous row, which is the answer it repeats; the lookup
   // walks back from the end of the table and stops at that row, a few rows back.
+  const lastRow = '(SELECT position FROM events WHERE session = @session ORDER BY position DESC LIMIT 1)';
   const repeat = db.prepare<[{ at: number; session: number | null; data: string }]>(
     `UPDATE events SET data = json_set(data,
        '$.repeats', coalesce(json_extract(data, '$.repeats'), 0) + 1, '$.lastAt', CAST(@at AS INTEGER),
        '$.lastRequestId', json_extract(@data, '$.requestId'))
-     WHERE position = (SELECT position FROM events WHERE session = @session ORDER BY position DESC LIMIT 1)`,
+     WHERE position = ${lastRow}`,
+  );
+  const rateLimited = db.prepare<[{ at: number; session: number | null }]>(
+    `UPDATE events SET data = json_set(data,
+       '$.rateLimited', coalesce(json_extract(data, '$.rateLimited'), 0) + 1, '$.lastRateLimitedAt', CAST(@at AS INTEGER))
+     WHERE position = ${lastRow}`,
   );
   const commit = db.transaction((rows: readonly EventRow[]) => {
     for (const row of rows) {
-      if (row[2] === 'answer-repeated') repeat.run({ at: row[0], session: row[1], data: row[3] });
-      else insert.run(...row);
+      if (row[2] !== 'answer-repeated') insert.run(...row);
+      else if ((JSON.parse(row[3]) as AnswerRepeated['data']).count === 'rateLimited') {
+        rateLimited.run({ at: row[0], session: row[1] });
+      } else repeat.run({ at: row[0], session: row[1], data: row[3] });
     }
   });
   return (rows) => commit.immediate(rows);

@@ -52,6 +52,9 @@ export type HistoryEvent =
         /** [P-49] when the last of them was recorded (ms since the epoch), and its request id */
         lastAt?: number;
         lastRequestId?: number | null;
+        /** [P-49] requests refused rate-limited right after this one (any row of a session may carry this count) */
+        rateLimited?: number;
+        lastRateLimitedAt?: number;
       };
     }
   /** [P-35] a get answered not-modified: the client held the current image; nothing sent, nothing counted */
@@ -89,13 +92,18 @@ export type NewEvent = (HistoryEvent & { session: number | null; at?: number }) 
 
 /**
  * [P-49] Not a row of its own: recorded in place of an answer's event that is the same as the session's previous row
- * (the same refusal again), it adds one to that row's `repeats` and sets its `lastAt` and
- * `lastRequestId` (rowCommitter, db/event-log.ts). So a flood of identical free requests is committed answer by
+ * (the same refusal again), it adds one to that row's `repeats` and sets its `lastAt` and `lastRequestId`; in place
+ * of a `rate-limited` refusal, it adds one to the previous row's `rateLimited` and sets its `lastRateLimitedAt`
+ * (rowCommitter, db/event-log.ts). So a flood of identical free requests is committed answer by
  * answer, and does not grow the history.
  */
 export interface AnswerRepeated {
   type: 'answer-repeated';
   session: number;
-  data: { requestId: number | null };
+  /**
+   * `count` is the member of the previous row that counts it: `repeats` for the same refusal again, `rateLimited`
+   * for a refusal rate-limited (whatever the row it is counted on).
+   */
+  data: { requestId: number | null; count: 'repeats' | 'rateLimited' };
   at?: number;
 }

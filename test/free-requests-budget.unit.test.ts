@@ -48,11 +48,11 @@ const refusal = (requestId: number, image: string, code = 'image-not-found'): Ne
   data: { requestId, command: 'get', code, reason: `no image named '${image}'`, image },
 });
 
-test('[P-49] the same refusal as the last row becomes a repeat of it; another refusal, or a fact, does not', () => {
+test('[P-49] the same refusal as the last row becomes a repeat of it; another refusal, or a not-modified, does not', () => {
   const first = aggregateRepeat([refusal(1, 'a.png')], null);
   assert.is(first.events[0]?.type, 'request-refused');
   const second = aggregateRepeat([refusal(2, 'a.png')], first.key);
-  assert.equal(second.events, [{ type: 'answer-repeated', session: 4, data: { requestId: 2 } }]);
+  assert.equal(second.events, [{ type: 'answer-repeated', session: 4, data: { requestId: 2, count: 'repeats' } }]);
   assert.is(aggregateRepeat([refusal(3, 'b.png')], second.key).events[0]?.type, 'request-refused');
   const served: NewEvent = {
     session: 4,
@@ -60,9 +60,15 @@ test('[P-49] the same refusal as the last row becomes a repeat of it; another re
     data: { requestId: 5, image: 'a.png', sha256: 'f'.repeat(64) },
   };
   assert.is(aggregateRepeat([served], first.key).key, null);
-  // Every rate-limited refusal is the same, whatever was asked.
-  const limited = aggregateRepeat([refusal(6, 'a.png', 'rate-limited')], null);
-  assert.is(aggregateRepeat([refusal(7, 'z.png', 'rate-limited')], limited.key).events[0]?.type, 'answer-repeated');
+});
+
+test('[P-49] a rate-limited refusal is counted on the row before it, which stays the last: repeats go on across it', () => {
+  const first = aggregateRepeat([refusal(1, 'a.png')], null);
+  const limited = aggregateRepeat([refusal(2, 'x.png', 'rate-limited')], first.key);
+  assert.equal(limited.events, [{ type: 'answer-repeated', session: 4, data: { requestId: 2, count: 'rateLimited' } }]);
+  assert.is(limited.key, first.key);
+  assert.is(aggregateRepeat([refusal(3, 'a.png')], limited.key).events[0]?.type, 'answer-repeated');
+  assert.is(aggregateRepeat([refusal(4, 'x.png', 'rate-limited')], null).events[0]?.type, 'answer-repeated');
 });
 
 test.run();

@@ -1,0 +1,106 @@
+/**
+ * [P-46] What a long usage does to everyone else: a server process over a large history, one client reading the
+ * whole usage document again and again, and another client sending `list` requests one after the other meanwhile.
+ * Reports that client's list latency while the usages stream, beside the same list latency with no usage running.
+ */
+import { performance } from 'node:perf_hooks';
+import { ImgcacheClient } from '../client/imgcache-client.ts';
+import { startImgcacheServer } from './server-processes.ts';
+
+export interface LatencySummary {
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export interface UsageLatency {
+  historyEvents: number;
+  /** bytes of one usage document */
+  documentBytes: number;
+  /** usages read in full while the lists were timed */
+  usages: number;
+  /** seconds a usage took, request to END, the median and the longest */
+  usageSecondsMedian: number;
+  usageSecondsMax: number;
+  /** another client's list, while no usage runs */
+  listIdle: LatencySummary;
+  /** the same client's list, while usages stream */
+  listDuringUsage: LatencySummary;
+}
+
+export interface UsageLatencyOptions {
+  database: string;
+  historyEvents: number;
+  cacheDir: string;
+  tiersFile: string;
+  /** how long the lists are timed in each phase */
+  durationMs: number;
+}
+
+export async function measureUsageLatency(options: UsageLatencyOptions): Promise<UsageLatency> {
+  const server = await startImgcacheServer({
+    cacheDir: options.cacheDir,
+    database: options.database,
+    capacity: 3,
+    tiersFile: options.tiersFile,
+    logLevel: 'warn',
+    // The lists are timed back to back, far above the free-request budget a client gets by default [P-48].
+    serverOptions: ['--free-request-burst', '1000000', '--free-requests-per-second', '1000000'],
+  });
+  try {
+    const lister = await ImgcacheClient.connect({ port: server.port });
+    const reader = await ImgcacheClient.connect({ port: server.port });
+    try {
+      const listIdle = summarize(await timeLists(lister, options.durationMs, () => true));
+      const usageSeconds: number[] = [];
+      let documentBytes = 0;
+      let reading = true;
+      const usages = (async () => {
+        while (reading) {
+          const startedAt = performance.now();
+          const text = await reader.usageText();
+          usageSeconds.push((performance.now() - startedAt) / 1000);
+          documentBytes = Buffer.byteLength(text);
+        }
+      })();
+      // Time the lists only while a usage is in flight: from the first usage's start until the last one's end.
+      const during = await timeLists(lister, options.durationMs, () => reading);
+      reading = false;
+      await usages;
+      usageSeconds.sort((a, b) => a - b);
+      return {
+        historyEvents: options.historyEvents,
+        documentBytes,
+        usages: usageSeconds.length,
+        usageSecondsMedian: usageSeconds[Math.floor(usageSeconds.length / 2)] ?? 0,
+        usageSecondsMax: usageSeconds.at(-1) ?? 0,
+        listIdle,
+        listDuringUsage: summarize(during),
+      };
+    } finally {
+      lister.close();
+      reader.close();
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Lists one after the other for `durationMs` (at most 100,000 of them); their latencies in ms. */
+async function timeLists(client: ImgcacheClient, durationMs: number, going: () => boolean): Promise<number[]> {
+  const latencies: number[] = [];
+  const until = performance.now() + durationMs;
+  while (performance.now() < until && latencies.length < 100_000 && going()) {
+    const startedAt = performance.now();
+    await client.list();
+    latencies.push(performance.now() - startedAt);
+  }
+  return latencies;
+}
+
+function summarize(latencies: number[]): LatencySummary {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const at = (fraction: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))] ?? 0;
+  return { count: sorted.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: sorted.at(-1) ?? 0 };
+}

@@ -11,7 +11,7 @@ import { ConnectionClosedError, type ImageInfo, RejectedError, ServerError } fro
 import { formatFetch, formatListWithMarks, formatRefresh } from './cache-report.ts';
 import { DEFAULT_CACHE_DIR } from './download.ts';
 import { formatBytes, formatReject } from './format.ts';
-import { DEFAULT_HOST, DEFAULT_PORT, ImgcacheClient } from './imgcache-client.ts';
+import { DEFAULT_HOST, DEFAULT_PORT, ImgcacheClient, type UsageFilters } from './imgcache-client.ts';
 import { LocalCache, type LocalState } from './local-cache.ts';
 import { refreshAll } from './refresh.ts';
 
@@ -26,7 +26,8 @@ usage:
   imgcache get <image> [...]      download images into the cache folder (one session for all of them); an image
                                   already held is only revalidated by its hash: "not modified", free of quota
   imgcache refresh                revalidate every downloaded image at once; download those that changed
-  imgcache usage [--output F]     every client's history as JSON (platinum tier only)
+  imgcache usage [--output F]     every client's history as JSON (platinum tier only); --client NAME, --since T and
+                                  --until T (ISO-8601) ask for one session, or the sessions admitted in a time range
   imgcache shell                  type commands (list, get <image>, refresh, usage, exit, help) at a prompt, or pipe them in
 
 options:
@@ -45,6 +46,8 @@ interface CliOptions {
   cacheDir: string;
   json: boolean;
   output: string | undefined;
+  /** [P-46] usage filters */
+  usageFilters: UsageFilters;
 }
 
 type Print = (line: string) => void;
@@ -59,6 +62,9 @@ function parseCli(argv: string[]): { command: string | undefined; args: string[]
       'cache-dir': { type: 'string' },
       json: { type: 'boolean', default: false },
       output: { type: 'string', short: 'o' },
+      client: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -75,6 +81,11 @@ function parseCli(argv: string[]): { command: string | undefined; args: string[]
       cacheDir: values['cache-dir'] ?? process.env.IMGCACHE_CLIENT_CACHE ?? DEFAULT_CACHE_DIR,
       json: values.json ?? false,
       output: values.output,
+      usageFilters: {
+        ...(values.client === undefined ? {} : { client: values.client }),
+        ...(values.since === undefined ? {} : { since: values.since }),
+        ...(values.until === undefined ? {} : { until: values.until }),
+      },
     },
   };
 }
@@ -118,7 +129,7 @@ async function runCommand(
       return true;
     }
     case 'usage': {
-      const text = await client.usageText();
+      const text = await client.usageText(options.usageFilters);
       if (options.output) {
         await writeFile(options.output, text);
         print(`usage written to ${options.output} (${formatBytes(Buffer.byteLength(text))})`);

@@ -48,6 +48,14 @@ export interface ConnectOptions {
   timeoutMs?: number;
 }
 
+/** [P-46] What part of the usage history to ask for: one session by name, the sessions admitted in a time range. */
+export interface UsageFilters {
+  client?: string;
+  /** ISO-8601 */
+  since?: string;
+  until?: string;
+}
+
 export interface ListResult {
   images: ImageInfo[];
   session: SessionIdentity;
@@ -253,10 +261,10 @@ export class ImgcacheClient extends EventEmitter<{
     return { status: 'ok', reply, end: end as StreamEnd, quota: reply.quota as Quota };
   }
 
-  /** The usage document as text (platinum only, [P-22]). */
-  async usageText(): Promise<string> {
+  /** The usage document as text (platinum only, [P-22]), all of it or the part the filters select ([P-46]). */
+  async usageText(filters: UsageFilters = {}): Promise<string> {
     const pieces: Buffer[] = [];
-    await this.#request({ command: 'usage' }, { write: (piece) => void pieces.push(piece) });
+    await this.#request({ command: 'usage', ...filters }, { write: (piece) => void pieces.push(piece) });
     return Buffer.concat(pieces).toString('utf8');
   }
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildHistory } from '../bench/history-export.ts';
+import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { EventLog } from '../db/event-log.ts';
 import type { NewEvent } from '../db/events.ts';
 import { openDatabase } from '../db/open-database.ts';
@@ -150,6 +151,15 @@ test('[P-46] client, since and until select exactly the sessions they name; a ba
     assert.equal(names(await usage(raw, 6, { since: hour(5) })).slice(0, 2), ['client-5', 'client-6']);
     assert.equal(names(await usage(raw, 7, { until: '2026-11-01T02:00:00Z' })), ['client-1']);
     assert.equal(names(await usage(raw, 8, { client: 'client-3', since: hour(4) })), []);
+
+    // The client library (and so the CLI's --client, --since, --until) sends the same filters.
+    const client = await ImgcacheClient.connect({ port: server.port });
+    try {
+      const viaClient = JSON.parse(await client.usageText({ client: 'client-2' })) as UsageDocument;
+      assert.equal(names(viaClient), ['client-2']);
+    } finally {
+      client.close();
+    }
 
     for (const [id, fields] of [
       [9, { since: 'yesterday' }],

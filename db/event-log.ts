@@ -8,7 +8,9 @@
  * is not sent and the events are discarded (what they describe did not happen). `recordFact` is for what happened
  * whatever the history says (a session closed, a connection rejected): if its commit fails, the fact is kept in
  * memory, in order, and committed before anything recorded after it once the history works again (retried on a
- * timer with backoff, and at every later commit), or at a clean stop. A bounded number of facts is kept; past the
+ * timer, 100 ms after the failure and doubling up to 1 s), or at a clean stop. While held facts wait for their
+ * retry, records fail at once without an attempt: the history is known to fail, and each attempt would wait out
+ * the busy timeout or write every held row again. A bounded number of facts is kept; past the
  * bound they are counted, and the count goes on record as one `facts-lost` event when the history is back.
  *
  * One background commit is in flight at a time: records made meanwhile wait for it and go together in the next one,
@@ -134,7 +136,7 @@ export type HistoryHealth =
 export const DEFAULT_MAX_HELD_FACTS = 10_000;
 /** The first retry of held facts comes this long after a failure, then twice as long each time, up to the max. */
 export const FACT_RETRY_MIN_MS = 100;
-export const FACT_RETRY_MAX_MS = 2_000;
+export const FACT_RETRY_MAX_MS = 1_000;
 
 export class EventLog {
   readonly db: Database;
@@ -155,6 +157,8 @@ export class EventLog {
   #scheduled: NodeJS.Immediate | null = null;
   #closed = false;
   #finishing = false;
+  /** the error of the last failed commit, while the history is failing */
+  #lastError: HistoryAppendError | null = null;
 
   constructor(db: Database, options: EventLogOptions = {}) {
     this.db = db;
@@ -184,7 +188,7 @@ export class EventLog {
    * dropped, a transfer that did not end whole, the server stopping). `done`, if given, runs after the first
    * attempt to commit them: with null if they are durable, or with the error if not; in that case they are not
    * lost but kept in memory, in order, and committed before anything recorded after them, as soon as the history
-   * works again (retried on a timer, and at every later commit) or at a clean stop (`finish`). At most
+   * works again (retried on a timer; records made before the retry fail at once) or at a clean stop (`finish`). At most
    * `maxHeldFacts` are kept; past that, facts are counted instead, and the count is recorded as one `facts-lost`
    * event once the history is back.
    */
@@ -272,11 +276,15 @@ export class EventLog {
   #flush(where: 'here' | 'background'): void {
     if (this.#scheduled) clearImmediate(this.#scheduled);
     this.#scheduled = null;
-    this.#stopRetrying();
     const background = where === 'background' ? this.#background : undefined;
     // One background commit at a time: the next group waits for it, so that a failed one can put its facts back
     // before anything recorded later is committed.
     if (background && this.#inFlight > 0) return;
+    // While held facts wait for their retry, the history is known to fail: records fail at once, without an attempt
+    // (each would wait out the busy timeout, or write thousands of held rows, to fail again). The retry's own
+    // flush, and a flush on this thread (a clean stop), do attempt.
+    const failFast = where === 'background' && this.#retry !== null && this.#lastError !== null;
+    if (!failFast) this.#stopRetrying();
     const batch = this.#queue;
     this.#queue = [];
     const carried = this.#held;
@@ -287,6 +295,10 @@ export class EventLog {
     const lostEvent = lost ? lostFactsEvent(lost, this.#now()) : null;
     if (lostEvent) rows.push(this.#toRow(lostEvent));
     for (const pending of batch) rows.push(...pending.rows);
+    if (failFast && rows.length > 0) {
+      this.#settle(batch, carried, lost, lostEvent, this.#lastError, false);
+      return;
+    }
     if (rows.length === 0 || !background) {
       this.#settle(batch, carried, lost, lostEvent, rows.length === 0 ? null : this.#commitHere(rows));
       return;
@@ -298,6 +310,7 @@ export class EventLog {
         this.#settle(batch, carried, lost, lostEvent, error ? this.#appendError(rows.length, error) : null);
       } finally {
         if (this.#queue.length > 0) this.#flush('background');
+        else this.#scheduleRetry(); // a retry that fell due while this commit was in flight
         if (this.#inFlight === 0) for (const resolve of this.#drained.splice(0)) resolve();
       }
     });
@@ -310,8 +323,10 @@ export class EventLog {
     lost: LostFacts | null,
     lostEvent: NewEvent | null,
     error: Error | null,
+    attempted = true,
   ): void {
     if (!error) {
+      this.#lastError = null;
       if (carried.length > 0 || lostEvent) {
         const late = carried.map((held) => held.event);
         if (lostEvent) late.push(lostEvent);
@@ -346,18 +361,20 @@ export class EventLog {
     this.#held = kept.concat(this.#held);
     this.#lost = lostNow && this.#lost ? mergeLost(lostNow, this.#lost) : (lostNow ?? this.#lost);
     const appendError = error instanceof HistoryAppendError ? error : this.#appendError(0, error);
+    this.#lastError = appendError;
     const outage = this.#outage ?? { since: this.#now(), failures: 0, lostFacts: 0 };
     this.#outage = outage;
-    outage.failures++;
     outage.lostFacts = this.#lost?.count ?? 0;
-    this.#onHealth?.({
-      kind: 'failed',
-      error: appendError,
-      failures: outage.failures,
-      since: outage.since,
-      heldFacts: this.#held.length,
-      lostFacts: outage.lostFacts,
-    });
+    if (attempted) outage.failures++;
+    if (attempted)
+      this.#onHealth?.({
+        kind: 'failed',
+        error: appendError,
+        failures: outage.failures,
+        since: outage.since,
+        heldFacts: this.#held.length,
+        lostFacts: outage.lostFacts,
+      });
     try {
       callDones(batch, error);
     } finally {
@@ -365,7 +382,7 @@ export class EventLog {
     }
   }
 
-  /** Held facts are retried on a timer (doubling up to FACT_RETRY_MAX_MS), and at every commit before that. */
+  /** Held facts are retried on a timer (doubling up to FACT_RETRY_MAX_MS); records fail at once until then. */
   #scheduleRetry(): void {
     if (this.#closed || this.#finishing || (this.#held.length === 0 && !this.#lost) || this.#retry) return;
     const delay = this.#retryDelayMs;

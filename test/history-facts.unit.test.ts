@@ -21,7 +21,7 @@ import {
 import type { NewEvent } from '../db/events.ts';
 import { type Database, openDatabase } from '../db/open-database.ts';
 import { readEvents } from '../db/read-events.ts';
-import { makeTemporaryFolder } from './helpers/test-server.ts';
+import { eventually, makeTemporaryFolder } from './helpers/test-server.ts';
 
 let folder = '';
 let opened: Database[] = [];
@@ -91,14 +91,16 @@ function watchedLog(db: Database, options: EventLogOptions = {}) {
 
 test('a fact whose commit fails is kept; the answer of the same batch is discarded; both dones get the error', async () => {
   const { db, other } = openPair();
-  const { log } = watchedLog(db);
+  const { log, nextLateFacts } = watchedLog(db);
   log.recordNow([admitted(1)]);
   other.exec('BEGIN IMMEDIATE');
   const [answer, fact] = await Promise.all([recordAsync(log, [served(1)]), factAsync(log, [closed(1)])]);
   assert.instance(answer, HistoryAppendError);
   assert.instance(fact, HistoryAppendError);
   assert.is(log.heldFacts, 1, 'the fact is held in memory');
+  const committed = nextLateFacts();
   other.exec('ROLLBACK');
+  await committed;
   assert.is(await recordAsync(log, [admitted(2)]), null);
   assert.equal(
     stored(db),
@@ -132,34 +134,62 @@ test('held facts are retried on a timer: on record once the lock is released, wi
   ]);
 });
 
+test('while held facts wait for their retry, records fail at once, without waiting for the lock', async () => {
+  const { db, other } = openPair(200);
+  const { log, nextLateFacts } = watchedLog(db);
+  other.exec('BEGIN IMMEDIATE');
+  const attempted = performance.now();
+  assert.instance(await factAsync(log, [closed(1)]), HistoryAppendError);
+  assert.ok(performance.now() - attempted >= 150, 'the first commit waited out the busy timeout');
+  const refused = performance.now();
+  assert.instance(await recordAsync(log, [admitted(2)]), HistoryAppendError);
+  assert.instance(await factAsync(log, [closed(3)]), HistoryAppendError);
+  assert.ok(performance.now() - refused < 100, 'the records made before the retry failed at once');
+  assert.is(log.heldFacts, 2);
+  const committed = nextLateFacts();
+  other.exec('ROLLBACK');
+  await committed;
+  assert.equal(stored(db), [
+    ['session-closed', 1],
+    ['session-closed', 3],
+  ]);
+});
+
 test('health: every failed commit is reported with the outage so far, then one recovery with the late facts', async () => {
   const { db, other } = openPair();
-  const { log, health } = watchedLog(db);
+  const { log, health, nextLateFacts } = watchedLog(db);
   other.exec('BEGIN IMMEDIATE');
   await factAsync(log, [closed(1)]);
   await recordAsync(log, [admitted(2)]);
+  const committed = nextLateFacts();
   other.exec('ROLLBACK');
-  await recordAsync(log, [admitted(3)]);
-  const kinds = health.map((report) => report.kind);
-  assert.equal(kinds, ['failed', 'failed', 'recovered']);
-  const [first, second, recovered] = health;
-  assert.ok(first?.kind === 'failed' && second?.kind === 'failed' && recovered?.kind === 'recovered');
+  await committed;
+  const failed = health.filter((report) => report.kind === 'failed');
+  const recovered = health.at(-1);
+  assert.ok(failed.length >= 1, 'the failed commit is reported');
+  assert.is(health.length, failed.length + 1, 'then one recovery, last');
+  const [first] = failed;
+  assert.ok(first?.kind === 'failed' && recovered?.kind === 'recovered');
   assert.is(first.failures, 1);
-  assert.is(second.failures, 2);
-  assert.is(second.since, first.since, 'one outage');
+  assert.ok(
+    failed.every((report) => report.kind === 'failed' && report.since === first.since),
+    'one outage',
+  );
   assert.is(first.error.condition, 'locked');
-  assert.equal([recovered.failures, recovered.lateFacts, recovered.lostFacts], [2, 1, 0]);
+  assert.equal([recovered.failures, recovered.lateFacts, recovered.lostFacts], [failed.length, 1, 0]);
   assert.ok(recovered.outageMs >= 0);
 });
 
 test('past the bound, facts are counted and their count is recorded as one facts-lost event, after those kept', async () => {
   const { db, other } = openPair();
-  const { log } = watchedLog(db, { maxHeldFacts: 2 });
+  const { log, nextLateFacts } = watchedLog(db, { maxHeldFacts: 2 });
   other.exec('BEGIN IMMEDIATE');
   await factAsync(log, [closed(1), closed(2), closed(3)]);
   await factAsync(log, [closed(4)]);
   assert.is(log.heldFacts, 2);
+  const committed = nextLateFacts();
   other.exec('ROLLBACK');
+  await committed;
   await factAsync(log, [closed(5)]);
   const events = readEvents(db);
   assert.equal(
@@ -231,12 +261,16 @@ test('in the background, a failed commit puts its facts back before the records 
   const fact = factAsync(log, [closed(1)]);
   await new Promise((resolve) => setImmediate(resolve)); // the fact's commit is in flight
   const answer = recordAsync(log, [admitted(2)]);
+  const laterFact = factAsync(log, [closed(3)]);
   assert.instance(await fact, HistoryAppendError);
-  assert.is(await answer, null);
-  await log.drain();
+  assert.instance(await answer, HistoryAppendError, 'made while the failing commit was in flight: failed with it');
+  assert.instance(await laterFact, HistoryAppendError);
+  await eventually(() => log.heldFacts === 0, 'the retry commits the held facts');
+  assert.is(await recordAsync(log, [admitted(4)]), null);
   assert.equal(stored(db), [
     ['session-closed', 1],
-    ['session-admitted', 2],
+    ['session-closed', 3],
+    ['session-admitted', 4],
   ]);
   assert.is(committer.maxInFlight, 1, 'one background commit at a time');
 });

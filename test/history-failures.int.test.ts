@@ -14,7 +14,7 @@ import * as assert from 'uvu/assert';
 import { openDatabase } from '../db/open-database.ts';
 import { readEvents } from '../db/read-events.ts';
 import { MessageType } from '../src/protocol/index.ts';
-import { OUTAGE_BEGAN } from '../src/server/history-outage-log.ts';
+import { OUTAGE_BEGAN, OUTAGE_ENDED } from '../src/server/history-outage-log.ts';
 import { runCommand, SERVER_BIN, type ServerProcess, spawnServer } from './helpers/processes.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import {
@@ -199,8 +199,10 @@ withSmallFs(
         // [P-26] The close follows: the session's close is a fact, kept while the disk is full and committed later.
         await expectRefusedUnrecorded(peer, { closes: true });
         await expectHistoryFailureLogged(server, 'disk-full', /^SQLITE_FULL/);
-        // Once there is room again, the same server records and serves.
+        // Once there is room again, the same server records and serves: its retry of the held close finds the room
+        // (within a second) and says so.
         fs.free();
+        await eventually(() => server.logs.some((entry) => entry.msg === OUTAGE_ENDED), 'history recovered', GUARD_MS);
         const later = await admittedPeer(server);
         later.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: 'sunset.png' });
         assert.is((await later.nextJson(MessageType.REPLY)).status, 'ok');

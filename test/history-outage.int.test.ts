@@ -155,7 +155,7 @@ test('a lock held while sessions exit and close: every close on record, in order
     assert.is((began[0]?.err as { condition?: string } | undefined)?.condition, 'locked');
     assert.is(ended.length, 1, 'and its end');
     const end = ended[0] as { failures: number; lateFacts: number; outageMs: number };
-    assert.ok(end.failures >= closedInOrder.length, `${end.failures} failed commits, logged in one line`);
+    assert.ok(end.failures >= 1, `${end.failures} failed commit(s), logged in one line`);
     assert.is(end.lateFacts, closedInOrder.length);
     assert.ok(end.outageMs > 0);
   } finally {

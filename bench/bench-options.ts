@@ -39,6 +39,10 @@ export interface BenchOptions {
   admissionSessions: number;
   admissionBatch: number;
   socketAdmissionSessions: number;
+  /** the soak (bench/session-soak.ts): measured sessions (0 skips it), warm-up sessions, ms watched after the load */
+  soakSessions: number;
+  soakWarmUpSessions: number;
+  soakSettleMs: number;
   /** install nginx and wrk with apt-get when missing */
   install: boolean;
   keepTemp: boolean;
@@ -70,6 +74,9 @@ export const FULL_RUN: Readonly<Omit<BenchOptions, 'outDir'>> = Object.freeze({
   admissionSessions: 10_000,
   admissionBatch: 100,
   socketAdmissionSessions: 10_000,
+  soakSessions: 30_000,
+  soakWarmUpSessions: 5_000,
+  soakSettleMs: 20_000,
   install: true,
   keepTemp: false,
   commit: null,
@@ -92,6 +99,9 @@ export const SMOKE_RUN: Readonly<Omit<BenchOptions, 'outDir'>> = Object.freeze({
   admissionSessions: 200,
   admissionBatch: 50,
   socketAdmissionSessions: 50,
+  soakSessions: 200,
+  soakWarmUpSessions: 50,
+  soakSettleMs: 300,
   install: false,
 });
 
@@ -111,6 +121,7 @@ export const USAGE = `npm run bench -- [options]
   --no-log-cost            skip the run with the operator log at info
   --history-events N       events in the history whose export is timed
   --admission-sessions N   sessions admitted (in-process and over sockets)
+  --soak-sessions N        sessions of the memory soak after its warm-up (0: no soak)
   --no-install             never run apt-get
   --keep-temp              keep the temporary folder (images, histories, profiles)
   --commit HASH            the commit this folder was exported from, when it is not a git checkout`;
@@ -147,6 +158,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | 'help
       'no-log-cost': { type: 'boolean' },
       'history-events': { type: 'string' },
       'admission-sessions': { type: 'string' },
+      'soak-sessions': { type: 'string' },
       'no-install': { type: 'boolean' },
       'keep-temp': { type: 'boolean' },
       commit: { type: 'string' },
@@ -177,6 +189,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | 'help
     admissionSessions,
     socketAdmissionSessions: values['admission-sessions'] ? admissionSessions : base.socketAdmissionSessions,
     admissionBatch: Math.min(base.admissionBatch, admissionSessions),
+    soakSessions: values['soak-sessions'] === '0' ? 0 : integer(values['soak-sessions'], base.soakSessions),
     install: base.install && !values['no-install'],
     keepTemp: values['keep-temp'] === true,
     commit: values.commit ?? null,

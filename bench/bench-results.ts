@@ -6,10 +6,13 @@ import type { SocketAdmission } from './admission-over-sockets.ts';
 import type { BenchOptions } from './bench-options.ts';
 import type { ProfileSummary } from './cpu-profile.ts';
 import type { EventLogCapacity } from './event-log-capacity.ts';
+import type { FloodRun } from './free-request-flood.ts';
 import type { ExportMeasurement, HistoryBuild } from './history-export.ts';
 import type { CodeVersion, MachineInfo } from './machine-info.ts';
 import type { ServerRun } from './measure-run.ts';
+import type { SoakResult } from './session-soak.ts';
 import type { Calibration, ThroughputRow } from './throughput.ts';
+import type { UsageLatency } from './usage-latency.ts';
 
 export interface AdmissionFigures {
   sessions: number;
@@ -32,10 +35,16 @@ export interface BenchResults {
   logCost: ServerRun | null;
   eventLogCapacity: EventLogCapacity[];
   history: { build: HistoryBuild; export: ExportMeasurement; documentChecked: boolean };
+  /** [P-46] another client's list latency while long usages stream */
+  usageLatency: UsageLatency;
+  /** [P-48] [P-49] history growth under floods of free requests */
+  freeRequestFlood: FloodRun[];
   admission: {
     inProcess: InProcessAdmission & { figures: AdmissionFigures };
     overSockets: SocketAdmission & { figures: AdmissionFigures };
   };
+  /** the memory soak; null when skipped (--soak-sessions 0) */
+  soak: SoakResult | null;
   targets: TargetCheck[];
   seconds: number;
 }
@@ -132,5 +141,34 @@ export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetChec
     measured: `${(history.export.peakRssBytes / MIB).toFixed(0)} MiB`,
     met: history.export.peakRssBytes < 256 * MIB,
   });
+  const { usageLatency } = results;
+  checks.push({
+    target: `another client's list p99 within a few ms while usages of ${usageLatency.historyEvents.toLocaleString('en-US')} events stream`,
+    measured: `${usageLatency.listDuringUsage.p99Ms.toFixed(2)} ms (${usageLatency.listIdle.p99Ms.toFixed(2)} ms with no usage)`,
+    met: usageLatency.listDuringUsage.p99Ms < 10,
+  });
+  const flood = results.freeRequestFlood.find((run) => run.kind === 'the same missing image');
+  if (flood) {
+    checks.push({
+      target: 'history growth under a flood of one refused request < 1 MiB an hour',
+      measured: `${(flood.bytesPerHour / MIB).toFixed(2)} MiB an hour at ${Math.round(flood.answersPerSecond)} answers/s`,
+      met: flood.bytesPerHour < MIB,
+    });
+  }
+  if (results.soak) {
+    const { soak } = results;
+    checks.push({
+      target: `server RSS after ${soak.sessions.toLocaleString('en-US')} sessions, once the load stopped, within 10% of its level after warm-up`,
+      measured: `${(soak.rssAfterWarmUpBytes / MIB).toFixed(1)} -> ${(soak.rssAfterLoadBytes / MIB).toFixed(1)} MiB (${(soak.growthRatio * 100).toFixed(1)}%)`,
+      met: soak.growthRatio <= 0.1,
+    });
+    // RSS also moves with the JS heap's garbage-collection cycle; the brk heap is the main thread's native memory
+    // alone, where the history writer's page cache grew by 0.4 KB per session until it held 16 MB.
+    checks.push({
+      target: `malloc heap ([heap]) growth over the soak < 100 bytes per session`,
+      measured: `${soak.brkHeapGrowthBytesPerSession.toFixed(0)} bytes per session`,
+      met: soak.brkHeapGrowthBytesPerSession < 100,
+    });
+  }
   return checks;
 }

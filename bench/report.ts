@@ -4,6 +4,8 @@
  */
 import type { BenchResults } from './bench-results.ts';
 import type { ServerRun } from './measure-run.ts';
+import type { SoakResult } from './session-soak.ts';
+import type { UsageLatency } from './usage-latency.ts';
 
 const MIB = 1024 * 1024;
 
@@ -162,6 +164,53 @@ export function renderMarkdown(results: BenchResults): string {
       `**peak RSS ${mib(history.export.peakRssBytes)} MiB**.`,
   );
 
+  const { usageLatency } = results;
+  sections.push(`## Another client's list while usages stream`);
+  sections.push(
+    `A history of ${usageLatency.historyEvents.toLocaleString('en-US')} events; one client reads the whole usage ` +
+      `document (${mib(usageLatency.documentBytes)} MiB) again and again (${usageLatency.usages} usages, ` +
+      `${usageLatency.usageSecondsMedian.toFixed(2)} s each at the median, ${usageLatency.usageSecondsMax.toFixed(2)} s ` +
+      'at most) while another sends `list` requests back to back; the same lists with no usage running beside them. ' +
+      'Both clients run in the benchmark process, so its own work on the usage stream counts in the list latency.',
+  );
+  sections.push(
+    table(
+      ['lists', 'count', 'p50', 'p99', 'max'],
+      [
+        ['with no usage', usageLatency.listIdle],
+        ['while usages stream', usageLatency.listDuringUsage],
+      ].map(([label, summary]) => {
+        const figures = summary as UsageLatency['listIdle'];
+        return [
+          label as string,
+          String(figures.count),
+          `${figures.p50Ms.toFixed(2)} ms`,
+          `${figures.p99Ms.toFixed(2)} ms`,
+          `${figures.maxMs.toFixed(1)} ms`,
+        ];
+      }),
+    ),
+  );
+
+  sections.push('## History growth under a flood of free requests');
+  sections.push(
+    'One client with the default budget (a burst of 100, then 20 a second) sends requests that cost no quota as ' +
+      'fast as it can, 16 in flight, then the history is checkpointed and its file size read.',
+  );
+  sections.push(
+    table(
+      ['flood of', 'seconds', 'answers/s', 'rate-limited', 'rows added', 'history growth'],
+      results.freeRequestFlood.map((run) => [
+        run.kind,
+        run.seconds.toFixed(1),
+        String(Math.round(run.answersPerSecond)),
+        String(run.rateLimited),
+        String(run.rows),
+        `${(run.bytesPerHour / MIB).toFixed(2)} MiB an hour`,
+      ]),
+    ),
+  );
+
   const { inProcess, overSockets } = results.admission;
   sections.push('## Admission');
   sections.push(
@@ -190,6 +239,8 @@ export function renderMarkdown(results: BenchResults): string {
   sections.push(
     `Batches of ${settings.admissionBatch}; every session stays open. Over sockets the time per session is a batch's wall time divided by its size (the batch is concurrent).`,
   );
+
+  if (results.soak) sections.push(...soakSections(results.soak));
 
   if (results.profile) {
     const { run, summary } = results.profile;
@@ -274,6 +325,34 @@ function describeMisses(results: BenchResults): string {
     lines.push(`- the CPU profile: by area ${areas}; top functions ${top}`);
   }
   return lines.join('\n');
+}
+
+/** The soak's summary and its RSS curve, one row per sample. */
+function soakSections(soak: SoakResult): string[] {
+  const mib1 = (bytes: number) => (bytes / MIB).toFixed(1);
+  return [
+    `## Memory over ${soak.sessions.toLocaleString('en-US')} sessions`,
+    `A fresh imgcache (default history settings), ${soak.concurrency} clients at a time, each session connect, HELLO, ` +
+      `\`list\`, \`exit\`; ${soak.warmUpSessions.toLocaleString('en-US')} warm-up sessions first. ` +
+      `${rate(soak.sessionsPerSecond)} sessions/s, ${soak.serverCpuMicrosecondsPerSession.toFixed(0)} µs server CPU per session. ` +
+      `Server RSS **${mib1(soak.rssAfterWarmUpBytes)} MiB** after the warm-up, ${mib1(soak.rssAfterSessionsBytes)} MiB after the ` +
+      `last session (${(soak.growthBytesPerSession / 1024).toFixed(2)} KiB per session), **${mib1(soak.rssAfterLoadBytes)} MiB** ` +
+      `${(soak.settleMs / 1000).toFixed(1)} s after the load stopped (${(soak.growthRatio * 100).toFixed(1)}%). ` +
+      `The malloc heap ([heap]) grew ${soak.brkHeapGrowthBytesPerSession.toFixed(0)} bytes per session.`,
+    table(
+      ['sessions', 's', 'load', 'RSS MiB', '[heap] MiB'],
+      soak.curve.map((sample) => [
+        sample.sessions.toLocaleString('en-US'),
+        sample.seconds.toFixed(1),
+        sample.idle ? 'stopped' : 'on',
+        mib1(sample.rssBytes),
+        mib1(sample.brkHeapBytes),
+      ]),
+    ),
+    'RSS is VmRSS from /proc/<pid>/status; [heap] is the resident size of the brk heap from /proc/<pid>/smaps, where ' +
+      "the main thread's native allocations live (SQLite's page cache among them), apart from the JS heap, whose size " +
+      'moves with the garbage collector.',
+  ];
 }
 
 /** "plus 12 uncommitted files (src/ 5, db/ 4, test/ 3)": the working tree others were changing. */

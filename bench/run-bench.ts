@@ -17,13 +17,16 @@ import { type BenchOptions, parseBenchOptions, USAGE } from './bench-options.ts'
 import { admissionFigures, type BenchResults, checkTargets } from './bench-results.ts';
 import { type CpuProfile, summarizeProfile } from './cpu-profile.ts';
 import { type EventLogCapacity, measureEventLogCapacity } from './event-log-capacity.ts';
+import { type FloodRun, measureFreeRequestFlood } from './free-request-flood.ts';
 import { buildHistory, measureExport } from './history-export.ts';
 import { codeVersion, machineInfo } from './machine-info.ts';
 import { type LoadSettings, measureRun } from './measure-run.ts';
 import { NGINX_SETUPS, type NginxProcess, startNginx } from './nginx.ts';
 import { renderMarkdown } from './report.ts';
+import { runSessionSoak, type SoakResult } from './session-soak.ts';
 import { ensureCommands } from './system-packages.ts';
 import { imgcacheTarget, type MatrixContext, runThroughputMatrix } from './throughput.ts';
+import { measureUsageLatency, type UsageLatency } from './usage-latency.ts';
 
 const execFileAsync = promisify(execFile);
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -92,7 +95,10 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
     const logCost = options.logCost ? await measureWithInfoLog(context, first, busiest) : null;
     const eventLogCapacity = await measureLogCapacity(workDir, options);
     const history = await measureHistoryExport(workDir, options);
+    const usageLatency = await measureUsageWhileListing(workDir, imageDir, tiersFile, options);
+    const freeRequestFlood = await measureFlood(workDir, imageDir, tiersFile, options);
     const admission = await measureAdmission(context, first, options);
+    const soak = options.soakSessions > 0 ? await measureSoak(context, first, options) : null;
     const partial = {
       date: new Date().toISOString().slice(0, 10),
       mode: options.smoke ? ('smoke' as const) : ('full' as const),
@@ -105,7 +111,10 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
       logCost,
       eventLogCapacity,
       history,
+      usageLatency,
+      freeRequestFlood,
       admission,
+      soak,
       seconds: (performance.now() - startedAt) / 1000,
     };
     return { ...partial, targets: checkTargets(partial) };
@@ -187,6 +196,49 @@ async function measureHistoryExport(workDir: string, options: BenchOptions): Pro
   return { build, export: measured, documentChecked };
 }
 
+/** [P-46] Another client's list latency while usages of a 300,000-event history stream (the issue's figure). */
+async function measureUsageWhileListing(
+  workDir: string,
+  cacheDir: string,
+  tiersFile: string,
+  options: BenchOptions,
+): Promise<UsageLatency> {
+  const database = path.join(workDir, 'usage-latency.sqlite');
+  const events = Math.min(options.historyEvents, 300_000);
+  buildHistory(database, events);
+  const measured = await measureUsageLatency({
+    database,
+    historyEvents: events,
+    cacheDir,
+    tiersFile,
+    durationMs: options.durationMs * 2,
+  });
+  log(
+    `list while usages stream: p99 ${measured.listDuringUsage.p99Ms.toFixed(2)} ms ` +
+      `(idle ${measured.listIdle.p99Ms.toFixed(2)} ms), ${measured.usages} usages`,
+  );
+  return measured;
+}
+
+/** [P-48] [P-49] History growth under floods of requests that cost no quota. */
+async function measureFlood(
+  workDir: string,
+  cacheDir: string,
+  tiersFile: string,
+  options: BenchOptions,
+): Promise<FloodRun[]> {
+  const runs = await measureFreeRequestFlood({
+    cacheDir,
+    database: path.join(workDir, 'flood.sqlite'),
+    tiersFile,
+    durationMs: options.durationMs * 2,
+  });
+  for (const run of runs) {
+    log(`flood of ${run.kind}: ${(run.bytesPerHour / 2 ** 20).toFixed(1)} MiB of history an hour`);
+  }
+  return runs;
+}
+
 async function measureAdmission(
   context: MatrixContext,
   image: BenchImage,
@@ -220,6 +272,34 @@ async function measureAdmission(
       figures: admissionFigures(overSockets.batches, overSockets.sessions, overSockets.totalSeconds),
     },
   };
+}
+
+/** The server's memory over many short sessions (bench/session-soak.ts), on a fresh imgcache and history. */
+async function measureSoak(context: MatrixContext, image: BenchImage, options: BenchOptions): Promise<SoakResult> {
+  const concurrency = 4;
+  const { server, close } = await imgcacheTarget(context, image, 2 * concurrency);
+  let soak: SoakResult;
+  try {
+    soak = await runSessionSoak({
+      port: server.port,
+      pid: server.pid,
+      warmUpSessions: options.soakWarmUpSessions,
+      sessions: options.soakSessions,
+      concurrency,
+      samples: 12,
+      settleMs: options.soakSettleMs,
+      settleSampleMs: Math.max(100, Math.floor(options.soakSettleMs / 8)),
+      deadlineMs: 600_000,
+    });
+  } finally {
+    await close();
+  }
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  log(
+    `soak: ${soak.sessions} sessions at ${Math.round(soak.sessionsPerSecond)}/s, RSS ${mib(soak.rssAfterWarmUpBytes)} -> ` +
+      `${mib(soak.rssAfterSessionsBytes)} MiB, ${mib(soak.rssAfterLoadBytes)} MiB ${soak.settleMs / 1000} s after the load`,
+  );
+  return soak;
 }
 
 const status = await main(process.argv.slice(2));

@@ -105,6 +105,21 @@ test('the history export, the event log and admission are measured too', () => {
   assert.ok(admission.overSockets.figures.microsNearFull > 0);
 });
 
+test('the memory soak runs its sessions and writes its RSS curve, over the sessions and after the load', () => {
+  const { soak } = results;
+  assert.ok(soak, 'no soak in the results');
+  if (!soak) return;
+  assert.is(soak.sessions, results.settings.soakSessions);
+  assert.ok(soak.curve.length >= 3, 'a curve of a few samples');
+  assert.is(soak.curve[0]?.sessions, 0);
+  assert.ok(soak.curve.some((sample) => !sample.idle && sample.sessions === soak.sessions));
+  assert.ok(soak.curve.at(-1)?.idle, 'the last sample is taken after the load');
+  for (const sample of soak.curve) assert.ok(sample.rssBytes > 1024 * 1024 && sample.brkHeapBytes >= 0);
+  assert.is(soak.rssAfterLoadBytes, soak.curve.at(-1)?.rssBytes);
+  assert.match(markdown, /## Memory over 200 sessions/);
+  assert.ok(results.targets.some((check) => check.target.startsWith('server RSS after 200 sessions')));
+});
+
 test('the results are written as JSON and as a markdown page that states the machine and the targets', () => {
   assert.ok(existsSync(path.join(outDir, 'latest.json')));
   assert.match(markdown, /^# imgcache benchmark, \d{4}-\d{2}-\d{2} \(smoke run\)/);

@@ -64,6 +64,55 @@ export function* usageJsonChunks(input: UsageInput): Generator<string, void, und
   yield pieces.take();
 }
 
+/** One client of the document, with what selects and orders it: its session number and admission time. */
+export interface ClientEntry {
+  session: number;
+  /** ms since the epoch */
+  connectedAt: number;
+  client: UsageClient;
+}
+
+/**
+ * [P-32] The clients of the document, each with its session and admission time, from events grouped by session in
+ * the order of their numbers (as `UsageInput.sessions`). Sessions never admitted are left out.
+ */
+export function* clientEntries(events: Iterable<StoredEvent>): Generator<ClientEntry, void, undefined> {
+  let draft: ClientDraft | null = null;
+  let session: number | null = null;
+  const entry = (finished: ClientDraft | null): ClientEntry | null => {
+    const client = finished && toClient(finished);
+    if (!client || !finished?.admitted || session === null) return null;
+    return { session, connectedAt: finished.admitted.at, client };
+  };
+  for (const event of events) {
+    if (draft === null || event.session !== session) {
+      const finished = entry(draft);
+      if (finished) yield finished;
+      draft = emptyDraft();
+      session = event.session;
+    }
+    addToDraft(draft, event);
+  }
+  const last = entry(draft);
+  if (last) yield last;
+}
+
+/** [P-32] The document from its clients already in JSON, in order, and the rejection events (filtered here). */
+export function* usageJsonChunksFromParts(input: {
+  clientsJson: Iterable<string>;
+  rejected: Iterable<StoredEvent>;
+  generatedAt: number;
+  filter?: UsageFilter;
+}): Generator<string, void, undefined> {
+  const pieces = new PieceBuffer();
+  pieces.add(`{"generatedAt":${JSON.stringify(iso(input.generatedAt))},"clients":[`);
+  yield* pieces.addJsonList(input.clientsJson);
+  pieces.add('],"rejected":[');
+  yield* pieces.addList(rejections(input.rejected, input.filter));
+  pieces.add(']}');
+  yield pieces.take();
+}
+
 /** The whole document as an object: for tests and small histories. */
 export function projectUsage(input: UsageInput): UsageDocument {
   return JSON.parse(Array.from(usageJsonChunks(input)).join('')) as UsageDocument;
@@ -80,9 +129,14 @@ class PieceBuffer {
 
   /** Adds the items as the elements of a JSON array, yielding a piece whenever enough text has gathered. */
   *addList(items: Iterable<unknown>): Generator<string, void, undefined> {
+    yield* this.addJsonList(jsonOf(items));
+  }
+
+  /** The same, with items already in JSON. */
+  *addJsonList(items: Iterable<string>): Generator<string, void, undefined> {
     let separator = '';
     for (const item of items) {
-      this.add(separator + JSON.stringify(item));
+      this.add(separator + item);
       separator = ',';
       if (this.#chars >= PIECE_CHARS) yield this.take();
     }
@@ -105,21 +159,13 @@ interface ClientDraft {
 
 /** One client per run of events with the same session; a session never admitted is not a client. */
 function* clients(events: Iterable<StoredEvent>, filter?: UsageFilter): Generator<UsageClient, void, undefined> {
-  let draft: ClientDraft | null = null;
-  let session: number | null = null;
-  const selected = (finished: ClientDraft | null): UsageClient | null =>
-    finished?.admitted && selectsClient(filter, session, finished.admitted.at) ? toClient(finished) : null;
-  for (const event of events) {
-    if (draft === null || event.session !== session) {
-      const client = selected(draft);
-      if (client) yield client;
-      draft = emptyDraft();
-      session = event.session;
-    }
-    addToDraft(draft, event);
+  for (const entry of clientEntries(events)) {
+    if (selectsClient(filter, entry.session, entry.connectedAt)) yield entry.client;
   }
-  const last = selected(draft);
-  if (last) yield last;
+}
+
+function* jsonOf(items: Iterable<unknown>): Generator<string, void, undefined> {
+  for (const item of items) yield JSON.stringify(item);
 }
 
 function emptyDraft(): ClientDraft {

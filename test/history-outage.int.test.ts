@@ -6,7 +6,7 @@
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { Duplex, Writable } from 'node:stream';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -14,7 +14,7 @@ import type { NewEvent, StoredEvent } from '../db/events.ts';
 import { openDatabase } from '../db/open-database.ts';
 import { readEvents } from '../db/read-events.ts';
 import { orphanedSessions } from '../db/recover-sessions.ts';
-import { MessageType } from '../src/protocol/index.ts';
+import { encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
 import { sequenceOfCodes } from '../src/server/code-source.ts';
 import { OUTAGE_BEGAN, OUTAGE_ENDED, OUTAGE_GOES_ON } from '../src/server/history-outage-log.ts';
 import { type ImgcacheServer, startServer, usageFromFile } from '../src/server/server.ts';
@@ -242,6 +242,69 @@ test('a client that resets while its admission waits on a lock: one rejection or
     rmSync(folder, { recursive: true, force: true });
   }
 });
+
+/** A connection carried by an in-memory stream: the test decides exactly when its peer resets. */
+function memoryConnection(server: ImgcacheServer): { side: Duplex; resetByPeer(): void } {
+  const side = new Duplex({
+    read() {},
+    write(_chunk, _encoding, callback) {
+      callback();
+    },
+  });
+  server.handle(side, 'memory:1');
+  return {
+    side,
+    resetByPeer: () => side.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })),
+  };
+}
+
+for (const locked of [true, false]) {
+  test(`a peer reset while its admission is being committed${locked ? ' (and fails)' : ''}: ${locked ? 'a connection-dropped only' : 'admitted, then closed'}`, async () => {
+    const folder = makeTemporaryFolder();
+    const database = path.join(folder, 'history.sqlite');
+    // Commits on their own thread: the event loop sees the reset while the admission's commit is under way.
+    const running = await start(database, { historyThread: true });
+    const { server } = running;
+    try {
+      const lock = locked ? await holdWriteLock(database) : null;
+      try {
+        const { side, resetByPeer } = memoryConnection(server);
+        side.push(encodeJsonFrame(MessageType.HELLO, { versions: [1] }));
+        await eventually(() => side.readableLength === 0, 'the HELLO is read', GUARD_MS);
+        resetByPeer();
+        await eventually(() => server.stats().connections === 0, 'the connection is gone', GUARD_MS);
+        if (locked) {
+          const failed = () => logLines(running.logs, OUTAGE_BEGAN).length > 0;
+          await eventually(failed, 'the admission fails to commit', GUARD_MS);
+        }
+      } finally {
+        await lock?.release();
+      }
+      const last = locked ? 'connection-dropped' : 'session-closed';
+      await within(
+        running.recordedWhere((event) => event.type === last),
+        `${last} on record`,
+        GUARD_MS,
+      );
+      await server.close();
+      const records = readHistory(database)
+        .filter((event) => event.session !== null)
+        .map((event) => [event.type, (event.data as { reason?: string }).reason]);
+      assert.equal(
+        records,
+        locked
+          ? [['connection-dropped', 'connection-reset']]
+          : [
+              ['session-admitted', undefined],
+              ['session-closed', 'connection-reset'],
+            ],
+      );
+    } finally {
+      await server.close();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+}
 
 test('a clean stop during an outage commits the facts it holds, in order, server-stopped last', async () => {
   const folder = makeTemporaryFolder();

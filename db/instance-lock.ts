@@ -19,6 +19,7 @@ import {
   readFileSync,
   readlinkSync,
   realpathSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -159,11 +160,31 @@ export function lockHistory(historyFile: string): InstanceLock {
     if (ours || (owner !== null && owner.pid !== process.pid && ownerRuns(owner))) {
       throw new HistoryInUseError(historyFile, owner?.pid ?? null);
     }
-    // Left by a server that is gone, or by a pid that now names another process: taken over, unless another
-    // server starting at the same moment took it over first (the content changed since it was read).
-    if (readLock(file) === found) rmSync(file, { force: true });
+    // Left by a server that is gone, or by a pid that now names another process: taken over.
+    removeStale(file, found);
   }
   throw new HistoryInUseError(historyFile, parseOwner(readLock(file) ?? '')?.pid ?? null);
+}
+
+/**
+ * Removes a stale lock, and only that one: another server starting at the same moment may have taken it over and
+ * made a lock of its own already. The file is moved aside first (one move of a name succeeds), then looked at: if it
+ * is not the stale lock, it is put back.
+ */
+function removeStale(file: string, stale: string): void {
+  const aside = `${file}.stale.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  try {
+    renameSync(file, aside);
+  } catch {
+    return; // gone already: someone else removed it
+  }
+  try {
+    if (readLock(aside) !== stale) linkSync(aside, file);
+  } catch {
+    // A third server made a lock meanwhile: it holds the name.
+  } finally {
+    rmSync(aside, { force: true });
+  }
 }
 
 /**

@@ -7,12 +7,15 @@ import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, linkSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { processStartTime } from '../db/instance-lock.ts';
 import { openDatabase } from '../db/open-database.ts';
+import { PACKAGE_ROOT } from '../src/config.ts';
 import { makeTemporaryFolder, startTestServer } from './helpers/test-server.ts';
+import { within } from './helpers/within.ts';
 
 /** The coded error of a start that is refused, or null if the server started (it is then stopped). */
 async function refusal(
@@ -150,6 +153,58 @@ withProc('a lock whose pid now belongs to another live process (another start ti
     assert.match(refused?.message ?? '', `pid ${pid}`);
   } finally {
     stranger.kill('SIGKILL');
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+const TRY_LOCK = `
+import { lockHistory } from './db/instance-lock.ts';
+process.stdout.write('ready\\n');
+process.stdin.once('data', () => {
+  let outcome;
+  try {
+    lockHistory(process.argv[1]);
+    outcome = 'locked';
+  } catch (error) {
+    outcome = error.code ?? String(error);
+  }
+  process.stdout.write(outcome + '\\n');
+  process.stdin.once('end', () => process.exit(0));
+  process.stdin.resume();
+});
+`;
+
+test('a stale lock is taken over by exactly one of several servers starting at the same moment', async () => {
+  const folder = makeTemporaryFolder();
+  const database = path.join(folder, 'history.sqlite');
+  const gone = spawnSync(process.execPath, ['-e', 'process.pid']).pid;
+  const contenders = 6;
+  try {
+    for (let round = 0; round < 2; round++) {
+      writeFileSync(`${database}.lock`, String(gone));
+      const children = Array.from({ length: contenders }, () =>
+        spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', TRY_LOCK, database], {
+          cwd: PACKAGE_ROOT,
+          stdio: ['pipe', 'pipe', 'inherit'],
+        }),
+      );
+      const lines = children.map((child) => createInterface({ input: child.stdout as NodeJS.ReadableStream }));
+      const nextLine = (index: number) =>
+        new Promise<string>((resolve) => (lines[index] as ReturnType<typeof createInterface>).once('line', resolve));
+      await within(Promise.all(children.map((_, index) => nextLine(index))), 'every contender ready', 30_000);
+      const outcomes = children.map((_, index) => nextLine(index));
+      for (const child of children) child.stdin?.write('go\n');
+      const results = await within(Promise.all(outcomes), 'every contender tried', 30_000);
+      for (const child of children) child.stdin?.end();
+      await Promise.all(children.map((child) => once(child, 'exit')));
+      assert.is(results.filter((result) => result === 'locked').length, 1, results.join(', '));
+      assert.ok(
+        results.every((result) => result === 'locked' || result === 'history-in-use'),
+        results.join(', '),
+      );
+      rmSync(`${database}.lock`, { force: true });
+    }
+  } finally {
     rmSync(folder, { recursive: true, force: true });
   }
 });

@@ -23,11 +23,24 @@ export type HistoryEvent =
         remote: string;
         /** [P-8] the client software the HELLO named, when it named one */
         client?: string;
+        /** [P-60] the registered identity whose key the HELLO carried (absent: an anonymous session) */
+        identity?: string;
+        /** [P-64] the period the quota runs over, for a keyed session (absent: the session's own quota) */
+        period?: string;
       };
     }
   | {
       type: 'connection-rejected';
-      data: { reason: string; occupancy: Occupancy; remote: string; supported?: number[] };
+      data: {
+        reason: string;
+        occupancy: Occupancy;
+        remote: string;
+        supported?: number[];
+        /** [P-62] the registered name a refused key claimed (its key id's owner), never the key itself */
+        identity?: string;
+        /** [P-62] the key id a refused key carried, when it had the form of a key */
+        keyId?: string;
+      };
     }
   /** a connection that went away before it was admitted or rejected (it never completed a HELLO) */
   | { type: 'connection-dropped'; data: { reason: string; remote: string } }
@@ -70,6 +83,14 @@ export type HistoryEvent =
       data: { requestId: number; image: string; bytes: number; bytesSent: number; reason: string };
     }
   | { type: 'session-closed'; data: { reason: string } }
+  /**
+   * [P-60] The registry of client identities (db/client-registry.ts projects it): written by `imgcache-server clients`
+   * and read by running servers. `keyHash` is the SHA-256 of the key's secret (hex): the key itself is never stored.
+   */
+  | { type: 'client-registered'; data: { name: string; tier: string; keyId: string; keyHash: string } }
+  | { type: 'client-key-rotated'; data: { name: string; keyId: string; keyHash: string } }
+  | { type: 'client-tier-changed'; data: { name: string; tier: string; previousTier: string } }
+  | { type: 'client-revoked'; data: { name: string } }
   /**
    * Facts the server could not keep while its history was unavailable (past the bound of db/event-log.ts), recorded
    * once it is back: how many, of which types, and the times (ms since the epoch) of the first and the last.

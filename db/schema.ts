@@ -42,6 +42,13 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX events_rejected ON events (session) WHERE type = 'connection-rejected';
   CREATE INDEX events_dropped ON events (session) WHERE type = 'connection-dropped';
   `,
+  // [P-60] The registry of client identities is a projection of its events; a running server looks for new ones
+  // every few hundred milliseconds (a revocation reaches it within a second). This index holds only those rows, so
+  // each look is one probe of a small B-tree, however long the history.
+  `
+  CREATE INDEX events_registry ON events (position)
+    WHERE type IN ('client-registered', 'client-key-rotated', 'client-tier-changed', 'client-revoked');
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

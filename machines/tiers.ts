@@ -16,6 +16,43 @@ export interface TierRange {
   readonly quota: number;
   /** [P-22] */
   readonly canReadUsage: boolean;
+  /**
+   * [P-64] What a keyed identity's quota runs over: `session` (each session has the whole quota, as anonymous
+   * sessions always do), or a fixed window of the UTC clock: `minute`, `hour`, `day`, `week` (from Monday 00:00).
+   * Absent: `day`.
+   */
+  readonly period?: QuotaPeriod;
+}
+
+/** [P-64] */
+export const QUOTA_PERIODS = ['session', 'minute', 'hour', 'day', 'week'] as const;
+export type QuotaPeriod = (typeof QUOTA_PERIODS)[number];
+export const DEFAULT_QUOTA_PERIOD: QuotaPeriod = 'day';
+
+const PERIOD_MS: Record<Exclude<QuotaPeriod, 'session'>, number> = {
+  minute: 60_000,
+  hour: 3_600_000,
+  day: 86_400_000,
+  week: 7 * 86_400_000,
+};
+/** The epoch (1970-01-01) was a Thursday: weeks start 4 days later, on Monday 1970-01-05 00:00 UTC. */
+const WEEK_ORIGIN_MS = 4 * 86_400_000;
+
+/**
+ * [P-64] The fixed window of `period` that holds `at` (ms since the epoch): `start` inclusive, `end` exclusive, the
+ * time the quota resets. null for `session`, which has no window.
+ */
+export function periodWindow(period: QuotaPeriod, at: number): { start: number; end: number } | null {
+  if (period === 'session') return null;
+  const length = PERIOD_MS[period];
+  const origin = period === 'week' ? WEEK_ORIGIN_MS : 0;
+  const start = Math.floor((at - origin) / length) * length + origin;
+  return { start, end: start + length };
+}
+
+/** The first row of the table whose tier is `tier` (a tier may cover several ranges of codes). */
+export function tierByName(table: TierTable, tier: string): TierRange | undefined {
+  return table.find((row) => row.tier === tier);
 }
 
 /** Rows sorted by `from`, covering every code from MIN_CODE to MAX_CODE exactly once. */
@@ -73,7 +110,7 @@ function validateRow(entry: unknown, index: number): TierRange {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
     throw new Error(`${where} is not an object`);
   }
-  const { from, to, tier, quota, canReadUsage = false } = entry as Record<string, unknown>;
+  const { from, to, tier, quota, canReadUsage = false, period } = entry as Record<string, unknown>;
   if (!isCode(from) || !isCode(to)) {
     throw new Error(`${where}: from and to must be integers from ${MIN_CODE} to ${MAX_CODE}`);
   }
@@ -91,7 +128,10 @@ function validateRow(entry: unknown, index: number): TierRange {
   if (typeof canReadUsage !== 'boolean') {
     throw new Error(`${where}: canReadUsage must be a boolean`);
   }
-  return { from, to, tier, quota, canReadUsage };
+  if (period !== undefined && !(QUOTA_PERIODS as readonly unknown[]).includes(period)) {
+    throw new Error(`${where}: period must be one of ${QUOTA_PERIODS.join(', ')}`);
+  }
+  return { from, to, tier, quota, canReadUsage, ...(period === undefined ? {} : { period: period as QuotaPeriod }) };
 }
 
 function isCode(value: unknown): value is number {

@@ -58,6 +58,15 @@ export interface ServerConfig {
   catalogRescanMs: number;
   /** fixed client codes handed out in turn (demos and tests); empty: cryptographically random codes */
   codes: readonly number[];
+  /**
+   * [P-60] who may come in: 'open' (anonymous sessions, a random code decides the tier), 'keys' (every client
+   * presents a registered key), 'mixed' (keyed clients get their tier, anonymous ones `anonymousTier`)
+   */
+  access: AccessMode;
+  /** [P-60] the tier of anonymous sessions in mixed mode; '' = the tier of the lowest codes */
+  anonymousTier: string;
+  /** [P-65] sessions one registered identity may hold at once */
+  maxSessionsPerIdentity: number;
   /** pino level: fatal, error, warn, info, debug, trace, silent */
   logLevel: string;
   /** 'pretty' for people, 'json' for machines; default: pretty on a terminal, json otherwise */
@@ -88,11 +97,17 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   freeRequestsPerSecond: 20,
   catalogRescanMs: 1_000,
   codes: [],
+  access: 'open',
+  anonymousTier: '',
+  maxSessionsPerIdentity: 1,
   logLevel: 'info',
   logFormat: process.stdout.isTTY ? 'pretty' : 'json',
 });
 
-type OptionKind = 'string' | 'integer' | 'codes' | 'tiers' | 'format' | 'sync' | 'switch';
+/** [P-60] */
+export type AccessMode = 'open' | 'keys' | 'mixed';
+
+type OptionKind = 'string' | 'integer' | 'codes' | 'tiers' | 'format' | 'sync' | 'switch' | 'access';
 
 export interface OptionSpec {
   key: keyof ServerConfig;
@@ -251,6 +266,28 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     kind: 'codes',
     help: 'comma-separated client codes handed out in turn (default: random)',
   },
+  {
+    key: 'access',
+    flag: 'access',
+    env: 'IMGCACHE_ACCESS',
+    kind: 'access',
+    help: 'open: anonymous sessions, tier by random code; keys: registered keys only; mixed: both',
+  },
+  {
+    key: 'anonymousTier',
+    flag: 'anonymous-tier',
+    env: 'IMGCACHE_ANONYMOUS_TIER',
+    kind: 'string',
+    help: "mixed access: anonymous sessions' tier ('': the tier of the lowest codes)",
+  },
+  {
+    key: 'maxSessionsPerIdentity',
+    flag: 'max-sessions-per-identity',
+    env: 'IMGCACHE_MAX_SESSIONS_PER_IDENTITY',
+    kind: 'integer',
+    min: 1,
+    help: 'sessions one registered client may hold at once',
+  },
   { key: 'logLevel', flag: 'log-level', env: 'IMGCACHE_LOG_LEVEL', kind: 'string', help: 'log level' },
   { key: 'logFormat', flag: 'log-format', env: 'IMGCACHE_LOG_FORMAT', kind: 'format', help: 'pretty or json' },
 ];
@@ -306,6 +343,10 @@ function parseOption(spec: OptionSpec, raw: string): ServerConfig[keyof ServerCo
     case 'switch':
       if (raw !== 'on' && raw !== 'off') throw new ConfigError(`--${spec.flag} takes on or off`);
       return raw === 'on';
+    case 'access':
+      if (raw !== 'open' && raw !== 'keys' && raw !== 'mixed')
+        throw new ConfigError(`--${spec.flag} takes open, keys or mixed`);
+      return raw;
     case 'format':
       if (raw !== 'pretty' && raw !== 'json') throw new ConfigError(`--${spec.flag} takes pretty or json`);
       return raw;
@@ -332,6 +373,9 @@ export function resolveConfig(
   const resolved = config as unknown as ServerConfig;
   if (resolved.maxRequestBytes > resolved.maxFrameBytes) {
     throw new ConfigError('--max-request-bytes cannot exceed --max-frame-bytes');
+  }
+  if (resolved.anonymousTier !== '' && !resolved.tiers.some((row) => row.tier === resolved.anonymousTier)) {
+    throw new ConfigError(`--anonymous-tier: no tier '${resolved.anonymousTier}' in the tier table`);
   }
   return Object.freeze({ ...resolved, codes: Object.freeze([...resolved.codes]) });
 }

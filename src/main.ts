@@ -3,6 +3,7 @@
  * protocol (`imgcache-server history`). Every option has a flag and an environment variable; see --help.
  */
 import { parseArgs } from 'node:util';
+import { CLIENTS_HELP, ClientsCommandError, runClientsCommand } from './clients-command.ts';
 import { ConfigError, describeOptions, OPTION_SPECS, resolveConfig } from './config.ts';
 import { createLogger } from './logger.ts';
 import { startServer, usageFromFile } from './server/server.ts';
@@ -13,6 +14,7 @@ usage:
   imgcache-server [serve] [options]     run the server (Ctrl-C or SIGTERM stops it cleanly)
   imgcache-server history [--database F]
                                         print every client's history (the usage JSON) from the history file
+${CLIENTS_HELP}
 
 options (each also read from the environment variable named below it):
 ${describeOptions()}
@@ -21,12 +23,21 @@ ${describeOptions()}
 function parseCommandLine(argv: string[]) {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
+    tier: { type: 'string' },
+    json: { type: 'boolean' },
   };
   for (const spec of OPTION_SPECS) options[spec.flag] = { type: 'string' };
   const { values, positionals } = parseArgs({ args: argv, options, allowPositionals: true });
   const flags: Record<string, string | undefined> = {};
   for (const spec of OPTION_SPECS) flags[spec.flag] = values[spec.flag] as string | undefined;
-  return { command: positionals[0] ?? 'serve', flags, help: values.help === true, extra: positionals.slice(1) };
+  return {
+    command: positionals[0] ?? 'serve',
+    flags,
+    help: values.help === true,
+    extra: positionals.slice(1),
+    tier: values.tier as string | undefined,
+    json: values.json === true,
+  };
 }
 
 async function printHistory(database: string): Promise<void> {
@@ -92,11 +103,22 @@ async function main(argv: string[]): Promise<number> {
       await printHistory(resolveConfig(parsed.flags, process.env).database);
       return 0;
     }
+    if (parsed.command === 'clients') {
+      const config = resolveConfig(parsed.flags, process.env);
+      runClientsCommand(
+        parsed.extra,
+        { ...(parsed.tier === undefined ? {} : { tier: parsed.tier }), json: parsed.json },
+        config,
+        { out: (text) => console.log(text), err: (text) => console.error(text) },
+      );
+      return 0;
+    }
     console.error(`imgcache-server: unknown command '${parsed.command}'\n\n${HELP}`);
     return 2;
   } catch (error) {
     const cause = error instanceof StartupError ? error.cause : error;
-    const code = cause instanceof ConfigError ? 2 : 1;
+    const code =
+      cause instanceof ConfigError || (cause instanceof ClientsCommandError && cause.code === 'bad-usage') ? 2 : 1;
     const detail = (cause as { code?: string }).code ? ` [${(cause as { code?: string }).code}]` : '';
     console.error(`imgcache-server: ${(error as Error).message}${detail}`);
     return code;

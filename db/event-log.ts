@@ -188,9 +188,9 @@ export class EventLog {
    * dropped, a transfer that did not end whole, the server stopping). `done`, if given, runs after the first
    * attempt to commit them: with null if they are durable, or with the error if not; in that case they are not
    * lost but kept in memory, in order, and committed before anything recorded after them, as soon as the history
-   * works again (retried on a timer; records made before the retry fail at once) or at a clean stop (`finish`). At most
-   * `maxHeldFacts` are kept; past that, facts are counted instead, and the count is recorded as one `facts-lost`
-   * event once the history is back.
+   * works again (retried on a timer; records made before the retry fail at once) or at a clean stop (`finish`).
+   * At most `maxHeldFacts` are kept; past that, facts are counted instead, and the count is recorded as one
+   * `facts-lost` event once the history is back.
    */
   recordFact(events: readonly NewEvent[], done?: RecordDone): void {
     this.#enqueue(events, true, done);

@@ -1,9 +1,9 @@
 /**
  * Opening the history: WAL and the `synchronous` asked for (`full` unless told otherwise here; the server's own
- * default is `normal`, see src/config.ts), a busy timeout, migrations on writable opens, and SQLite's failures turned into coded errors. A writable
- * open fails at once, with a clear reason, when the history cannot be written: a read-only, immutable or
- * permission-denied file or folder (history-read-only), another process holding the write lock (history-locked),
- * a full disk when the open must write (history-disk-full).
+ * default is `normal`, see src/config.ts), a busy timeout, migrations on writable opens, and SQLite's failures
+ * turned into coded errors. A writable open fails at once, with a clear reason, when the history cannot be
+ * written: a read-only, immutable or permission-denied file or folder (history-read-only), another process holding
+ * the write lock (history-locked), a full disk when the open must write (history-disk-full).
  */
 
 import fs from 'node:fs';
@@ -47,7 +47,7 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
  * event loop's and the commit thread's). 1 MiB holds what the appends touch many times over. Read-only connections
  * (the usage export) keep the default: their sort spills to temporary files past the cache size.
  */
-export const WRITER_CACHE_KIB = 1024;
+export const WRITER_CACHE_KIB = 16000;
 
 export function openDatabase(file: string, options: OpenDatabaseOptions = {}): Database {
   const readonly = options.readonly ?? false;

@@ -259,7 +259,8 @@ function memoryConnection(server: ImgcacheServer): { side: Duplex; resetByPeer()
 }
 
 for (const locked of [true, false]) {
-  test(`a peer reset while its admission is being committed${locked ? ' (and fails)' : ''}: ${locked ? 'a connection-dropped only' : 'admitted, then closed'}`, async () => {
+  const outcome = locked ? '(and fails): a connection-dropped only' : '(and succeeds): admitted, then closed';
+  test(`a peer reset while its admission is being committed ${outcome}`, async () => {
     const folder = makeTemporaryFolder();
     const database = path.join(folder, 'history.sqlite');
     // Commits on their own thread: the event loop sees the reset while the admission's commit is under way.

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NewEvent } from '../db/events.ts';
-import { MessageType } from '../src/protocol/index.ts';
+import { encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { makeTemporaryFolder, SAMPLE_IMAGES, startTestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
@@ -244,6 +244,28 @@ test('[P-40] a RECEIVED naming no stream that awaits one is the fatal unexpected
     assert.is(error.code, 'unexpected-message');
     assert.is(error.fatal, true);
     await within(peer.closed, 'the server closes', 5_000);
+    await running.waitForEvent(closedWith('unexpected-message'));
+  } finally {
+    await running.stop();
+  }
+});
+
+test('[P-40] a RECEIVED is taken in turn: one sent with its get, in the same write, names that stream', async () => {
+  const running = await startTestServer({ codes: [950] });
+  try {
+    const peer = await welcomed(running.port);
+    peer.send(
+      Buffer.concat([
+        encodeJsonFrame(MessageType.REQUEST, { id: 5, command: 'get', image: SMALL }),
+        encodeJsonFrame(MessageType.RECEIVED, { id: 5 }),
+        encodeJsonFrame(MessageType.REQUEST, { id: 6, command: 'list' }),
+        encodeJsonFrame(MessageType.RECEIVED, { id: 5 }), // already acknowledged: names no stream awaiting one
+      ]),
+    );
+    assert.is((await peer.nextJson(MessageType.REPLY)).id, 5);
+    const rest = [];
+    for (let frame = await peer.next(); frame; frame = await peer.next()) rest.push(frame.type);
+    assert.equal(rest.slice(-3), [MessageType.END, MessageType.REPLY, MessageType.ERROR]);
     await running.waitForEvent(closedWith('unexpected-message'));
   } finally {
     await running.stop();

@@ -47,7 +47,7 @@ const DEFAULT_BUSY_TIMEOUT_MS = 5000;
  * event loop's and the commit thread's). 1 MiB holds what the appends touch many times over. Read-only connections
  * (the usage export) keep the default: their sort spills to temporary files past the cache size.
  */
-export const WRITER_CACHE_KIB = 16000;
+export const WRITER_CACHE_KIB = 1024;
 
 export function openDatabase(file: string, options: OpenDatabaseOptions = {}): Database {
   const readonly = options.readonly ?? false;

@@ -110,7 +110,7 @@ test('[P-45] [P-48] list() waits out a rate-limited page, as its retryAfterMs sa
     cacheDir: images,
     catalogRescanMs: 60_000,
     freeRequestBurst: 1,
-    freeRequestsPerSecond: 20,
+    freeRequestsPerSecond: 4, // a page each 250 ms: each later page is refused at first, unless the machine crawls
   });
   const client = await ImgcacheClient.connect({ port: server.port });
   try {
@@ -119,8 +119,9 @@ test('[P-45] [P-48] list() waits out a rate-limited page, as its retryAfterMs sa
       listed.images.map((image) => image.name),
       names,
     );
+    // [P-49] each rate-limited refusal is counted on the session's latest record
     const limited = server.events.filter(
-      (event) => event.type === 'request-refused' && event.data.code === 'rate-limited',
+      (event) => event.type === 'answer-repeated' && event.data.count === 'rateLimited',
     );
     assert.ok(limited.length >= 1, 'the pages after the first were rate-limited at first');
   } finally {

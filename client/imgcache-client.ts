@@ -224,7 +224,8 @@ export class ImgcacheClient extends EventEmitter<{
 
   /**
    * [P-48] Runs a request again, after the hint, when the server answers that the session's budget of free requests
-   * is spent (a long catalog in many pages can do that); at most a few times, then the refusal stands.
+   * is spent (a long catalog in many pages, or revalidating many images, can do that); at most a few times, then the
+   * refusal stands.
    */
   async #waitingIfRateLimited<T>(ask: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
@@ -253,7 +254,8 @@ export class ImgcacheClient extends EventEmitter<{
   async getImage(image: string, sink: StreamSink, options: GetOptions = {}): Promise<GetOutcome> {
     const have = options.have === undefined ? {} : { have: options.have };
     const fields = { command: 'get', image, ...have };
-    const { reply, end } = await this.#request(fields, sink, options.onProgress);
+    // [P-48] a refused get sent nothing to the sink: asking again is safe
+    const { reply, end } = await this.#waitingIfRateLimited(() => this.#request(fields, sink, options.onProgress));
     if (reply.status === 'not-modified') {
       const notModified = reply as NotModifiedReply;
       return { status: 'not-modified', reply: notModified, quota: notModified.quota };
@@ -264,7 +266,8 @@ export class ImgcacheClient extends EventEmitter<{
   /** The usage document as text (platinum only, [P-22]), all of it or the part the filters select ([P-46]). */
   async usageText(filters: UsageFilters = {}): Promise<string> {
     const pieces: Buffer[] = [];
-    await this.#request({ command: 'usage', ...filters }, { write: (piece) => void pieces.push(piece) });
+    const sink = { write: (piece: Buffer) => void pieces.push(piece) };
+    await this.#waitingIfRateLimited(() => this.#request({ command: 'usage', ...filters }, sink));
     return Buffer.concat(pieces).toString('utf8');
   }
 

@@ -5,6 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { openDatabase } from '../db/open-database.ts';
 import { readEvents } from '../db/read-events.ts';
 import { MessageType } from '../src/protocol/index.ts';
@@ -163,6 +164,32 @@ test('[P-48] [P-49] a flood over the budget grows the history by a bounded numbe
     assert.is(counted, limited, 'every rate-limited refusal is counted on the row before it');
   } finally {
     raw.destroy();
+    await server.stop();
+  }
+});
+
+test('[P-48] the client library waits out rate-limited answers: revalidating more images than the burst succeeds', async () => {
+  const server = await startTestServer({ freeRequestBurst: 2, freeRequestsPerSecond: 50 });
+  const client = await ImgcacheClient.connect({ port: server.port });
+  try {
+    const { images } = await client.list();
+    const sunset = images.find((image) => image.name === 'sunset.png');
+    assert.ok(sunset);
+    const outcomes = await within(
+      Promise.all(
+        Array.from({ length: 8 }, () =>
+          client.getImage('sunset.png', { write: () => undefined }, { have: sunset?.sha256 ?? '' }),
+        ),
+      ),
+      'the revalidations',
+    );
+    assert.ok(outcomes.every((outcome) => outcome.status === 'not-modified'));
+    const limited = server.events.filter(
+      (event) => event.type === 'answer-repeated' && event.data.count === 'rateLimited',
+    );
+    assert.ok(limited.length >= 1, 'some were rate-limited, then asked again');
+  } finally {
+    client.close();
     await server.stop();
   }
 });

@@ -333,7 +333,7 @@ function soakSections(soak: SoakResult): string[] {
   return [
     `## Memory over ${soak.sessions.toLocaleString('en-US')} sessions`,
     `A fresh imgcache (default history settings), ${soak.concurrency} clients at a time, each session connect, HELLO, ` +
-      `\`list\`, \`exit\`; ${soak.warmUpSessions.toLocaleString('en-US')} warm-up sessions first. ` +
+      `\`list\`, \`get ${soak.image}\` (and its RECEIVED), \`exit\`; ${soak.warmUpSessions.toLocaleString('en-US')} warm-up sessions first. ` +
       `${rate(soak.sessionsPerSecond)} sessions/s, ${soak.serverCpuMicrosecondsPerSession.toFixed(0)} µs server CPU per session. ` +
       `Server RSS **${mib1(soak.rssAfterWarmUpBytes)} MiB** after the warm-up, ${mib1(soak.rssAfterSessionsBytes)} MiB after the ` +
       `last session (${(soak.growthBytesPerSession / 1024).toFixed(2)} KiB per session), **${mib1(soak.rssAfterLoadBytes)} MiB** ` +

@@ -283,6 +283,7 @@ async function measureSoak(context: MatrixContext, image: BenchImage, options: B
     soak = await runSessionSoak({
       port: server.port,
       pid: server.pid,
+      image: image.name,
       warmUpSessions: options.soakWarmUpSessions,
       sessions: options.soakSessions,
       concurrency,

@@ -1,7 +1,7 @@
 /**
  * The soak: many short sessions, one after another, against a real imgcache process, and the server's resident
  * memory sampled as they go. Each session is what a scripted client does: connect, HELLO, wait for the WELCOME,
- * `list`, `exit`, wait for the server to close. `concurrency` sessions run at once, each replaced when it ends. First
+ * `list`, `get` of a small image (read to its END, then its RECEIVED [P-40]), `exit`, wait for the server to close. `concurrency` sessions run at once, each replaced when it ends. First
  * `warmUpSessions` sessions (the JIT, the JS heap, SQLite's page cache and the allocator reach their working size),
  * then `sessions` measured ones; then the load stops and the server is watched for `settleMs`, the last sample of
  * which is "after the load". Loopback only; bounded by the session count and by `deadlineMs`.
@@ -22,6 +22,8 @@ export interface SoakOptions {
   port: number;
   /** the server's process, whose /proc/<pid> is read */
   pid: number;
+  /** the image each session gets (a small one: the soak is about sessions, not bytes) */
+  image: string;
   warmUpSessions: number;
   sessions: number;
   concurrency: number;
@@ -47,6 +49,7 @@ export interface RssSample {
 }
 
 export interface SoakResult {
+  image: string;
   warmUpSessions: number;
   sessions: number;
   concurrency: number;
@@ -76,7 +79,12 @@ export async function runSessionSoak(options: SoakOptions): Promise<SoakResult> 
   const frames = {
     hello: encodeJsonFrame(MessageType.HELLO, { versions: [1], client: 'imgcache-soak/1' }),
     list: encodeJsonFrame(MessageType.REQUEST, { id: 1, command: 'list' }),
-    exit: encodeJsonFrame(MessageType.REQUEST, { id: 2, command: 'exit' }),
+    get: encodeJsonFrame(MessageType.REQUEST, { id: 2, command: 'get', image: options.image }),
+    // [P-40] the receipt of the get's stream, sent with the exit in one write
+    exit: Buffer.concat([
+      encodeJsonFrame(MessageType.RECEIVED, { id: 2 }),
+      encodeJsonFrame(MessageType.REQUEST, { id: 3, command: 'exit' }),
+    ]),
   };
   await runSessions(options.port, frames, options.warmUpSessions, options.concurrency, giveUpAt, () => {});
   const startedAt = performance.now();
@@ -106,6 +114,7 @@ export async function runSessionSoak(options: SoakOptions): Promise<SoakResult> 
   }
   const perSession = (bytes: number) => (options.sessions > 0 ? bytes / options.sessions : 0);
   return {
+    image: options.image,
     warmUpSessions: options.warmUpSessions,
     sessions: options.sessions,
     concurrency: options.concurrency,
@@ -137,6 +146,7 @@ const SESSION_DEADLINE_MS = 30_000;
 interface SessionFrames {
   hello: Buffer;
   list: Buffer;
+  get: Buffer;
   exit: Buffer;
 }
 
@@ -163,11 +173,11 @@ async function runSessions(
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
 }
 
-/** HELLO, WELCOME, list, REPLY, exit, REPLY, the server's close. */
+/** HELLO, WELCOME; list, REPLY; get, REPLY, DATA..., END; RECEIVED + exit, REPLY; the server's close. */
 function oneSession(port: number, frames: SessionFrames): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
-    let step: 'welcome' | 'list' | 'exit' | 'close' = 'welcome';
+    let step: 'welcome' | 'list' | 'get' | 'exit' | 'close' = 'welcome';
     const fail = (error: Error) => {
       clearTimeout(timer);
       socket.destroy();
@@ -180,6 +190,11 @@ function oneSession(port: number, frames: SessionFrames): Promise<void> {
           step = 'list';
           socket.write(frames.list);
         } else if (step === 'list' && type === MessageType.REPLY) {
+          step = 'get';
+          socket.write(frames.get);
+        } else if (step === 'get' && (type === MessageType.REPLY || type === MessageType.DATA)) {
+          // the stream's REPLY and its bytes (counted by the skipper, never kept)
+        } else if (step === 'get' && type === MessageType.END) {
           step = 'exit';
           socket.write(frames.exit);
         } else if (step === 'exit' && type === MessageType.REPLY) {

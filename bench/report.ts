@@ -171,7 +171,7 @@ export function renderMarkdown(results: BenchResults): string {
       `document (${mib(usageLatency.documentBytes)} MiB) again and again (${usageLatency.usages} usages, ` +
       `${usageLatency.usageSecondsMedian.toFixed(2)} s each at the median, ${usageLatency.usageSecondsMax.toFixed(2)} s ` +
       'at most) while another sends `list` requests back to back; the same lists with no usage running beside them. ' +
-      'Both clients run in the benchmark process, so its own work on the usage stream counts in the list latency.',
+      'The reader is a process of its own (bench/usage-reader.ts); the first usage also builds the usage cache.',
   );
   sections.push(
     table(

@@ -1,11 +1,19 @@
 /**
- * [P-46] What a long usage does to everyone else: a server process over a large history, one client reading the
- * whole usage document again and again, and another client sending `list` requests one after the other meanwhile.
+ * [P-46] What a long usage does to everyone else: a server process over a large history, one client (a process of
+ * its own, bench/usage-reader.ts) reading the whole usage document again and again, and another client sending `list`
+ * requests one after the other meanwhile.
  * Reports that client's list latency while the usages stream, beside the same list latency with no usage running.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
+import { PACKAGE_ROOT } from '../src/config.ts';
 import { startImgcacheServer } from './server-processes.ts';
+
+const READER = path.join(PACKAGE_ROOT, 'bench/usage-reader.ts');
 
 export interface LatencySummary {
   count: number;
@@ -50,37 +58,23 @@ export async function measureUsageLatency(options: UsageLatencyOptions): Promise
   });
   try {
     const lister = await ImgcacheClient.connect({ port: server.port });
-    const reader = await ImgcacheClient.connect({ port: server.port });
     try {
-      const listIdle = summarize(await timeLists(lister, options.durationMs, () => true));
-      const usageSeconds: number[] = [];
-      let documentBytes = 0;
-      let reading = true;
-      const usages = (async () => {
-        while (reading) {
-          const startedAt = performance.now();
-          const text = await reader.usageText();
-          usageSeconds.push((performance.now() - startedAt) / 1000);
-          documentBytes = Buffer.byteLength(text);
-        }
-      })();
-      // Time the lists only while a usage is in flight: from the first usage's start until the last one's end.
-      const during = await timeLists(lister, options.durationMs, () => reading);
-      reading = false;
-      await usages;
-      usageSeconds.sort((a, b) => a - b);
+      const listIdle = summarize(await timeLists(lister, options.durationMs));
+      const reader = await startReader(server.port);
+      const during = await timeLists(lister, options.durationMs);
+      const { seconds, documentBytes } = await reader.stop();
+      seconds.sort((a, b) => a - b);
       return {
         historyEvents: options.historyEvents,
         documentBytes,
-        usages: usageSeconds.length,
-        usageSecondsMedian: usageSeconds[Math.floor(usageSeconds.length / 2)] ?? 0,
-        usageSecondsMax: usageSeconds.at(-1) ?? 0,
+        usages: seconds.length,
+        usageSecondsMedian: seconds[Math.floor(seconds.length / 2)] ?? 0,
+        usageSecondsMax: seconds.at(-1) ?? 0,
         listIdle,
         listDuringUsage: summarize(during),
       };
     } finally {
       lister.close();
-      reader.close();
     }
   } finally {
     await server.stop();
@@ -88,15 +82,41 @@ export async function measureUsageLatency(options: UsageLatencyOptions): Promise
 }
 
 /** Lists one after the other for `durationMs` (at most 100,000 of them); their latencies in ms. */
-async function timeLists(client: ImgcacheClient, durationMs: number, going: () => boolean): Promise<number[]> {
+async function timeLists(client: ImgcacheClient, durationMs: number): Promise<number[]> {
   const latencies: number[] = [];
   const until = performance.now() + durationMs;
-  while (performance.now() < until && latencies.length < 100_000 && going()) {
+  while (performance.now() < until && latencies.length < 100_000) {
     const startedAt = performance.now();
     await client.list();
     latencies.push(performance.now() - startedAt);
   }
   return latencies;
+}
+
+/** The usage reader (bench/usage-reader.ts) as a process of its own; resolves once its first usage has started. */
+async function startReader(port: number): Promise<{ stop(): Promise<{ seconds: number[]; documentBytes: number }> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', READER, String(port)], {
+    cwd: PACKAGE_ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const output: string[] = [];
+  const started = new Promise<void>((resolve, reject) => {
+    lines.on('line', (line) => {
+      output.push(line);
+      if (line === 'reading') resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`the usage reader exited with ${code} before it started`)));
+  });
+  await started;
+  return {
+    stop: async () => {
+      const exited = once(child, 'exit');
+      child.stdin.end();
+      await exited;
+      return JSON.parse(output.at(-1) ?? '{}') as { seconds: number[]; documentBytes: number };
+    },
+  };
 }
 
 function summarize(latencies: number[]): LatencySummary {

@@ -1,7 +1,11 @@
 /** [P-48] [P-49] The pure parts of the free-request bound: the token bucket, what is free, and what repeats. */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createActor } from 'xstate';
 import type { NewEvent } from '../db/events.ts';
+import { sessionMachine } from '../machines/session.machine.ts';
+import type { SessionEffect, SessionInput } from '../machines/session.types.ts';
+import { DEFAULT_TIER_TABLE } from '../machines/tiers.ts';
 import { costsNoQuota, fullBudget, spendFreeRequest } from '../src/server/free-request-budget.ts';
 import { aggregateRepeat } from '../src/server/repeated-answers.ts';
 
@@ -69,6 +73,38 @@ test('[P-49] a rate-limited refusal is counted on the row before it, which stays
   assert.is(limited.key, first.key);
   assert.is(aggregateRepeat([refusal(3, 'a.png')], limited.key).events[0]?.type, 'answer-repeated');
   assert.is(aggregateRepeat([refusal(4, 'x.png', 'rate-limited')], null).events[0]?.type, 'answer-repeated');
+});
+
+test('[P-48] the session machine refuses a request over the budget, not fatal, and goes on; exit still works', () => {
+  const input: SessionInput = {
+    connection: 1,
+    supportedVersions: [1],
+    tiers: DEFAULT_TIER_TABLE,
+    handshakeTimeoutMs: 5_000,
+    idleTimeoutMs: 300_000,
+  };
+  const actor = createActor(sessionMachine, { input });
+  const effects: SessionEffect[] = [];
+  actor.on('*', (effect) => effects.push(effect));
+  actor.start();
+  actor.send({ type: 'HELLO', versions: [1], identity: { name: 'client-1', code: 108 } });
+  actor.send({ type: 'REPLY_SENT', at: 1 });
+  actor.send({ type: 'REQUEST', request: { id: 1, command: 'list' }, overBudget: true });
+  const refused = effects.at(-1);
+  assert.is(refused?.type, 'refuse');
+  assert.is(refused?.type === 'refuse' && refused.code, 'rate-limited');
+  assert.is(refused?.type === 'refuse' && refused.fatal, false);
+  assert.is(refused?.type === 'refuse' && refused.command, 'list');
+  actor.send({ type: 'REPLY_SENT', at: 2 });
+  actor.send({ type: 'REQUEST', request: { id: 2, command: 'list' } });
+  assert.is(effects.at(-1)?.type, 'serve-list');
+  actor.send({ type: 'REPLY_SENT', at: 3 });
+  actor.send({ type: 'REQUEST', request: { id: 3, command: 'exit' } });
+  assert.equal(
+    effects.slice(-2).map((effect) => effect.type),
+    ['acknowledge-exit', 'closed'],
+  );
+  actor.stop();
 });
 
 test.run();

@@ -13,11 +13,13 @@ import type { NewEvent } from '../../db/events.ts';
 import { type InstanceLock, lockHistory } from '../../db/instance-lock.ts';
 import { openDatabase } from '../../db/open-database.ts';
 import { closeOrphanedSessions } from '../../db/recover-sessions.ts';
+import { identityUsageFromDatabase, loadRegistry, readRegistryEvents } from '../../db/registry-store.ts';
 import { type UsageFilter, usageJsonChunksFromDatabase } from '../../db/usage-export.ts';
 import { UsageThreads } from '../../db/usage-threads.ts';
 import { WorkerCommitter } from '../../db/worker-committer.ts';
 import { admissionMachine } from '../../machines/admission.machine.ts';
 import { resolveConfig, type ServerConfig } from '../config.ts';
+import { AccessControl } from '../identity/access-control.ts';
 import { type Logger, silentLogger } from '../logger.ts';
 import { PROTOCOL_VERSIONS, type ServerLimits } from '../protocol/messages.ts';
 import { type CodeSource, sequenceOfCodes } from './code-source.ts';
@@ -37,7 +39,15 @@ export interface ServerDependencies {
   logger?: Logger;
   /** told of every history event once it is committed (after the log line): monitoring, and tests awaiting events */
   onRecorded?: (events: readonly NewEvent[]) => void;
+  /**
+   * the wall clock, ms since the epoch (default Date.now): the history's timestamps and the windows of keyed quotas
+   * [P-64] (tests move it to turn a period without sleeping)
+   */
+  now?: () => number;
 }
+
+/** [P-66] ms between two looks at the registry's events: a revocation or a tier change reaches the server in this. */
+export const REGISTRY_POLL_MS = 250;
 
 export interface ImgcacheServer {
   readonly config: Readonly<ServerConfig>;
@@ -100,7 +110,9 @@ export async function startServer(
   let logEvents: (events: readonly NewEvent[]) => void = () => {};
   // [P-46] Usage documents are built on threads of their own, each with its own read-only connection.
   const usageThreads = new UsageThreads({ file: config.database });
+  const now = dependencies.now ?? Date.now;
   const history = new EventLog(database, {
+    now,
     background: committer,
     onHealth: historyOutageLog(logger),
     // Facts committed after the history came back are logged and announced then, in their order.
@@ -118,6 +130,22 @@ export async function startServer(
   catalog.on('change', (change) => logger.info(change, 'catalog-changed'));
   catalog.on('problem', (error) => logger.warn({ err: error }, 'image catalog: cannot watch or read the folder'));
   catalog.watch(); // [P-37]
+  // [P-60] [P-64] The registry, projected from its events, and each identity's quota used in its current window,
+  // rebuilt from the history: a keyed quota survives restarts.
+  const access = new AccessControl({
+    mode: config.access,
+    tiers: config.tiers,
+    anonymousTier: config.anonymousTier,
+    registry: loadRegistry(database),
+  });
+  if (config.access !== 'open') {
+    const startedAt = now();
+    const windowStartOf = (identity: string) => access.windowStartOf(identity, startedAt);
+    for (const [identity, used] of identityUsageFromDatabase(database, windowStartOf)) {
+      const start = windowStartOf(identity);
+      if (start !== null) access.ledger.set(identity, start, used);
+    }
+  }
   let connectionNumber = nextConnectionNumber(database);
   history.recordNow([
     {
@@ -141,6 +169,7 @@ export async function startServer(
       maxHandshakes: config.maxHandshakes,
       maxHandshakesPerAddress: config.maxHandshakesPerAddress,
       reclaimIdleAfterMs: config.reclaimIdleAfterMs,
+      maxSessionsPerIdentity: config.maxSessionsPerIdentity,
       sessionInput: {
         supportedVersions: PROTOCOL_VERSIONS,
         tiers: config.tiers,
@@ -157,10 +186,17 @@ export async function startServer(
     serverName: `imgcache/${SERVER_VERSION}`,
     limits,
     nextCode,
+    access,
+    now,
     occupancy: () => ({ open: admission.getSnapshot().context.open, capacity: config.capacity }),
-    claimSlot: (connection) => {
+    claimSlot: (connection, identity) => {
       slotRefusal = null;
-      admission.send({ type: 'CLAIM_SLOT', connection, at: performance.now() });
+      admission.send({
+        type: 'CLAIM_SLOT',
+        connection,
+        at: performance.now(),
+        ...(identity === undefined ? {} : { identity }),
+      });
       const refusal = slotRefusal as SlotRefusal | null;
       slotRefusal = null;
       return refusal;
@@ -175,7 +211,11 @@ export async function startServer(
     logEvents: (events: readonly NewEvent[]) => {
       // At warn and above the line objects are not even built: this runs for every event.
       if (logger.isLevelEnabled('info')) {
-        for (const event of events) logger.info({ session: event.session, ...event.data }, event.type);
+        for (const event of events) {
+          // [P-49] a repeat is a count on an earlier line: a flood of them is not a flood of log lines
+          if (event.type === 'answer-repeated') logger.debug({ session: event.session, ...event.data }, event.type);
+          else logger.info({ session: event.session, ...event.data }, event.type);
+        }
       }
       if (events.length > 0) dependencies.onRecorded?.(events);
     },
@@ -190,13 +230,33 @@ export async function startServer(
 
   admission.on('admitted', (effect) => connections.get(effect.connection)?.admit(effect.session));
   // [P-43] delivered inside send(CLAIM_SLOT), read back by claimSlot
-  admission.on('slot-refused', ({ occupancy, retryAfterMs }) => {
-    slotRefusal = { occupancy, retryAfterMs };
+  admission.on('slot-refused', ({ occupancy, retryAfterMs, reason }) => {
+    slotRefusal = { occupancy, retryAfterMs, reason: reason ?? 'server-full' };
   });
   admission.on('rejected', (effect) =>
     connections.get(effect.connection)?.rejectAtCapacity(effect.reason, effect.occupancy, effect.retryAfterMs),
   );
   admission.start();
+
+  // [P-66] The `clients` commands write the registry through their own connection: look for their events often, through
+  // the registry's partial index (one probe when nothing changed). A revoked identity's sessions are closed.
+  const registryPoll =
+    config.access === 'open'
+      ? null
+      : setInterval(() => {
+          let changes: ReturnType<AccessControl['apply']>;
+          try {
+            changes = access.apply(readRegistryEvents(database, access.registry.position));
+          } catch (error) {
+            logger.warn({ err: error }, 'cannot read the registry of clients; trying again');
+            return;
+          }
+          for (const change of changes) {
+            logger.info({ client: change.name, change: change.kind }, 'registry-changed');
+            if (change.kind === 'revoked') admission.send({ type: 'REVOKE_IDENTITY', identity: change.name });
+          }
+        }, REGISTRY_POLL_MS);
+  registryPoll?.unref();
 
   /** `address` is the peer's without its port, for the bound on handshakes per address [P-43]. */
   function handle(stream: Duplex, remote: string, address: string = remote): void {
@@ -238,6 +298,7 @@ export async function startServer(
       admission.subscribe({ complete: () => resolve() });
     });
     admission.send({ type: 'SHUTDOWN' });
+    if (registryPoll) clearInterval(registryPoll);
     const grace = setTimeout(() => {
       for (const connection of connections.values()) connection.destroy();
     }, config.shutdownGraceMs);

@@ -8,17 +8,24 @@ import type { Duplex } from 'node:stream';
 
 export function waitForDrain(stream: Duplex, stallMs: number, onDrained: () => void, onStalled: () => void): void {
   if (stream.destroyed) return;
+  // [P-41] Looked at four times per deadline, so that a stall is cut between stallMs and 1.25 stallMs after the
+  // last progress seen.
+  const lookMs = Math.max(1, Math.floor(stallMs / 4));
   let lastPending = stream.writableLength;
+  let lastProgressAt = performance.now();
   const check = () => {
     const pending = stream.writableLength;
+    const now = performance.now();
     if (pending < lastPending) {
       lastPending = pending;
+      lastProgressAt = now;
       return;
     }
+    if (now - lastProgressAt < stallMs) return;
     finish();
     onStalled();
   };
-  const timer = setInterval(check, stallMs);
+  const timer = setInterval(check, lookMs);
   const finish = () => {
     clearInterval(timer);
     stream.off('drain', drained);

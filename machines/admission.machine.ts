@@ -50,20 +50,32 @@ function countHandshake(context: AdmissionContext, address: string, delta: 1 | -
 }
 
 /**
- * [P-44] Closes the first admitted session (oldest first, among the first RECLAIM_SCAN_LIMIT) that has been idle for
- * reclaimIdleAfterMs at `at`: each session decides (RECLAIM), so only it reads its own idleness. True if one closed;
- * its SESSION_ENDED frees its slot right after the event in progress.
+ * [P-44] Closes the first admitted session, among the next RECLAIM_SCAN_LIMIT in turn, that has been idle for
+ * reclaimIdleAfterMs at `at`: each session decides (RECLAIM), so only it reads its own idleness. The sessions looked
+ * at and kept move to the end of the registry, so the next scan looks at others. True if one closed; its
+ * SESSION_ENDED frees its slot right after the event in progress.
  */
 function reclaimIdleSession(context: AdmissionContext, at: number | undefined): boolean {
   if (at === undefined || !Number.isFinite(context.reclaimIdleAfterMs)) return false;
-  let looked = 0;
-  for (const entry of context.sessions.values()) {
+  const kept: number[] = [];
+  let reclaimed = false;
+  for (const [connection, entry] of context.sessions) {
     if (!entry.admitted) continue;
     entry.session.send({ type: 'RECLAIM', at, idleForMs: context.reclaimIdleAfterMs });
-    if (entry.session.getSnapshot().status !== 'active') return true;
-    if (++looked >= RECLAIM_SCAN_LIMIT) return false;
+    if (entry.session.getSnapshot().status !== 'active') {
+      reclaimed = true;
+      break;
+    }
+    kept.push(connection);
+    if (kept.length >= RECLAIM_SCAN_LIMIT) break;
   }
-  return false;
+  for (const connection of kept) {
+    const entry = context.sessions.get(connection);
+    if (entry === undefined) continue;
+    context.sessions.delete(connection);
+    context.sessions.set(connection, entry);
+  }
+  return reclaimed;
 }
 
 export const admissionMachine = setup({
@@ -90,6 +102,12 @@ export const admissionMachine = setup({
       return context.sessions.has(event.connection);
     },
     noneOpen: ({ context }) => context.sessions.size === 0,
+    /** [P-65] The HELLO's identity (if any) holds fewer sessions than it may. */
+    identityHasRoom: ({ context, event }) => {
+      assertEvent(event, 'CLAIM_SLOT');
+      if (event.identity === undefined) return true;
+      return (context.sessionsByIdentity.get(event.identity) ?? 0) < context.maxSessionsPerIdentity;
+    },
   },
   actions: {
     /** Creates, supervises and starts the session, in handshake; the registry is mutated in place (O(1)). */
@@ -114,6 +132,10 @@ export const admissionMachine = setup({
       if (entry === undefined) return {};
       entry.admitted = true;
       countHandshake(context, entry.address, -1);
+      if (event.identity !== undefined) {
+        entry.identity = event.identity;
+        context.sessionsByIdentity.set(event.identity, (context.sessionsByIdentity.get(event.identity) ?? 0) + 1);
+      }
       return { open: context.open + 1, handshakes: context.handshakes - 1 };
     }),
     emitAdmitted: emit(({ context, event }) => {
@@ -149,6 +171,11 @@ export const admissionMachine = setup({
       const entry = context.sessions.get(event.connection);
       if (entry === undefined) return {};
       context.sessions.delete(event.connection);
+      if (entry.identity !== undefined) {
+        const held = (context.sessionsByIdentity.get(entry.identity) ?? 0) - 1;
+        if (held > 0) context.sessionsByIdentity.set(entry.identity, held);
+        else context.sessionsByIdentity.delete(entry.identity);
+      }
       if (entry.admitted) return { open: context.open - 1 };
       countHandshake(context, entry.address, -1);
       return { handshakes: context.handshakes - 1 };
@@ -160,6 +187,26 @@ export const admissionMachine = setup({
       for (const entry of [...context.sessions.values()]) entry.session.send({ type: 'SHUTDOWN' });
     },
     emitDrained: emit({ type: 'drained' }),
+    /** [P-65] The identity holds all the sessions it may: REJECT too-many-sessions. */
+    refuseIdentity: emit(({ context, event }) => {
+      assertEvent(event, 'CLAIM_SLOT');
+      const occupancy = { open: context.open, capacity: context.capacity };
+      return {
+        type: 'slot-refused',
+        connection: event.connection,
+        occupancy,
+        retryAfterMs: context.retryAfterMs,
+        reason: 'too-many-sessions',
+      } as const;
+    }),
+    /** [P-66] Every admitted session of the identity closes (each after its answer in flight). */
+    revokeIdentity: ({ context, event }) => {
+      assertEvent(event, 'REVOKE_IDENTITY');
+      if (!context.sessionsByIdentity.has(event.identity)) return;
+      for (const entry of [...context.sessions.values()]) {
+        if (entry.identity === event.identity) entry.session.send({ type: 'REVOKE' });
+      }
+    },
   },
 }).createMachine({
   id: 'admission',
@@ -169,6 +216,8 @@ export const admissionMachine = setup({
     maxHandshakes: input.maxHandshakes ?? Number.POSITIVE_INFINITY,
     maxHandshakesPerAddress: input.maxHandshakesPerAddress ?? Number.POSITIVE_INFINITY,
     reclaimIdleAfterMs: input.reclaimIdleAfterMs ?? Number.POSITIVE_INFINITY,
+    maxSessionsPerIdentity: input.maxSessionsPerIdentity ?? Number.POSITIVE_INFINITY,
+    sessionsByIdentity: new Map(),
     sessionInput: input.sessionInput,
     clock: input.clock,
     open: 0,
@@ -179,6 +228,7 @@ export const admissionMachine = setup({
   initial: 'accepting',
   on: {
     SESSION_ENDED: { guard: 'isRegistered', actions: 'forgetSession' },
+    REVOKE_IDENTITY: { actions: 'revokeIdentity' },
   },
   states: {
     accepting: {
@@ -193,7 +243,8 @@ export const admissionMachine = setup({
           { actions: 'turnAway' },
         ],
         CLAIM_SLOT: [
-          { guard: and(['isHandshaking', 'hasCapacity']), actions: 'claimSlot' },
+          { guard: and(['isHandshaking', 'hasCapacity', 'identityHasRoom']), actions: 'claimSlot' },
+          { guard: and(['isHandshaking', 'hasCapacity']), actions: 'refuseIdentity' },
           { guard: 'isHandshaking', actions: 'turnAway' },
         ],
         SHUTDOWN: 'draining',

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createActor, SimulatedClock } from 'xstate';
-import { admissionMachine } from '../machines/admission.machine.ts';
+import { admissionMachine, RECLAIM_SCAN_LIMIT } from '../machines/admission.machine.ts';
 import type { AdmissionEffect, SessionActorRef } from '../machines/admission.types.ts';
 import type { HelloEvent, SessionEffect } from '../machines/session.types.ts';
 import { DEFAULT_TIER_TABLE, type TierTable } from '../machines/tiers.ts';
@@ -320,6 +320,27 @@ test('[P-44] a client turned away for capacity reclaims a session idle past the 
   assert.is(admission.take()[0]?.type, 'admitted');
   assert.is(admission.session(retry).getSnapshot().status, 'active');
   assert.is(admission.open(), 2);
+});
+
+test('[P-44] the scan for an idle session is bounded, and the next scan goes on where it stopped', () => {
+  const capacity = RECLAIM_SCAN_LIMIT + 6;
+  const admission = startAdmission(capacity, DEFAULT_TIER_TABLE, { reclaimIdleAfterMs: 0 });
+  const connections = Array.from({ length: capacity }, () => admission.connect());
+  for (const [index, connection] of connections.entries()) {
+    const session = admission.session(connection);
+    session.send(hello());
+    session.send({ type: 'REPLY_SENT', at: admission.clock.now() });
+    // Every session is busy but the last one.
+    if (index < capacity - 1) session.send({ type: 'REQUEST', request: { id: 1, command: 'list' } });
+  }
+  admission.take();
+  admission.connect();
+  const first = admission.take()[0];
+  assert.is(first?.type === 'rejected' && first.retryAfterMs, RETRY_AFTER_MS, 'not within the first scan');
+  admission.connect();
+  const second = admission.take()[0];
+  assert.is(second?.type === 'rejected' && second.retryAfterMs, 0, 'found by the next scan');
+  assert.is(admission.session(connections.at(-1) as number).getSnapshot().status, 'done');
 });
 
 test('admission is O(1): 2,000 sessions in a Map, no children on the admission actor', () => {

@@ -15,6 +15,7 @@ import {
   encodeJsonFrame,
   type Frame,
   FrameDecoder,
+  HEADER_BYTES,
   type ImageInfo,
   IntegrityError,
   MalformedMessageError,
@@ -43,6 +44,8 @@ export interface ConnectOptions {
   port?: number;
   /** names the client software in the HELLO [P-8] */
   clientName?: string;
+  /** [P-60] the client's key, sent as the HELLO's `credential` (none: an anonymous session) */
+  credential?: string;
   versions?: readonly number[];
   /** ms to wait for the connection and the server's first frame */
   timeoutMs?: number;
@@ -73,7 +76,10 @@ export interface StreamResult {
   quota: Quota;
 }
 
-/** Called after each DATA frame of an image with the bytes received so far and the size the REPLY announced. */
+/**
+ * Called with the image bytes received so far and the size the REPLY announced: after each chunk the socket gives
+ * (a DATA frame is up to 1 MiB, and a slow link brings it in many chunks), so progress moves as the bytes arrive.
+ */
 export type ProgressListener = (received: number, total: number) => void;
 
 export interface GetOptions {
@@ -188,6 +194,7 @@ export class ImgcacheClient extends EventEmitter<{
         const hello = {
           versions: [...(options.versions ?? PROTOCOL_VERSIONS)],
           client: options.clientName ?? 'imgcache-client/0.1.0',
+          ...(options.credential === undefined ? {} : { credential: options.credential }),
         };
         socket.write(encodeJsonFrame(MessageType.HELLO, hello));
       });
@@ -320,6 +327,15 @@ export class ImgcacheClient extends EventEmitter<{
       return;
     }
     for (const frame of frames) this.#onFrame(frame);
+    this.#reportPartialFrame();
+  }
+
+  /** Progress inside a DATA frame not complete yet: its body bytes buffered so far count as received. */
+  #reportPartialFrame(): void {
+    const current = this.#pending[0];
+    const partial = this.#decoder.bufferedBytes - HEADER_BYTES;
+    if (!current?.onProgress || !current.hash || partial <= 0) return;
+    current.onProgress(Math.min(current.total, current.received + partial), current.total);
   }
 
   #onFrame(frame: Frame): void {

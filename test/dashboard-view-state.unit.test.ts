@@ -269,15 +269,16 @@ test('[P-21] quota-exhausted ends the session in words and keeps the screen unti
   const banner = bannerText(step.state) ?? '';
   assert.match(banner, 'Quota exhausted');
   assert.match(banner, 'checkerboard.png');
-  assert.match(banner, 'Press q to quit');
+  assert.match(banner, 'Press r to reconnect, q to quit');
   assert.match(headerLines(step.state, 100)[0], 'closed: quota exhausted');
+  assert.match(headerLines(step.state, 80)[0], 'bronze', 'at 80 columns the reason is cut, never the tier');
   // Moving around still works; Enter says why nothing happens; q quits with the reason printed.
   step = feed(step.state, ...keys('j', 'enter'));
   assert.is(step.state.selected, 1);
   assert.equal(step.effects, []);
   assert.match(lastLog(step.state), 'cannot get mandelbrot.png: quota exhausted');
   step = feed(step.state, ...keys('q'));
-  assert.is(step.state.exit?.status, 0);
+  assert.is(step.state.exit?.status, 6, 'the server ended the session: status 6');
   assert.match(step.state.exit?.message ?? '', 'Quota exhausted');
 });
 
@@ -305,7 +306,7 @@ test('[P-26] a refusal that is not fatal is logged and the session goes on', () 
   }).state;
   assert.is(state.connection.kind, 'connected');
   assert.is(state.banner, null);
-  assert.is(lastLog(state), "refused get nope.png: no image named 'nope.png' [image-not-found]");
+  assert.is(lastLog(state), "refused get nope.png: no image named 'nope.png' (image-not-found)");
   assert.is(state.log.at(-1)?.tone, 'error');
 });
 
@@ -331,7 +332,7 @@ test('[P-28] a closing shutting-down NOTICE says the server is shutting down; th
   assert.equal(effects, []);
   assert.equal(state.connection, { kind: 'closed', why: 'the server shut down' });
   assert.match(bannerText(state) ?? '', 'The server is shutting down');
-  assert.match(state.log.map((entry) => entry.text).join('\n'), 'server: the server is shutting down [shutting-down]');
+  assert.match(state.log.map((entry) => entry.text).join('\n'), 'server: the server is shutting down (shutting-down)');
   assert.is(state.images.length, 3, 'the table stays');
 });
 
@@ -347,14 +348,15 @@ test('a dropped connection says so; keys keep working until q', () => {
   let state = feed(listed(), { type: 'connection-closed', message: 'connection error: read ECONNRESET' }).state;
   assert.equal(state.connection, { kind: 'closed', why: 'connection lost' });
   assert.match(bannerText(state) ?? '', 'The connection dropped: connection error: read ECONNRESET.');
-  state = feed(state, ...keys('j', 'r')).state;
+  state = feed(state, ...keys('j', 'enter')).state;
   assert.is(state.selected, 1);
   assert.match(lastLog(state), 'connection lost');
-  const quit = feed(state, ...keys('escape'));
+  assert.equal(feed(state, ...keys('escape')).effects, [], 'Esc never quits');
+  const quit = feed(state, ...keys('q'));
   assert.equal(quit.effects, [
     {
       type: 'quit',
-      status: 0,
+      status: 6,
       message: 'imgcache: The connection dropped: connection error: read ECONNRESET.',
     },
   ]);
@@ -381,11 +383,16 @@ test('events after quitting change nothing on the screen', () => {
   assert.is(state.exit?.status, 0);
 });
 
-test('q, Esc and Ctrl-C quit with status 0', () => {
-  for (const key of ['q', 'escape', 'C-c']) {
+test('q and Ctrl-C quit with status 0 while the session is open; Esc is back, never quit', () => {
+  for (const key of ['q', 'C-c']) {
     const { effects } = feed(listed(), ...keys(key));
     assert.equal(effects, [{ type: 'quit', status: 0, message: null }], key);
   }
+  // Esc twice to leave the command line (a habit) leaves the program running.
+  const { state, effects } = feed(listed(), ...keys(':', 'escape', 'escape', 'escape'));
+  assert.equal(effects, []);
+  assert.is(state.exit, null);
+  assert.is(state.focus, 'images');
 });
 
 test('[P-22] u for a tier without the right explains that usage is a platinum right, asking nothing', () => {
@@ -404,7 +411,7 @@ test('[P-22] a typed usage from a bronze session asks the server, and shows its 
     request: 'usage',
     failure: { kind: 'refused', code: 'usage-forbidden', message: 'the bronze tier may not read usage', fatal: false },
   });
-  assert.is(lastLog(step.state), 'refused usage: the bronze tier may not read usage [usage-forbidden]');
+  assert.is(lastLog(step.state), 'refused usage: the bronze tier may not read usage (usage-forbidden)');
   assert.is(step.state.main, 'images');
   assert.is(step.state.connection.kind, 'connected');
 });
@@ -461,9 +468,10 @@ test('[P-32] u for platinum opens the usage view, which fills as a table filtera
   step = feed(step.state, ...keys('a'));
   assert.is(step.state.usage.filter, null);
   step = feed(step.state, ...keys('s'));
-  assert.equal(step.effects, [{ type: 'save-usage', text: USAGE_TEXT }]);
-  step = feed(step.state, { type: 'usage-saved', path: 'imgcache-usage-x.json', bytes: 700 });
-  assert.match(lastLog(step.state), 'usage JSON saved to imgcache-usage-x.json');
+  assert.equal(step.effects, [{ type: 'save-usage', text: USAGE_TEXT, client: null }]);
+  assert.match(lastLog(step.state), 'saving the usage of every client');
+  step = feed(step.state, { type: 'usage-saved', path: 'imgcache-usage-x.json', bytes: 700, client: null });
+  assert.match(lastLog(step.state), 'usage of every client saved to imgcache-usage-x.json');
   step = feed(step.state, ...keys('escape'));
   assert.is(step.state.main, 'images', 'Esc in the usage view goes back to the images, it does not quit');
   assert.equal(step.effects, []);

@@ -86,11 +86,17 @@ test('a platinum client: identity, image list, downloads, quota gauge, usage vie
     assert.match(screen, /client +tier +image +time/);
     await pane.press('f');
     await pane.waitFor('usage: client client-1 only');
+    // s saves what is shown (one client here), says so, and saves into the cache folder, never the working folder.
     await pane.press('s');
-    screen = await pane.waitFor('usage JSON saved to');
-    const saved = readdirSync(workDir).filter((name) => name.startsWith('imgcache-usage-'));
-    assert.is(saved.length, 1, 'one usage file in the working folder');
-    const usage = JSON.parse(readFileSync(path.join(workDir, saved[0] as string), 'utf8'));
+    screen = await pane.waitFor('usage of client client-1 only saved to');
+    assert.equal(readdirSync(workDir), [], 'nothing is written to the working folder');
+    const saved = readdirSync(path.join(cacheDir, 'usage')).filter((name) => name.startsWith('imgcache-usage-'));
+    assert.is(saved.length, 1, 'one usage file in the cache folder');
+    const usage = JSON.parse(readFileSync(path.join(cacheDir, 'usage', saved[0] as string), 'utf8'));
+    assert.equal(
+      usage.clients.map((client: { name: string }) => client.name),
+      ['client-1'],
+    );
     assert.equal(
       usage.clients[0].requests.map((request: { image: string }) => request.image),
       ['sunset.png', 'mandelbrot.png'],
@@ -101,7 +107,7 @@ test('a platinum client: identity, image list, downloads, quota gauge, usage vie
     // 80x24 still shows every panel.
     await pane.resize(80, 24);
     // The compact key bar (one space between a key and its meaning) is drawn only for a narrow terminal.
-    screen = await pane.waitFor((text) => text.includes('↑↓ j/k move') && text.includes('images (4)'));
+    screen = await pane.waitFor((text) => text.includes('Enter get') && text.includes('images (4)'));
     for (const part of [
       'client-1',
       '18 of 20 left',
@@ -142,14 +148,16 @@ test('[P-21] a bronze client: usage is a platinum right; the exhausted quota is 
 
     // One more get: the server refuses it and closes the session; the dashboard says so and stays.
     await pane.press('G', 'Enter');
+    await pane.waitFor('y/n: get terrain-large.png? No requests are left');
+    await pane.press('y');
     const screen = await pane.waitFor('Quota exhausted');
     assert.match(screen, 'closed: quota exhausted');
-    assert.match(screen, 'Press q to quit');
+    assert.match(screen, 'Press r to reconnect, q to quit');
     assert.match(screen, 'refused get terrain-large.png');
     assert.match(tableRow(screen, 'sunset.png'), 'current', 'the table is still there');
     assert.not.ok(existsSync(path.join(cacheDir, 'terrain-large.png')));
     await pane.press('q');
-    assert.is(await pane.waitForExit(), 0);
+    assert.is(await pane.waitForExit(), 6, 'the server ended the session: status 6');
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }
@@ -185,11 +193,11 @@ test('[P-28] the server shuts down: the dashboard says so in words and stays rea
     await server.stop();
     const screen = await pane.waitFor('The server is shutting down');
     assert.match(screen, 'closed: the server shut down');
-    assert.match(screen, 'Press q to quit');
+    assert.match(screen, 'Press r to reconnect, q to quit');
     assert.match(screen, 'terrain-large.png', 'the table is still there');
     await pane.press('j');
     await pane.press('q');
-    assert.is(await pane.waitForExit(), 0);
+    assert.is(await pane.waitForExit(), 6, 'the server ended the session: status 6');
   } finally {
     rmSync(workDir, { recursive: true, force: true });
   }

@@ -1,26 +1,29 @@
 /**
  * The blessed glue: a screen on the injected input and output streams, one panel per part of the screen, and a
- * loop that feeds every event (server message, library result, key press) to the pure reducer, runs the effects it
- * asks for, and renders at most once per turn of the event loop however many events arrived.
+ * loop that feeds every event (server message, library result, key press, mouse action, poll tick, signal) to the
+ * pure reducer, runs the effects it asks for, and renders at most once per turn of the event loop however many
+ * events arrived.
  */
+import path from 'node:path';
 import blessed from 'blessed';
 import { RejectedError } from '../../src/protocol/index.ts';
 import { ImgcacheClient } from '../imgcache-client.ts';
 import { LocalCache } from '../local-cache.ts';
 import { EffectRunner, failureOf } from './effects.ts';
-import { computeLayout } from './layout.ts';
+import type { ColourMode } from './half-block-art.ts';
+import { computeLayout, type Layout, type Rect } from './layout.ts';
 import { BANNER_ROWS, createBannerPanel } from './panels/banner-panel.ts';
 import { createCommandLinePanel } from './panels/command-line-panel.ts';
 import { createHeaderPanel } from './panels/header-panel.ts';
 import { createHelpPanel } from './panels/help-panel.ts';
-import { createImageTablePanel } from './panels/image-table-panel.ts';
-import { createKeyBarPanel } from './panels/key-bar-panel.ts';
+import { createImageTablePanel, rowAtLine } from './panels/image-table-panel.ts';
+import { createKeyBarPanel, keyAt } from './panels/key-bar-panel.ts';
 import { createLogPanel } from './panels/log-panel.ts';
-import { place } from './panels/panel.ts';
+import { innerSize, place } from './panels/panel.ts';
 import { createPreviewPanel } from './panels/preview-panel.ts';
 import { createUsagePanel } from './panels/usage-panel.ts';
 import { DASHBOARD_EXIT, initialViewState, update } from './view-state.ts';
-import type { DashboardEvent, Effect, ViewState } from './view-state.types.ts';
+import type { DashboardEvent, Effect, MouseAction, ViewState } from './view-state.types.ts';
 
 export interface DashboardOptions {
   input: NodeJS.ReadableStream;
@@ -28,11 +31,33 @@ export interface DashboardOptions {
   host: string;
   port: number;
   cacheFolder: string;
-  /** where the usage JSON is saved (default: the working folder) */
+  /** [P-60] the client's key, sent in the HELLO (none: an anonymous session) */
+  credential?: string;
+  /** where the usage JSON is saved (default: the cache folder's `usage` folder, never the working folder) */
   usageFolder?: string;
   /** ms to say goodbye to the server when quitting, before just closing (default 1000) */
   goodbyeTimeoutMs?: number;
+  /**
+   * ms between two looks at the catalog (default 10 s); never more than a third of the server's idle timeout, so an
+   * open dashboard is never closed for idleness while the person only reads it
+   */
+  pollIntervalMs?: number;
+  /** truecolor when the terminal says it takes it (COLORTERM), else 256 colours dithered (default) */
+  colourMode?: ColourMode;
+  /** ends the dashboard when one of these arrives, with status 128 + the signal's number (default SIGTERM, SIGHUP) */
+  signals?: NodeJS.Signals[];
   now?: () => number;
+}
+
+/** The default time between two looks at the catalog: well within the free-request budget [P-48]. */
+export const DEFAULT_POLL_INTERVAL_MS = 10_000;
+
+/** xterm's title stack (XTWINOPS 22 and 23): keep the terminal's title and give it back at the end. */
+const SAVE_TITLE = '\x1b[22;0t';
+const RESTORE_TITLE = '\x1b[23;0t';
+
+function inside(rect: Rect, x: number, y: number): boolean {
+  return x >= rect.left && x < rect.left + rect.width && y >= rect.top && y < rect.top + rect.height;
 }
 
 export interface DashboardResult {
@@ -52,6 +77,8 @@ function setVisible(element: blessed.Widgets.BoxElement, visible: boolean): void
 export function runDashboard(options: DashboardOptions): Promise<DashboardResult> {
   const now = options.now ?? Date.now;
   const address = `${options.host}:${options.port}`;
+  // The title is written here, not by blessed: under tmux blessed wraps it for the outer terminal, past the pane.
+  options.output.write(`${SAVE_TITLE}\x1b]2;imgcache ${address}\x07`);
   // @types/blessed declares the screen's `input` as a Writable and `output` as a Readable (swapped): hence the cast.
   const screen = blessed.screen({
     input: options.input,
@@ -59,13 +86,12 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
     terminal: 'xterm-256color',
     smartCSR: true,
     fullUnicode: true,
-    title: `imgcache ${address}`,
     warnings: false,
   } as unknown as blessed.Widgets.IScreenOptions);
   const panels = {
     header: createHeaderPanel(screen),
     table: createImageTablePanel(screen),
-    preview: createPreviewPanel(screen),
+    preview: createPreviewPanel(screen, options.colourMode ?? '256'),
     usage: createUsagePanel(screen),
     log: createLogPanel(screen),
     banner: createBannerPanel(screen),
@@ -79,6 +105,9 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
   let runner: EffectRunner | null = null;
   let renderScheduled = false;
   let finished = false;
+  let layout: Layout | null = null;
+  let overlayKey: string | null = null;
+  let pollTimer: NodeJS.Timeout | null = null;
   let resolveResult: (result: DashboardResult) => void = () => {};
   const result = new Promise<DashboardResult>((resolve) => {
     resolveResult = resolve;
@@ -87,7 +116,7 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
   function render(): void {
     renderScheduled = false;
     if (finished) return;
-    const layout = computeLayout(screen.width as number, screen.height as number, state.banner ? BANNER_ROWS : 0);
+    layout = computeLayout(screen.width as number, screen.height as number, state.banner ? BANNER_ROWS : 0);
     place(panels.header.element, layout.header);
     place(panels.table.element, layout.table);
     place(panels.preview.element, layout.preview);
@@ -103,6 +132,26 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
     setVisible(panels.banner.element, state.banner !== null);
     for (const panel of Object.values(panels)) panel.show(state);
     screen.render();
+    drawOverlay();
+  }
+
+  /**
+   * The truecolor picture, written past blessed (which holds 256 colours) over its own drawing of it. blessed only
+   * rewrites cells whose content changed, so the picture needs writing again only when it, its place, or what covers
+   * it changed: that is its key.
+   */
+  function drawOverlay(): void {
+    const overlay = panels.preview.overlay(state);
+    if (!overlay) {
+      overlayKey = null;
+      return;
+    }
+    if (overlay.key === overlayKey) return;
+    overlayKey = overlay.key;
+    let out = '\x1b7';
+    for (const [index, line] of overlay.lines.entries())
+      out += `\x1b[${overlay.top + index + 1};${overlay.left + 1}H${line}`;
+    options.output.write(`${out}\x1b8`);
   }
 
   /** Many events may arrive in one turn (a burst of DATA frames): they all land in one frame on the screen. */
@@ -122,12 +171,15 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
 
   function runEffect(effect: Effect): void {
     if (effect.type === 'quit') void quit(effect.status, effect.message);
+    else if (effect.type === 'reconnect') reconnect();
     else runner?.run(effect);
   }
 
   async function quit(status: number, message: string | null): Promise<void> {
     if (finished) return;
     finished = true;
+    if (pollTimer) clearInterval(pollTimer);
+    for (const signal of signals) process.off(signal, onSignal);
     const open = client;
     if (open && !open.closed) {
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, options.goodbyeTimeoutMs ?? 1000).unref());
@@ -135,17 +187,66 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
       open.close();
     }
     screen.destroy();
+    options.output.write(RESTORE_TITLE);
     if (message) options.output.write(`${message}\n`);
     resolveResult({ status, message });
   }
 
+  /** Where a mouse action landed, in the reducer's terms; null when it touched nothing that reacts. */
+  function placeMouse(data: { x: number; y: number; action: string }): MouseAction | null {
+    if (!layout) return null;
+    const { x, y, action } = data;
+    const wheel = action === 'wheelup' ? -1 : action === 'wheeldown' ? 1 : 0;
+    if (wheel !== 0) {
+      if (inside(layout.log, x, y)) return { kind: 'wheel', panel: 'log', lines: wheel * 3 };
+      if (state.main === 'usage' && inside(layout.usage, x, y))
+        return { kind: 'wheel', panel: 'usage', lines: wheel * 3 };
+      if (state.main === 'images' && inside(layout.table, x, y))
+        return { kind: 'wheel', panel: 'images', lines: wheel };
+      return null;
+    }
+    if (action !== 'mousedown') return null;
+    if (y === layout.keyBar.top) {
+      const key = keyAt(state, layout.keyBar.width, x);
+      return key ? { kind: 'click-key', key } : null;
+    }
+    if (state.main === 'images' && inside(layout.table, x, y)) {
+      const index = rowAtLine(state, innerSize(panels.table.element).rows, y - layout.table.top - 1);
+      return index === null ? null : { kind: 'click-row', index };
+    }
+    return null;
+  }
+
+  const signals = options.signals ?? ['SIGTERM', 'SIGHUP'];
+  function onSignal(signal: NodeJS.Signals): void {
+    dispatch({ type: 'signal', signal });
+  }
+  for (const signal of signals) process.on(signal, onSignal);
+
   screen.on('keypress', (ch: string | undefined, key: { full?: string } | undefined) => {
     if (key?.full) dispatch({ type: 'key', key: { full: key.full, ch } });
   });
-  screen.on('resize', scheduleRender);
+  screen.enableMouse();
+  screen.on('mouse', (data: { x: number; y: number; action: string }) => {
+    const mouse = placeMouse(data);
+    if (mouse) dispatch({ type: 'mouse', mouse });
+  });
+  screen.on('resize', () => {
+    overlayKey = null;
+    scheduleRender();
+  });
   render();
 
   connect().catch((error: unknown) => dispatch({ type: 'unreachable', message: failureOf(error).message }));
+
+  /** r once the session is over: the old connection is let go, and a new session opens on the same screen. */
+  function reconnect(): void {
+    client?.close();
+    client = null;
+    runner = null;
+    if (pollTimer) clearInterval(pollTimer);
+    connect().catch((error: unknown) => dispatch({ type: 'connection-closed', message: failureOf(error).message }));
+  }
 
   async function connect(): Promise<void> {
     let cache: LocalCache;
@@ -156,9 +257,17 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
       return quit(DASHBOARD_EXIT.failed, `imgcache: cannot use the cache folder ${options.cacheFolder}: ${reason}`);
     }
     let connected: ImgcacheClient;
+    const first = state.sessions === 0;
     try {
-      connected = await ImgcacheClient.connect({ host: options.host, port: options.port, clientName: CLIENT_NAME });
+      connected = await ImgcacheClient.connect({
+        host: options.host,
+        port: options.port,
+        clientName: CLIENT_NAME,
+        ...(options.credential === undefined ? {} : { credential: options.credential }),
+      });
     } catch (error) {
+      // At start the program ends (rejected: 3, unreachable: 5); a reconnect that fails leaves the screen as it was.
+      if (!first) return dispatch({ type: 'reconnect-failed', message: reconnectFailure(error) });
       if (error instanceof RejectedError) return dispatch({ type: 'rejected', reject: error.reject });
       return dispatch({ type: 'unreachable', message: failureOf(error).message });
     }
@@ -170,17 +279,41 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
     runner = new EffectRunner({
       client: connected,
       cache,
-      usageFolder: options.usageFolder ?? process.cwd(),
+      usageFolder: options.usageFolder ?? path.join(options.cacheFolder, 'usage'),
       dispatch,
       quit: (status, message) => void quit(status, message),
     });
-    connected.on('quota', (quota) => dispatch({ type: 'quota', quota }));
-    connected.on('notice', (notice) => dispatch({ type: 'notice', notice }));
+    // Events of a connection let go by a reconnect are no longer the dashboard's business.
+    const current = (listener: () => void) => () => {
+      if (client === connected) listener();
+    };
+    connected.on('quota', (quota) => current(() => dispatch({ type: 'quota', quota }))());
+    connected.on('notice', (notice) => current(() => dispatch({ type: 'notice', notice }))());
     connected.on('close', (error) =>
-      dispatch({ type: 'connection-closed', message: error?.message ?? 'the server closed the connection' }),
+      current(() =>
+        dispatch({ type: 'connection-closed', message: error?.message ?? 'the server closed the connection' }),
+      )(),
     );
-    const { session, quota, server } = connected.welcome;
+    const { session, quota, server, limits } = connected.welcome;
+    // [P-27] A look at the catalog at least three times per idle timeout: the session never idles out while open.
+    const interval = Math.max(
+      50,
+      Math.min(options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, Math.floor(limits.idleTimeoutMs / 3)),
+    );
+    pollTimer = setInterval(() => dispatch({ type: 'poll' }), interval);
+    pollTimer.unref();
     dispatch({ type: 'connected', server, session, quota });
+  }
+
+  function reconnectFailure(error: unknown): string {
+    if (error instanceof RejectedError) {
+      const retry =
+        error.reject.retryAfterMs === undefined
+          ? ''
+          : `; try again in ${Math.ceil(error.reject.retryAfterMs / 1000)} s`;
+      return `the server turned the new session away: ${error.reject.message}${retry}`;
+    }
+    return failureOf(error).message;
   }
 
   return result;

@@ -3,7 +3,7 @@
  * PNG decoder) and reports each result back as an event. Every failure becomes a `request-failed` event with plain
  * data, never an exception that could reach the terminal.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConnectionClosedError, parseUsageDocument, ServerError } from '../../src/protocol/index.ts';
 import type { ImgcacheClient } from '../imgcache-client.ts';
@@ -14,7 +14,7 @@ import type { DashboardEvent, Effect, Failure, SavedImage } from './view-state.t
 export interface EffectContext {
   client: ImgcacheClient;
   cache: LocalCache;
-  /** where `s` in the usage view saves the usage JSON */
+  /** where `s` in the usage view saves the usage JSON (the cache folder's `usage` folder by default) */
   usageFolder: string;
   dispatch(event: DashboardEvent): void;
   /** ends the program (the dashboard restores the terminal) */
@@ -37,12 +37,24 @@ function savedOf(cache: LocalCache, name: string): SavedImage | null {
     : null;
 }
 
-/** A usage file name that sorts by time and is safe on every file system: imgcache-usage-2026-11-25T10-05-00Z.json */
-export function usageFileName(now: Date): string {
-  return `imgcache-usage-${now
+/**
+ * A usage file name that sorts by time and is safe on every file system: imgcache-usage-2026-11-25T10-05-00Z.json,
+ * or imgcache-usage-2026-11-25T10-05-00Z-client-3.json for one client's part.
+ */
+export function usageFileName(now: Date, client: string | null = null): string {
+  const time = now
     .toISOString()
     .replace(/\.\d+Z$/, 'Z')
-    .replace(/:/g, '-')}.json`;
+    .replace(/:/g, '-');
+  const part = client === null ? '' : `-${client.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+  return `imgcache-usage-${time}${part}.json`;
+}
+
+/** The usage document cut to one client's record ([P-32]'s shape; rejected connections belong to no client). */
+export function usageOfClient(text: string, client: string): string {
+  const document = JSON.parse(text) as { clients?: Array<{ name?: unknown }> };
+  const clients = (document.clients ?? []).filter((entry) => entry.name === client);
+  return `${JSON.stringify({ ...document, clients, rejected: [] }, null, 2)}\n`;
 }
 
 /** Decoded previews, newest last; a few are kept so that moving up and down does not decode again. */
@@ -60,7 +72,9 @@ export class EffectRunner {
     const { dispatch } = this.#context;
     switch (effect.type) {
       case 'list':
-        this.#list().catch((error) => dispatch({ type: 'request-failed', request: 'list', failure: failureOf(error) }));
+        this.#list(effect.quiet === true).catch((error) =>
+          dispatch({ type: 'request-failed', request: 'list', failure: failureOf(error) }),
+        );
         return;
       case 'download':
         this.#download(effect.name).catch((error) =>
@@ -73,7 +87,7 @@ export class EffectRunner {
         );
         return;
       case 'save-usage':
-        this.#saveUsage(effect.text).catch((error) =>
+        this.#saveUsage(effect.text, effect.client).catch((error) =>
           dispatch({ type: 'request-failed', request: 'save-usage', failure: failureOf(error) }),
         );
         return;
@@ -90,10 +104,13 @@ export class EffectRunner {
       case 'quit':
         this.#context.quit(effect.status, effect.message);
         return;
+      case 'reconnect':
+        // The dashboard's glue opens the new session; a runner is bound to one.
+        return;
     }
   }
 
-  async #list(): Promise<void> {
+  async #list(quiet: boolean): Promise<void> {
     const { client, cache, dispatch } = this.#context;
     const result = await client.list();
     const images = result.images.map((image) => ({
@@ -101,7 +118,7 @@ export class EffectRunner {
       local: cache.stateOf(image),
       saved: savedOf(cache, image.name),
     }));
-    dispatch({ type: 'list-loaded', images, session: result.session, quota: result.quota });
+    dispatch({ type: 'list-loaded', images, session: result.session, quota: result.quota, quiet });
   }
 
   async #download(name: string): Promise<void> {
@@ -125,10 +142,13 @@ export class EffectRunner {
     dispatch({ type: 'usage-loaded', text, document: parseUsageDocument(JSON.parse(text)) });
   }
 
-  async #saveUsage(text: string): Promise<void> {
-    const file = path.join(this.#context.usageFolder, usageFileName(new Date()));
-    await writeFile(file, text);
-    this.#context.dispatch({ type: 'usage-saved', path: file, bytes: Buffer.byteLength(text) });
+  async #saveUsage(text: string, client: string | null): Promise<void> {
+    const folder = this.#context.usageFolder;
+    await mkdir(folder, { recursive: true });
+    const file = path.join(folder, usageFileName(new Date(), client));
+    const saved = client === null ? text : usageOfClient(text, client);
+    await writeFile(file, saved);
+    this.#context.dispatch({ type: 'usage-saved', path: file, bytes: Buffer.byteLength(saved), client });
   }
 
   async #preview(name: string, file: string, sha256: string): Promise<void> {

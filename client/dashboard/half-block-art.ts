@@ -1,7 +1,9 @@
 /**
  * Draws a decoded image in terminal cells: each cell shows two pixels, the upper half block '▀' in the colour of
  * the upper pixel over a background of the lower one, so a cell (about twice as tall as wide) holds two square
- * pixels. Colours are the nearest of the xterm 256-colour palette, written as SGR sequences that blessed parses.
+ * pixels. Two ways to write the colours: truecolor (24-bit SGR, exact) for terminals that say they support it
+ * (COLORTERM=truecolor or 24bit), else the xterm 256-colour palette with Floyd-Steinberg dithering, so that an area
+ * whose colour the palette lacks (cream, a muted purple) is drawn as a mix of the nearest ones and looks like it.
  * Pure: image and size in, lines out.
  */
 import type { DecodedImage } from './png-decoder.ts';
@@ -9,28 +11,52 @@ import type { DecodedImage } from './png-decoder.ts';
 export const UPPER_HALF_BLOCK = '▀';
 const CUBE_LEVELS = [0, 95, 135, 175, 215, 255];
 
-function nearestCubeIndex(value: number): number {
-  let best = 0;
-  for (let i = 1; i < CUBE_LEVELS.length; i++) {
-    if (Math.abs((CUBE_LEVELS[i] ?? 0) - value) < Math.abs((CUBE_LEVELS[best] ?? 0) - value)) best = i;
-  }
-  return best;
+export type Rgb = readonly [number, number, number];
+export type ColourMode = 'truecolor' | '256';
+
+/** The colour mode a terminal asks for in its environment (COLORTERM), as terminals and tmux set it. */
+export function colourModeOf(env: NodeJS.ProcessEnv): ColourMode {
+  return /^(truecolor|24bit)$/i.test(env.COLORTERM ?? '') ? 'truecolor' : '256';
 }
 
-function distance(r1: number, g1: number, b1: number, r2: number, g2: number, b2: number): number {
-  return (r1 - r2) ** 2 + (g1 - g2) ** 2 + (b1 - b2) ** 2;
+/** The xterm palette's colours 16-255: the 6x6x6 cube, then the 24 greys. */
+const PALETTE: Rgb[] = [
+  ...Array.from({ length: 216 }, (_, i): Rgb => {
+    const level = (n: number) => CUBE_LEVELS[n] ?? 0;
+    return [level(Math.floor(i / 36)), level(Math.floor(i / 6) % 6), level(i % 6)];
+  }),
+  ...Array.from({ length: 24 }, (_, i): Rgb => [8 + 10 * i, 8 + 10 * i, 8 + 10 * i]),
+];
+
+function distance(a: Rgb, r: number, g: number, b: number): number {
+  // Weighted by how much the eye cares about each channel ("redmean" would be closer; this is cheap and good).
+  return 3 * (a[0] - r) ** 2 + 4 * (a[1] - g) ** 2 + 2 * (a[2] - b) ** 2;
 }
 
-/** The xterm 256-colour index nearest to an RGB colour: the 6x6x6 cube (16-231) or the grey ramp (232-255). */
+const nearestCache = new Map<number, number>();
+
+/** The xterm 256-colour index (16-255) nearest to an RGB colour, over the whole cube and grey ramp. */
 export function xterm256(r: number, g: number, b: number): number {
-  const ri = nearestCubeIndex(r);
-  const gi = nearestCubeIndex(g);
-  const bi = nearestCubeIndex(b);
-  const cube = 16 + 36 * ri + 6 * gi + bi;
-  const cubeDistance = distance(r, g, b, CUBE_LEVELS[ri] ?? 0, CUBE_LEVELS[gi] ?? 0, CUBE_LEVELS[bi] ?? 0);
-  const greyStep = Math.max(0, Math.min(23, Math.round(((r + g + b) / 3 - 8) / 10)));
-  const grey = 8 + greyStep * 10;
-  return distance(r, g, b, grey, grey, grey) < cubeDistance ? 232 + greyStep : cube;
+  const key = (Math.round(r) << 16) | (Math.round(g) << 8) | Math.round(b);
+  const cached = nearestCache.get(key);
+  if (cached !== undefined) return cached;
+  let best = 0;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const [index, colour] of PALETTE.entries()) {
+    const d = distance(colour, r, g, b);
+    if (d < bestDistance) {
+      best = index;
+      bestDistance = d;
+    }
+  }
+  if (nearestCache.size > 65_536) nearestCache.clear();
+  nearestCache.set(key, 16 + best);
+  return 16 + best;
+}
+
+/** The RGB colour of an xterm palette index 16-255. */
+export function paletteColour(index: number): Rgb {
+  return PALETTE[index - 16] ?? [0, 0, 0];
 }
 
 /** The size in cells at which an image fits `cols` x `rows` cells with its proportions kept. */
@@ -43,7 +69,7 @@ export function fitCells(image: { width: number; height: number }, cols: number,
 }
 
 /** The average colour of the image's pixels in a rectangle, blended over black where they are transparent. */
-function averageColour(image: DecodedImage, x0: number, y0: number, x1: number, y1: number): [number, number, number] {
+function averageColour(image: DecodedImage, x0: number, y0: number, x1: number, y1: number): Rgb {
   let r = 0;
   let g = 0;
   let b = 0;
@@ -64,40 +90,65 @@ function averageColour(image: DecodedImage, x0: number, y0: number, x1: number, 
   return count === 0 ? [0, 0, 0] : [r / count, g / count, b / count];
 }
 
-/** The colour index of every target pixel, row by row, for an image drawn `pixelCols` x `pixelRows`. */
-function sampleGrid(image: DecodedImage, pixelCols: number, pixelRows: number): number[][] {
-  const grid: number[][] = [];
+/** The colour of every target pixel, row by row, for an image drawn `pixelCols` x `pixelRows`. */
+export function sampleGrid(image: DecodedImage, pixelCols: number, pixelRows: number): Rgb[][] {
+  const grid: Rgb[][] = [];
   for (let py = 0; py < pixelRows; py++) {
     const y0 = Math.floor((py * image.height) / pixelRows);
     const y1 = Math.max(y0 + 1, Math.floor(((py + 1) * image.height) / pixelRows));
-    const row: number[] = [];
+    const row: Rgb[] = [];
     for (let px = 0; px < pixelCols; px++) {
       const x0 = Math.floor((px * image.width) / pixelCols);
       const x1 = Math.max(x0 + 1, Math.floor(((px + 1) * image.width) / pixelCols));
-      const [r, g, b] = averageColour(image, x0, y0, x1, y1);
-      row.push(xterm256(r, g, b));
+      row.push(averageColour(image, x0, y0, x1, y1));
     }
     grid.push(row);
   }
   return grid;
 }
 
+const clamp = (value: number) => Math.max(0, Math.min(255, value));
+
 /**
- * The image as lines of half-block cells fitting `cols` x `rows`, each line `cols` wide or less, with SGR colour
- * sequences and a reset at the end of each line.
+ * The palette index of every pixel of `grid`, with Floyd-Steinberg error diffusion when `dither`: each pixel's
+ * error (wanted minus drawn) is passed on to its neighbours to the right and below (7/16, 3/16, 5/16, 1/16).
  */
-export function halfBlockLines(image: DecodedImage, cols: number, rows: number): string[] {
-  const size = fitCells(image, cols, rows);
-  if (size.cols === 0) return [];
-  const grid = sampleGrid(image, size.cols, size.rows * 2);
+export function quantize(grid: readonly Rgb[][], dither: boolean): number[][] {
+  const height = grid.length;
+  const width = grid[0]?.length ?? 0;
+  const work = grid.map((row) => row.map((colour) => [...colour] as [number, number, number]));
+  const out: number[][] = [];
+  for (let y = 0; y < height; y++) {
+    const row: number[] = [];
+    for (let x = 0; x < width; x++) {
+      const wanted = work[y]?.[x] ?? [0, 0, 0];
+      const index = xterm256(clamp(wanted[0]), clamp(wanted[1]), clamp(wanted[2]));
+      row.push(index);
+      if (!dither) continue;
+      const drawn = paletteColour(index);
+      const error = [wanted[0] - drawn[0], wanted[1] - drawn[1], wanted[2] - drawn[2]];
+      const spread = (dx: number, dy: number, share: number) => {
+        const target = work[y + dy]?.[x + dx];
+        if (!target) return;
+        for (let c = 0; c < 3; c++) target[c] = (target[c] ?? 0) + ((error[c] ?? 0) * share) / 16;
+      };
+      spread(1, 0, 7);
+      spread(-1, 1, 3);
+      spread(0, 1, 5);
+      spread(1, 1, 1);
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+function cellLines(size: { cols: number; rows: number }, colourOf: (x: number, y: number) => string): string[] {
   const lines: string[] = [];
   for (let cy = 0; cy < size.rows; cy++) {
-    const upper = grid[cy * 2] ?? [];
-    const lower = grid[cy * 2 + 1] ?? upper;
     let line = '';
     let last = '';
     for (let x = 0; x < size.cols; x++) {
-      const colours = `\x1b[38;5;${upper[x] ?? 0};48;5;${lower[x] ?? 0}m`;
+      const colours = colourOf(x, cy);
       if (colours !== last) line += colours;
       last = colours;
       line += UPPER_HALF_BLOCK;
@@ -105,4 +156,68 @@ export function halfBlockLines(image: DecodedImage, cols: number, rows: number):
     lines.push(`${line}\x1b[m`);
   }
   return lines;
+}
+
+/**
+ * The image as lines of half-block cells fitting `cols` x `rows`, each line `cols` wide or less, with SGR colour
+ * sequences and a reset at the end of each line: 256 colours, dithered (what blessed can hold), or truecolor.
+ */
+export function halfBlockLines(image: DecodedImage, cols: number, rows: number, mode: ColourMode = '256'): string[] {
+  const size = fitCells(image, cols, rows);
+  if (size.cols === 0) return [];
+  const grid = sampleGrid(image, size.cols, size.rows * 2);
+  if (mode === 'truecolor') {
+    const rgb = (colour: Rgb | undefined) => (colour ?? [0, 0, 0]).map((channel) => Math.round(channel)).join(';');
+    return cellLines(size, (x, cy) => {
+      const upper = grid[cy * 2]?.[x];
+      const lower = grid[cy * 2 + 1]?.[x] ?? upper;
+      return `\x1b[38;2;${rgb(upper)};48;2;${rgb(lower)}m`;
+    });
+  }
+  const indexes = quantize(grid, true);
+  return cellLines(size, (x, cy) => {
+    const upper = indexes[cy * 2]?.[x] ?? 0;
+    const lower = indexes[cy * 2 + 1]?.[x] ?? upper;
+    return `\x1b[38;5;${upper};48;5;${lower}m`;
+  });
+}
+
+/**
+ * How far a drawing's colours are from the image's, in /255 per channel: `pixel` compares each drawn pixel with the
+ * colour it stands for; `area` compares the mean colour of each 2x2 block of pixels (what the eye sees from a normal
+ * distance, where dithering does its work). For the measurements in the report; not used to draw.
+ */
+export function colourError(
+  grid: readonly Rgb[][],
+  drawn: readonly (readonly Rgb[])[],
+): { pixel: number; area: number } {
+  let pixel = 0;
+  let pixels = 0;
+  let area = 0;
+  let areas = 0;
+  for (let y = 0; y < grid.length; y++) {
+    for (let x = 0; x < (grid[y]?.length ?? 0); x++) {
+      const a = grid[y]?.[x] ?? [0, 0, 0];
+      const b = drawn[y]?.[x] ?? [0, 0, 0];
+      pixel += (Math.abs(a[0] - b[0]) + Math.abs(a[1] - b[1]) + Math.abs(a[2] - b[2])) / 3;
+      pixels++;
+    }
+  }
+  for (let y = 0; y + 1 < grid.length; y += 2) {
+    for (let x = 0; x + 1 < (grid[y]?.length ?? 0); x += 2) {
+      const mean = (g: readonly (readonly Rgb[])[], c: number) =>
+        ((g[y]?.[x]?.[c] ?? 0) +
+          (g[y]?.[x + 1]?.[c] ?? 0) +
+          (g[y + 1]?.[x]?.[c] ?? 0) +
+          (g[y + 1]?.[x + 1]?.[c] ?? 0)) /
+        4;
+      area +=
+        (Math.abs(mean(grid, 0) - mean(drawn, 0)) +
+          Math.abs(mean(grid, 1) - mean(drawn, 1)) +
+          Math.abs(mean(grid, 2) - mean(drawn, 2))) /
+        3;
+      areas++;
+    }
+  }
+  return { pixel: pixels ? pixel / pixels : 0, area: areas ? area / areas : 0 };
 }

@@ -3,11 +3,14 @@
  * without one it says so (scripts use `imgcache list|get|usage|shell`).
  */
 import { runDashboard } from './dashboard.ts';
+import { colourModeOf } from './half-block-art.ts';
 
 export interface DashboardCommandOptions {
   host: string;
   port: number;
   cacheDir: string;
+  /** [P-60] the client's key (from --key-file or IMGCACHE_KEY), if any */
+  credential?: string | undefined;
 }
 
 /** Exit status 2 when there is no terminal, as for any other bad use of the command. */
@@ -31,6 +34,8 @@ export async function dashboardCommand(
     host: options.host,
     port: options.port,
     cacheFolder: options.cacheDir,
+    ...(options.credential === undefined ? {} : { credential: options.credential }),
+    colourMode: colourModeOf(process.env),
   });
   return result.status;
 }

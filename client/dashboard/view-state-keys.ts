@@ -15,26 +15,43 @@ import {
 } from './command-line.ts';
 import { type Action, actionFor } from './key-bindings.ts';
 import { nextUsageFilter, usageClientNames, usageRows } from './usage-table.ts';
-import type { Effect, KeyPress, Transition, ViewState } from './view-state.types.ts';
+import type { Effect, KeyPress, MouseAction, SortKey, Transition, ViewState } from './view-state.types.ts';
 import {
   addLog,
-  DASHBOARD_EXIT,
   farewell,
   isConnected,
+  keepSelection,
   quit,
+  quitStatus,
+  reconnect,
   requestDownload,
   requestUsage,
   select,
+  selectedRow,
+  sortImages,
   whyNotConnected,
+  withPreview,
 } from './view-state-steps.ts';
 
 /** rows PgUp and PgDn move */
 const PAGE_ROWS = 10;
 
+const SORTS: readonly SortKey[] = ['name', 'size', 'date'];
+
+/** s in the usage view: saves what is shown, every client or the one the view is filtered to, and says which. */
 function saveUsage(state: ViewState, now: number): Transition {
   if (state.usage.text === null)
     return { state: addLog(state, now, 'warn', 'no usage document to save yet'), effects: [] };
-  return { state, effects: [{ type: 'save-usage', text: state.usage.text }] };
+  const client = state.usage.filter;
+  const what = client === null ? 'every client' : `client ${client} only`;
+  return {
+    state: addLog(state, now, 'info', `saving the usage of ${what}…`),
+    effects: [{ type: 'save-usage', text: state.usage.text, client }],
+  };
+}
+
+function endQuit(state: ViewState): Transition {
+  return quit(state, quitStatus(state), farewell(state));
 }
 
 function setFilter(state: ViewState, filter: string | null): ViewState {
@@ -71,7 +88,7 @@ function runCommand(state: ViewState, now: number): Transition {
     case 'usage':
       return requestUsage(echoed, now, true);
     case 'exit':
-      return quit(echoed, DASHBOARD_EXIT.ok, farewell(echoed));
+      return endQuit(echoed);
     case 'help':
       return {
         state: addLog({ ...echoed, focus: 'help' }, now, 'info', `commands: ${TYPED_COMMANDS.join(', ')}`),
@@ -126,10 +143,72 @@ function onCommandKey(state: ViewState, now: number, key: KeyPress, action: Acti
     case 'cancel':
       return { state: mainFocus({ ...state, command: clearLine(line) }), effects: [] };
     case 'quit':
-      return quit(state, DASHBOARD_EXIT.ok, farewell(state));
+      return endQuit(state);
     default:
       if (!isTypable(key)) return { state, effects: [] };
       return { state: { ...state, command: typeText(line, key.ch) }, effects: [] };
+  }
+}
+
+/** `/`: the search line. The table follows every key typed; Enter keeps the search, Esc clears it. */
+function onSearchKey(state: ViewState, key: KeyPress, action: Action | undefined): Transition {
+  const searched = (search: string, focus: ViewState['focus'] = 'search') =>
+    withPreview(keepSelection(state, { ...state, search, focus }));
+  switch (action) {
+    case 'run':
+      return { state: { ...state, focus: 'images' }, effects: [] };
+    case 'cancel':
+      return searched('', 'images');
+    case 'delete-back':
+      return searched(state.search.slice(0, -1));
+    case 'clear-line':
+      return searched('');
+    case 'quit':
+      return endQuit(state);
+    default:
+      if (!isTypable(key)) return { state, effects: [] };
+      return searched(state.search + key.ch);
+  }
+}
+
+function onConfirmKey(state: ViewState, now: number, action: Action | undefined): Transition {
+  const question = state.confirm;
+  const answered: ViewState = { ...state, confirm: null, focus: state.main };
+  switch (action) {
+    case 'yes':
+      return question ? requestDownload(answered, now, question.image, true) : { state: answered, effects: [] };
+    case 'no':
+      return { state: addLog(answered, now, 'info', `not getting ${question?.image ?? 'it'}`), effects: [] };
+    case 'quit':
+      return endQuit(state);
+    default:
+      return { state, effects: [] };
+  }
+}
+
+/** The log, scrolled back `logScroll` entries from the newest. */
+function scrollLog(state: ViewState, to: number): ViewState {
+  return { ...state, logScroll: Math.max(0, Math.min(Math.max(0, state.log.length - 1), to)) };
+}
+
+function onLogKey(state: ViewState, action: Action | undefined): Transition {
+  switch (action) {
+    case 'move-up':
+      return { state: scrollLog(state, state.logScroll + 1), effects: [] };
+    case 'move-down':
+      return { state: scrollLog(state, state.logScroll - 1), effects: [] };
+    case 'page-up':
+      return { state: scrollLog(state, state.logScroll + PAGE_ROWS), effects: [] };
+    case 'page-down':
+      return { state: scrollLog(state, state.logScroll - PAGE_ROWS), effects: [] };
+    case 'first':
+      return { state: scrollLog(state, Number.MAX_SAFE_INTEGER), effects: [] };
+    case 'last':
+      return { state: scrollLog(state, 0), effects: [] };
+    case 'back':
+      return { state: { ...state, focus: state.main }, effects: [] };
+    default:
+      return onCommonKey(state, action);
   }
 }
 
@@ -142,26 +221,43 @@ function onImagesKey(state: ViewState, now: number, action: Action | undefined):
     case 'first':
       return select(state, 0);
     case 'last':
-      return select(state, state.images.length - 1);
+      return select(state, Number.MAX_SAFE_INTEGER);
     case 'page-up':
       return select(state, state.selected - PAGE_ROWS);
     case 'page-down':
       return select(state, state.selected + PAGE_ROWS);
     case 'download': {
-      const row = state.images[state.selected];
+      const row = selectedRow(state);
       if (!row) return { state: addLog(state, now, 'warn', 'no image selected'), effects: [] };
       return requestDownload(state, now, row.name);
     }
     case 'refresh':
+      if (state.connection.kind === 'closed') return reconnect(state, now);
       if (!isConnected(state)) return { state: addLog(state, now, 'warn', whyNotConnected(state)), effects: [] };
-      return { state, effects: [{ type: 'list' }] };
+      return { state: { ...state, listing: true }, effects: [{ type: 'list' }] };
     case 'usage':
       return requestUsage(state, now, false);
+    case 'search':
+      return { state: { ...state, focus: 'search' }, effects: [] };
+    case 'sort': {
+      const sort = SORTS[(SORTS.indexOf(state.sort) + 1) % SORTS.length] ?? 'name';
+      return withPreview(keepSelection(state, { ...state, sort, images: sortImages(state.images, sort) }));
+    }
+    case 'back':
+      // Esc is back: it clears a search; in the plain list it does nothing (q quits).
+      if (state.search === '') return { state, effects: [] };
+      return withPreview(keepSelection(state, { ...state, search: '' }));
+    case 'command':
+      if (!isConnected(state)) {
+        return { state: addLog(state, now, 'warn', `no commands: ${whyNotConnected(state)}`), effects: [] };
+      }
+      return onCommonKey(state, action);
     default:
       return onCommonKey(state, action);
   }
 }
 
+/** The usage view's cursor: the row it is on, kept in view by the panel. */
 function scrollUsage(state: ViewState, to: number): ViewState {
   const rows = state.usage.document ? usageRows(state.usage.document, state.usage.filter).length : 0;
   const scroll = Math.max(0, Math.min(Math.max(0, rows - 1), to));
@@ -205,26 +301,49 @@ function onCommonKey(state: ViewState, action: Action | undefined): Transition {
       return { state: { ...state, focus: 'command' }, effects: [] };
     case 'help':
       return { state: { ...state, focus: 'help' }, effects: [] };
+    case 'log':
+      return { state: { ...state, focus: 'log' }, effects: [] };
     case 'quit':
-      return quit(state, DASHBOARD_EXIT.ok, farewell(state));
+      return endQuit(state);
     default:
       return { state, effects: [] };
   }
 }
 
 export function onKey(state: ViewState, now: number, key: KeyPress): Transition {
-  if (state.exit) return { state, effects: [] };
+  // blessed reports Enter twice, as 'enter' and then as 'return': only the first is a key press.
+  if (state.exit || key.full === 'return' || key.full === 'linefeed') return { state, effects: [] };
   const action = actionFor(state.focus, key.full);
   switch (state.focus) {
     case 'help':
-      return action === 'quit'
-        ? quit(state, DASHBOARD_EXIT.ok, farewell(state))
-        : { state: mainFocus(state), effects: [] };
+      return action === 'quit' ? endQuit(state) : { state: { ...state, focus: state.main }, effects: [] };
     case 'command':
       return onCommandKey(state, now, key, action);
+    case 'search':
+      return onSearchKey(state, key, action);
+    case 'confirm':
+      return onConfirmKey(state, now, action);
+    case 'log':
+      return onLogKey(state, action);
     case 'usage':
       return onUsageKey(state, now, action);
     case 'images':
       return onImagesKey(state, now, action);
+  }
+}
+
+/** Mouse actions, placed by the glue: a click selects a row or presses a key of the bar; the wheel scrolls. */
+export function onMouse(state: ViewState, now: number, mouse: MouseAction): Transition {
+  if (state.exit) return { state, effects: [] };
+  switch (mouse.kind) {
+    case 'click-row':
+      if (state.focus === 'help' || state.focus === 'confirm') return { state, effects: [] };
+      return select({ ...state, focus: state.main === 'images' ? 'images' : state.focus }, mouse.index);
+    case 'click-key':
+      return onKey(state, now, { full: mouse.key });
+    case 'wheel':
+      if (mouse.panel === 'log') return { state: scrollLog(state, state.logScroll - mouse.lines), effects: [] };
+      if (mouse.panel === 'usage') return { state: scrollUsage(state, state.usage.scroll + mouse.lines), effects: [] };
+      return select(state, state.selected + mouse.lines);
   }
 }

@@ -8,16 +8,20 @@ import type { Quota, ReceivedNotice, ReceivedReject } from '../../src/protocol/i
 import { formatBytes } from '../format.ts';
 import { EMPTY_COMMAND_LINE } from './command-line.ts';
 import { usageClientNames } from './usage-table.ts';
-import type { DashboardEvent, Failure, Transition, ViewState } from './view-state.types.ts';
-import { onKey } from './view-state-keys.ts';
+import type { DashboardEvent, Failure, ImageRow, Transition, ViewState } from './view-state.types.ts';
+import { onKey, onMouse } from './view-state-keys.ts';
 import {
   addLog,
   DASHBOARD_EXIT,
   endSession,
+  isConnected,
+  keepSelection,
   quit,
   quotaText,
   RANK,
   shortHash,
+  signalStatus,
+  sortImages,
   updateRow,
   withBanner,
   withPreview,
@@ -42,6 +46,12 @@ export function initialViewState(address: string, cacheFolder: string): ViewStat
     usage: { document: null, text: null, loading: false, filter: null, scroll: 0 },
     preview: null,
     log: [],
+    logScroll: 0,
+    search: '',
+    sort: 'name',
+    listing: false,
+    confirm: null,
+    sessions: 0,
     banner: null,
     exit: null,
   };
@@ -63,7 +73,7 @@ export function rejectionMessage(address: string, reject: ReceivedReject): strin
 
 function describeFailure(request: string, image: string | undefined, failure: Failure): string {
   const what = image ? `${request} ${image}` : request;
-  if (failure.kind === 'refused') return `refused ${what}: ${failure.message} [${failure.code}]`;
+  if (failure.kind === 'refused') return `refused ${what}: ${failure.message} (${failure.code})`;
   return `${what} failed: ${failure.message}`;
 }
 
@@ -74,6 +84,7 @@ function onRequestFailed(
 ): ViewState {
   const { failure, image } = event;
   let next = image ? updateRow(state, image, (row) => ({ ...row, download: null })) : state;
+  if (event.request === 'list') next = { ...next, listing: false };
   if (event.request === 'usage') {
     const showing = next.main === 'usage' && next.usage.document === null;
     next = {
@@ -96,7 +107,7 @@ function onRequestFailed(
     return endSession(
       next,
       failure.code,
-      `The server ended the session: ${failure.message} [${failure.code}].`,
+      `The server ended the session: ${failure.message} (${failure.code}).`,
       RANK.ended,
     );
   }
@@ -107,7 +118,7 @@ function onRequestFailed(
 }
 
 function onNotice(state: ViewState, now: number, notice: ReceivedNotice): ViewState {
-  const logged = addLog(state, now, notice.closing ? 'error' : 'warn', `server: ${notice.message} [${notice.kind}]`);
+  const logged = addLog(state, now, notice.closing ? 'error' : 'warn', `server: ${notice.message} (${notice.kind})`);
   if (!notice.closing) return logged;
   // [P-27] [P-28] a closing NOTICE is the last frame of the connection.
   if (notice.kind === 'shutting-down') {
@@ -133,11 +144,13 @@ function onQuota(state: ViewState, now: number, quota: Quota): ViewState {
   const before = state.quota?.remaining;
   const next = { ...state, quota };
   if (quota.remaining > 0 || before === 0) return next;
+  // Only what this session may still do: a tier without the usage right is not told that usage works.
+  const still = state.identity?.canReadUsage ? 'list and usage still work' : 'list still works';
   const logged = addLog(
     next,
     now,
     'warn',
-    `no image requests left (0 of ${quota.limit}): list and usage still work; the next get ends the session`,
+    `no image requests left (0 of ${quota.limit}): ${still}; the next get ends the session`,
   );
   return withBanner(
     logged,
@@ -145,6 +158,24 @@ function onQuota(state: ViewState, now: number, quota: Quota): ViewState {
     `Quota used up: 0 of ${quota.limit} image requests left; another get ends the session.`,
     RANK.warning,
   );
+}
+
+/** What a poll found changed in the catalog, in one line, or null when nothing did. */
+export function catalogChange(
+  before: readonly ImageRow[],
+  after: ReadonlyArray<Omit<ImageRow, 'download'>>,
+): string | null {
+  const old = new Map(before.map((row) => [row.name, row.sha256]));
+  const added = after.filter((row) => !old.has(row.name)).map((row) => row.name);
+  const changed = after.filter((row) => old.has(row.name) && old.get(row.name) !== row.sha256).map((row) => row.name);
+  const names = new Set(after.map((row) => row.name));
+  const removed = before.filter((row) => !names.has(row.name)).map((row) => row.name);
+  const parts = [
+    added.length > 0 ? `new ${added.join(', ')}` : '',
+    changed.length > 0 ? `changed ${changed.join(', ')}` : '',
+    removed.length > 0 ? `gone ${removed.join(', ')}` : '',
+  ].filter(Boolean);
+  return parts.length > 0 ? `the catalog changed: ${parts.join('; ')}` : null;
 }
 
 export function update(state: ViewState, event: DashboardEvent, now: number): Transition {
@@ -159,7 +190,8 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
         quota,
       };
       const text = `connected to ${state.address} as ${session.name} (code ${session.code}, ${session.tier}); ${quotaText(quota)}`;
-      return { state: addLog(connected, now, 'good', text), effects: [{ type: 'list' }] };
+      const counted = { ...connected, sessions: state.sessions + 1, listing: true };
+      return { state: addLog(counted, now, 'good', text), effects: [{ type: 'list' }] };
     }
     case 'rejected': {
       const message = rejectionMessage(state.address, event.reject);
@@ -176,20 +208,20 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
       return quit(addLog(closed, now, 'error', message), DASHBOARD_EXIT.unreachable, message);
     }
     case 'list-loaded': {
-      const selectedName = state.images[state.selected]?.name;
-      const images = event.images.map((image) => ({
-        ...image,
-        download: state.images.find((row) => row.name === image.name)?.download ?? null,
-      }));
-      const index = images.findIndex((row) => row.name === selectedName);
-      const listed: ViewState = {
+      const downloads = new Map(state.images.map((row) => [row.name, row.download]));
+      const images = event.images.map((image) => ({ ...image, download: downloads.get(image.name) ?? null }));
+      const listed = keepSelection(state, {
         ...state,
-        images,
+        images: sortImages(images, state.sort),
         imagesLoaded: true,
         identity: event.session,
         quota: event.quota,
-        selected: index >= 0 ? index : Math.min(state.selected, Math.max(0, images.length - 1)),
-      };
+        listing: false,
+      });
+      if (event.quiet) {
+        const change = catalogChange(state.images, images);
+        return withPreview(change ? addLog(listed, now, 'info', change) : listed);
+      }
       const count = `${images.length} image${images.length === 1 ? '' : 's'} on the server`;
       return withPreview(addLog(listed, now, 'info', `${count}; ${quotaText(event.quota)}`));
     }
@@ -235,7 +267,12 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
     }
     case 'usage-saved':
       return {
-        state: addLog(state, now, 'good', `usage JSON saved to ${event.path} (${formatBytes(event.bytes)})`),
+        state: addLog(
+          state,
+          now,
+          'good',
+          `usage of ${event.client === null ? 'every client' : `client ${event.client} only`} saved to ${event.path} (${formatBytes(event.bytes)})`,
+        ),
         effects: [],
       };
     case 'preview-loaded': {
@@ -263,6 +300,24 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
         effects: [],
       };
     }
+    case 'reconnect-failed': {
+      const failed = addLog(state, now, 'error', `reconnect failed: ${event.message}`);
+      const closed: ViewState = { ...failed, connection: { kind: 'closed', why: 'reconnect failed' } };
+      return {
+        state: withBanner(closed, 'error', `No new session: ${event.message}.`, RANK.ended),
+        effects: [],
+      };
+    }
+    case 'poll':
+      // The catalog is live on the server and nothing tells a client it changed: look again now and then. The same
+      // request keeps the session from idling out [P-27] while the person only reads the screen.
+      if (state.exit || !isConnected(state) || state.listing) return { state, effects: [] };
+      return { state: { ...state, listing: true }, effects: [{ type: 'list', quiet: true }] };
+    case 'signal':
+      if (state.exit) return { state, effects: [] };
+      return quit(addLog(state, now, 'warn', `ended by ${event.signal}`), signalStatus(event.signal), null);
+    case 'mouse':
+      return onMouse(state, now, event.mouse);
     case 'key':
       return onKey(state, now, event.key);
   }

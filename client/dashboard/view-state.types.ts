@@ -35,8 +35,22 @@ export type ConnectionState =
   | { kind: 'closed'; why: string }
   | { kind: 'rejected'; why: string };
 
-/** Which part of the screen has the keys. */
-export type Focus = 'images' | 'command' | 'usage' | 'help';
+/**
+ * Which part of the screen has the keys: the image list, the command line, the usage view, the help, the search
+ * line (`/`), a yes/no question, or the log (scrolled with the keys).
+ */
+export type Focus = 'images' | 'command' | 'usage' | 'help' | 'search' | 'confirm' | 'log';
+
+/** How the image list is ordered. */
+export type SortKey = 'name' | 'size' | 'date';
+
+/** A question the person answers with y or n before the dashboard does something that cannot be undone. */
+export interface Confirmation {
+  /** what a yes does: get this image although the server will then end the session */
+  kind: 'get';
+  image: string;
+  text: string;
+}
 
 /** What the main area shows. */
 export type MainView = 'images' | 'usage';
@@ -97,6 +111,16 @@ export interface ViewState {
   usage: UsageView;
   preview: Preview | null;
   log: LogEntry[];
+  /** how many of the newest log lines are scrolled out of view below (0: the newest is shown) */
+  logScroll: number;
+  /** the images shown are those whose name contains this text (any case); '' shows every image */
+  search: string;
+  sort: SortKey;
+  /** a `list` is on its way: a poll does not ask another */
+  listing: boolean;
+  confirm: Confirmation | null;
+  /** how many sessions this dashboard has opened (a reconnect opens another) */
+  sessions: number;
   /**
    * One short sentence about the state of the session (quota used up, session over), shown until the person quits.
    * `rank` says how much it explains: 0 a warning, 1 a dropped connection, 2 a session ended for a stated reason.
@@ -134,6 +158,8 @@ export type DashboardEvent =
       images: Array<Omit<ImageRow, 'download'>>;
       session: SessionIdentity;
       quota: Quota;
+      /** asked by the poll that follows the catalog, not by the person: only changes are logged */
+      quiet?: boolean;
     }
   | { type: 'download-progress'; name: string; received: number; total: number }
   | {
@@ -144,21 +170,40 @@ export type DashboardEvent =
       quota: Quota;
     }
   | { type: 'usage-loaded'; text: string; document: UsageDocument }
-  | { type: 'usage-saved'; path: string; bytes: number }
+  | { type: 'usage-saved'; path: string; bytes: number; client: string | null }
   | { type: 'preview-loaded'; name: string; sha256: string; image: DecodedImage }
   | { type: 'preview-failed'; name: string; sha256: string; message: string }
   | { type: 'request-failed'; request: RequestName; image?: string | undefined; failure: Failure }
   | { type: 'quota'; quota: Quota }
   | { type: 'notice'; notice: ReceivedNotice }
   | { type: 'connection-closed'; message: string }
+  /** a reconnect found no new session (the server is away, or turned us away): the screen stays as it was */
+  | { type: 'reconnect-failed'; message: string }
+  /** time to look at the catalog again (and so keep the session from idling out) */
+  | { type: 'poll' }
+  /** the process was asked to end (SIGTERM, SIGHUP): quit at once */
+  | { type: 'signal'; signal: string }
+  | { type: 'mouse'; mouse: MouseAction }
   | { type: 'key'; key: KeyPress };
+
+/** A mouse action, already placed by the glue on what it touched (layout.ts knows where everything is). */
+export type MouseAction =
+  /** a click on the image table's row `index` of the images shown */
+  | { kind: 'click-row'; index: number }
+  /** a click on the key bar, on the key whose blessed name is `key` */
+  | { kind: 'click-key'; key: string }
+  /** the wheel over a panel: `lines` positive scrolls down */
+  | { kind: 'wheel'; panel: 'images' | 'log' | 'usage'; lines: number };
 
 /** What the reducer asks the outside world to do; the effect runner does it and reports back with events. */
 export type Effect =
-  | { type: 'list' }
+  | { type: 'list'; quiet?: boolean }
+  /** close what is left of the session and open a new one */
+  | { type: 'reconnect' }
   | { type: 'download'; name: string }
   | { type: 'usage' }
-  | { type: 'save-usage'; text: string }
+  /** `client`: the one client shown, when the view is filtered (then only its part is saved) */
+  | { type: 'save-usage'; text: string; client: string | null }
   | { type: 'load-preview'; name: string; path: string; sha256: string }
   /** end the program: say goodbye to the server if still connected, restore the terminal, print `message` */
   | { type: 'quit'; status: number; message: string | null };

@@ -5,11 +5,14 @@
  * to a deadline: the screen is the only event a terminal program gives.
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+
+/** The pane's title before the program starts, so a test can see that the program gives it back. */
+export const SHELL_TITLE = 'shell-before-imgcache';
 
 /** What the shell prints when the program under test has ended, before its exit status. */
 const EXIT_MARK = 'program ended with status';
@@ -52,10 +55,10 @@ export class TmuxServer {
   async start(
     name: string,
     argv: string[],
-    options: { width: number; height: number; cwd: string },
+    options: { width: number; height: number; cwd: string; env?: Record<string, string> },
   ): Promise<TmuxPane> {
-    const env = Object.entries(TERMINAL_ENV).map(([key, value]) => `${key}=${value}`);
-    const script = `"$@"; echo "${EXIT_MARK} $?"`;
+    const env = Object.entries({ ...TERMINAL_ENV, ...options.env }).map(([key, value]) => `${key}=${value}`);
+    const script = `printf '\\033]2;${SHELL_TITLE}\\007'; "$@"; echo "${EXIT_MARK} $?"`;
     const command = ['sh', '-c', script, 'sh', 'env', ...env, ...argv].map(shellQuote).join(' ');
     await this.tmux(
       'new-session',
@@ -101,6 +104,37 @@ export class TmuxPane {
   /** Types text literally. */
   async type(text: string): Promise<void> {
     await this.#server.tmux('send-keys', '-t', this.name, '-l', text);
+  }
+
+  /**
+   * A mouse button pressed and released at a cell (0-based column and row), as a terminal reports it in xterm's
+   * normal encoding (ESC [ M, then button, column and row, each plus 32, 1-based), sent as bytes.
+   */
+  async click(column: number, row: number): Promise<void> {
+    await this.#mouse(0, column, row);
+    await this.#mouse(3, column, row);
+  }
+
+  /** The mouse wheel turned once over a cell: up or down. */
+  async wheel(column: number, row: number, direction: 'up' | 'down'): Promise<void> {
+    await this.#mouse(direction === 'up' ? 64 : 65, column, row);
+  }
+
+  async #mouse(button: number, column: number, row: number): Promise<void> {
+    const bytes = [0x1b, 0x5b, 0x4d, 32 + button, 33 + column, 33 + row].map((byte) => byte.toString(16));
+    await this.#server.tmux('send-keys', '-t', this.name, '-H', ...bytes);
+  }
+
+  /** The pane's title, as the programs in it set it. */
+  async title(): Promise<string> {
+    return (await this.#server.tmux('display-message', '-p', '-t', this.name, '#{pane_title}')).trim();
+  }
+
+  /** The process id of the program under test: the child of the shell that runs it in the pane. */
+  async programPid(): Promise<number> {
+    const shell = (await this.#server.tmux('display-message', '-p', '-t', this.name, '#{pane_pid}')).trim();
+    const children = readFileSync(`/proc/${shell}/task/${shell}/children`, 'utf8').trim().split(/\s+/);
+    return Number(children[0]);
   }
 
   async resize(width: number, height: number): Promise<void> {

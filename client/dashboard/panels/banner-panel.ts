@@ -2,10 +2,10 @@
  * The banner: one or two lines that say, in words, what state the session is in when it is not a normal one
  * (quota used up, session closed by the server, connection dropped). It stays until the person quits.
  */
-import blessed from 'blessed';
-import { escapeTags, wrap } from '../text.ts';
+import type blessed from 'blessed';
+import { styledLine, wrap } from '../text.ts';
 import type { Tone, ViewState } from '../view-state.types.ts';
-import type { Panel } from './panel.ts';
+import { type Panel, panelBox } from './panel.ts';
 
 export const BANNER_ROWS = 2;
 
@@ -20,7 +20,7 @@ const TONE_STYLES: Record<Tone, string> = {
 export function bannerText(view: ViewState): string | null {
   if (!view.banner) return null;
   const over = view.connection.kind === 'closed' || view.connection.kind === 'rejected';
-  return over ? `${view.banner.text} Press q to quit.` : view.banner.text;
+  return over ? `${view.banner.text} Press r to reconnect, q to quit.` : view.banner.text;
 }
 
 export function bannerLines(view: ViewState, columns: number): string[] {
@@ -29,11 +29,11 @@ export function bannerLines(view: ViewState, columns: number): string[] {
   const style = TONE_STYLES[view.banner.tone];
   return wrap(` ${text}`, columns, 1)
     .slice(0, BANNER_ROWS)
-    .map((line) => `{${style}}${escapeTags(line.padEnd(columns))}{/}`);
+    .map((line) => styledLine([[line, style]], columns));
 }
 
 export function createBannerPanel(screen: blessed.Widgets.Screen): Panel {
-  const element = blessed.box({ parent: screen, tags: true });
+  const element = panelBox(screen);
   return {
     element,
     show(view) {

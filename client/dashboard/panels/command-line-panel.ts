@@ -2,23 +2,30 @@
  * The command line: what is being typed after ':' (with a block cursor), or a hint of the commands when idle.
  * The editing itself (history, completion) is in command-line.ts; this panel only shows it.
  */
-import blessed from 'blessed';
-import { escapeTags, styledLine } from '../text.ts';
+import type blessed from 'blessed';
+import { styledLine, truncateLeft } from '../text.ts';
 import type { ViewState } from '../view-state.types.ts';
-import type { Panel } from './panel.ts';
+import { type Panel, panelBox } from './panel.ts';
+
+/** A line being typed after its prompt, its end kept in view (that is where the typing happens), with a cursor. */
+function editing(prompt: string, text: string, columns: number): string {
+  const room = Math.max(1, columns - prompt.length - 2);
+  return styledLine([[prompt, 'bold'], [` ${truncateLeft(text, room)}`], [' ', 'inverse']], columns);
+}
 
 export function commandLineText(view: ViewState, columns: number): string {
-  if (view.focus !== 'command') {
-    return styledLine([[' : type a command (list, get <image>, usage, exit, help)', 'gray-fg']], columns);
+  if (view.focus === 'command') return editing(':', view.command.text, columns);
+  if (view.focus === 'search') return editing('/', view.search, columns);
+  if (view.focus === 'confirm' && view.confirm)
+    return styledLine([[` ${view.confirm.text}`, 'bold,yellow-fg']], columns);
+  if (view.connection.kind === 'closed') {
+    return styledLine([[' the session is over: r reconnects (a new session), q quits', 'gray-fg']], columns);
   }
-  // Keep the end of a long line in view: that is where the typing happens.
-  const room = Math.max(1, columns - 3);
-  const text = view.command.text.length > room ? `…${view.command.text.slice(-(room - 1))}` : view.command.text;
-  return `{bold}:{/} ${escapeTags(text)}{inverse} {/}`;
+  return styledLine([[' : type a command (list, get <image>, usage, exit, help)', 'gray-fg']], columns);
 }
 
 export function createCommandLinePanel(screen: blessed.Widgets.Screen): Panel {
-  const element = blessed.box({ parent: screen, tags: true });
+  const element = panelBox(screen);
   return {
     element,
     show(view) {

@@ -2,10 +2,10 @@
  * The header: where we are connected and in what state, who we are (name, code, tier), and the quota gauge
  * "N of M left" that moves with every reply [P-17].
  */
-import blessed from 'blessed';
+import type blessed from 'blessed';
 import { bar, type Segment, styledLine, visibleLength } from '../text.ts';
 import type { ViewState } from '../view-state.types.ts';
-import type { Panel } from './panel.ts';
+import { type Panel, panelBox } from './panel.ts';
 
 const GAUGE_CELLS = 20;
 
@@ -30,24 +30,34 @@ function connectionSegment(view: ViewState): Segment {
   }
 }
 
-/** Two tagged lines of at most `width` characters. */
+/**
+ * Two tagged lines of exactly `width` cells. Who we are (name, code, tier) comes before the connection's state, so
+ * a long reason for a closed session is what gets cut, never the tier (the banner says the reason whole).
+ */
 export function headerLines(view: ViewState, width: number): [string, string] {
   const identity = view.identity;
-  const first: Segment[] = [[' imgcache ', 'bold'], [` ${view.address}  `], connectionSegment(view)];
+  const first: Segment[] = [[' imgcache ', 'bold'], [` ${view.address}  `]];
   if (identity) {
     first.push(
-      ['   you are '],
+      ['you are '],
       [identity.name, 'bold'],
       [`  code ${identity.code}  `],
       [identity.tier, TIER_COLOURS[identity.tier] ?? 'bold'],
+      // [P-68] a keyed session's registered identity
+      ...(identity.identity === undefined ? [] : ([[`  as ${identity.identity}`, 'bold']] as Segment[])),
+      ['  '],
     );
   }
+  first.push(connectionSegment(view));
   const quota = view.quota;
   const second: Segment[] = [[' quota ']];
   if (quota) {
     const fraction = quota.limit > 0 ? quota.remaining / quota.limit : 0;
     const colour = quota.remaining === 0 ? 'red-fg' : fraction <= 0.25 ? 'yellow-fg' : 'green-fg';
     second.push([bar(fraction, GAUGE_CELLS), colour], [` ${quota.remaining} of ${quota.limit} left`, 'bold']);
+    // [P-64] a keyed quota runs over a period: when it resets
+    if (quota.resetsAt)
+      second.push([` per ${quota.period}, resets ${quota.resetsAt.slice(0, 16).replace('T', ' ')} UTC`]);
   } else second.push(['…', 'gray-fg']);
   // What is nice to know but not needed comes last, and only whole.
   const extras: Segment[] = [[`   cache ${view.cacheFolder}`, 'gray-fg']];
@@ -57,7 +67,7 @@ export function headerLines(view: ViewState, width: number): [string, string] {
 }
 
 export function createHeaderPanel(screen: blessed.Widgets.Screen): Panel {
-  const element = blessed.box({ parent: screen, tags: true, style: { bg: 'black' } });
+  const element = panelBox(screen, { style: { bg: 'black' } });
   return {
     element,
     show(view) {

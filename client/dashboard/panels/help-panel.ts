@@ -2,11 +2,11 @@
  * The help: the key bindings of the view in use and of the command line, and the typed commands, over the main
  * area until a key is pressed. Two columns when there is room, so it fits an 80x24 terminal.
  */
-import blessed from 'blessed';
+import type blessed from 'blessed';
 import { BINDINGS } from '../key-bindings.ts';
-import { escapeTags, truncate } from '../text.ts';
+import { fit, styledLine } from '../text.ts';
 import type { MainView, ViewState } from '../view-state.types.ts';
-import { type Panel, place } from './panel.ts';
+import { type Panel, panelBox, place } from './panel.ts';
 
 interface HelpLine {
   text: string;
@@ -36,8 +36,7 @@ function bindings(focus: 'images' | 'usage' | 'command'): Array<readonly [string
 
 function render(line: HelpLine | undefined, width: number): string {
   if (!line) return ' '.repeat(width);
-  const text = escapeTags(truncate(line.text, width).padEnd(width));
-  return line.title ? `{bold}${text}{/}` : text;
+  return line.title ? styledLine([[fit(line.text, width), 'bold']], width) : styledLine([[line.text]], width);
 }
 
 /** The help's lines for `columns` inner columns: the main view's keys, then the command line's and the commands. */
@@ -48,7 +47,7 @@ export function helpLines(main: MainView, columns: number): string[] {
     { text: '', title: false },
     ...section('typed commands', COMMANDS),
   ];
-  const footer = '{gray-fg}any key closes this help{/}';
+  const footer = styledLine([['any key closes this help', 'gray-fg']], columns);
   if (columns < 70) {
     const all = [...left, { text: '', title: false }, ...right];
     return [...all.map((line) => render(line, columns)), footer];
@@ -57,15 +56,13 @@ export function helpLines(main: MainView, columns: number): string[] {
   const rows = Math.max(left.length, right.length);
   const lines = Array.from(
     { length: rows },
-    (_, index) => `${render(left[index], half)}  ${render(right[index], half)}`,
+    (_, index) => `${render(left[index], half)}  ${render(right[index], columns - half - 2)}`,
   );
-  return [...lines, '', footer];
+  return [...lines, ' '.repeat(columns), footer];
 }
 
 export function createHelpPanel(screen: blessed.Widgets.Screen): Panel {
-  const element = blessed.box({
-    parent: screen,
-    tags: true,
+  const element = panelBox(screen, {
     border: { type: 'line' },
     label: ' help ',
     hidden: true,

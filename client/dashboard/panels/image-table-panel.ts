@@ -2,11 +2,12 @@
  * The server's images as a table: name, size, last modified, and the local state of each (not downloaded, current,
  * changed on the server, or a progress bar while it downloads). The selected row is highlighted and kept in view.
  */
-import blessed from 'blessed';
+import type blessed from 'blessed';
 import { formatBytes } from '../../format.ts';
-import { bar, fit, type Segment, shortDateTime, styledLine } from '../text.ts';
+import { bar, cellWidth, fit, type Segment, shortDateTime, styledLine } from '../text.ts';
 import type { ImageRow, ViewState } from '../view-state.types.ts';
-import { innerSize, type Panel } from './panel.ts';
+import { visibleImages } from '../view-state-steps.ts';
+import { innerSize, type Panel, panelBox, panelLabel } from './panel.ts';
 
 const SIZE_COLUMNS = 9;
 const MODIFIED_COLUMNS = 11;
@@ -31,24 +32,44 @@ export function localStateCell(row: ImageRow): Segment {
   }
 }
 
-/** The table's tagged lines for a panel of `columns` x `rows` (header row included). */
+/** The table's columns for `columns` cells: the modified time gives way first, so names that fit are shown whole. */
+export function tableColumns(view: ViewState, columns: number): { name: number; modified: number } {
+  const longest = Math.max(4, ...view.images.map((row) => cellWidth(row.name)));
+  const withModified = columns - SIZE_COLUMNS - MODIFIED_COLUMNS - STATE_COLUMNS - 4;
+  if (withModified >= longest) return { name: withModified, modified: MODIFIED_COLUMNS };
+  return { name: Math.max(8, columns - SIZE_COLUMNS - STATE_COLUMNS - 3), modified: 0 };
+}
+
+/** The row (among the images shown) that the table's line `line` (0: the header) shows, for a click. */
+export function rowAtLine(view: ViewState, rows: number, line: number): number | null {
+  const shown = visibleImages(view);
+  const visible = Math.max(1, rows - 1);
+  const first = Math.max(0, Math.min(view.selected - visible + 1, shown.length - visible));
+  const index = first + line - 1;
+  return line >= 1 && index < shown.length ? index : null;
+}
+
+/** The table's tagged lines for a panel of `columns` x `rows` (header row included), each exactly `columns` wide. */
 export function imageTableLines(view: ViewState, columns: number, rows: number): string[] {
-  const nameColumns = Math.max(8, columns - SIZE_COLUMNS - MODIFIED_COLUMNS - STATE_COLUMNS - 4);
-  const header = ` ${fit('name', nameColumns)} ${fit('size', SIZE_COLUMNS, true)} ${fit('modified', MODIFIED_COLUMNS)} ${fit('local', STATE_COLUMNS)}`;
+  const widths = tableColumns(view, columns);
+  const modified = (text: string) => (widths.modified > 0 ? ` ${fit(text, widths.modified)}` : '');
+  const header = ` ${fit('name', widths.name)} ${fit('size', SIZE_COLUMNS, true)}${modified('modified')} ${fit('local', STATE_COLUMNS)}`;
   const lines = [styledLine([[header, 'bold,underline']], columns)];
   if (!view.imagesLoaded) {
     lines.push(styledLine([[view.connection.kind === 'connected' ? 'listing…' : 'no list yet', 'gray-fg']], columns));
     return lines;
   }
+  const shown = visibleImages(view);
   if (view.images.length === 0) lines.push(styledLine([['the server has no images', 'gray-fg']], columns));
+  else if (shown.length === 0) lines.push(styledLine([[`no name contains "${view.search}"`, 'gray-fg']], columns));
   const visible = Math.max(1, rows - 1);
-  const first = Math.max(0, Math.min(view.selected - visible + 1, view.images.length - visible));
-  for (const [offset, row] of view.images.slice(first, first + visible).entries()) {
+  const first = Math.max(0, Math.min(view.selected - visible + 1, shown.length - visible));
+  for (const [offset, row] of shown.slice(first, first + visible).entries()) {
     const selected = first + offset === view.selected;
     const [stateText, stateStyle] = localStateCell(row);
     // A marker as well as the highlight, so the selection shows on any terminal (and in a text capture).
-    const text = `${selected ? '›' : ' '}${fit(row.name, nameColumns)} ${fit(formatBytes(row.bytes), SIZE_COLUMNS, true)} ${fit(shortDateTime(row.modified), MODIFIED_COLUMNS)} `;
-    const cursor = view.focus === 'images' ? 'inverse' : 'bold';
+    const text = `${selected ? '›' : ' '}${fit(row.name, widths.name)} ${fit(formatBytes(row.bytes), SIZE_COLUMNS, true)}${modified(shortDateTime(row.modified))} `;
+    const cursor = view.focus === 'images' || view.focus === 'search' ? 'inverse' : 'bold';
     lines.push(
       selected
         ? styledLine([[`${text}${fit(stateText, STATE_COLUMNS)}`, cursor]], columns)
@@ -58,10 +79,16 @@ export function imageTableLines(view: ViewState, columns: number, rows: number):
   return lines;
 }
 
+/** The table's border title: how many images, how many the search shows, and the order. */
+export function imageTableTitle(view: ViewState): string {
+  if (!view.imagesLoaded) return 'images';
+  const shown = visibleImages(view).length;
+  const count = view.search ? `${shown} of ${view.images.length}, "${view.search}"` : String(view.images.length);
+  return `images (${count})${view.sort === 'name' ? '' : ` by ${view.sort}`}`;
+}
+
 export function createImageTablePanel(screen: blessed.Widgets.Screen): Panel {
-  const element = blessed.box({
-    parent: screen,
-    tags: true,
+  const element = panelBox(screen, {
     border: { type: 'line' },
     label: ' images ',
     style: { border: { fg: 'blue' } },
@@ -70,8 +97,7 @@ export function createImageTablePanel(screen: blessed.Widgets.Screen): Panel {
     element,
     show(view) {
       const { columns, rows } = innerSize(element);
-      const count = view.imagesLoaded ? ` (${view.images.length})` : '';
-      element.setLabel(` images${count} `);
+      element.setLabel(panelLabel(imageTableTitle(view), typeof element.width === 'number' ? element.width : 0));
       element.setContent(imageTableLines(view, columns, rows).join('\n'));
     },
   };

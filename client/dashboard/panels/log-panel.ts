@@ -1,27 +1,27 @@
 /** The rolling log: what happened (replies, errors, quota left), newest at the bottom, long lines wrapped. */
-import blessed from 'blessed';
-import { clockTime, escapeTags, wrap } from '../text.ts';
+import type blessed from 'blessed';
+import { clockTime, styledLine, wrap } from '../text.ts';
 import type { Tone, ViewState } from '../view-state.types.ts';
-import { innerSize, type Panel } from './panel.ts';
+import { innerSize, type Panel, panelBox, panelLabel } from './panel.ts';
 
 const TONE_STYLES: Record<Tone, string | null> = { info: null, good: 'green-fg', warn: 'yellow-fg', error: 'red-fg' };
 
 /**
- * The newest entries of the log that fit `rows` lines, each stamped with its time and wrapped to `columns`; an
- * entry is shown whole or not at all, except the newest, which is cut when it alone is taller than the panel.
+ * The newest entries of the log that fit `rows` lines (after skipping the `logScroll` newest, when scrolled back),
+ * each stamped with its time and wrapped to `columns` under its text; an entry is shown whole or not at all, except
+ * the newest shown, which is cut when it alone is taller than the panel.
  */
 export function logLines(view: ViewState, columns: number, rows: number): string[] {
   const lines: string[] = [];
   // Only the newest entries can be visible: wrap from the end and stop once the panel is full.
-  for (let index = view.log.length - 1; index >= 0; index--) {
+  for (let index = view.log.length - 1 - view.logScroll; index >= 0; index--) {
     const entry = view.log[index];
     if (!entry) continue;
     const stamp = clockTime(entry.at);
-    const style = TONE_STYLES[entry.tone];
-    const wrapped = wrap(`${stamp} ${entry.text}`, columns, stamp.length + 1).map((line) => {
-      const text = escapeTags(line);
-      return style ? `{${style}}${text}{/}` : text;
-    });
+    const style = TONE_STYLES[entry.tone] ?? undefined;
+    const wrapped = wrap(`${stamp} ${entry.text}`, columns, stamp.length + 1).map((line) =>
+      styledLine([[line, style]], columns),
+    );
     if (lines.length > 0 && lines.length + wrapped.length > rows) break;
     lines.unshift(...wrapped);
   }
@@ -29,9 +29,7 @@ export function logLines(view: ViewState, columns: number, rows: number): string
 }
 
 export function createLogPanel(screen: blessed.Widgets.Screen): Panel {
-  const element = blessed.box({
-    parent: screen,
-    tags: true,
+  const element = panelBox(screen, {
     border: { type: 'line' },
     label: ' log ',
     style: { border: { fg: 'blue' } },
@@ -40,6 +38,10 @@ export function createLogPanel(screen: blessed.Widgets.Screen): Panel {
     element,
     show(view) {
       const { columns, rows } = innerSize(element);
+      const width = typeof element.width === 'number' ? element.width : 0;
+      const scrolled = view.logScroll > 0 ? ` (${view.logScroll} newer below: G)` : '';
+      element.setLabel(panelLabel(`log${view.focus === 'log' ? ' ↑↓' : ''}${scrolled}`, width));
+      element.style.border.fg = view.focus === 'log' ? 'yellow' : 'blue';
       element.setContent(logLines(view, columns, rows).join('\n'));
     },
   };

@@ -1,12 +1,30 @@
 /** What every panel offers the dashboard: its blessed element, and a way to show a view state in it. */
-import type blessed from 'blessed';
+import blessed from 'blessed';
 import type { Rect } from '../layout.ts';
+import { truncate } from '../text.ts';
 import type { ViewState } from '../view-state.types.ts';
 
 export interface Panel {
   readonly element: blessed.Widgets.BoxElement;
   /** sets the element's content for this state; never renders the screen (the dashboard does, once per tick) */
   show(view: ViewState): void;
+}
+
+/**
+ * The one way a panel's box is made: tags on, and blessed's own wrapping off. Every line a panel sets is made
+ * exactly as wide as the panel by text.ts (`styledLine`, `fit`); with wrapping on, blessed breaks such a line a
+ * second time at its last space whenever a style tag follows the last cell.
+ */
+export function panelBox(
+  screen: blessed.Widgets.Screen,
+  options: blessed.Widgets.BoxOptions = {},
+): blessed.Widgets.BoxElement {
+  return blessed.box({ parent: screen, tags: true, wrap: false, ...options } as blessed.Widgets.BoxOptions);
+}
+
+/** A border label that stays on the border: cut to the panel's width, less its corners and a space each side. */
+export function panelLabel(text: string, panelWidth: number): string {
+  return ` ${truncate(text, Math.max(1, panelWidth - 4))} `;
 }
 
 export function place(element: blessed.Widgets.BoxElement, rect: Rect): void {

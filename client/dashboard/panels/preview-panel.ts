@@ -2,13 +2,14 @@
  * The selected image: drawn in half-block cells when a copy is saved locally, with its details (size, pixels,
  * hash, where it was saved). An image that is not downloaded yet shows what the server says about it instead.
  */
-import blessed from 'blessed';
+import type blessed from 'blessed';
 import { formatBytes } from '../../format.ts';
-import { fitCells, halfBlockLines } from '../half-block-art.ts';
+import { type ColourMode, fitCells, halfBlockLines } from '../half-block-art.ts';
 import type { DecodedImage } from '../png-decoder.ts';
-import { longDateTime, type Segment, styledLine, truncateLeft } from '../text.ts';
+import { cellWidth, longDateTime, type Segment, styledLine, truncateLeft, wrap } from '../text.ts';
 import type { ImageRow, ViewState } from '../view-state.types.ts';
-import { innerSize, type Panel } from './panel.ts';
+import { selectedRow } from '../view-state-steps.ts';
+import { innerSize, type Panel, panelBox, panelLabel } from './panel.ts';
 
 const DETAIL_ROWS = 3;
 
@@ -34,18 +35,33 @@ export function previewDetails(view: ViewState, row: ImageRow, columns: number):
   return [first, hash, where];
 }
 
+/** Lines `lineColumns` wide, centred in `columns` x `rows`: each line padded to exactly `columns` cells. */
 function centred(lines: string[], lineColumns: number, columns: number, rows: number): string[] {
-  const left = ' '.repeat(Math.max(0, Math.floor((columns - lineColumns) / 2)));
+  const width = Math.min(lineColumns, columns);
+  const leftColumns = Math.max(0, Math.floor((columns - width) / 2));
+  const left = ' '.repeat(leftColumns);
+  const right = ' '.repeat(Math.max(0, columns - width - leftColumns));
   const top = Math.max(0, Math.floor((rows - lines.length) / 2));
-  return [...Array.from({ length: top }, () => ''), ...lines.map((line) => left + line)];
+  return [...Array.from({ length: top }, () => ' '.repeat(columns)), ...lines.map((line) => left + line + right)];
 }
 
 /** The picture area: the half-block drawing, or a sentence saying why there is none. */
 function pictureLines(view: ViewState, row: ImageRow, columns: number, rows: number, draw: Draw): string[] {
-  const say = (text: string, style = 'gray-fg') =>
-    centred([styledLine([[text, style]], columns)], Math.min(columns, text.length), columns, rows);
+  const say = (text: string, style = 'gray-fg') => {
+    const lines = wrap(text, columns, 0).slice(0, Math.max(1, rows));
+    const width = Math.min(columns, Math.max(...lines.map(cellWidth)));
+    return centred(
+      lines.map((line) => styledLine([[line, style]], width)),
+      width,
+      columns,
+      rows,
+    );
+  };
   if (row.download) return say('downloading…', 'cyan-fg');
-  if (!row.saved) return say('not downloaded yet: Enter gets it');
+  if (!row.saved) {
+    if (view.connection.kind === 'connected') return say('not downloaded yet: Enter gets it');
+    return say(view.connection.kind === 'closed' ? 'not downloaded · the session is over' : 'not downloaded yet');
+  }
   const preview = view.preview;
   if (!preview || preview.name !== row.name || preview.status === 'loading') return say('loading the preview…');
   if (preview.status === 'failed' || !preview.image)
@@ -58,41 +74,85 @@ type Draw = (image: DecodedImage, columns: number, rows: number) => string[];
 
 /** The panel's lines: picture on top, details at the bottom. */
 export function previewLines(view: ViewState, columns: number, rows: number, draw: Draw = halfBlockLines): string[] {
-  const row = view.images[view.selected];
+  const row = selectedRow(view);
   if (!row) return [styledLine([['no image selected', 'gray-fg']], columns)];
   const pictureRows = Math.max(0, rows - DETAIL_ROWS);
   const picture = pictureLines(view, row, columns, pictureRows, draw).slice(0, pictureRows);
-  while (picture.length < pictureRows) picture.push('');
+  while (picture.length < pictureRows) picture.push(' '.repeat(columns));
   return [...picture, ...previewDetails(view, row, columns)];
 }
 
 /** Drawing a large image is the costliest part of a frame: keep the last drawing while image and size stay. */
-function memoisedDraw(): Draw {
+function memoisedDraw(mode: ColourMode): Draw {
   let last: { image: DecodedImage; columns: number; rows: number; lines: string[] } | null = null;
   return (image, columns, rows) => {
     if (last?.image !== image || last.columns !== columns || last.rows !== rows) {
-      last = { image, columns, rows, lines: halfBlockLines(image, columns, rows) };
+      last = { image, columns, rows, lines: halfBlockLines(image, columns, rows, mode) };
     }
     return last.lines;
   };
 }
 
-export function createPreviewPanel(screen: blessed.Widgets.Screen): Panel {
-  const element = blessed.box({
-    parent: screen,
-    tags: true,
+/**
+ * Cells to write to the terminal past blessed, which holds 256 colours only: the truecolor picture, where blessed
+ * drew its 256-colour one. `key` changes whenever blessed may have drawn over them.
+ */
+export interface Overlay {
+  key: string;
+  /** screen column and row of the first cell (0-based) */
+  left: number;
+  top: number;
+  lines: string[];
+}
+
+export interface PreviewPanel extends Panel {
+  /** the truecolor picture to write over blessed's drawing, when the terminal takes truecolor and one is shown */
+  overlay(view: ViewState): Overlay | null;
+}
+
+let images = 0;
+const imageIds = new WeakMap<DecodedImage, number>();
+
+export function createPreviewPanel(screen: blessed.Widgets.Screen, mode: ColourMode = '256'): PreviewPanel {
+  const element = panelBox(screen, {
     border: { type: 'line' },
     label: ' preview ',
     style: { border: { fg: 'blue' } },
   });
-  const draw = memoisedDraw();
+  // blessed holds 256 colours: it always gets the dithered drawing, and truecolor goes over it (see overlay).
+  const draw = memoisedDraw('256');
+  const drawTrue = memoisedDraw('truecolor');
   return {
     element,
     show(view) {
       const { columns, rows } = innerSize(element);
-      const row = view.images[view.selected];
-      element.setLabel(row ? ` ${row.name} ` : ' preview ');
+      const row = selectedRow(view);
+      // A long name is cut to the border: never spilled into the picture.
+      element.setLabel(panelLabel(row ? row.name : 'preview', typeof element.width === 'number' ? element.width : 0));
       element.setContent(previewLines(view, columns, rows, draw).join('\n'));
+    },
+    overlay(view) {
+      if (mode !== 'truecolor' || view.main !== 'images' || view.focus === 'help') return null;
+      const row = selectedRow(view);
+      const preview = view.preview;
+      if (!row?.saved || row.download || preview?.name !== row.name || !preview.image) return null;
+      const { columns, rows } = innerSize(element);
+      const pictureRows = Math.max(0, rows - DETAIL_ROWS);
+      const size = fitCells(preview.image, columns, pictureRows);
+      if (size.cols === 0) return null;
+      let id = imageIds.get(preview.image);
+      if (id === undefined) {
+        id = ++images;
+        imageIds.set(preview.image, id);
+      }
+      const left = (element.aleft as number) + 1 + Math.floor((columns - size.cols) / 2);
+      const top = (element.atop as number) + 1 + Math.max(0, Math.floor((pictureRows - size.rows) / 2));
+      return {
+        key: `${id}@${left},${top},${size.cols}x${size.rows}`,
+        left,
+        top,
+        lines: drawTrue(preview.image, columns, pictureRows),
+      };
     },
   };
 }

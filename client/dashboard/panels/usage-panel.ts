@@ -2,18 +2,25 @@
  * The usage view (platinum): every client's history [P-32] as a table of client, tier, image, time and outcome,
  * optionally filtered to one client, scrolled with the arrows.
  */
-import blessed from 'blessed';
+import type blessed from 'blessed';
 import { fit, longDateTime, styledLine } from '../text.ts';
 import { usageRows } from '../usage-table.ts';
 import type { ViewState } from '../view-state.types.ts';
-import { innerSize, type Panel } from './panel.ts';
+import { innerSize, type Panel, panelBox } from './panel.ts';
 
 const CLIENT_COLUMNS = 12;
 const TIER_COLUMNS = 9;
 const TIME_COLUMNS = 19;
-const OUTCOME_COLUMNS = 9;
+/** the longest outcome, whole: not-modified */
+const OUTCOME_COLUMNS = 12;
 
-const OUTCOME_STYLES: Record<string, string> = { served: 'green-fg', refused: 'red-fg', 'not-found': 'yellow-fg' };
+const OUTCOME_STYLES: Record<string, string> = {
+  served: 'green-fg',
+  refused: 'red-fg',
+  'not-found': 'yellow-fg',
+  'not-modified': 'cyan-fg',
+  incomplete: 'yellow-fg',
+};
 
 export function usageTitle(view: ViewState): string {
   const filter = view.usage.filter === null ? 'every client' : `client ${view.usage.filter} only`;
@@ -22,7 +29,7 @@ export function usageTitle(view: ViewState): string {
 
 export function usageLines(view: ViewState, columns: number, rows: number): string[] {
   const imageColumns = Math.max(8, columns - CLIENT_COLUMNS - TIER_COLUMNS - TIME_COLUMNS - OUTCOME_COLUMNS - 4);
-  const header = `${fit('client', CLIENT_COLUMNS)} ${fit('tier', TIER_COLUMNS)} ${fit('image', imageColumns)} ${fit('time', TIME_COLUMNS)} ${fit('outcome', OUTCOME_COLUMNS)}`;
+  const header = ` ${fit('client', CLIENT_COLUMNS - 1)} ${fit('tier', TIER_COLUMNS)} ${fit('image', imageColumns)} ${fit('time', TIME_COLUMNS)} ${fit('outcome', OUTCOME_COLUMNS)}`;
   const lines = [styledLine([[header, 'bold,underline']], columns)];
   const document = view.usage.document;
   if (!document) {
@@ -31,15 +38,21 @@ export function usageLines(view: ViewState, columns: number, rows: number): stri
   }
   const all = usageRows(document, view.usage.filter);
   const visible = Math.max(1, rows - 2);
-  const first = Math.max(0, Math.min(view.usage.scroll, all.length - visible));
-  for (const row of all.slice(first, first + visible)) {
+  // `scroll` is the cursor's row: the window moves only when the cursor would leave it (as in the image table).
+  const cursor = Math.min(view.usage.scroll, Math.max(0, all.length - 1));
+  const first = Math.max(0, Math.min(cursor - visible + 1, all.length - visible));
+  for (const [offset, row] of all.slice(first, first + visible).entries()) {
     const image = row.image ?? '(no image requests)';
-    const text = `${fit(row.client, CLIENT_COLUMNS)} ${fit(row.tier, TIER_COLUMNS)} ${fit(image, imageColumns)} ${fit(longDateTime(row.at), TIME_COLUMNS)} `;
+    const mark = first + offset === cursor ? '›' : ' ';
+    const text = `${mark}${fit(row.client, CLIENT_COLUMNS - 1)} ${fit(row.tier, TIER_COLUMNS)} ${fit(image, imageColumns)} ${fit(longDateTime(row.at), TIME_COLUMNS)} `;
+    const outcome = fit(row.outcome, OUTCOME_COLUMNS);
     lines.push(
-      styledLine([[text], [fit(row.outcome, OUTCOME_COLUMNS), OUTCOME_STYLES[row.outcome] ?? 'gray-fg']], columns),
+      first + offset === cursor
+        ? styledLine([[text + outcome, 'inverse']], columns)
+        : styledLine([[text], [outcome, OUTCOME_STYLES[row.outcome] ?? 'gray-fg']], columns),
     );
   }
-  while (lines.length < rows - 1) lines.push('');
+  while (lines.length < rows - 1) lines.push(' '.repeat(columns));
   const shown =
     all.length === 0 ? 'no rows' : `rows ${first + 1}-${Math.min(all.length, first + visible)} of ${all.length}`;
   const footer = `${shown} · ${document.clients.length} clients · ${document.rejected.length} rejected · generated ${longDateTime(document.generatedAt)}`;
@@ -48,9 +61,7 @@ export function usageLines(view: ViewState, columns: number, rows: number): stri
 }
 
 export function createUsagePanel(screen: blessed.Widgets.Screen): Panel {
-  const element = blessed.box({
-    parent: screen,
-    tags: true,
+  const element = panelBox(screen, {
     border: { type: 'line' },
     label: ' usage ',
     hidden: true,

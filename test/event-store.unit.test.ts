@@ -103,22 +103,29 @@ function positions(events: readonly StoredEvent[]): number[] {
 
 // --- schema -----------------------------------------------------------------------------------------------------
 
-test('the first open creates the folder, the schema at user_version 2, WAL and synchronous FULL', () => {
+test('the first open creates the folder, the schema at user_version 3, WAL and synchronous FULL', () => {
   const file = path.join(folder, 'nested', 'deeper', 'history.sqlite');
   const db = open(file);
   assert.ok(fs.existsSync(file));
-  assert.is(SCHEMA_VERSION, 2);
-  assert.is(schemaVersion(db), 2);
+  assert.is(SCHEMA_VERSION, 3);
+  assert.is(schemaVersion(db), 3);
   assert.is(db.pragma('journal_mode', { simple: true }), 'wal');
   assert.is(db.pragma('synchronous', { simple: true }), 2);
   const names = db
     .prepare<[], string>("SELECT name FROM sqlite_schema WHERE tbl_name = 'events' ORDER BY name")
     .pluck()
     .all();
-  assert.equal(names, ['events', 'events_admitted', 'events_closed', 'events_dropped', 'events_rejected']);
+  assert.equal(names, [
+    'events',
+    'events_admitted',
+    'events_closed',
+    'events_dropped',
+    'events_registry',
+    'events_rejected',
+  ]);
 });
 
-test('a version 1 history is migrated to version 2 in place: its events kept, its indexes replaced', () => {
+test('a version 1 history is migrated to the current version in place: its events kept, its indexes replaced', () => {
   const file = historyFile();
   const old = rawConnection(file);
   old.exec(MIGRATIONS[0] ?? '');
@@ -128,7 +135,7 @@ test('a version 1 history is migrated to version 2 in place: its events kept, it
   insert.run(9, 7, 'session-closed', '{"reason":"client-exit"}');
   old.close();
   const db = open(file);
-  assert.is(schemaVersion(db), 2);
+  assert.is(schemaVersion(db), SCHEMA_VERSION);
   new EventLog(db).recordNow([admitted(8)]);
   assert.equal(
     readEvents(db).map((event) => [event.position, event.session, event.type]),

@@ -25,6 +25,8 @@ export interface AdmissionInput {
    * away for capacity, so that the client's retry gets in; default: never.
    */
   reclaimIdleAfterMs?: number;
+  /** [P-65] Sessions one registered identity may hold at once; default: no bound. */
+  maxSessionsPerIdentity?: number;
   /** Every session's input but its connection number. */
   sessionInput: Omit<SessionInput, 'connection'>;
   /** Handed to every session actor; XState's default (setTimeout) when absent. */
@@ -41,7 +43,15 @@ export type AdmissionEvent =
    * [P-43] The connection's HELLO came: it asks for a session slot. Granted silently (the session leaves the
    * handshake count), or refused with `slot-refused`, synchronously, inside send().
    */
-  | { type: 'CLAIM_SLOT'; connection: number; at?: number }
+  | {
+      type: 'CLAIM_SLOT';
+      connection: number;
+      at?: number;
+      /** [P-65] the registered identity the HELLO's key names, whose sessions are bounded too */
+      identity?: string;
+    }
+  /** [P-66] The identity was revoked: its sessions close (each after its answer in flight). */
+  | { type: 'REVOKE_IDENTITY'; identity: string }
   /** Sent by admission itself when a session actor completes, errors or is stopped (supervision). Idempotent. */
   | { type: 'SESSION_ENDED'; connection: number }
   /** [P-28] Stop admitting, shut every session down, stop when none is left. */
@@ -65,7 +75,14 @@ export type AdmissionEffect =
       retryAfterMs: number;
     }
   /** [P-43] The HELLO came but every slot is taken: REJECT server-full, and end the session (still in handshake). */
-  | { type: 'slot-refused'; connection: number; occupancy: Occupancy; retryAfterMs: number }
+  | {
+      type: 'slot-refused';
+      connection: number;
+      occupancy: Occupancy;
+      retryAfterMs: number;
+      /** [P-65] too-many-sessions: the identity holds all the sessions it may (absent: server-full) */
+      reason?: 'too-many-sessions';
+    }
   /** Every session has ended after SHUTDOWN; the actor is done. */
   | { type: 'drained' };
 
@@ -74,6 +91,8 @@ export interface SessionEntry {
   session: SessionActorRef;
   address: string;
   admitted: boolean;
+  /** [P-65] the registered identity of an admitted keyed session */
+  identity?: string;
 }
 
 export interface AdmissionContext {
@@ -82,6 +101,9 @@ export interface AdmissionContext {
   maxHandshakes: number;
   maxHandshakesPerAddress: number;
   reclaimIdleAfterMs: number;
+  maxSessionsPerIdentity: number;
+  /** [P-65] Admitted sessions by registered identity; an identity with none has no key. Mutated in place. */
+  sessionsByIdentity: Map<string, number>;
   sessionInput: Omit<SessionInput, 'connection'>;
   clock: Clock | undefined;
   /** [P-43] Admitted sessions (slot claimed), the occupancy's `open`. */

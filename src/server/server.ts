@@ -106,7 +106,13 @@ export async function startServer(
   const committer = config.historyThread
     ? new WorkerCommitter({ file: config.database, synchronous, busyTimeoutMs })
     : undefined;
-  await committer?.ready();
+  try {
+    await committer?.ready();
+  } catch (error) {
+    database.close();
+    lock.release();
+    throw error;
+  }
   let logEvents: (events: readonly NewEvent[]) => void = () => {};
   // [P-46] Usage documents are built on threads of their own, each with its own read-only connection.
   const usageThreads = new UsageThreads({ file: config.database });

@@ -157,6 +157,24 @@ withProc('a lock whose pid now belongs to another live process (another start ti
   }
 });
 
+withProc('the start time is read after the command name, whatever it holds (spaces, parentheses)', async () => {
+  const folder = makeTemporaryFolder();
+  const oddName = path.join(folder, 'x) 1 2 (y');
+  symlinkSync('/bin/sleep', oddName);
+  const odd = spawn(oddName, ['60'], { stdio: 'ignore' });
+  await once(odd, 'spawn');
+  try {
+    const ticksPerSecond = 100; // USER_HZ on Linux
+    const uptimeTicks = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) * ticksPerSecond;
+    const started = Number(processStartTime(odd.pid as number));
+    const ours = Number(processStartTime(process.pid));
+    assert.ok(started >= ours && started <= uptimeTicks + 1, `${ours} <= ${started} <= ${uptimeTicks}`);
+  } finally {
+    odd.kill('SIGKILL');
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
 const TRY_LOCK = `
 import { lockHistory } from './db/instance-lock.ts';
 process.stdout.write('ready\\n');

@@ -157,6 +157,8 @@ export class EventLog {
   #scheduled: NodeJS.Immediate | null = null;
   #closed = false;
   #finishing = false;
+  /** a retry of held facts is being made (on this thread it does not wait for a lock) */
+  #retrying = false;
   /** the error of the last failed commit, while the history is failing */
   #lastError: HistoryAppendError | null = null;
 
@@ -389,7 +391,12 @@ export class EventLog {
     this.#retryDelayMs = Math.min(delay * 2, FACT_RETRY_MAX_MS);
     this.#retry = setTimeout(() => {
       this.#retry = null;
-      this.#flush('background');
+      this.#retrying = true;
+      try {
+        this.#flush('background');
+      } finally {
+        this.#retrying = false;
+      }
     }, delay);
   }
 
@@ -410,11 +417,17 @@ export class EventLog {
   }
 
   #commitHere(rows: readonly EventRow[]): Error | null {
+    // A retry on the event loop does not wait for another process's lock: it looks, and tries again later. Only the
+    // first failure of an outage waits out the busy timeout; retries never stall the loop.
+    const busyTimeoutMs = this.#retrying ? (this.db.pragma('busy_timeout', { simple: true }) as number) : null;
+    if (busyTimeoutMs !== null) this.db.pragma('busy_timeout = 0');
     try {
       this.#commitRows(rows);
       return null;
     } catch (error) {
       return this.#appendError(rows.length, error);
+    } finally {
+      if (busyTimeoutMs !== null) this.db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     }
   }
 

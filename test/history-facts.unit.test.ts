@@ -155,6 +155,24 @@ test('while held facts wait for their retry, records fail at once, without waiti
   ]);
 });
 
+test('a retry on the event loop does not wait for the lock: the loop never stalls past the first failure', async () => {
+  const { db, other } = openPair(250);
+  const { log, health, nextLateFacts } = watchedLog(db);
+  other.exec('BEGIN IMMEDIATE');
+  await factAsync(log, [closed(1)]); // the first failure waits out the busy timeout
+  // Held through three retries (after 100, 200, 400 ms): the loop's ticks must keep coming.
+  const ticks: number[] = [];
+  const ticker = setInterval(() => ticks.push(performance.now()), 10);
+  await eventually(() => health.filter((report) => report.kind === 'failed').length >= 4, 'three retries');
+  clearInterval(ticker);
+  const committed = nextLateFacts();
+  other.exec('ROLLBACK');
+  await committed;
+  const gaps = ticks.slice(1).map((tick, index) => tick - (ticks[index] as number));
+  assert.ok(Math.max(...gaps) < 200, `the longest stall was ${Math.max(...gaps).toFixed(0)} ms`);
+  assert.equal(stored(db), [['session-closed', 1]]);
+});
+
 test('health: every failed commit is reported with the outage so far, then one recovery with the late facts', async () => {
   const { db, other } = openPair();
   const { log, health, nextLateFacts } = watchedLog(db);

@@ -98,7 +98,10 @@ async function withServer(database: string, run: (server: ServerProcess) => Prom
   try {
     await run(server);
   } finally {
-    if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+    if (server.child.exitCode === null && server.child.signalCode === null) {
+      server.child.kill('SIGKILL');
+      await server.exited; // gone before its file system is unmounted, or the unmount fails (busy)
+    }
   }
 }
 

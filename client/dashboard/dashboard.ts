@@ -16,10 +16,10 @@ import { BANNER_ROWS, createBannerPanel } from './panels/banner-panel.ts';
 import { createCommandLinePanel } from './panels/command-line-panel.ts';
 import { createHeaderPanel } from './panels/header-panel.ts';
 import { createHelpPanel } from './panels/help-panel.ts';
-import { createImageTablePanel, rowAtLine } from './panels/image-table-panel.ts';
+import { createImageTablePanel } from './panels/image-table-panel.ts';
 import { createKeyBarPanel, keyAt } from './panels/key-bar-panel.ts';
 import { createLogPanel } from './panels/log-panel.ts';
-import { innerSize, place } from './panels/panel.ts';
+import { place } from './panels/panel.ts';
 import { createPreviewPanel } from './panels/preview-panel.ts';
 import { createUsagePanel } from './panels/usage-panel.ts';
 import { DASHBOARD_EXIT, initialViewState, update } from './view-state.ts';
@@ -151,7 +151,8 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
     let out = '\x1b7';
     for (const [index, line] of overlay.lines.entries())
       out += `\x1b[${overlay.top + index + 1};${overlay.left + 1}H${line}`;
-    options.output.write(`${out}\x1b8`);
+    // Through blessed's own output buffer, so it lands after the frame blessed has just drawn, not before it.
+    (screen.program as unknown as { _write(text: string): void })._write(`${out}\x1b8`);
   }
 
   /** Many events may arrive in one turn (a burst of DATA frames): they all land in one frame on the screen. */
@@ -211,7 +212,7 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
       return key ? { kind: 'click-key', key } : null;
     }
     if (state.main === 'images' && inside(layout.table, x, y)) {
-      const index = rowAtLine(state, innerSize(panels.table.element).rows, y - layout.table.top - 1);
+      const index = panels.table.rowAt(state, y - layout.table.top - 1);
       return index === null ? null : { kind: 'click-row', index };
     }
     return null;

@@ -85,6 +85,18 @@ export function longDateTime(iso: string): string {
   return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ${clockTime(date.getTime())}`;
 }
 
+/**
+ * The first row a scrolled list shows so that `cursor` is in view, moving as little as it can from `first` (the
+ * first row shown before): the cursor walks up to the top of the view before the view scrolls, as in htop.
+ */
+export function scrollWindow(first: number, cursor: number, visible: number, total: number): number {
+  const room = Math.max(1, visible);
+  let top = Math.max(0, Math.min(first, total - room));
+  if (cursor < top) top = cursor;
+  if (cursor >= top + room) top = cursor - room + 1;
+  return Math.max(0, top);
+}
+
 /** A bar of `width` cells, `fraction` of them full: '█████░░░░░'. */
 export function bar(fraction: number, width: number): string {
   const clamped = Math.max(0, Math.min(1, Number.isFinite(fraction) ? fraction : 0));

@@ -111,18 +111,18 @@ export class TmuxPane {
    * normal encoding (ESC [ M, then button, column and row, each plus 32, 1-based), sent as bytes.
    */
   async click(column: number, row: number): Promise<void> {
-    await this.#mouse(0, column, row);
-    await this.#mouse(3, column, row);
+    // One write for both, as a terminal often delivers them: a program must act on the press.
+    await this.#mouse([0, 3], column, row);
   }
 
   /** The mouse wheel turned once over a cell: up or down. */
   async wheel(column: number, row: number, direction: 'up' | 'down'): Promise<void> {
-    await this.#mouse(direction === 'up' ? 64 : 65, column, row);
+    await this.#mouse([direction === 'up' ? 64 : 65], column, row);
   }
 
-  async #mouse(button: number, column: number, row: number): Promise<void> {
-    const bytes = [0x1b, 0x5b, 0x4d, 32 + button, 33 + column, 33 + row].map((byte) => byte.toString(16));
-    await this.#server.tmux('send-keys', '-t', this.name, '-H', ...bytes);
+  async #mouse(buttons: number[], column: number, row: number): Promise<void> {
+    const bytes = buttons.flatMap((button) => [0x1b, 0x5b, 0x4d, 32 + button, 33 + column, 33 + row]);
+    await this.#server.tmux('send-keys', '-t', this.name, '-H', ...bytes.map((byte) => byte.toString(16)));
   }
 
   /** The pane's title, as the programs in it set it. */

@@ -4,7 +4,7 @@
  */
 import type blessed from 'blessed';
 import { formatBytes } from '../../format.ts';
-import { bar, cellWidth, fit, type Segment, shortDateTime, styledLine } from '../text.ts';
+import { bar, cellWidth, fit, type Segment, scrollWindow, shortDateTime, styledLine } from '../text.ts';
 import type { ImageRow, ViewState } from '../view-state.types.ts';
 import { visibleImages } from '../view-state-steps.ts';
 import { innerSize, type Panel, panelBox, panelLabel } from './panel.ts';
@@ -41,29 +41,38 @@ export function tableColumns(view: ViewState, columns: number): { name: number; 
 }
 
 /** The row (among the images shown) that the table's line `line` (0: the header) shows, for a click. */
-export function rowAtLine(view: ViewState, rows: number, line: number): number | null {
-  const shown = visibleImages(view);
-  const visible = Math.max(1, rows - 1);
-  const first = Math.max(0, Math.min(view.selected - visible + 1, shown.length - visible));
+export function rowAtLine(view: ViewState, first: number, line: number): number | null {
   const index = first + line - 1;
-  return line >= 1 && index < shown.length ? index : null;
+  return line >= 1 && index < visibleImages(view).length ? index : null;
 }
 
-/** The table's tagged lines for a panel of `columns` x `rows` (header row included), each exactly `columns` wide. */
-export function imageTableLines(view: ViewState, columns: number, rows: number): string[] {
+/**
+ * The table's tagged lines for a panel of `columns` x `rows` (header row included), each exactly `columns` wide;
+ * `previous` is the first row shown before, from which the view moves as little as it can.
+ */
+export function imageTableLines(view: ViewState, columns: number, rows: number, previous = 0): string[] {
+  return imageTableWindow(view, columns, rows, previous).lines;
+}
+
+export function imageTableWindow(
+  view: ViewState,
+  columns: number,
+  rows: number,
+  previous = 0,
+): { lines: string[]; first: number } {
   const widths = tableColumns(view, columns);
   const modified = (text: string) => (widths.modified > 0 ? ` ${fit(text, widths.modified)}` : '');
   const header = ` ${fit('name', widths.name)} ${fit('size', SIZE_COLUMNS, true)}${modified('modified')} ${fit('local', STATE_COLUMNS)}`;
   const lines = [styledLine([[header, 'bold,underline']], columns)];
   if (!view.imagesLoaded) {
     lines.push(styledLine([[view.connection.kind === 'connected' ? 'listing…' : 'no list yet', 'gray-fg']], columns));
-    return lines;
+    return { lines, first: 0 };
   }
   const shown = visibleImages(view);
   if (view.images.length === 0) lines.push(styledLine([['the server has no images', 'gray-fg']], columns));
   else if (shown.length === 0) lines.push(styledLine([[`no name contains "${view.search}"`, 'gray-fg']], columns));
   const visible = Math.max(1, rows - 1);
-  const first = Math.max(0, Math.min(view.selected - visible + 1, shown.length - visible));
+  const first = scrollWindow(previous, view.selected, visible, shown.length);
   for (const [offset, row] of shown.slice(first, first + visible).entries()) {
     const selected = first + offset === view.selected;
     const [stateText, stateStyle] = localStateCell(row);
@@ -76,7 +85,7 @@ export function imageTableLines(view: ViewState, columns: number, rows: number):
         : styledLine([[text], [fit(stateText, STATE_COLUMNS), stateStyle]], columns),
     );
   }
-  return lines;
+  return { lines, first };
 }
 
 /** The table's border title: how many images, how many the search shows, and the order. */
@@ -87,18 +96,27 @@ export function imageTableTitle(view: ViewState): string {
   return `images (${count})${view.sort === 'name' ? '' : ` by ${view.sort}`}`;
 }
 
-export function createImageTablePanel(screen: blessed.Widgets.Screen): Panel {
+export interface ImageTablePanel extends Panel {
+  /** the row (among the images shown) at the panel's inner line `line` (0: the header), as last drawn */
+  rowAt(view: ViewState, line: number): number | null;
+}
+
+export function createImageTablePanel(screen: blessed.Widgets.Screen): ImageTablePanel {
   const element = panelBox(screen, {
     border: { type: 'line' },
     label: ' images ',
     style: { border: { fg: 'blue' } },
   });
+  let first = 0;
   return {
     element,
+    rowAt: (view, line) => rowAtLine(view, first, line),
     show(view) {
       const { columns, rows } = innerSize(element);
       element.setLabel(panelLabel(imageTableTitle(view), typeof element.width === 'number' ? element.width : 0));
-      element.setContent(imageTableLines(view, columns, rows).join('\n'));
+      const shown = imageTableWindow(view, columns, rows, first);
+      first = shown.first;
+      element.setContent(shown.lines.join('\n'));
     },
   };
 }

@@ -22,9 +22,12 @@ export function panelBox(
   return blessed.box({ parent: screen, tags: true, wrap: false, ...options } as blessed.Widgets.BoxOptions);
 }
 
-/** A border label that stays on the border: cut to the panel's width, less its corners and a space each side. */
+/**
+ * A border label that stays on the border: blessed puts it after the corner and one line ('┌─'), so the text is cut
+ * to leave a space each side and at least one line before the other corner ('─┐').
+ */
 export function panelLabel(text: string, panelWidth: number): string {
-  return ` ${truncate(text, Math.max(1, panelWidth - 4))} `;
+  return ` ${truncate(text, Math.max(1, panelWidth - 6))} `;
 }
 
 export function place(element: blessed.Widgets.BoxElement, rect: Rect): void {

@@ -3,7 +3,7 @@
  * optionally filtered to one client, scrolled with the arrows.
  */
 import type blessed from 'blessed';
-import { fit, longDateTime, styledLine } from '../text.ts';
+import { fit, longDateTime, scrollWindow, styledLine } from '../text.ts';
 import { usageRows } from '../usage-table.ts';
 import type { ViewState } from '../view-state.types.ts';
 import { innerSize, type Panel, panelBox } from './panel.ts';
@@ -27,20 +27,30 @@ export function usageTitle(view: ViewState): string {
   return ` usage: ${filter} `;
 }
 
-export function usageLines(view: ViewState, columns: number, rows: number): string[] {
+/** The usage table's lines; `first` is the first row shown before (the view moves as little as it can from it). */
+export function usageLines(view: ViewState, columns: number, rows: number, first = 0): string[] {
+  return usageWindow(view, columns, rows, first).lines;
+}
+
+export function usageWindow(
+  view: ViewState,
+  columns: number,
+  rows: number,
+  previous = 0,
+): { lines: string[]; first: number } {
   const imageColumns = Math.max(8, columns - CLIENT_COLUMNS - TIER_COLUMNS - TIME_COLUMNS - OUTCOME_COLUMNS - 4);
   const header = ` ${fit('client', CLIENT_COLUMNS - 1)} ${fit('tier', TIER_COLUMNS)} ${fit('image', imageColumns)} ${fit('time', TIME_COLUMNS)} ${fit('outcome', OUTCOME_COLUMNS)}`;
   const lines = [styledLine([[header, 'bold,underline']], columns)];
   const document = view.usage.document;
   if (!document) {
     const text = view.usage.loading ? 'reading the usage history…' : 'no usage read yet';
-    return [...lines, styledLine([[text, 'gray-fg']], columns)];
+    return { lines: [...lines, styledLine([[text, 'gray-fg']], columns)], first: 0 };
   }
   const all = usageRows(document, view.usage.filter);
   const visible = Math.max(1, rows - 2);
   // `scroll` is the cursor's row: the window moves only when the cursor would leave it (as in the image table).
   const cursor = Math.min(view.usage.scroll, Math.max(0, all.length - 1));
-  const first = Math.max(0, Math.min(cursor - visible + 1, all.length - visible));
+  const first = scrollWindow(previous, cursor, visible, all.length);
   for (const [offset, row] of all.slice(first, first + visible).entries()) {
     const image = row.image ?? '(no image requests)';
     const mark = first + offset === cursor ? '›' : ' ';
@@ -57,7 +67,7 @@ export function usageLines(view: ViewState, columns: number, rows: number): stri
     all.length === 0 ? 'no rows' : `rows ${first + 1}-${Math.min(all.length, first + visible)} of ${all.length}`;
   const footer = `${shown} · ${document.clients.length} clients · ${document.rejected.length} rejected · generated ${longDateTime(document.generatedAt)}`;
   lines.push(styledLine([[footer, 'gray-fg']], columns));
-  return lines;
+  return { lines, first };
 }
 
 export function createUsagePanel(screen: blessed.Widgets.Screen): Panel {
@@ -67,12 +77,15 @@ export function createUsagePanel(screen: blessed.Widgets.Screen): Panel {
     hidden: true,
     style: { border: { fg: 'magenta' } },
   });
+  let first = 0;
   return {
     element,
     show(view) {
       const { columns, rows } = innerSize(element);
       element.setLabel(usageTitle(view));
-      element.setContent(usageLines(view, columns, rows).join('\n'));
+      const shown = usageWindow(view, columns, rows, first);
+      first = shown.first;
+      element.setContent(shown.lines.join('\n'));
     },
   };
 }

@@ -7,14 +7,20 @@
  * (projected from their events) and the rejections (read through their index).
  *
  * The cache holds nothing the history does not: deleting it costs one full projection at the next export. It names
- * the history it was built from (its first event) and is rebuilt when that changes or the history is shorter than
- * what it covers.
+ * the history it was built from (its first event) and the version of the projection (CLIENT_ENTRY_VERSION), and is
+ * rebuilt when either changes or the history is shorter than what it covers.
  */
 import BetterSqlite3 from 'better-sqlite3';
 import type { StoredEvent } from './events.ts';
 import { EVENT_COLUMNS, type EventRow, toStoredEvent } from './read-events.ts';
 import { lastPosition, type UsageExportOptions } from './usage-export.ts';
-import { type ClientEntry, clientEntries, selectsClient, usageJsonChunksFromParts } from './usage-projection.ts';
+import {
+  CLIENT_ENTRY_VERSION,
+  type ClientEntry,
+  clientEntries,
+  selectsClient,
+  usageJsonChunksFromParts,
+} from './usage-projection.ts';
 
 type Database = BetterSqlite3.Database;
 
@@ -62,7 +68,9 @@ export class UsageCache {
     const filter = options.filter;
     const upTo = lastPosition(history);
     this.catchUp(history, upTo);
-    const open = openEntries(history, upTo).filter((entry) => selectsClient(filter, entry.session, entry.connectedAt));
+    const open = openEntries(history, upTo).filter((entry) =>
+      selectsClient(filter, entry.session, entry.connectedAt, entry.client.identity),
+    );
     const cached = this.#cachedClients(upTo, options);
     yield* usageJsonChunksFromParts({
       clientsJson: mergeBySession(cached, open),
@@ -74,7 +82,8 @@ export class UsageCache {
 
   /** Projects and keeps every session closed at or before `upTo` that the cache does not hold yet. */
   catchUp(history: Database, upTo: number): void {
-    const identity = historyIdentity(history);
+    // The history it was built from, and the projection's version: either changed, every entry is built again.
+    const identity = JSON.stringify([CLIENT_ENTRY_VERSION, historyIdentity(history)]);
     const run = this.#db.transaction(() => {
       let from = Number(this.#meta('upTo') ?? 0);
       if (this.#meta('history') !== identity || from > upTo) {
@@ -124,9 +133,13 @@ export class UsageCache {
   *#cachedClients(upTo: number, options: UsageExportOptions): Generator<{ session: number; json: string }> {
     const filter = options.filter;
     const statement = this.#db
-      .prepare<[{ upTo: number; session: number | null; since: number; until: number }], [number, string]>(
+      .prepare<
+        [{ upTo: number; session: number | null; identity: string | null; since: number; until: number }],
+        [number, string]
+      >(
         `SELECT session, json FROM clients
          WHERE closed_position <= @upTo AND (@session IS NULL OR session = @session)
+           AND (@identity IS NULL OR json_extract(json, '$.identity') = @identity)
            AND connected_at >= @since AND connected_at < @until
          ORDER BY session`,
       )
@@ -134,6 +147,7 @@ export class UsageCache {
     const params = {
       upTo,
       session: filter?.session ?? null,
+      identity: filter?.identity ?? null, // [P-67]
       since: filter?.since ?? Number.MIN_SAFE_INTEGER,
       until: filter?.until ?? Number.MAX_SAFE_INTEGER,
     };

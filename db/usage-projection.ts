@@ -30,26 +30,40 @@ export interface UsageInput {
  */
 export interface UsageFilter {
   session?: number;
+  /** [P-67] only the sessions of this registered client (a keyed client reading its own history) */
+  identity?: string;
   since?: number;
   until?: number;
 }
 
-/** [P-46] Whether a client admitted at `at` in session `session` is selected. */
-export function selectsClient(filter: UsageFilter | undefined, session: number | null, at: number): boolean {
+/** [P-46] [P-67] Whether a client admitted at `at` in session `session`, of `identity` (if keyed), is selected. */
+export function selectsClient(
+  filter: UsageFilter | undefined,
+  session: number | null,
+  at: number,
+  identity?: string,
+): boolean {
   if (!filter) return true;
   if (filter.session !== undefined && session !== filter.session) return false;
+  if (filter.identity !== undefined && identity !== filter.identity) return false;
   return inRange(filter, at);
 }
 
 /** [P-46] Whether a rejection at `at` is selected: never when one client is asked for. */
 export function selectsRejection(filter: UsageFilter | undefined, at: number): boolean {
   if (!filter) return true;
-  return filter.session === undefined && inRange(filter, at);
+  return filter.session === undefined && filter.identity === undefined && inRange(filter, at);
 }
 
 function inRange(filter: UsageFilter, at: number): boolean {
   return (filter.since === undefined || at >= filter.since) && (filter.until === undefined || at < filter.until);
 }
+
+/**
+ * The version of a client's entry as this projection writes it. Entries kept by the usage cache (usage-cache.ts) are
+ * rebuilt when it changes: add one whenever what toClient() writes for the same events changes (a field, an outcome).
+ */
+export const CLIENT_ENTRY_VERSION = 1;
 
 /** Pieces are gathered up to about this many characters, so a history of small sessions is not a flood of tiny writes. */
 const PIECE_CHARS = 64 * 1024;
@@ -151,7 +165,7 @@ class PieceBuffer {
 }
 
 interface ClientDraft {
-  admitted: { at: number; name: string; code: number; tier: string; quota: number } | null;
+  admitted: { at: number; name: string; code: number; tier: string; quota: number; identity?: string } | null;
   closed: { at: number; reason: string } | null;
   used: number;
   requests: UsageRequest[];
@@ -160,7 +174,7 @@ interface ClientDraft {
 /** One client per run of events with the same session; a session never admitted is not a client. */
 function* clients(events: Iterable<StoredEvent>, filter?: UsageFilter): Generator<UsageClient, void, undefined> {
   for (const entry of clientEntries(events)) {
-    if (selectsClient(filter, entry.session, entry.connectedAt)) yield entry.client;
+    if (selectsClient(filter, entry.session, entry.connectedAt, entry.client.identity)) yield entry.client;
   }
 }
 
@@ -181,6 +195,7 @@ function addToDraft(draft: ClientDraft, event: StoredEvent): void {
         code: event.data.code,
         tier: event.data.tier,
         quota: event.data.quota,
+        ...(event.data.identity === undefined ? {} : { identity: event.data.identity }),
       };
       return;
     case 'session-closed':
@@ -241,6 +256,7 @@ function toClient(draft: ClientDraft): UsageClient | null {
     name: admitted.name,
     code: admitted.code,
     tier: admitted.tier,
+    ...(admitted.identity === undefined ? {} : { identity: admitted.identity }),
     connectedAt: iso(admitted.at),
     disconnectedAt: closed ? iso(closed.at) : null,
     closeReason: closed ? closed.reason : null,

@@ -26,6 +26,8 @@ export interface UsageClient {
   name: string;
   code: number;
   tier: string;
+  /** [P-67] the registered client whose key the session presented; absent for an anonymous session */
+  identity?: string;
   connectedAt: string;
   /** null while the session is open */
   disconnectedAt: string | null;

@@ -1,0 +1,313 @@
+/**
+ * The dashboard's pure parts added for the habits of htop and lazygit and for what broke in ordinary use: lines
+ * measured in terminal cells and made exactly as wide as their panel, the scroll window, the key bar's click
+ * targets, search, sort, the poll that follows the catalog, reconnect, signals, the last get, the usage saved for
+ * one client, and the preview's colours (dithering, truecolor). No terminal, no server.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { usageFileName, usageOfClient } from '../client/dashboard/effects.ts';
+import {
+  colourError,
+  colourModeOf,
+  halfBlockLines,
+  paletteColour,
+  quantize,
+  type Rgb,
+} from '../client/dashboard/half-block-art.ts';
+import { headerLines } from '../client/dashboard/panels/header-panel.ts';
+import { imageTableLines, imageTableTitle } from '../client/dashboard/panels/image-table-panel.ts';
+import { keyAt, keyBarLayout } from '../client/dashboard/panels/key-bar-panel.ts';
+import { logLines } from '../client/dashboard/panels/log-panel.ts';
+import { panelLabel } from '../client/dashboard/panels/panel.ts';
+import { previewLines } from '../client/dashboard/panels/preview-panel.ts';
+import { cellWidth, fit, scrollWindow, styledLine, truncate, wrap } from '../client/dashboard/text.ts';
+import { catalogChange, initialViewState, update } from '../client/dashboard/view-state.ts';
+import type { DashboardEvent, Effect, ImageRow, Transition, ViewState } from '../client/dashboard/view-state.types.ts';
+
+const NOW = Date.parse('2026-11-25T10:00:00.000Z');
+const PLATINUM = { name: 'client-7', code: 950, tier: 'platinum', canReadUsage: true };
+const BRONZE = { name: 'client-8', code: 108, tier: 'bronze', canReadUsage: false };
+
+function row(name: string, fields: Partial<Omit<ImageRow, 'download'>> = {}): Omit<ImageRow, 'download'> {
+  return {
+    name,
+    bytes: 1000,
+    modified: '2026-11-25T09:00:00.000Z',
+    sha256: 'a'.repeat(64),
+    local: 'absent',
+    saved: null,
+    ...fields,
+  };
+}
+
+function feed(state: ViewState, ...events: DashboardEvent[]): Transition {
+  const effects: Effect[] = [];
+  for (const event of events) {
+    const next = update(state, event, NOW);
+    state = next.state;
+    effects.push(...next.effects);
+  }
+  return { state, effects };
+}
+
+function keys(...names: string[]): DashboardEvent[] {
+  return names.map((full) => ({ type: 'key', key: { full, ch: full.length === 1 ? full : undefined } }));
+}
+
+const IMAGES = [
+  row('checkerboard-dice.png', { bytes: 2_500, modified: '2026-11-20T09:00:00.000Z' }),
+  row('mandelbrot.png', { bytes: 180_000, modified: '2026-11-24T09:00:00.000Z' }),
+  row('sunset.png', { bytes: 9_600, modified: '2026-11-22T09:00:00.000Z' }),
+  row('terrain-large.png', { bytes: 1_700_000, modified: '2026-11-21T09:00:00.000Z' }),
+];
+
+function listed(session = PLATINUM, quota = { limit: 20, used: 0, remaining: 20 }, images = IMAGES): ViewState {
+  return feed(
+    initialViewState('127.0.0.1:7878', 'client-cache'),
+    { type: 'connected', server: 'imgcache/0.1.0', session, quota },
+    { type: 'list-loaded', images, session, quota },
+  ).state;
+}
+
+/** A tagged line as the terminal shows it: tags gone, braces back. */
+function shown(line: string): string {
+  return line
+    .replace(/\{(?!open\}|close\})[^}]*\}/g, '')
+    .replace(/\{open\}/g, '{')
+    .replace(/\{close\}/g, '}');
+}
+
+test('cells: wide characters take two, combining marks none; cuts never split a wide character', () => {
+  assert.is(cellWidth('sunset.png'), 10);
+  assert.is(cellWidth('写真.png'), 8);
+  assert.is(cellWidth('🌅.png'), 6);
+  assert.is(cellWidth('cafe\u0301'), 4);
+  assert.is(truncate('写真写真.png', 6), '写真…');
+  assert.is(cellWidth(truncate('写真写真.png', 6)), 5, 'a wide character that does not fit is left out whole');
+  assert.is(cellWidth(fit('写真写真.png', 6)), 6, 'and the cell it leaves is padded');
+  assert.is(fit('写真', 6, true), '  写真');
+});
+
+test('styledLine: exactly as wide as asked, whatever its tags, pieces and wide characters', () => {
+  const segments = [
+    ['›checkerboard-dice.png ', 'inverse'],
+    ['2.5 KiB ', undefined],
+    ['█████  42%', 'cyan-fg'],
+  ] as const;
+  for (const width of [1, 10, 30, 40, 41, 42, 60, 80]) {
+    const line = styledLine(segments, width);
+    assert.is(cellWidth(shown(line)), width, `width ${width}`);
+  }
+  assert.is(cellWidth(shown(styledLine([['写真 {braces}', 'bold']], 9))), 9);
+  assert.is(shown(styledLine([['{x}']], 5)), '{x}  ');
+  // The log's wrap breaks within the width in cells and indents what follows.
+  const lines = wrap('12:00:00 saved 写真写真写真.png to client-cache/写真写真写真.png', 20, 9);
+  for (const line of lines) assert.ok(cellWidth(line) <= 20, line);
+  assert.ok(lines.slice(1).every((line) => line.startsWith('         ')));
+});
+
+test('every panel line is exactly the panel wide, at 80x24 and 100x30, during a download too', () => {
+  let state = listed(PLATINUM, undefined, [...IMAGES, row('写真-sunset.png')]);
+  state = feed(state, ...keys('enter'), {
+    type: 'download-progress',
+    name: 'checkerboard-dice.png',
+    received: 1000,
+    total: 2500,
+  }).state;
+  for (const columns of [50, 58, 98]) {
+    const lines = imageTableLines(state, columns, 10);
+    for (const line of lines) assert.is(cellWidth(shown(line)), columns, `${columns}: "${shown(line)}"`);
+    assert.match(shown(lines[1] ?? ''), /›checkerboard-dice\.png .* 40%$/, 'the percentage is on its own row');
+  }
+  for (const columns of [26, 38]) {
+    for (const line of previewLines(state, columns, 13)) assert.is(cellWidth(shown(line)), columns);
+  }
+  for (const columns of [78, 98]) {
+    for (const line of logLines(state, columns, 5)) assert.is(cellWidth(shown(line)), columns);
+    for (const line of headerLines(state, columns)) assert.is(cellWidth(shown(line)), columns);
+  }
+});
+
+test('80 columns: names that fit are whole (the modified column gives way); a label stays on its border', () => {
+  const state = listed();
+  const lines = imageTableLines(state, 50, 10).map(shown);
+  assert.match(lines[0] ?? '', /name +size local/);
+  for (const image of IMAGES)
+    assert.ok(
+      lines.some((line) => line.includes(image.name)),
+      image.name,
+    );
+  assert.match(imageTableLines(state, 98, 10).map(shown)[0] ?? '', 'modified');
+  const label = panelLabel('a-rather-long-image-name-for-the-preview-title.png', 28);
+  assert.is(cellWidth(label), 28 - 4, 'the label leaves the corner, a line each side');
+  assert.match(label, /… {1,2}$/);
+});
+
+test('the scroll window moves as little as it can: the cursor walks to the edge first', () => {
+  assert.is(scrollWindow(0, 21, 15, 22), 7, 'G: the last row at the bottom');
+  assert.is(scrollWindow(7, 20, 15, 22), 7, 'k after G: the view stays');
+  assert.is(scrollWindow(7, 7, 15, 22), 7);
+  assert.is(scrollWindow(7, 6, 15, 22), 6, 'past the top: the view follows');
+  assert.is(scrollWindow(7, 0, 15, 3), 0, 'a short list starts at the top');
+});
+
+test('the key bar: only what works, each item a click target; quit always fits', () => {
+  const open = listed();
+  for (const columns of [80, 100, 60]) {
+    const { line, hits } = keyBarLayout(open, columns);
+    assert.ok(cellWidth(shown(line)) === columns);
+    assert.match(shown(line), 'quit', `${columns} columns keep quit`);
+    for (const hit of hits) assert.is(keyAt(open, columns, hit.from), hit.key);
+  }
+  assert.is(keyAt(open, 80, 0), null, 'the margin presses nothing');
+  const over = feed(open, { type: 'connection-closed', message: 'gone' }).state;
+  const bar = shown(keyBarLayout(over, 100).line);
+  for (const gone of ['get', 'command', 'usage', 'refresh']) assert.not.match(bar, gone);
+  assert.match(bar, 'reconnect');
+  // A click on a key of the bar is that key.
+  const clicked = feed(open, { type: 'mouse', mouse: { kind: 'click-key', key: '?' } }).state;
+  assert.is(clicked.focus, 'help');
+});
+
+test('/ filters the table as it is typed, keeps the selection, Esc clears; s sorts by size, date, name', () => {
+  let state = feed(listed(), ...keys('j', 'j', '/', 's', 'u', 'n')).state;
+  assert.is(state.search, 'sun');
+  assert.is(state.focus, 'search');
+  assert.is(imageTableTitle(state), 'images (1 of 4, "sun")');
+  assert.match(shown(imageTableLines(state, 98, 10)[1] ?? ''), '›sunset.png');
+  state = feed(state, ...keys('enter')).state;
+  assert.is(state.focus, 'images');
+  state = feed(state, ...keys('escape')).state;
+  assert.is(state.search, '');
+  assert.is(state.images[state.selected]?.name, 'sunset.png', 'the selection stays on its image');
+  state = feed(state, ...keys('s')).state;
+  assert.equal(
+    state.images.map((image) => image.name),
+    ['terrain-large.png', 'mandelbrot.png', 'sunset.png', 'checkerboard-dice.png'],
+  );
+  state = feed(state, ...keys('s')).state;
+  assert.equal(
+    state.images.map((image) => image.name),
+    ['mandelbrot.png', 'sunset.png', 'terrain-large.png', 'checkerboard-dice.png'],
+  );
+  state = feed(state, ...keys('s')).state;
+  assert.is(state.sort, 'name');
+  assert.is(state.images[state.selected]?.name, 'sunset.png');
+});
+
+test('[P-27] polls look at the catalog while connected, one at a time, and log only what changed', () => {
+  const state = listed();
+  const first = feed(state, { type: 'poll' });
+  assert.equal(first.effects, [{ type: 'list', quiet: true }]);
+  assert.equal(feed(first.state, { type: 'poll' }).effects, [], 'no second list while one is on its way');
+  const quiet = feed(first.state, {
+    type: 'list-loaded',
+    images: [...IMAGES.slice(1), row('new.png')],
+    session: PLATINUM,
+    quota: { limit: 20, used: 0, remaining: 20 },
+    quiet: true,
+  }).state;
+  assert.is(quiet.log.at(-1)?.text, 'the catalog changed: new new.png; gone checkerboard-dice.png');
+  assert.is(catalogChange(quiet.images, quiet.images), null);
+  const closed = feed(state, { type: 'connection-closed', message: 'gone' }).state;
+  assert.equal(feed(closed, { type: 'poll' }).effects, [], 'no poll once the session is over');
+});
+
+test('r once the session is over opens a new session; a failed reconnect says why and keeps the screen', () => {
+  const over = feed(listed(), { type: 'connection-closed', message: 'gone' }).state;
+  const step = feed(over, ...keys('r'));
+  assert.equal(step.effects, [{ type: 'reconnect' }]);
+  assert.equal(step.state.connection, { kind: 'connecting' });
+  assert.is(step.state.banner, null);
+  const failed = feed(step.state, { type: 'reconnect-failed', message: 'the server is full' }).state;
+  assert.is(failed.connection.kind, 'closed');
+  assert.match(failed.banner?.text ?? '', 'the server is full');
+  assert.is(failed.images.length, 4, 'the table stays');
+  const again = feed(step.state, {
+    type: 'connected',
+    server: 'imgcache/0.1.0',
+    session: { ...PLATINUM, name: 'client-9' },
+    quota: { limit: 20, used: 0, remaining: 20 },
+  });
+  assert.is(again.state.sessions, 2);
+  assert.equal(again.effects, [{ type: 'list' }]);
+});
+
+test('[P-21] the get that would end the session is asked about first; y sends it, n and Esc do not', () => {
+  const empty = listed(BRONZE, { limit: 3, used: 3, remaining: 0 });
+  let step = feed(empty, ...keys('enter'));
+  assert.equal(step.effects, []);
+  assert.is(step.state.focus, 'confirm');
+  assert.match(step.state.confirm?.text ?? '', 'y/n: get checkerboard-dice.png?');
+  assert.equal(feed(step.state, ...keys('n')).effects, []);
+  assert.equal(feed(step.state, ...keys('escape')).effects, []);
+  step = feed(step.state, ...keys('y'));
+  assert.equal(step.effects, [{ type: 'download', name: 'checkerboard-dice.png' }]);
+  // A copy held and current: the answer will be a free not-modified, nothing to ask.
+  const held = listed(BRONZE, { limit: 3, used: 3, remaining: 0 }, [row('a.png', { local: 'current' })]);
+  assert.equal(feed(held, ...keys('enter')).effects, [{ type: 'download', name: 'a.png' }]);
+});
+
+test('exit statuses: 0 while open, 6 once the server ended the session, 143 on SIGTERM, 129 on SIGHUP', () => {
+  assert.is(feed(listed(), ...keys('q')).state.exit?.status, 0);
+  const over = feed(listed(), { type: 'connection-closed', message: 'gone' }).state;
+  assert.is(feed(over, ...keys('q')).state.exit?.status, 6);
+  assert.is(feed(listed(), { type: 'signal', signal: 'SIGTERM' }).state.exit?.status, 143);
+  assert.is(feed(over, { type: 'signal', signal: 'SIGHUP' }).state.exit?.status, 129);
+});
+
+test('typed help stays open: blessed reports Enter twice, the second is not a key', () => {
+  const typed = 'help'.split('').map((ch): DashboardEvent => ({ type: 'key', key: { full: ch, ch } }));
+  const state = feed(listed(), ...keys(':'), ...typed, ...keys('enter', 'return')).state;
+  assert.is(state.focus, 'help');
+});
+
+test('the log scrolls back and forth; new entries do not move what is being read', () => {
+  let state = listed();
+  for (let i = 0; i < 10; i++)
+    state = feed(state, { type: 'usage-saved', path: `f${i}`, bytes: 1, client: null }).state;
+  state = feed(state, ...keys('l', 'k', 'k', 'k')).state;
+  assert.is(state.logScroll, 3);
+  const before = logLines(state, 78, 3).map(shown);
+  state = feed(state, { type: 'usage-saved', path: 'later', bytes: 1, client: null }).state;
+  assert.equal(logLines(state, 78, 3).map(shown), before);
+  state = feed(state, ...keys('S-g', 'escape')).state;
+  assert.is(state.logScroll, 0);
+  assert.is(state.focus, 'images');
+});
+
+test('s in a filtered usage view saves that client only, under a name that says so', () => {
+  const text = JSON.stringify({
+    generatedAt: '2026-11-25T10:00:00.000Z',
+    clients: [{ name: 'client-1' }, { name: 'client-2' }],
+    rejected: [{ at: 'x' }],
+  });
+  const one = JSON.parse(usageOfClient(text, 'client-2'));
+  assert.equal(one.clients, [{ name: 'client-2' }]);
+  assert.equal(one.rejected, []);
+  assert.is(usageFileName(new Date(NOW), 'client-2'), 'imgcache-usage-2026-11-25T10-00-00Z-client-2.json');
+  assert.is(usageFileName(new Date(NOW)), 'imgcache-usage-2026-11-25T10-00-00Z.json');
+});
+
+test('colours: truecolor when COLORTERM says so; 256 colours dithered come closer to a cream the palette lacks', () => {
+  assert.is(colourModeOf({ COLORTERM: 'truecolor' }), 'truecolor');
+  assert.is(colourModeOf({ COLORTERM: '24bit' }), 'truecolor');
+  assert.is(colourModeOf({}), '256');
+  const cream: Rgb = [250, 240, 200];
+  const grid = Array.from({ length: 16 }, () => Array.from({ length: 16 }, () => cream));
+  const nearest = quantize(grid, false).map((line) => line.map(paletteColour));
+  const dithered = quantize(grid, true).map((line) => line.map(paletteColour));
+  const before = colourError(grid, nearest).area;
+  const after = colourError(grid, dithered).area;
+  assert.ok(after < before / 2, `dithered ${after.toFixed(1)} against nearest ${before.toFixed(1)}`);
+  const image = {
+    width: 2,
+    height: 2,
+    rgba: new Uint8Array([250, 240, 200, 255, 250, 240, 200, 255, 1, 2, 3, 255, 1, 2, 3, 255]),
+  };
+  const [line] = halfBlockLines(image as never, 2, 1, 'truecolor');
+  assert.match(line ?? '', '\x1b[38;2;250;240;200;48;2;1;2;3m');
+});
+
+test.run();

@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { ConnectionClosedError, type ImageInfo, RejectedError, ServerError } from '../src/protocol/index.ts';
 import { formatFetch, formatListWithMarks, formatRefresh } from './cache-report.ts';
+import { KEY_ON_COMMAND_LINE, readClientKey } from './client-key.ts';
 import { DEFAULT_CACHE_DIR } from './download.ts';
 import { formatBytes, formatReject } from './format.ts';
 import { DEFAULT_HOST, DEFAULT_PORT, ImgcacheClient, type UsageFilters } from './imgcache-client.ts';
@@ -34,6 +35,8 @@ options:
   --host H         server address (default ${DEFAULT_HOST}; env IMGCACHE_HOST)
   --port P         server port (default ${DEFAULT_PORT}; env IMGCACHE_PORT)
   --cache-dir D    where downloads go (default ./${DEFAULT_CACHE_DIR}; env IMGCACHE_CLIENT_CACHE)
+  --key-file F     the client's key, for a server that admits registered clients (env IMGCACHE_KEY_FILE, or the
+                   key itself in IMGCACHE_KEY; never on the command line, where ps shows it)
   --json           print answers as JSON
   -h, --help       this text
 
@@ -43,6 +46,8 @@ exit status: 0 done, 1 failed, 2 bad usage, 3 rejected by the server (full, or v
 interface CliOptions {
   host: string;
   port: number;
+  /** [P-60] */
+  credential: string | undefined;
   cacheDir: string;
   json: boolean;
   output: string | undefined;
@@ -65,9 +70,18 @@ function parseCli(argv: string[]): { command: string | undefined; args: string[]
       client: { type: 'string' },
       since: { type: 'string' },
       until: { type: 'string' },
+      'key-file': { type: 'string' },
+      key: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  if (values.key !== undefined) throw new UsageError(KEY_ON_COMMAND_LINE);
+  let credential: string | undefined;
+  try {
+    credential = readClientKey(values['key-file']);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   const port = Number(values.port ?? process.env.IMGCACHE_PORT ?? DEFAULT_PORT);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`bad port '${values.port}'`);
   const [command, ...args] = positionals;
@@ -78,6 +92,7 @@ function parseCli(argv: string[]): { command: string | undefined; args: string[]
     options: {
       host: values.host ?? process.env.IMGCACHE_HOST ?? DEFAULT_HOST,
       port,
+      credential,
       cacheDir: values['cache-dir'] ?? process.env.IMGCACHE_CLIENT_CACHE ?? DEFAULT_CACHE_DIR,
       json: values.json ?? false,
       output: values.output,
@@ -232,7 +247,12 @@ export async function main(argv: string[], print: Print = (line) => console.log(
   }
   let client: ImgcacheClient;
   try {
-    client = await ImgcacheClient.connect({ host: options.host, port: options.port, clientName: 'imgcache-cli/0.1.0' });
+    client = await ImgcacheClient.connect({
+      host: options.host,
+      port: options.port,
+      clientName: 'imgcache-cli/0.1.0',
+      ...(options.credential === undefined ? {} : { credential: options.credential }),
+    });
   } catch (error) {
     return report(error, print);
   }

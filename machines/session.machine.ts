@@ -58,8 +58,10 @@ function highestCommonVersion(ours: readonly number[], theirs: readonly number[]
   return common.length === 0 ? undefined : Math.max(...common);
 }
 
-function quotaOf(limit: number, used: number): Quota {
-  return { limit, used, remaining: Math.max(0, limit - used) };
+/** `period` and `resetsAt` [P-64], when the quota has them, are kept from `like`. */
+function quotaOf(limit: number, used: number, like?: Quota): Quota {
+  const quota = { limit, used, remaining: Math.max(0, limit - used) };
+  return like?.period === undefined ? quota : { ...quota, period: like.period, resetsAt: like.resetsAt ?? null };
 }
 
 function commandOf(event: SessionEvent): Command | undefined {
@@ -146,15 +148,20 @@ const sessionSetup = setup({
       assertEvent(event, 'HELLO');
       return highestCommonVersion(context.supportedVersions, event.versions) !== undefined;
     },
-    /** [P-21] The tier of the HELLO's code leaves at least one get. */
+    /** [P-21] The tier of the HELLO's code leaves at least one get (or, granted [P-64], the identity's quota). */
     tierHasQuota: ({ context, event }) => {
       assertEvent(event, 'HELLO');
+      if (event.grant) return event.grant.quota.remaining > 0;
       return tierForCode(event.identity.code, context.tiers).quota > context.quota.used;
     },
     /** [P-19] [P-34] */
     isTransfer: ({ context, event }) => isTransfer(context, event),
     /** [P-21] A transfer that leaves at least one get: the common case, decided by this one guard. */
     isTransferWithQuotaToSpare: ({ context, event }) => isTransfer(context, event) && context.quota.remaining > 1,
+    /** [P-21] [P-64] A transfer the quota allows: in active always, in quotaExhausted once a keyed quota's period turned. */
+    isTransferWithQuota: ({ context, event }) => isTransfer(context, event) && context.quota.remaining > 0,
+    /** [P-66] */
+    revoking: ({ context }) => context.revoking,
     /** [P-16] */
     answerInFlight: ({ context }) => context.answerInFlight,
     /** [P-48] The glue found this request free and over the session's budget of free requests. */
@@ -214,9 +221,15 @@ const sessionSetup = setup({
     /** [P-12] Resolve the tier ([P-20]), start the quota, send WELCOME: the first answer in flight. */
     welcome: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'HELLO');
-      const range = tierForCode(event.identity.code, context.tiers);
-      const identity = { ...event.identity, tier: range.tier, canReadUsage: range.canReadUsage };
-      const quota = quotaOf(range.quota, context.quota.used);
+      let identity: SessionIdentity;
+      let quota: Quota;
+      if (event.grant) {
+        ({ identity, quota } = event.grant); // [P-60] [P-64] as the access control granted it
+      } else {
+        const range = tierForCode(event.identity.code, context.tiers);
+        identity = { ...event.identity, tier: range.tier, canReadUsage: range.canReadUsage };
+        quota = quotaOf(range.quota, context.quota.used);
+      }
       const version = highestCommonVersion(context.supportedVersions, event.versions) ?? 0; // sharesVersion held
       enqueue.assign({ identity, quota, answerInFlight: true, ...idleCheckInFlight(context) });
       enqueue.emit({ type: 'welcome', version, identity, quota });
@@ -245,7 +258,7 @@ const sessionSetup = setup({
     }),
     /** [P-19], [P-21] Only a get answered with the image's bytes counts; the answer is in flight. */
     countImage: assign(({ context }) => ({
-      quota: quotaOf(context.quota.limit, context.quota.used + 1),
+      quota: quotaOf(context.quota.limit, context.quota.used + 1, context.quota),
       answerInFlight: true,
     })),
     /** [P-19] After countImage: the quota already counts the image. */
@@ -309,7 +322,7 @@ const sessionSetup = setup({
         code: 'history-unavailable',
         message: 'the server cannot record this session in its history',
         fatal: true,
-        quota: quotaOf(context.quota.limit, used),
+        quota: quotaOf(context.quota.limit, used, context.quota),
       };
     }),
     /** [P-27] The answer is written; the idle timeout counts from its end. */
@@ -352,6 +365,13 @@ const sessionSetup = setup({
     notice: emit((_, params: { kind: NoticeKind }) => ({ type: 'notice', kind: params.kind })),
     /** [P-28] Shut down once the answer in flight is written. */
     rememberShutdown: assign({ shutdownPending: true }),
+    /** [P-66] Close for the revocation once the answer in flight is written. */
+    rememberRevocation: assign({ shutdownPending: true, revoking: true }),
+    /** [P-64] A keyed session's quota as it stands now. */
+    adoptQuota: assign(({ event }) => {
+      assertEvent(event, 'QUOTA');
+      return { quota: event.quota };
+    }),
     closeAs: assign((_, params: { reason: string }) => ({ closeReason: params.reason })),
     /** [P-30] */
     emitClosed: emit(({ context }) => ({ type: 'closed', ...outputOf(context) })),
@@ -380,22 +400,30 @@ function sessionState(self: '#session.active' | '#session.quotaExhausted', trans
     },
     on: {
       REQUEST: [
+        // [P-64] A keyed quota can change under the state (QUOTA: its period turned, its tier changed, another session
+        // of the identity used it): the state says where the session was, the quota decides.
         ...(transfer === 'serve'
           ? [
               { guard: 'isTransferWithQuotaToSpare', actions: ['countImage', 'serveImage'] } as const,
               {
-                guard: 'isTransfer',
+                guard: 'isTransferWithQuota',
                 target: '#session.quotaExhausted',
                 actions: ['countImage', 'serveImage', 'armIdleCheckInFlight'],
               } as const,
             ]
           : [
               {
-                guard: 'isTransfer',
-                target: '#session.closed',
-                actions: ['refuseQuotaExhausted', closeAs('quota-exhausted')],
+                guard: 'isTransferWithQuotaToSpare',
+                target: '#session.active',
+                actions: ['countImage', 'serveImage', 'armIdleCheckInFlight'],
               } as const,
+              { guard: 'isTransferWithQuota', actions: ['countImage', 'serveImage'] } as const,
             ]),
+        {
+          guard: 'isTransfer',
+          target: '#session.closed',
+          actions: ['refuseQuotaExhausted', closeAs('quota-exhausted')],
+        },
         { guard: 'answerInFlight' }, // [P-16] ignored
         { guard: 'isOverBudget', actions: ['startAnswer', 'refuseOverBudget'] }, // [P-48]
         { guard: 'isList', actions: ['startAnswer', 'serveList'] },
@@ -416,6 +444,12 @@ function sessionState(self: '#session.active' | '#session.quotaExhausted', trans
       ],
       REPLY_SENT: [
         { guard: 'endsAnswer', actions: 'endAnswer' },
+        /** [P-66] The revocation waited for the answer in flight. */
+        {
+          guard: 'revoking',
+          target: '#session.closed',
+          actions: [{ type: 'notice', params: { kind: 'revoked' } }, closeAs('identity-revoked')],
+        },
         /** [P-28] The SHUTDOWN waited for the answer in flight. */
         {
           guard: 'shutdownPending',
@@ -441,6 +475,16 @@ function sessionState(self: '#session.active' | '#session.quotaExhausted', trans
         target: '#session.closed',
         actions: [{ type: 'notice', params: { kind: 'idle-timeout' } }, closeAs('idle-reclaimed')],
       },
+      /** [P-64] */
+      QUOTA: { actions: 'adoptQuota' },
+      /** [P-66] The identity was revoked: close now, or once the answer in flight is written. */
+      REVOKE: [
+        { guard: 'answerInFlight', actions: 'rememberRevocation' },
+        {
+          target: '#session.closed',
+          actions: [{ type: 'notice', params: { kind: 'revoked' } }, closeAs('identity-revoked')],
+        },
+      ],
       SHUTDOWN: [
         /** [P-28] Wait for the answer in flight. */
         { guard: 'answerInFlight', actions: 'rememberShutdown' },
@@ -470,6 +514,7 @@ export const sessionMachine = sessionSetup.createMachine({
     idleCheckArmedByAnswer: false,
     receiptPending: false,
     shutdownPending: false,
+    revoking: false,
     closeReason: '',
   }),
   initial: 'handshake',

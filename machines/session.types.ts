@@ -24,6 +24,12 @@ export interface HelloEvent {
   type: 'HELLO';
   versions: number[];
   identity: { name: string; code: number };
+  /**
+   * [P-60] [P-64] The session as the access control granted it, when the server is not open to all: a keyed
+   * identity's tier and quota (the identity's, over its period), or an anonymous session's tier in mixed mode. Absent:
+   * the code decides the tier ([P-20]).
+   */
+  grant?: { identity: SessionIdentity; quota: Quota };
 }
 
 /**
@@ -89,6 +95,13 @@ export type SessionEvent =
   | { type: 'HISTORY_FAILED'; imageNotServed?: boolean }
   /** [P-28] The server is stopping. */
   | { type: 'SHUTDOWN' }
+  /**
+   * [P-64] A keyed session's quota as it stands now (its identity's, over every session, in the current window),
+   * sent by the glue before each REQUEST: the period may have turned, the tier changed, another session used some.
+   */
+  | { type: 'QUOTA'; quota: Quota }
+  /** [P-66] The session's identity was revoked: close (after the answer in flight) with NOTICE `revoked`. */
+  | { type: 'REVOKE' }
   /**
    * [P-44] A client was turned away for capacity: close if idle (no answer in flight, no receipt awaited) for at least
    * `idleForMs` at `at` (the clock of REPLY_SENT's `at`); otherwise ignored.
@@ -192,5 +205,7 @@ export interface SessionContext {
   receiptPending: boolean;
   /** A SHUTDOWN arrived while an answer was in flight ([P-28]). */
   shutdownPending: boolean;
+  /** [P-66] The close pending (shutdownPending) is for a revocation: NOTICE `revoked`, reason identity-revoked. */
+  revoking: boolean;
   closeReason: string;
 }

@@ -31,6 +31,13 @@ export interface Quota {
   limit: number;
   used: number;
   remaining: number;
+  /**
+   * [P-64] A keyed session's quota is its identity's, over a period: `session` (the session's own) or a fixed window
+   * (`minute`, `hour`, `day`, `week`), and `resetsAt` (ISO-8601 UTC) the end of the window, null for `session`.
+   * Absent from an anonymous session's quota, which is always the session's.
+   */
+  period?: string;
+  resetsAt?: string | null;
 }
 
 export interface SessionIdentity {
@@ -38,6 +45,10 @@ export interface SessionIdentity {
   code: number;
   tier: string;
   canReadUsage: boolean;
+  /** [P-68] the registered client whose key the HELLO carried; absent for an anonymous session */
+  identity?: string;
+  /** [P-67] a keyed session's right to read usage: everyone's (`all`) or its identity's sessions only (`own`) */
+  usageScope?: 'all' | 'own';
 }
 
 export interface ServerLimits {
@@ -63,7 +74,18 @@ export type RejectReason =
   | 'history-unavailable'
   | 'frame-too-large'
   | 'too-many-handshakes'
-  | 'shutting-down';
+  | 'shutting-down'
+  | CredentialRejectReason
+  /** [P-65] the identity already holds as many sessions as it may */
+  | 'too-many-sessions';
+
+/** [P-62] [P-63] */
+export type CredentialRejectReason =
+  | 'credential-required'
+  | 'credential-malformed'
+  | 'credential-invalid'
+  | 'credential-revoked'
+  | 'credential-throttled';
 
 export interface Occupancy {
   open: number;
@@ -184,7 +206,8 @@ export interface ErrorBody {
   retryAfterMs?: number;
 }
 
-export type NoticeKind = 'idle-timeout' | 'shutting-down';
+/** [P-66] `revoked`: the session's identity was revoked by the operator. */
+export type NoticeKind = 'idle-timeout' | 'shutting-down' | 'revoked';
 
 export interface Notice {
   kind: NoticeKind;

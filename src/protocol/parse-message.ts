@@ -351,17 +351,27 @@ export function isCommand(command: string): command is Command {
 // Nested parts
 
 function parseSession(obj: JsonObject): SessionIdentity {
-  return {
+  const session: SessionIdentity = {
     name: string(obj, 'name'),
     code: count(obj, 'code'),
     tier: string(obj, 'tier'),
     canReadUsage: boolean(obj, 'canReadUsage'),
   };
+  // [P-67] [P-68] a keyed session's identity and usage scope
+  if (field(obj, 'identity') !== undefined) session.identity = string(obj, 'identity');
+  const scope = field(obj, 'usageScope');
+  if (scope === 'all' || scope === 'own') session.usageScope = scope;
+  return session;
 }
 
-/** [P-17] */
+/** [P-17] [P-64] */
 function parseQuota(obj: JsonObject): Quota {
-  return { limit: count(obj, 'limit'), used: count(obj, 'used'), remaining: count(obj, 'remaining') };
+  const quota: Quota = { limit: count(obj, 'limit'), used: count(obj, 'used'), remaining: count(obj, 'remaining') };
+  // [P-64] `resetsAt` goes with `period`: a quota without a period is the session's, and resets with nothing
+  if (field(obj, 'period') === undefined) return quota;
+  quota.period = string(obj, 'period');
+  quota.resetsAt = field(obj, 'resetsAt') === null ? null : string(obj, 'resetsAt');
+  return quota;
 }
 
 /** [P-3] [P-12] The frame limits are u32 lengths. */

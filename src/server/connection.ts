@@ -10,6 +10,7 @@ import type { NewEvent } from '../../db/events.ts';
 import type { SessionActorRef } from '../../machines/admission.types.ts';
 import type { SessionEffect } from '../../machines/session.types.ts';
 import { BadRequestError, FrameTooLargeError, ImgcacheError, UnknownCommandError } from '../errors.ts';
+import type { QuotaWindow } from '../identity/access-control.ts';
 import { encodeJsonTextFrame, type Frame, FrameDecoder } from '../protocol/frame.ts';
 import {
   CLOSE_LINGER_MS,
@@ -83,6 +84,14 @@ export class Connection {
   #retryAfterMs: number | undefined;
   /** [P-49] what the session's last row in the history is, when an identical answer may be recorded as its repeat */
   #lastRowKey: string | null = null;
+  /** [P-60] the registered identity of a keyed session */
+  #identity: string | undefined;
+  /** [P-67] a keyed session whose tier may not read everyone's usage reads its own sessions' */
+  #ownUsageOnly = false;
+  /** [P-64] the window the keyed quota of the request being answered counts in */
+  #quotaWindow: QuotaWindow | null = null;
+  /** [P-64] the window the image being served was counted in, until its transfer ends whole */
+  #countedWindow: QuotaWindow | null = null;
 
   constructor(stream: Duplex, number: number, remote: string, server: ServerContext) {
     this.#stream = stream;
@@ -230,20 +239,43 @@ export class Connection {
       return;
     }
     try {
-      const hello = parseHello(parseJsonBody(item.frame.body));
+      const body = parseJsonBody(item.frame.body);
+      const hello = parseHello(body);
       // [P-43] The HELLO is in: only now does the connection take a session slot (unless it is to be turned away
       // for its versions [P-10], which the session decides).
       const speaks = hello.versions.some((version) => (PROTOCOL_VERSIONS as readonly number[]).includes(version));
-      const refusal = speaks ? this.#server.claimSlot(this.number) : null;
+      // [P-60] [P-62] [P-63] Who it is, before it takes a slot: a refused key takes none. The credential goes no further
+      // than this check: it is in no record, log line or message.
+      const access = speaks
+        ? this.#server.access.decide(body.credential, addressOf(this.remote), performance.now())
+        : ({ kind: 'open' } as const);
+      if (access.kind === 'refused') {
+        const { reason, message, identity, keyId, retryAfterMs } = access;
+        this.#sendReject(
+          { reason, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+          { identity, keyId },
+        );
+        session.send({ type: 'PEER_CLOSED', reason });
+        return;
+      }
+      const keyed = access.kind === 'keyed' ? access.identity : undefined;
+      const refusal = speaks ? this.#server.claimSlot(this.number, keyed) : null;
       if (refusal) {
-        const message = capacityMessage('server-full', refusal.occupancy, refusal.retryAfterMs);
-        this.#sendReject({ reason: 'server-full', message, ...refusal });
-        session.send({ type: 'PEER_CLOSED', reason: 'server-full' });
+        const { reason, occupancy, retryAfterMs } = refusal;
+        const message =
+          reason === 'too-many-sessions'
+            ? `${keyed} already holds the ${this.#server.config.maxSessionsPerIdentity} session(s) it may have at once`
+            : capacityMessage('server-full', occupancy, retryAfterMs);
+        this.#sendReject({ reason, message, occupancy, retryAfterMs });
+        session.send({ type: 'PEER_CLOSED', reason });
         return;
       }
       this.#client = hello.client;
       const identity = { name: `client-${this.number}`, code: this.#server.nextCode() };
-      session.send({ type: 'HELLO', versions: hello.versions, identity });
+      const grant = this.#server.access.grant(access, identity.name, identity.code, this.#server.now());
+      this.#identity = keyed;
+      this.#ownUsageOnly = grant?.identity.usageScope === 'own';
+      session.send({ type: 'HELLO', versions: hello.versions, identity, ...(grant ? { grant } : {}) });
     } catch (error) {
       this.#rejectHandshake('bad-hello', errorMessage(error));
     }
@@ -265,6 +297,7 @@ export class Connection {
       session.send({ type: 'INVALID_REQUEST', requestId: null, code: 'unexpected-message', message });
       return;
     }
+    this.#adoptKeyedQuota(session);
     try {
       const request = parseRequest(parseJsonBody(item.frame.body));
       this.#request = request;
@@ -298,6 +331,8 @@ export class Connection {
       return;
     }
     if (effect.type === 'welcome') this.#admission = 'pending';
+    // [P-64] The image counts toward the identity's quota now, so that its other sessions see it at once.
+    if (effect.type === 'serve-image' && this.#quotaWindow) this.#countImage(this.#quotaWindow);
     const events = eventsForEffect(effect, {
       connection: this.number,
       remote: this.remote,
@@ -365,8 +400,34 @@ export class Connection {
     if (close) this.#onEffect(close);
   }
 
+  /**
+   * [P-64] A keyed session's quota as it stands before a request: its identity's, over all its sessions, in the
+   * current window (the period may have turned, the tier changed, another session used some).
+   */
+  #adoptKeyedQuota(session: SessionActorRef): void {
+    this.#quotaWindow = null;
+    if (this.#identity === undefined) return;
+    const current = this.#server.access.quotaOf(this.#identity, this.#server.now());
+    if (!current) return;
+    this.#quotaWindow = current.window;
+    session.send({ type: 'QUOTA', quota: current.quota });
+  }
+
+  #countImage(window: QuotaWindow): void {
+    this.#server.access.ledger.add(window.identity, window.start, 1);
+    this.#countedWindow = window;
+  }
+
+  /** [P-42] [P-64] The image counted did not go out whole (or not at all): the identity gets it back. */
+  #uncountImage(): void {
+    const window = this.#countedWindow;
+    this.#countedWindow = null;
+    if (window) this.#server.access.ledger.add(window.identity, window.start, -1);
+  }
+
   /** The history could not record what this connection did: refuse to go on (never serve what is not on record). */
   #historyFailed(events: NewEvent[]): void {
+    if (events.some((event) => event.type === 'image-served')) this.#uncountImage();
     const session = this.#session;
     if (!session || this.#finished || session.getSnapshot().status !== 'active') {
       // A close is waiting for the admission's outcome: it records the connection's end and closes it.
@@ -434,6 +495,7 @@ export class Connection {
         this.#transfer = { requestId: effect.requestId, image };
         this.#writer.image(effect.requestId, image, effect.quota, () => {
           this.#transfer = null; // [P-42] its END is written: the image counts
+          this.#countedWindow = null;
           this.#receipts.ended();
           this.#answered();
         });
@@ -448,7 +510,7 @@ export class Connection {
       }
       case 'serve-usage':
         this.#receipts.expect(effect.requestId);
-        this.#writer.usage(effect.requestId, effect.quota, usageFilterOf(this.#usageRequest()), () => {
+        this.#writer.usage(effect.requestId, effect.quota, this.#usageFilter(), () => {
           this.#receipts.ended();
           this.#answered();
         });
@@ -499,13 +561,21 @@ export class Connection {
     return { reason: effect.reason, message: rejectMessage(effect.reason, this.#server.config.handshakeTimeoutMs) };
   }
 
-  #sendReject(body: Reject): void {
+  /** `claimed`: [P-62] the name and key id a refused key claimed, for the record (never the key). */
+  #sendReject(body: Reject, claimed?: { identity?: string | undefined; keyId?: string | undefined }): void {
     this.#finished = true;
     this.#rejected = true;
     // [P-53] Every REJECT carries the occupancy it was decided at, the same as its record.
     const occupancy = this.#server.occupancy();
-    const event = rejectionEvent(this.number, this.remote, body.reason, occupancy, body.supported);
+    const event = rejectionEvent(this.number, this.remote, body.reason, occupancy, body.supported, claimed);
     this.#recordFact([event], () => writeJsonFrame(this.#stream, MessageType.REJECT, { ...body, occupancy }));
+  }
+
+  /** [P-46] [P-67] The filter of the usage being answered: the request's, and only its own sessions for a keyed client. */
+  #usageFilter() {
+    const filter = usageFilterOf(this.#usageRequest());
+    if (!this.#ownUsageOnly || this.#identity === undefined) return filter;
+    return { ...filter, identity: this.#identity };
   }
 
   /** [P-46] The usage request being answered, with its filters. */
@@ -552,6 +622,7 @@ export class Connection {
     if (!transfer) return;
     this.#transfer = null;
     const { requestId, image } = transfer;
+    this.#uncountImage();
     const bytesSent = Math.min(this.#writer.dataBytesTaken, image.bytes);
     const data = { requestId, image: image.name, bytes: image.bytes, bytesSent, reason };
     this.#recordFact([{ session: this.number, type: 'transfer-incomplete', data }], () => {});
@@ -584,6 +655,12 @@ function boundedMessage(message: string): string {
   const points = Array.from(message);
   if (points.length <= ERROR_MESSAGE_MAX_CHARS) return message;
   return `${points.slice(0, ERROR_MESSAGE_MAX_CHARS - 1).join('')}…`;
+}
+
+/** The address of `remote` (`address:port`, an IPv6 address holding colons too), for the throttle per address [P-63]. */
+function addressOf(remote: string): string {
+  const colon = remote.lastIndexOf(':');
+  return colon < 0 ? remote : remote.slice(0, colon);
 }
 
 function peerCloseReason(error: NodeJS.ErrnoException): string {
@@ -631,5 +708,6 @@ function rejectMessage(reason: string, handshakeTimeoutMs: number): string {
 function noticeMessage(kind: string): string {
   if (kind === 'idle-timeout') return 'closing the connection: no request for too long';
   if (kind === 'shutting-down') return 'the server is shutting down';
+  if (kind === 'revoked') return 'your key was revoked by the operator'; // [P-66]
   return kind;
 }

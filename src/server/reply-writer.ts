@@ -230,5 +230,8 @@ export class ReplyWriter {
 
 /** [P-17] The quota as JSON text; its three members are integers. */
 function quotaJson(quota: Quota): string {
-  return `{"limit":${quota.limit},"used":${quota.used},"remaining":${quota.remaining}}`;
+  const counts = `"limit":${quota.limit},"used":${quota.used},"remaining":${quota.remaining}`;
+  if (quota.period === undefined) return `{${counts}}`;
+  // [P-64] a keyed session's quota runs over a period
+  return `{${counts},"period":${JSON.stringify(quota.period)},"resetsAt":${JSON.stringify(quota.resetsAt ?? null)}}`;
 }

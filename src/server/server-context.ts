@@ -5,6 +5,7 @@
 import type { Duplex } from 'node:stream';
 import type { NewEvent } from '../../db/events.ts';
 import type { ServerConfig } from '../config.ts';
+import type { AccessControl } from '../identity/access-control.ts';
 import type { Occupancy, ServerLimits } from '../protocol/messages.ts';
 import type { ImageCatalog } from './image-catalog.ts';
 import type { ReplyWriter, ReplyWriterOptions } from './reply-writer.ts';
@@ -22,12 +23,20 @@ export interface ServerContext {
   readonly serverName: string;
   readonly limits: ServerLimits;
   nextCode(): number;
+  /** [P-60]-[P-66] access modes, keys, keyed quotas */
+  readonly access: AccessControl;
+  /** the wall clock, ms since the epoch: the windows of keyed quotas [P-64] */
+  now(): number;
   occupancy(): Occupancy;
   /**
    * [P-43] The connection's HELLO came: take a session slot for it. null when it got one; otherwise every slot is
-   * taken, and this says what to tell the client (REJECT server-full).
+   * taken, or the identity holds all the sessions it may [P-65], and this says what to tell the client (REJECT
+   * server-full or too-many-sessions).
    */
-  claimSlot(connection: number): { occupancy: Occupancy; retryAfterMs: number } | null;
+  claimSlot(
+    connection: number,
+    identity?: string,
+  ): { occupancy: Occupancy; retryAfterMs: number; reason: 'server-full' | 'too-many-sessions' } | null;
   replyWriter(stream: Duplex, onAbort: ReplyWriterOptions['onAbort']): ReplyWriter;
   logEvents(events: readonly NewEvent[]): void;
   logHistoryFailure(error: Error, connection: number): void;

@@ -48,6 +48,9 @@ export function eventsForEffect(effect: SessionEffect, context: RecordingContext
             protocolVersion: effect.version,
             remote: context.remote,
             ...(context.client === undefined ? {} : { client: context.client }),
+            // [P-60] [P-64] a keyed session's identity, and the period its quota runs over
+            ...(effect.identity.identity === undefined ? {} : { identity: effect.identity.identity }),
+            ...(effect.quota.period === undefined ? {} : { period: effect.quota.period }),
           },
         },
       ];
@@ -128,10 +131,19 @@ export function rejectionEvent(
   reason: string,
   occupancy: { open: number; capacity: number },
   supported?: readonly number[],
+  claimed?: { identity?: string | undefined; keyId?: string | undefined },
 ): NewEvent {
   return {
     session: connection,
     type: 'connection-rejected',
-    data: { reason, occupancy, remote, ...(supported ? { supported: [...supported] } : {}) },
+    data: {
+      reason,
+      occupancy,
+      remote,
+      ...(supported ? { supported: [...supported] } : {}),
+      // [P-62] the name and key id a refused key claimed; the key itself is never recorded
+      ...(claimed?.identity === undefined ? {} : { identity: claimed.identity }),
+      ...(claimed?.keyId === undefined ? {} : { keyId: claimed.keyId }),
+    },
   };
 }

@@ -1,0 +1,33 @@
+/**
+ * [P-60] Where the CLI and the dashboard find the client's key: a file named by `--key-file` (or IMGCACHE_KEY_FILE),
+ * or the environment variable IMGCACHE_KEY. Never the command line alone: `ps` shows every process's arguments to
+ * every user of the machine.
+ */
+import { readFileSync } from 'node:fs';
+
+export class KeySourceError extends Error {}
+
+/** The key, or undefined when none is given (an anonymous session). */
+export function readClientKey(
+  keyFile: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string | undefined {
+  const file = keyFile ?? env.IMGCACHE_KEY_FILE;
+  if (file !== undefined && file !== '') {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new KeySourceError(`cannot read the key file ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    }
+    const key = text.trim();
+    if (key === '') throw new KeySourceError(`the key file ${file} is empty`);
+    return key;
+  }
+  const key = env.IMGCACHE_KEY?.trim();
+  return key === undefined || key === '' ? undefined : key;
+}
+
+/** Told to whoever tries `--key` on the command line. */
+export const KEY_ON_COMMAND_LINE =
+  'a key is not taken on the command line, where any user can read it (ps): give --key-file FILE or IMGCACHE_KEY';

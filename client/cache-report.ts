@@ -3,7 +3,7 @@
  * CLI: pure functions of their arguments.
  */
 import type { ImageInfo, Quota } from '../src/protocol/index.ts';
-import { formatBytes, formatList } from './format.ts';
+import { formatBytes, formatList, periodOf } from './format.ts';
 import type { ListResult } from './imgcache-client.ts';
 import type { FetchOutcome, LocalState } from './local-cache.ts';
 import type { RefreshItem } from './refresh.ts';
@@ -30,7 +30,7 @@ function shortHash(sha256: string): string {
 }
 
 function quotaLeft(quota: Quota): string {
-  return `${quota.remaining} of ${quota.limit} requests left`;
+  return `${quota.remaining} of ${quota.limit} requests left${periodOf(quota)}`;
 }
 
 /** One `get`: saved, or not modified. */

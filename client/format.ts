@@ -1,5 +1,5 @@
 /** Plain-text renderings of answers for the CLI: pure functions of the answer. */
-import type { ReceivedReject } from '../src/protocol/index.ts';
+import type { Quota, ReceivedReject, SessionIdentity } from '../src/protocol/index.ts';
 import type { ListResult } from './imgcache-client.ts';
 
 export function formatBytes(bytes: number): string {
@@ -10,13 +10,27 @@ export function formatBytes(bytes: number): string {
 
 export function formatList(result: ListResult): string {
   const { session, quota, images } = result;
-  const header = `you are ${session.name}, code ${session.code}, tier ${session.tier}; ${quota.remaining} of ${quota.limit} image requests left`;
+  const header = `${whoYouAre(session)}; ${quota.remaining} of ${quota.limit} image requests left${periodOf(quota)}`;
   const width = Math.max(5, ...images.map((image) => image.name.length));
   const rows = images.map(
     (image) =>
       `  ${image.name.padEnd(width)}  ${formatBytes(image.bytes).padStart(10)}  ${image.modified}  ${image.sha256.slice(0, 12)}`,
   );
   return [header, `${images.length} image${images.length === 1 ? '' : 's'}:`, ...rows].join('\n');
+}
+
+/** [P-68] a keyed session names its identity */
+export function whoYouAre(session: SessionIdentity): string {
+  const tier = `code ${session.code}, tier ${session.tier}`;
+  return session.identity === undefined
+    ? `you are ${session.name}, ${tier}`
+    : `you are ${session.identity} (session ${session.name}), ${tier}`;
+}
+
+/** [P-64] a keyed quota's period and when it resets, or nothing */
+export function periodOf(quota: Quota): string {
+  if (quota.period === undefined) return '';
+  return quota.resetsAt ? ` this ${quota.period} (resets ${quota.resetsAt})` : ` per ${quota.period}`;
 }
 
 export function formatReject(reject: ReceivedReject): string {

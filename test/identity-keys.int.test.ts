@@ -18,7 +18,7 @@ import { RejectedError, ServerError } from '../src/errors.ts';
 import { MessageType, parseJsonBody } from '../src/protocol/index.ts';
 import { sequenceOfCodes } from '../src/server/code-source.ts';
 import { type ImgcacheServer, startServer } from '../src/server/server.ts';
-import { runCommand, SERVER_BIN } from './helpers/processes.ts';
+import { CLIENT_BIN, runCommand, SERVER_BIN } from './helpers/processes.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { makeTemporaryFolder, SAMPLE_IMAGES } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
@@ -371,6 +371,33 @@ test("[P-67] usage: a keyed bronze client reads its own sessions only; platinum 
       ['alice', 'bob', null, 'alice', 'alice', null, 'root'],
     );
     await admin.exit();
+  } finally {
+    await running.stop();
+  }
+});
+
+test('[P-60] the CLI takes the key from --key-file or IMGCACHE_KEY, and refuses one on the command line', async () => {
+  const { folder, database, tiersFile } = setUp();
+  const key = clients(database, tiersFile, ['add', 'alice'], 'bronze');
+  const keyFile = path.join(folder, 'alice.key');
+  writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
+  const running = await start(database, tiersFile);
+  try {
+    const where = ['--port', String(running.port), '--cache-dir', path.join(folder, 'cache')];
+    const fromFile = await runCommand(CLIENT_BIN, [...where, '--key-file', keyFile, 'list']);
+    assert.is(fromFile.status, 0, fromFile.stderr);
+    assert.match(
+      fromFile.stdout,
+      /you are alice \(session client-\d+\), code \d+, tier bronze; 2 of 2 image requests left this day/,
+    );
+    const fromEnv = await runCommand(CLIENT_BIN, [...where, 'list'], { IMGCACHE_KEY: key });
+    assert.is(fromEnv.status, 0, fromEnv.stderr);
+    const onCommandLine = await runCommand(CLIENT_BIN, [...where, '--key', key, 'list']);
+    assert.is(onCommandLine.status, 2);
+    assert.match(onCommandLine.stdout, /not taken on the command line/);
+    const none = await runCommand(CLIENT_BIN, [...where, 'list'], { IMGCACHE_KEY: '' });
+    assert.is(none.status, 3);
+    assert.match(none.stdout, /\[credential-required\]/);
   } finally {
     await running.stop();
   }

@@ -128,7 +128,7 @@ test.after(async () => {
 
 test('a download through a slow link: progress moves for a 9.6 KiB image, rows stay whole at 80x24 and 100x30', async () => {
   const started = await server({ codes: [950] });
-  const port = await slowLink(started.port, 512, 20);
+  const port = await slowLink(started.port, 256, 25);
   const { pane } = await startDashboard('slow', port);
   let screen = await pane.waitFor((text) => text.includes('terrain-large.png') && text.includes('20 of 20 left'));
   // At 80x24 names that fit are whole (the modified column gives way first).

@@ -179,6 +179,19 @@ test('[P-60] [P-62] keys mode: no key, a malformed key, a wrong key are typed RE
   }
 });
 
+test('[P-60] a client registered while the server runs is admitted at once, its key not taken for a guess', async () => {
+  const { database, tiersFile } = setUp();
+  const running = await start(database, tiersFile);
+  try {
+    const key = clients(database, tiersFile, ['add', 'late'], 'silver');
+    const client = await connect(running.port, key); // no wait for the registry's next look
+    assert.equal([client.welcome.session.identity, client.welcome.session.tier], ['late', 'silver']);
+    await client.exit();
+  } finally {
+    await running.stop();
+  }
+});
+
 test("[P-64] a keyed quota is the identity's: carried across reconnects and a restart; [P-21] refused past it", async () => {
   const { database, tiersFile } = setUp();
   const key = clients(database, tiersFile, ['add', 'alice'], 'bronze');

@@ -45,6 +45,13 @@ export interface AccessControlOptions {
   anonymousTier: string;
   registry: Registry;
   throttle?: Partial<ThrottleOptions>;
+  /**
+   * Reads the registry events after a position, from the store: asked when a key's id is unknown, so that a client
+   * registered a moment ago is admitted without waiting for the next look (one probe of an index).
+   */
+  readEventsAfter?: (position: number) => readonly StoredEvent[];
+  /** told of every change the registry's events make, wherever they were read ([P-66]: revocations close sessions) */
+  onChange?: (change: RegistryChange) => void;
 }
 
 /** A keyed quota's window: the ledger counts in it. */
@@ -59,6 +66,8 @@ export class AccessControl {
   readonly #anonymous: TierRange;
   readonly #registry: Registry;
   readonly #throttle: CredentialThrottle;
+  readonly #readEventsAfter: ((position: number) => readonly StoredEvent[]) | undefined;
+  readonly #onChange: ((change: RegistryChange) => void) | undefined;
   readonly ledger = new QuotaLedger();
 
   constructor(options: AccessControlOptions) {
@@ -70,20 +79,29 @@ export class AccessControl {
     this.#anonymous =
       (options.anonymousTier === '' ? undefined : tierByName(options.tiers, options.anonymousTier)) ?? lowest;
     this.#throttle = new CredentialThrottle(options.throttle);
+    this.#readEventsAfter = options.readEventsAfter;
+    this.#onChange = options.onChange;
   }
 
   get registry(): Registry {
     return this.#registry;
   }
 
-  /** Applies registry events read after the registry's position; returns what changed. */
+  /** Applies registry events read after the registry's position; returns what changed (each also told onChange). */
   apply(events: readonly StoredEvent[]): RegistryChange[] {
     const changes: RegistryChange[] = [];
     for (const event of events) {
       const change = applyRegistryEvent(this.#registry, event);
-      if (change && change.kind !== 'ignored') changes.push(change);
+      if (!change || change.kind === 'ignored') continue;
+      changes.push(change);
+      this.#onChange?.(change);
     }
     return changes;
+  }
+
+  /** Applies the registry events the store holds after the registry's position, if it can read them. */
+  catchUp(): RegistryChange[] {
+    return this.#readEventsAfter ? this.apply(this.#readEventsAfter(this.#registry.position)) : [];
   }
 
   /**
@@ -120,7 +138,15 @@ export class AccessControl {
     if (!key) {
       return { kind: 'refused', reason: 'credential-malformed', message: 'the credential is not an imgcache key' };
     }
-    const client = clientByKeyId(this.#registry, key.keyId);
+    let client = clientByKeyId(this.#registry, key.keyId);
+    if (!client && this.#readEventsAfter) {
+      try {
+        this.catchUp(); // registered since the last look: admitted now, not after the next one
+      } catch {
+        // the store cannot be read now: the key is judged on what the registry holds
+      }
+      client = clientByKeyId(this.#registry, key.keyId);
+    }
     // Hashed and compared whether or not the key id is known: the time taken does not tell.
     const matches = secretMatches(key.secret, client?.keyHash);
     const claimed = client ? { identity: client.name } : {};

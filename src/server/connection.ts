@@ -266,7 +266,7 @@ export class Connection {
           reason === 'too-many-sessions'
             ? `${keyed} already holds the ${this.#server.config.maxSessionsPerIdentity} session(s) it may have at once`
             : capacityMessage('server-full', occupancy, retryAfterMs);
-        this.#sendReject({ reason, message, occupancy, retryAfterMs });
+        this.#sendReject({ reason, message, occupancy, retryAfterMs }, { identity: keyed });
         session.send({ type: 'PEER_CLOSED', reason });
         return;
       }

@@ -143,6 +143,11 @@ export async function startServer(
     tiers: config.tiers,
     anonymousTier: config.anonymousTier,
     registry: loadRegistry(database),
+    readEventsAfter: (position) => readRegistryEvents(database, position),
+    onChange: (change) => {
+      logger.info({ client: change.name, change: change.kind }, 'registry-changed');
+      if (change.kind === 'revoked') admission.send({ type: 'REVOKE_IDENTITY', identity: change.name });
+    },
   });
   if (config.access !== 'open') {
     const startedAt = now();
@@ -250,16 +255,10 @@ export async function startServer(
     config.access === 'open'
       ? null
       : setInterval(() => {
-          let changes: ReturnType<AccessControl['apply']>;
           try {
-            changes = access.apply(readRegistryEvents(database, access.registry.position));
+            access.catchUp(); // changes are told to onChange above
           } catch (error) {
             logger.warn({ err: error }, 'cannot read the registry of clients; trying again');
-            return;
-          }
-          for (const change of changes) {
-            logger.info({ client: change.name, change: change.kind }, 'registry-changed');
-            if (change.kind === 'revoked') admission.send({ type: 'REVOKE_IDENTITY', identity: change.name });
           }
         }, REGISTRY_POLL_MS);
   registryPoll?.unref();
@@ -291,9 +290,17 @@ export async function startServer(
       database: config.database,
       historySync: config.historySync,
       capacity: config.capacity,
+      access: config.access,
     },
     'listening',
   );
+  // [P-60] Keys are checked as sent: off the loopback interface they cross the network in clear (no TLS yet).
+  if (config.access !== 'open' && !isLoopback(bound.address)) {
+    logger.warn(
+      { host: bound.address, access: config.access },
+      'clients send their keys in clear: listen on a loopback address, or only on a network you trust',
+    );
+  }
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
@@ -336,4 +343,9 @@ export async function startServer(
       return closing;
     },
   };
+}
+
+/** Whether `host` is a loopback address (127.0.0.0/8, ::1): keys sent to it never cross a network. */
+function isLoopback(host: string): boolean {
+  return host === '::1' || host.startsWith('127.') || host === '::ffff:127.0.0.1' || host === 'localhost';
 }

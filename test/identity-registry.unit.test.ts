@@ -9,6 +9,7 @@ import { clientByKeyId, clientNameProblem, emptyRegistry, projectRegistry } from
 import type { StoredEvent } from '../db/events.ts';
 import { projectIdentityUsage } from '../db/identity-usage.ts';
 import { periodWindow, validateTierTable } from '../machines/tiers.ts';
+import { resolveConfig } from '../src/config.ts';
 import { hashSecret, newClientKey, parseClientKey, secretMatches } from '../src/identity/client-key.ts';
 import { CredentialThrottle } from '../src/identity/credential-throttle.ts';
 import { QuotaLedger } from '../src/identity/quota-ledger.ts';
@@ -159,6 +160,17 @@ test('[P-63] failed keys: free failures, then blocks that double up to a bound; 
   const small = new CredentialThrottle({ maxAddresses: 2 });
   for (const address of ['a', 'b', 'c']) small.failed(address, 0);
   assert.is(small.size, 2, 'bounded memory');
+});
+
+test('[P-60] [P-65] options: access open by default, one session per identity, an anonymous tier of the table', () => {
+  const defaults = resolveConfig();
+  assert.equal([defaults.access, defaults.anonymousTier, defaults.maxSessionsPerIdentity], ['open', '', 1]);
+  const mixed = resolveConfig({ access: 'mixed', 'anonymous-tier': 'silver', 'max-sessions-per-identity': '3' });
+  assert.equal([mixed.access, mixed.anonymousTier, mixed.maxSessionsPerIdentity], ['mixed', 'silver', 3]);
+  assert.is(resolveConfig({}, { IMGCACHE_ACCESS: 'keys' }).access, 'keys');
+  assert.throws(() => resolveConfig({ access: 'closed' }), /takes open, keys or mixed/);
+  assert.throws(() => resolveConfig({ 'anonymous-tier': 'diamond' }), /no tier 'diamond'/);
+  assert.throws(() => resolveConfig({ 'max-sessions-per-identity': '0' }), /must be an integer >= 1/);
 });
 
 test.run();

@@ -4,7 +4,8 @@
  * per identity, revocation reaching open sessions, the mixed mode, usage of one's own sessions, and no secret in any
  * log line or history file.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
@@ -15,7 +16,7 @@ import type { NewEvent } from '../db/events.ts';
 import { runClientsCommand } from '../src/clients-command.ts';
 import { resolveConfig, type ServerConfig } from '../src/config.ts';
 import { RejectedError, ServerError } from '../src/errors.ts';
-import { MessageType, parseJsonBody } from '../src/protocol/index.ts';
+import { MessageType, parseJsonBody, type Quota } from '../src/protocol/index.ts';
 import { sequenceOfCodes } from '../src/server/code-source.ts';
 import { type ImgcacheServer, startServer } from '../src/server/server.ts';
 import { CLIENT_BIN, runCommand, SERVER_BIN } from './helpers/processes.ts';
@@ -228,6 +229,45 @@ test("[P-64] a keyed quota is the identity's: carried across reconnects and a re
       await client.exit();
     }
     assert.is(tier, 'platinum', 'the tier change is seen within a second');
+  } finally {
+    await running.stop();
+  }
+});
+
+test("[P-42] [P-64] a transfer cut short does not count toward the identity's quota, live or rebuilt", async () => {
+  const { folder, database, tiersFile } = setUp();
+  const images = path.join(folder, 'images');
+  mkdirSync(images);
+  writeFileSync(path.join(images, 'big.png'), randomBytes(32 * 1024 * 1024)); // more than any socket buffers hold
+  const key = clients(database, tiersFile, ['add', 'alice'], 'bronze');
+  let running = await start(database, tiersFile, { cacheDir: images });
+  try {
+    const raw = await RawConnection.open(running.port);
+    raw.sendJson(MessageType.HELLO, { versions: [1], credential: key });
+    await raw.nextJson(MessageType.WELCOME);
+    raw.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: 'big.png' });
+    const reply = await raw.nextJson(MessageType.REPLY);
+    assert.equal(reply.quota, {
+      limit: 2,
+      used: 1,
+      remaining: 1,
+      period: 'day',
+      resetsAt: (reply.quota as Quota).resetsAt,
+    });
+    raw.destroy(); // gone in the middle of the stream
+    await within(
+      running.waitFor((event) => event.type === 'transfer-incomplete'),
+      'the transfer on record as incomplete',
+    );
+    await running.waitFor((event) => event.type === 'session-closed');
+    const again = await connect(running.port, key);
+    assert.equal([again.welcome.quota.used, again.welcome.quota.remaining], [0, 2], 'given back at once');
+    await again.exit();
+    await running.stop();
+    running = await start(database, tiersFile, { cacheDir: images });
+    const rebuilt = await connect(running.port, key);
+    assert.equal([rebuilt.welcome.quota.used, rebuilt.welcome.quota.remaining], [0, 2], 'and after a restart');
+    await rebuilt.exit();
   } finally {
     await running.stop();
   }

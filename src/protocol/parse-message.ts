@@ -134,7 +134,8 @@ function decodeUtf8(body: Uint8Array): string {
  * - `versions` must be a non-empty array of positive integers;
  * - `client`, when present, must be a well-formed string of at most 100 code points with no control character
  *   ([P-51]: it goes to the operator's log and history, where a control character could forge or hide a line);
- * - `credential` is reserved and ignored in version 1; it is not copied, so it cannot reach a log.
+ * - `credential` is not copied, so it cannot reach a log: the server's access check reads it from the body itself
+ *   ([P-60]), and it goes nowhere else.
  */
 export function parseHello(obj: JsonObject): Hello {
   const versions = field(obj, 'versions');

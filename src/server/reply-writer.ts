@@ -4,7 +4,6 @@
  * and the writes of one answer are corked into one writev. Every writer reports completion only when the stream has
  * taken the bytes (write returned true, or 'drain' came), which is the outbound backpressure of a connection.
  */
-import { createHash } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { UsageFilter } from '../../db/usage-export.ts';
 import type { UsageExport } from '../../db/usage-threads.ts';

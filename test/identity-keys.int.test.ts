@@ -273,6 +273,28 @@ test("[P-42] [P-64] a transfer cut short does not count toward the identity's qu
   }
 });
 
+test('[P-66] a tier change reaches an open session within a second: its next answer has the new quota', async () => {
+  const { database, tiersFile } = setUp();
+  const key = clients(database, tiersFile, ['add', 'alice'], 'bronze');
+  const running = await start(database, tiersFile);
+  try {
+    const client = await connect(running.port, key);
+    assert.equal([client.welcome.quota.limit, client.welcome.quota.period], [2, 'day']);
+    const changedAt = Date.now();
+    clients(database, tiersFile, ['set-tier', 'alice', 'gold']);
+    let quota = client.welcome.quota;
+    while (quota.period !== 'hour' && Date.now() - changedAt < 2_000) {
+      await new Promise((resolve) => setTimeout(resolve, 50)); // polls the answers; no event announces the change
+      quota = (await client.list()).quota;
+    }
+    assert.equal([quota.limit, quota.period], [1, 'hour']);
+    assert.ok(Date.now() - changedAt < 1_000, `seen after ${Date.now() - changedAt} ms`);
+    await client.exit();
+  } finally {
+    await running.stop();
+  }
+});
+
 test('[P-64] the period turns on the clock (injected, no sleeping): the same session gets a fresh quota', async () => {
   const { database, tiersFile } = setUp();
   const key = clients(database, tiersFile, ['add', 'gail'], 'gold');

@@ -36,10 +36,14 @@ export interface ClientsOutput {
 
 export const CLIENTS_HELP = `  imgcache-server clients add <name> --tier <tier>
                                         register a client; prints its key once (only its hash is kept)
-  imgcache-server clients list [--json] the clients: tier, quota used this period, sessions open, last seen, revoked
+  imgcache-server clients list [--json]
+                                        the clients: tier, quota used this period, sessions open, last seen, revoked
   imgcache-server clients set-tier <name> <tier>
-  imgcache-server clients rotate <name>  a new key for the client (printed once); the old one stops working
-  imgcache-server clients revoke <name>  the client's key stops working; its open sessions are closed`;
+                                        change a client's tier (its quota follows at once)
+  imgcache-server clients rotate <name>
+                                        a new key for the client (printed once); the old one stops working
+  imgcache-server clients revoke <name>
+                                        the client's key stops working; its open sessions are closed`;
 
 export function runClientsCommand(
   args: readonly string[],

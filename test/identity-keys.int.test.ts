@@ -52,7 +52,9 @@ function setUp(): { folder: string; database: string; tiersFile: string } {
 function clients(database: string, tiersFile: string, args: string[], tier?: string): string {
   const config = resolveConfig({ database, tiers: tiersFile });
   let out = '';
-  runClientsCommand(args, tier === undefined ? {} : { tier }, config, {
+  const json = args.includes('--json');
+  const words = args.filter((arg) => arg !== '--json');
+  runClientsCommand(words, { ...(tier === undefined ? {} : { tier }), json }, config, {
     out: (text) => {
       out += text;
     },
@@ -213,6 +215,10 @@ test("[P-64] a keyed quota is the identity's: carried across reconnects and a re
     running = await start(database, tiersFile);
     const third = await connect(running.port, key);
     assert.equal([third.welcome.quota.used, third.welcome.quota.remaining], [2, 0], 'rebuilt from the history');
+    // `clients list` reads the same from the history: used this period, the session open now, when last seen
+    const [row] = JSON.parse(clients(database, tiersFile, ['list', '--json'])) as Array<Record<string, unknown>>;
+    assert.equal([row?.name, row?.used, row?.limit, row?.sessionsOpen], ['alice', 2, 2, 1]);
+    assert.ok(Date.now() - Date.parse(String(row?.lastSeen)) < 60_000, 'seen just now');
     assert.is(await refusalCode(third.getInto('checkerboard-dice.png', discard)), 'quota-exhausted');
     // [P-66] a tier change reaches the running server: the next session has the new tier (no event announces it)
     clients(database, tiersFile, ['set-tier', 'alice', 'platinum']);

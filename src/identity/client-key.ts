@@ -47,8 +47,9 @@ const NO_HASH = Buffer.alloc(32);
  * nothing matches, at the same cost.
  */
 export function secretMatches(secret: string, keyHash: string | undefined): boolean {
-  const expected = keyHash === undefined ? NO_HASH : Buffer.from(keyHash, 'hex');
   const actual = createHash('sha256').update(secret, 'utf8').digest();
-  if (expected.length !== actual.length) return timingSafeEqual(actual, actual) && false;
-  return timingSafeEqual(expected, actual) && keyHash !== undefined;
+  const expected = keyHash === undefined ? undefined : Buffer.from(keyHash, 'hex');
+  const comparable = expected !== undefined && expected.length === actual.length;
+  const same = timingSafeEqual(comparable ? expected : NO_HASH, actual);
+  return comparable && same;
 }

@@ -27,8 +27,9 @@ usage:
   imgcache get <image> [...]      download images into the cache folder (one session for all of them); an image
                                   already held is only revalidated by its hash: "not modified", free of quota
   imgcache refresh                revalidate every downloaded image at once; download those that changed
-  imgcache usage [--output F]     every client's history as JSON (platinum tier only); --client NAME, --since T and
-                                  --until T (ISO-8601) ask for one session, or the sessions admitted in a time range
+  imgcache usage [--output F]     every client's history as JSON (platinum tier only; with a key, your own sessions'
+                                  at any tier); --client NAME, --since T and --until T (ISO-8601) ask for one
+                                  session, or the sessions admitted in a time range
   imgcache shell                  type commands (list, get <image>, refresh, usage, exit, help) at a prompt, or pipe them in
 
 options:

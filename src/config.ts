@@ -8,7 +8,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_TIER_TABLE, type TierTable, validateTierTable } from '../machines/tiers.ts';
 
-export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+/** The folder of package.json: one up from src/, two up from the compiled dist/src/. */
+export const PACKAGE_ROOT = path.resolve(HERE, path.basename(path.dirname(HERE)) === 'dist' ? '../..' : '..');
 
 export interface ServerConfig {
   /** interface to listen on */

@@ -7,8 +7,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { PACKAGE_ROOT } from '../../src/config.ts';
 
-export const SERVER_BIN = path.join(PACKAGE_ROOT, 'src/bin/imgcache-server.js');
-export const CLIENT_BIN = path.join(PACKAGE_ROOT, 'client/bin/imgcache.js');
+// The commands run from their TypeScript sources (the installed ones run the build in dist/, which may be stale).
+export const SERVER_BIN = path.join(PACKAGE_ROOT, 'test/helpers/bin/imgcache-server.js');
+export const CLIENT_BIN = path.join(PACKAGE_ROOT, 'test/helpers/bin/imgcache.js');
 
 export interface ServerProcess {
   child: ChildProcess;

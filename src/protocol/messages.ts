@@ -206,8 +206,11 @@ export interface ErrorBody {
   retryAfterMs?: number;
 }
 
-/** [P-66] `revoked`: the session's identity was revoked by the operator. */
-export type NoticeKind = 'idle-timeout' | 'shutting-down' | 'revoked';
+/**
+ * [P-66] `revoked`: the session's identity was revoked by the operator. [P-70] `catalog-changed` (never closing): the
+ * catalog changed since the session last heard of it.
+ */
+export type NoticeKind = 'idle-timeout' | 'shutting-down' | 'revoked' | 'catalog-changed';
 
 export interface Notice {
   kind: NoticeKind;

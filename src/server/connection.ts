@@ -92,6 +92,13 @@ export class Connection {
   #quotaWindow: QuotaWindow | null = null;
   /** [P-64] the window the image being served was counted in, until its transfer ends whole */
   #countedWindow: QuotaWindow | null = null;
+  /** [P-70] a catalog-changed NOTICE owed to the client, sent between answers, at most one per interval */
+  #catalogNoticeOwed = false;
+  #catalogNoticeAt = Number.NEGATIVE_INFINITY;
+  #catalogNoticeTimer: NodeJS.Timeout | null = null;
+  #catalogNoticeAwaitsDrain = false;
+  /** [P-55] the session's last frame is decided (a closing NOTICE, the reply to exit, a fatal ERROR): no other NOTICE */
+  #lastFrameDecided = false;
 
   constructor(stream: Duplex, number: number, remote: string, server: ServerContext) {
     this.#stream = stream;
@@ -112,6 +119,50 @@ export class Connection {
     this.#stream.on('end', () => {
       this.#peerEnded = true;
       this.#processNext();
+    });
+  }
+
+  /**
+   * [P-70] The catalog changed: the client is told by a NOTICE catalog-changed, not closing, once the answer in
+   * flight (if any) is written, and at most once per CATALOG_NOTICE_INTERVAL_MS: changes meanwhile are told by the
+   * next one. It answers no request, is not recorded, and is not activity: the session's idle clock [P-27] is not
+   * told of it.
+   */
+  catalogChanged(): void {
+    if (!this.#handshakeDone || this.#finished || this.#lastFrameDecided) return;
+    this.#catalogNoticeOwed = true;
+    this.#sendCatalogNotice();
+  }
+
+  #sendCatalogNotice(): void {
+    if (!this.#catalogNoticeOwed || this.#catalogNoticeTimer || this.#catalogNoticeAwaitsDrain) return;
+    const stream = this.#stream;
+    if (this.#finished || this.#lastFrameDecided || stream.destroyed || stream.writableEnded) return;
+    if (this.#busy) return; // [P-29] never inside a stream, nor before an answer in flight: #answered sends it
+    const wait = this.#catalogNoticeAt + CATALOG_NOTICE_INTERVAL_MS - performance.now();
+    if (wait > 0) {
+      this.#catalogNoticeTimer = setTimeout(() => {
+        this.#catalogNoticeTimer = null;
+        this.#sendCatalogNotice();
+      }, wait);
+      this.#catalogNoticeTimer.unref();
+      return;
+    }
+    if (stream.writableNeedDrain) {
+      // A client that does not read is owed one NOTICE, not a pile of them.
+      this.#catalogNoticeAwaitsDrain = true;
+      stream.once('drain', () => {
+        this.#catalogNoticeAwaitsDrain = false;
+        this.#sendCatalogNotice();
+      });
+      return;
+    }
+    this.#catalogNoticeOwed = false;
+    this.#catalogNoticeAt = performance.now();
+    writeJsonFrame(stream, MessageType.NOTICE, {
+      kind: 'catalog-changed',
+      message: noticeMessage('catalog-changed'),
+      closing: false,
     });
   }
 
@@ -322,6 +373,7 @@ export class Connection {
   }
 
   #onEffect(effect: SessionEffect): void {
+    if (isLastFrame(effect)) this.#lastFrameDecided = true; // [P-70] no catalog-changed after it
     if (effect.type === 'reject') {
       this.#sendReject(this.#rejectBody(effect));
       return;
@@ -543,6 +595,7 @@ export class Connection {
         return;
       case 'closed':
         this.#finished = true;
+        if (this.#catalogNoticeTimer) clearTimeout(this.#catalogNoticeTimer);
         this.#server.forget(this);
         closeGracefully(stream, CLOSE_LINGER_MS);
         return;
@@ -601,6 +654,7 @@ export class Connection {
     this.#busy = false;
     this.#image = undefined;
     this.#refused = undefined;
+    this.#sendCatalogNotice(); // [P-70] owed while the answer was in flight: after it, before the next one
     // [P-27] `at` on the monotonic clock, which the session's timers (real setTimeout) also follow. While a stream
     // awaits its RECEIVED the session is not idle [P-40].
     this.#session?.send({ type: 'REPLY_SENT', at: performance.now(), receiptPending: this.#receipts.pending > 0 });
@@ -642,6 +696,20 @@ export class Connection {
 }
 
 const RECEIPT_UNEXPECTED = 'a RECEIVED naming no stream that awaits one';
+
+/** [P-70] At most one catalog-changed NOTICE per session in this many ms. */
+export const CATALOG_NOTICE_INTERVAL_MS = 1000;
+
+/** [P-55] Effects that write, or lead to, the connection's last frame. */
+function isLastFrame(effect: SessionEffect): boolean {
+  return (
+    effect.type === 'notice' ||
+    effect.type === 'closed' ||
+    effect.type === 'acknowledge-exit' ||
+    effect.type === 'reject' ||
+    (effect.type === 'refuse' && effect.fatal)
+  );
+}
 
 /**
  * [P-47] An ERROR's message echoes what the client sent (a name, a command), which may be as long as its request
@@ -709,5 +777,6 @@ function noticeMessage(kind: string): string {
   if (kind === 'idle-timeout') return 'closing the connection: no request for too long';
   if (kind === 'shutting-down') return 'the server is shutting down';
   if (kind === 'revoked') return 'your key was revoked by the operator'; // [P-66]
+  if (kind === 'catalog-changed') return 'the catalog changed; list it again to see how'; // [P-70]
   return kind;
 }

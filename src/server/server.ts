@@ -172,6 +172,10 @@ export async function startServer(
     idleTimeoutMs: config.idleTimeoutMs,
   };
   const connections = new Map<number, Connection>();
+  // [P-70] Every admitted session hears of a catalog change, by a NOTICE between its answers (coalesced per session).
+  catalog.on('change', () => {
+    for (const connection of connections.values()) connection.catalogChanged();
+  });
   let slotRefusal: SlotRefusal | null = null;
   const admission = createActor(admissionMachine, {
     input: {

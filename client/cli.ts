@@ -1,9 +1,13 @@
 /**
- * `imgcache`: the scriptable client. One command per run (`list`, `get`, `refresh`, `usage`), or `shell` to type the seed
- * report's commands at a prompt or pipe them in. Exit status says what happened (see EXIT below), so scripts can
- * branch on it.
+ * `imgcache`: the scriptable client. One command per run (`list`, `get`, `refresh`, `usage`), or `shell` to type the
+ * commands at a prompt or pipe them in. Each run is a session of its own (a new name, code and quota).
+ *
+ * Conventions (docs/CLI.md): the result goes to stdout and nothing else does; errors and diagnostics go to stderr, so
+ * `imgcache usage > usage.json` never writes a refusal into the file. With `--json` each command prints one JSON
+ * document of a documented shape, and every error is one JSON line on stderr. The exit status says what happened
+ * (EXIT below), so scripts can branch on it.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -13,36 +17,98 @@ import { KEY_ON_COMMAND_LINE, readClientKey } from './client-key.ts';
 import { DEFAULT_CACHE_DIR } from './download.ts';
 import { formatBytes, formatReject } from './format.ts';
 import { DEFAULT_HOST, DEFAULT_PORT, ImgcacheClient, type UsageFilters } from './imgcache-client.ts';
-import { LocalCache, type LocalState } from './local-cache.ts';
+import { type FetchOutcome, LocalCache, type LocalState } from './local-cache.ts';
 import { refreshAll } from './refresh.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, rejected: 3, refused: 4, unreachable: 5 } as const;
 
-const HELP = `imgcache: the imgcache client
+/** The package's version: package.json is one folder up from client/, two from the compiled dist/client/. */
+export function packageVersion(): string {
+  for (const relative of ['../package.json', '../../package.json']) {
+    try {
+      const manifest = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as Record<string, unknown>;
+      if (manifest.name === 'imgcache' && typeof manifest.version === 'string') return manifest.version;
+    } catch {
+      // not this folder: try the next one up
+    }
+  }
+  return 'unknown';
+}
 
-usage:
-  imgcache [dashboard]            the full-screen dashboard (on a terminal; without one, no command prints this)
-  imgcache list                   the server's images, each marked not downloaded / current / changed on the
-                                  server, and who you are (name, code, tier, quota)
-  imgcache get <image> [...]      download images into the cache folder (one session for all of them); an image
-                                  already held is only revalidated by its hash: "not modified", free of quota
-  imgcache refresh                revalidate every downloaded image at once; download those that changed
-  imgcache usage [--output F]     every client's history as JSON (platinum tier only; with a key, your own sessions'
-                                  at any tier); --client NAME, --since T and --until T (ISO-8601) ask for one
-                                  session, or the sessions admitted in a time range
-  imgcache shell                  type commands (list, get <image>, refresh, usage, exit, help) at a prompt, or pipe them in
+/** Each command: its synopsis (one line of the overview) and its own help (`imgcache help <command>`). */
+const COMMANDS: Readonly<Record<string, { synopsis: string; about: string }>> = {
+  list: {
+    synopsis: 'list',
+    about:
+      'The server\'s images, each marked "not downloaded", "current" or "changed on the server" against the cache\n' +
+      'folder, and who you are (name, code, tier, quota). Costs no quota.\n' +
+      '--json: {"session":{...},"quota":{...},"images":[{"name","bytes","modified","sha256","local"}]}',
+  },
+  get: {
+    synopsis: 'get <image> [...]',
+    about:
+      'Downloads images into the cache folder, all in one session. An image already held is only revalidated by its\n' +
+      'hash ("not modified", free of quota). An image that fails (not on the server) is reported on stderr and the\n' +
+      'others are still fetched; the exit status is then that of the first failure.\n' +
+      '--json: {"images":[{"name","status":"downloaded|not-modified|failed|skipped","path","bytes","sha256",\n' +
+      '         "error":{"code","message"}}],"quota":{...}}',
+  },
+  refresh: {
+    synopsis: 'refresh',
+    about:
+      'Revalidates every downloaded image at once; downloads only those that changed on the server.\n' +
+      '--json: {"images":[{"name","status":"not-modified|downloaded|gone|failed",...}],"quota":{...}}',
+  },
+  usage: {
+    synopsis: 'usage [--output F]',
+    about:
+      "Every client's history as JSON (platinum tier only; with a key, your own sessions' at any tier).\n" +
+      '--client NAME: one session; --since T, --until T (ISO-8601): the sessions admitted in that range;\n' +
+      '--output F: write it to F instead of stdout.\n' +
+      '--json: the document on one line (pretty-printed without); with --output: {"output","bytes"}',
+  },
+  shell: {
+    synopsis: 'shell',
+    about:
+      'One session for many commands: type list, get <image>, refresh, usage, exit, help at a prompt, or pipe them\n' +
+      "in (printf 'list\\nget sunset.png\\n' | imgcache shell). Each answer is printed as its command prints it.",
+  },
+  dashboard: {
+    synopsis: '[dashboard]',
+    about: 'The full-screen dashboard (on a terminal). `imgcache` with no command starts it on a terminal.',
+  },
+  help: { synopsis: 'help [command]', about: 'This overview, or one command in detail.' },
+};
 
-options:
+const COMMON_OPTIONS = `options:
   --host H         server address (default ${DEFAULT_HOST}; env IMGCACHE_HOST)
   --port P         server port (default ${DEFAULT_PORT}; env IMGCACHE_PORT)
   --cache-dir D    where downloads go (default ./${DEFAULT_CACHE_DIR}; env IMGCACHE_CLIENT_CACHE)
   --key-file F     the client's key, for a server that admits registered clients (env IMGCACHE_KEY_FILE, or the
                    key itself in IMGCACHE_KEY; never on the command line, where ps shows it)
-  --json           print answers as JSON
-  -h, --help       this text
+  --json           print the result as JSON (shapes: imgcache help <command>); errors as JSON lines on stderr
+  -h, --help       this text; imgcache help <command> for one command
+  -V, --version    the version`;
 
-exit status: 0 done, 1 failed, 2 bad usage, 3 rejected by the server (full, or version),
-             4 a request was refused (quota exhausted, not found, not allowed), 5 server unreachable`;
+const EXIT_HELP = `exit status: 0 done, 1 failed, 2 bad usage, 3 rejected by the server (full, key refused, version),
+             4 a request was refused (quota exhausted, not found, not allowed), 5 no imgcache server reached`;
+
+const HELP = `imgcache: the imgcache client. Each command is a session of its own: a new name, a new code, its own quota.
+
+usage:
+${Object.values(COMMANDS)
+  .map((command) => `  imgcache ${command.synopsis.padEnd(22)} ${command.about.split('\n')[0]}`)
+  .join('\n')}
+
+${COMMON_OPTIONS}
+
+${EXIT_HELP}`;
+
+function commandHelp(name: string): string {
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command '${name}'`);
+  return `usage: imgcache ${command.synopsis} [options]\n\n${command.about}\n\n${COMMON_OPTIONS}\n\n${EXIT_HELP}`;
+}
 
 interface CliOptions {
   host: string;
@@ -58,24 +124,69 @@ interface CliOptions {
 
 type Print = (line: string) => void;
 
-function parseCli(argv: string[]): { command: string | undefined; args: string[]; options: CliOptions; help: boolean } {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      host: { type: 'string' },
-      port: { type: 'string' },
-      'cache-dir': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      output: { type: 'string', short: 'o' },
-      client: { type: 'string' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-      'key-file': { type: 'string' },
-      key: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+/** Where a command's output goes: `out` the result only, `err` errors and diagnostics. */
+interface Streams {
+  out: Print;
+  err: Print;
+}
+
+/** The command line's options, one table: parseArgs reads it, and new options are one line here. */
+const CLI_OPTIONS = {
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'cache-dir': { type: 'string' },
+  json: { type: 'boolean', default: false },
+  output: { type: 'string', short: 'o' },
+  client: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  'key-file': { type: 'string' },
+  key: { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+  version: { type: 'boolean', short: 'V', default: false },
+} as const;
+
+interface ParsedCommandLine {
+  command: string | undefined;
+  args: string[];
+  options: CliOptions;
+  help: boolean;
+  version: boolean;
+}
+
+/** Bad use of the command line: exit status 2, one line and a pointer to the help. */
+class UsageError extends Error {
+  readonly code = 'bad-usage';
+  /** the command whose help to point to, if known */
+  readonly command: string | undefined;
+
+  constructor(message: string, command?: string) {
+    super(message);
+    this.command = command;
+  }
+}
+
+function parsePort(raw: string): number {
+  // Digits only: '' is not 0 (a random port) and ' 80 ' or '0x50' are not 80.
+  const port = /^[0-9]{1,5}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(port >= 1 && port <= 65535)) throw new UsageError(`--port takes a port from 1 to 65535, not '${raw}'`);
+  return port;
+}
+
+function parseCli(argv: string[]): ParsedCommandLine {
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: CLI_OPTIONS });
+  } catch (error) {
+    // Node's parser explains at length ("To specify a positional argument starting with a '-' ..."): its first
+    // sentence says what is wrong.
+    const message = (error as Error).message.split(/\.\s/)[0] ?? String(error);
+    throw new UsageError(message.replace(/^Unknown option/, 'unknown option'));
+  }
+  const values = parsed.values as {
+    [K in keyof typeof CLI_OPTIONS]: (typeof CLI_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string | undefined;
+  };
+  const [command, ...args] = parsed.positionals;
   if (values.key !== undefined) throw new UsageError(KEY_ON_COMMAND_LINE);
   let credential: string | undefined;
   try {
@@ -83,19 +194,18 @@ function parseCli(argv: string[]): { command: string | undefined; args: string[]
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  const port = Number(values.port ?? process.env.IMGCACHE_PORT ?? DEFAULT_PORT);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`bad port '${values.port}'`);
-  const [command, ...args] = positionals;
+  const rawPort = values.port ?? process.env.IMGCACHE_PORT;
   return {
     command,
     args,
-    help: values.help ?? false,
+    help: values.help,
+    version: values.version,
     options: {
       host: values.host ?? process.env.IMGCACHE_HOST ?? DEFAULT_HOST,
-      port,
+      port: rawPort === undefined ? DEFAULT_PORT : parsePort(rawPort),
       credential,
       cacheDir: values['cache-dir'] ?? process.env.IMGCACHE_CLIENT_CACHE ?? DEFAULT_CACHE_DIR,
-      json: values.json ?? false,
+      json: values.json,
       output: values.output,
       usageFilters: {
         ...(values.client === undefined ? {} : { client: values.client }),
@@ -106,15 +216,60 @@ function parseCli(argv: string[]): { command: string | undefined; args: string[]
   };
 }
 
-class UsageError extends Error {}
+/** One image of `get --json`. */
+type GetItem =
+  | { name: string; status: 'downloaded' | 'not-modified'; path: string; bytes: number; sha256: string }
+  | { name: string; status: 'failed'; error: { code: string; message: string } }
+  | { name: string; status: 'skipped' };
 
-/** Runs one command line of the shell or of the CLI against an open session; returns false after `exit`. */
+function getItemOf(outcome: FetchOutcome): GetItem {
+  const { entry } = outcome;
+  return { name: entry.name, status: outcome.status, path: outcome.path, bytes: entry.bytes, sha256: entry.sha256 };
+}
+
+/**
+ * `get a b c`: each image in turn, as `cp` copies each file: one that fails (not on the server, a refusal that leaves
+ * the session open) is reported and the others are still fetched; the status is that of the first failure. A
+ * failure that ends the session (quota exhausted, connection lost) leaves the rest not fetched ("skipped").
+ */
+async function getImages(client: ImgcacheClient, names: string[], options: CliOptions, io: Streams): Promise<number> {
+  if (names.length === 0) throw new UsageError('get needs an image name', 'get');
+  const cache = await openCache(options);
+  const items: GetItem[] = [];
+  let status: number = EXIT.ok;
+  for (const [index, name] of names.entries()) {
+    try {
+      const outcome = await cache.fetch(client, name); // [P-34]: sends the hash held, if any
+      items.push(getItemOf(outcome));
+      if (!options.json) io.out(formatFetch(outcome));
+    } catch (error) {
+      const failure = describeError(error);
+      if (status === EXIT.ok) status = failure.status;
+      items.push({ name, status: 'failed', error: { code: failure.code, message: failure.message } });
+      if (!options.json) io.err(`imgcache: ${name}: ${failure.text}`);
+      const sessionOver = client.closed || !(error instanceof ServerError) || error.fatal;
+      if (sessionOver) {
+        const rest = names.slice(index + 1);
+        items.push(...rest.map((skipped) => ({ name: skipped, status: 'skipped' as const })));
+        if (rest.length > 0 && !options.json) io.err(`imgcache: not fetched (the session ended): ${rest.join(', ')}`);
+        break;
+      }
+    }
+  }
+  if (options.json) io.out(JSON.stringify({ images: items, quota: client.quota }));
+  return status;
+}
+
+/**
+ * Runs one command line of the shell or of the CLI against an open session; returns its exit status, or null after
+ * `exit`. A failure of the whole command is thrown.
+ */
 async function runCommand(
   client: ImgcacheClient,
   words: string[],
   options: CliOptions,
-  print: Print,
-): Promise<boolean> {
+  io: Streams,
+): Promise<number | null> {
   const [command, ...args] = words;
   switch (command) {
     case 'list': {
@@ -123,41 +278,38 @@ async function runCommand(
       const cache = existsSync(options.cacheDir) ? await openCache(options) : null;
       const stateOf = (image: ImageInfo): LocalState => cache?.stateOf(image) ?? 'absent';
       const marked = result.images.map((image) => ({ ...image, local: stateOf(image) }));
-      const text = formatListWithMarks(result, stateOf);
-      print(options.json ? JSON.stringify({ ...result, images: marked }) : text);
-      return true;
+      io.out(options.json ? JSON.stringify({ ...result, images: marked }) : formatListWithMarks(result, stateOf));
+      return EXIT.ok;
     }
-    case 'get': {
-      if (args.length === 0) throw new UsageError('get needs an image name');
-      const cache = await openCache(options);
-      for (const image of args) {
-        const outcome = await cache.fetch(client, image); // [P-34]: sends the hash held, if any
-        print(options.json ? JSON.stringify(outcome) : formatFetch(outcome));
-      }
-      return true;
-    }
+    case 'get':
+      return getImages(client, args, options, io);
     case 'refresh': {
       const cache = await openCache(options);
       const result = await refreshAll(cache, client);
       const { items, quota } = result;
-      print(options.json ? JSON.stringify({ images: items, quota }) : formatRefresh(items, quota, cache.folder));
+      io.out(options.json ? JSON.stringify({ images: items, quota }) : formatRefresh(items, quota, cache.folder));
       if (result.fatal) throw result.fatal;
-      return true;
+      return EXIT.ok;
     }
     case 'usage': {
       const text = await client.usageText(options.usageFilters);
       if (options.output) {
         await writeFile(options.output, text);
-        print(`usage written to ${options.output} (${formatBytes(Buffer.byteLength(text))})`);
-      } else print(options.json ? text : JSON.stringify(JSON.parse(text), null, 2));
-      return true;
+        const bytes = Buffer.byteLength(text);
+        io.out(
+          options.json
+            ? JSON.stringify({ output: options.output, bytes })
+            : `usage written to ${options.output} (${formatBytes(bytes)})`,
+        );
+      } else io.out(options.json ? text : JSON.stringify(JSON.parse(text), null, 2));
+      return EXIT.ok;
     }
     case 'exit':
       await client.exit();
-      return false;
+      return null;
     case 'help':
-      print('commands: list, get <image> [...], refresh, usage, exit, help');
-      return true;
+      io.out('commands: list, get <image> [...], refresh, usage, exit, help');
+      return EXIT.ok;
     default:
       throw new UsageError(`unknown command '${command}'`);
   }
@@ -167,14 +319,14 @@ function openCache(options: CliOptions): Promise<LocalCache> {
   return LocalCache.open(options.cacheDir, `${options.host}:${options.port}`);
 }
 
-async function runShell(client: ImgcacheClient, options: CliOptions, print: Print): Promise<number> {
+async function runShell(client: ImgcacheClient, options: CliOptions, io: Streams): Promise<number> {
   const interactive = Boolean(process.stdin.isTTY);
   const lines = createInterface({
     input: process.stdin,
     output: interactive ? process.stdout : undefined,
     terminal: interactive,
   });
-  client.on('notice', (notice) => print(`server: ${notice.message}`));
+  client.on('notice', (notice) => io.err(options.json ? JSON.stringify({ notice }) : `server: ${notice.message}`));
   const prompt = () => interactive && lines.prompt();
   lines.setPrompt('imgcache> ');
   prompt();
@@ -186,86 +338,159 @@ async function runShell(client: ImgcacheClient, options: CliOptions, print: Prin
       continue;
     }
     try {
-      if (!(await runCommand(client, words, options, print))) break;
+      const outcome = await runCommand(client, words, options, io);
+      if (outcome === null) break;
+      if (outcome !== EXIT.ok) status = outcome;
     } catch (error) {
-      status = report(error, print);
+      status = report(error, options, io);
       if (client.closed) break;
     }
     prompt();
   }
   lines.close();
-  if (!client.closed) await client.exit().catch(() => client.close());
+  if (!client.closed) await goodbye(client);
   return status;
 }
 
-function report(error: unknown, print: Print): number {
+/** What went wrong, for people (`text`) and for scripts (`code`, `message`, the exit `status`). */
+interface Failure {
+  code: string;
+  message: string;
+  status: number;
+  text: string;
+  details?: Record<string, unknown>;
+}
+
+function describeError(error: unknown): Failure {
   if (error instanceof UsageError) {
-    print(`error: ${error.message}`);
-    return EXIT.usage;
+    const help = error.command ? `imgcache help ${error.command}` : 'imgcache --help';
+    return {
+      code: error.code,
+      message: error.message,
+      status: EXIT.usage,
+      text: `${error.message}\nrun '${help}' for usage`,
+    };
   }
   if (error instanceof RejectedError) {
-    print(formatReject(error.reject));
-    return EXIT.rejected;
+    const { reject } = error;
+    return {
+      code: reject.reason,
+      message: reject.message,
+      status: EXIT.rejected,
+      text: formatReject(reject),
+      details: { reject },
+    };
   }
   if (error instanceof ServerError) {
     const closing = error.body.fatal ? ' (the server closed the connection)' : '';
-    print(`refused: ${error.body.message} [${error.body.code}]${closing}`);
-    return EXIT.refused;
+    const { code, message } = error.body;
+    return {
+      code,
+      message,
+      status: EXIT.refused,
+      text: `refused: ${message} [${code}]${closing}`,
+      details: { fatal: error.body.fatal },
+    };
   }
-  if (error instanceof ConnectionClosedError) {
-    print(`error: ${error.message}`);
-    return EXIT.unreachable;
+  const coded = error as { code?: unknown; message?: unknown };
+  const message = typeof coded.message === 'string' ? coded.message : String(error);
+  const code = typeof coded.code === 'string' ? coded.code : 'failed';
+  if (error instanceof ConnectionClosedError || code === 'not-imgcache' || code.startsWith('tls-')) {
+    return { code, message, status: EXIT.unreachable, text: message };
   }
-  print(`error: ${error instanceof Error ? error.message : String(error)}`);
-  return EXIT.failed;
+  return { code, message, status: EXIT.failed, text: message };
 }
 
-export async function main(argv: string[], print: Print = (line) => console.log(line)): Promise<number> {
-  let parsed: ReturnType<typeof parseCli>;
+/** Prints a failure on stderr (text, or one JSON line with --json) and returns the exit status it calls for. */
+function report(error: unknown, options: Pick<CliOptions, 'json'>, io: Streams): number {
+  const failure = describeError(error);
+  if (options.json) {
+    const { code, message, status, details } = failure;
+    io.err(JSON.stringify({ error: { code, message, status, ...details } }));
+  } else {
+    io.err(`imgcache: ${failure.text}`);
+  }
+  return failure.status;
+}
+
+/**
+ * [P-23] Says goodbye and waits for the server to close, within a bound. The command's work is done by then: a server
+ * that closes first (shutting down, or gone) changes nothing to what was fetched, nor to the exit status.
+ */
+async function goodbye(client: ImgcacheClient): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, 2_000);
+  });
+  await Promise.race([client.exit().catch(() => undefined), bound]);
+  clearTimeout(timer);
+  if (!client.closed) client.close();
+}
+
+export async function main(
+  argv: string[],
+  out: Print = (line) => console.log(line),
+  err: Print = (line) => console.error(line),
+): Promise<number> {
+  const io: Streams = { out, err };
+  let parsed: ParsedCommandLine;
   try {
     parsed = parseCli(argv);
   } catch (error) {
-    print(`error: ${(error as Error).message}\n\n${HELP}`);
-    return EXIT.usage;
+    return report(error, { json: argv.includes('--json') }, io);
   }
   const { command, args, options } = parsed;
-  if (parsed.help || command === 'help') {
-    print(HELP);
+  if (parsed.version) {
+    out(
+      options.json ? JSON.stringify({ name: 'imgcache', version: packageVersion() }) : `imgcache ${packageVersion()}`,
+    );
     return EXIT.ok;
+  }
+  if (command === 'help' || parsed.help) {
+    const topic = command === 'help' ? args[0] : command;
+    try {
+      out(topic === undefined ? HELP : commandHelp(topic));
+      return EXIT.ok;
+    } catch (error) {
+      return report(error, options, io);
+    }
   }
   if (command === 'dashboard' || command === undefined) {
     // No command on a terminal starts the dashboard; with no terminal it prints the help, status 2, as it always did.
     const { dashboardCommand, hasTerminal } = await import('./dashboard/run-dashboard.ts');
     if (command === undefined && !hasTerminal()) {
-      print(HELP);
+      err(HELP);
       return EXIT.usage;
     }
-    return dashboardCommand(options, print);
+    return dashboardCommand(options, err);
   }
   if (!['list', 'get', 'refresh', 'usage', 'shell'].includes(command)) {
-    print(`error: unknown command '${command}'\n\n${HELP}`);
-    return EXIT.usage;
+    return report(new UsageError(`unknown command '${command}'`), options, io);
   }
+  if (command === 'get' && args.length === 0)
+    return report(new UsageError('get needs an image name', 'get'), options, io);
   let client: ImgcacheClient;
   try {
     client = await ImgcacheClient.connect({
       host: options.host,
       port: options.port,
-      clientName: 'imgcache-cli/0.1.0',
+      clientName: `imgcache-cli/${packageVersion()}`,
       ...(options.credential === undefined ? {} : { credential: options.credential }),
     });
   } catch (error) {
-    return report(error, print);
+    return report(error, options, io);
   }
-  if (command === 'shell') return runShell(client, options, print);
+  if (command === 'shell') return runShell(client, options, io);
+  // A closing NOTICE (shutdown, idle) says why the session ends: a diagnostic, on stderr.
+  client.on('notice', (notice) => {
+    if (notice.closing) io.err(options.json ? JSON.stringify({ notice }) : `imgcache: server: ${notice.message}`);
+  });
+  let status: number;
   try {
-    await runCommand(client, [command, ...args], options, print);
-    await client.exit();
-    return EXIT.ok;
+    status = (await runCommand(client, [command, ...args], options, io)) ?? EXIT.ok;
   } catch (error) {
-    const status = report(error, print);
-    // Say goodbye when the session is still open (a refusal that was not fatal); just drop it otherwise.
-    if (!client.closed) await client.exit().catch(() => client.close());
-    return status;
+    status = report(error, options, io);
   }
+  if (!client.closed) await goodbye(client);
+  return status;
 }

@@ -40,7 +40,8 @@ test('imgcache list, get and usage against a running server; Ctrl-C stops it cle
 
     const forbidden = await runCommand(CLIENT_BIN, ['usage', '--port', port]);
     assert.is(forbidden.status, 4, 'a refused request exits with 4');
-    assert.match(forbidden.stdout, /usage-forbidden/);
+    assert.match(forbidden.stderr, /usage-forbidden/);
+    assert.is(forbidden.stdout, '', 'a refusal is not a result: stdout stays empty');
 
     // A client still connected when the operator presses Ctrl-C is told, and its close is recorded.
     const connected = await ImgcacheClient.connect({ port: server.port });
@@ -86,7 +87,7 @@ test('a client rejected by a full server prints the reason and exits 3 at once',
     const holder = await ImgcacheClient.connect({ port: server.port });
     const result = await runCommand(CLIENT_BIN, ['list', '--port', String(server.port)]);
     assert.is(result.status, 3);
-    assert.match(result.stdout, /rejected by the server: .*\[server-full\]; occupancy 1\/1; retry after 1\.0 s/);
+    assert.match(result.stderr, /rejected by the server: .*\[server-full\]; occupancy 1\/1; retry after 1\.0 s/);
     holder.close();
   } finally {
     server.child.kill('SIGKILL');

@@ -475,10 +475,10 @@ test('[P-60] the CLI takes the key from --key-file or IMGCACHE_KEY, and refuses 
     assert.is(fromEnv.status, 0, fromEnv.stderr);
     const onCommandLine = await runCommand(CLIENT_BIN, [...where, '--key', key, 'list']);
     assert.is(onCommandLine.status, 2);
-    assert.match(onCommandLine.stdout, /not taken on the command line/);
+    assert.match(onCommandLine.stderr, /not taken on the command line/);
     const none = await runCommand(CLIENT_BIN, [...where, 'list'], { IMGCACHE_KEY: '' });
     assert.is(none.status, 3);
-    assert.match(none.stdout, /\[credential-required\]/);
+    assert.match(none.stderr, /\[credential-required\]/);
   } finally {
     await running.stop();
   }

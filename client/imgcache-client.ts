@@ -8,7 +8,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
+import type net from 'node:net';
 import {
   CLIENT_FIRST_FRAME_MAX_BYTES,
   ConnectionClosedError,
@@ -38,6 +38,13 @@ import {
   type StreamEnd,
   type Welcome,
 } from '../src/protocol/index.ts';
+import {
+  type ClientTlsOptions,
+  looksLikeTlsRecord,
+  openTransport,
+  tlsFailureOf,
+  tlsRequiredError,
+} from './tls-connect.ts';
 
 export interface ConnectOptions {
   host?: string;
@@ -49,6 +56,8 @@ export interface ConnectOptions {
   versions?: readonly number[];
   /** ms to wait for the connection and the server's first frame */
   timeoutMs?: number;
+  /** [P-69] connect with TLS and verify the server's certificate and name (absent: plain TCP) */
+  tls?: ClientTlsOptions;
 }
 
 /** [P-46] What part of the usage history to ask for: one session by name, the sessions admitted in a time range. */
@@ -144,7 +153,7 @@ export class ImgcacheClient extends EventEmitter<{
     const port = options.port ?? DEFAULT_PORT;
     const timeoutMs = options.timeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port, noDelay: true });
+      const { socket, ready } = openTransport(host, port, options.tls);
       const decoder = new FrameDecoder({ maxBodyBytes: CLIENT_FIRST_FRAME_MAX_BYTES });
       const fail = (error: Error) => {
         cleanup();
@@ -152,9 +161,15 @@ export class ImgcacheClient extends EventEmitter<{
         reject(error);
       };
       const onError = (error: Error) =>
-        fail(new ConnectionClosedError(`cannot connect to ${host}:${port}: ${error.message}`));
+        fail(
+          tlsFailureOf(error, host, port) ??
+            new ConnectionClosedError(`cannot connect to ${host}:${port}: ${error.message}`),
+        );
       const onClose = () => fail(new ConnectionClosedError('the server closed the connection during the handshake'));
       const onData = (chunk: Buffer) => {
+        // [P-69] A TLS record where the first frame should be: the server speaks TLS and we did not.
+        if (!options.tls && decoder.bufferedBytes === 0 && looksLikeTlsRecord(chunk))
+          return fail(tlsRequiredError(host, port));
         let frames: Frame[];
         try {
           frames = decoder.push(chunk);
@@ -190,7 +205,7 @@ export class ImgcacheClient extends EventEmitter<{
       socket.on('data', onData);
       socket.on('error', onError);
       socket.on('close', onClose);
-      socket.once('connect', () => {
+      socket.once(ready, () => {
         const hello = {
           versions: [...(options.versions ?? PROTOCOL_VERSIONS)],
           client: options.clientName ?? 'imgcache-client/0.1.0',

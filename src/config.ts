@@ -69,6 +69,10 @@ export interface ServerConfig {
   anonymousTier: string;
   /** [P-65] sessions one registered identity may hold at once */
   maxSessionsPerIdentity: number;
+  /** [P-69] PEM file of the server's certificate (chain); with `tlsKey`, clients connect with TLS; '' = plain TCP */
+  tlsCert: string;
+  /** [P-69] PEM file of the certificate's private key; '' = plain TCP */
+  tlsKey: string;
   /** pino level: fatal, error, warn, info, debug, trace, silent */
   logLevel: string;
   /** 'pretty' for people, 'json' for machines; default: pretty on a terminal, json otherwise */
@@ -102,6 +106,8 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   access: 'open',
   anonymousTier: '',
   maxSessionsPerIdentity: 1,
+  tlsCert: '',
+  tlsKey: '',
   logLevel: 'info',
   logFormat: process.stdout.isTTY ? 'pretty' : 'json',
 });
@@ -109,7 +115,10 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
 /** [P-60] */
 export type AccessMode = 'open' | 'keys' | 'mixed';
 
-type OptionKind = 'string' | 'integer' | 'codes' | 'tiers' | 'format' | 'sync' | 'switch' | 'access';
+type OptionKind = 'string' | 'integer' | 'codes' | 'tiers' | 'format' | 'sync' | 'switch' | 'access' | 'level';
+
+/** pino's levels, the values --log-level takes */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export interface OptionSpec {
   key: keyof ServerConfig;
@@ -118,11 +127,20 @@ export interface OptionSpec {
   kind: OptionKind;
   help: string;
   min?: number;
+  max?: number;
 }
 
 export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'host', flag: 'host', env: 'IMGCACHE_HOST', kind: 'string', help: 'interface to listen on' },
-  { key: 'port', flag: 'port', env: 'IMGCACHE_PORT', kind: 'integer', min: 0, help: 'TCP port (0: any free port)' },
+  {
+    key: 'port',
+    flag: 'port',
+    env: 'IMGCACHE_PORT',
+    kind: 'integer',
+    min: 0,
+    max: 65_535,
+    help: 'TCP port (0: any free port)',
+  },
   { key: 'cacheDir', flag: 'cache-dir', env: 'IMGCACHE_CACHE_DIR', kind: 'string', help: 'folder of images to serve' },
   { key: 'database', flag: 'database', env: 'IMGCACHE_DATABASE', kind: 'string', help: 'SQLite history file' },
   {
@@ -290,7 +308,21 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     min: 1,
     help: 'sessions one registered client may hold at once',
   },
-  { key: 'logLevel', flag: 'log-level', env: 'IMGCACHE_LOG_LEVEL', kind: 'string', help: 'log level' },
+  {
+    key: 'tlsCert',
+    flag: 'tls-cert',
+    env: 'IMGCACHE_TLS_CERT',
+    kind: 'string',
+    help: "PEM certificate (chain) file: with --tls-key, clients must connect with TLS ('': plain TCP)",
+  },
+  {
+    key: 'tlsKey',
+    flag: 'tls-key',
+    env: 'IMGCACHE_TLS_KEY',
+    kind: 'string',
+    help: "PEM private key file of --tls-cert ('': plain TCP)",
+  },
+  { key: 'logLevel', flag: 'log-level', env: 'IMGCACHE_LOG_LEVEL', kind: 'level', help: LOG_LEVELS.join(', ') },
   { key: 'logFormat', flag: 'log-format', env: 'IMGCACHE_LOG_FORMAT', kind: 'format', help: 'pretty or json' },
 ];
 
@@ -299,9 +331,12 @@ export class ConfigError extends Error {
 }
 
 function parseInteger(spec: OptionSpec, raw: string): number {
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < (spec.min ?? 0)) {
-    throw new ConfigError(`--${spec.flag} (${spec.env}) must be an integer >= ${spec.min ?? 0}, not '${raw}'`);
+  // Digits only: '' is not 0 (for --port, a random port), and neither ' 80' nor '0x50' nor '8e1' is 80.
+  const value = /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN;
+  const max = spec.max ?? Number.MAX_SAFE_INTEGER;
+  if (!Number.isSafeInteger(value) || value < (spec.min ?? 0) || value > max) {
+    const range = spec.max === undefined ? `>= ${spec.min ?? 0}` : `from ${spec.min ?? 0} to ${spec.max}`;
+    throw new ConfigError(`--${spec.flag} (${spec.env}) must be an integer ${range}, not '${raw}'`);
   }
   return value;
 }
@@ -352,6 +387,10 @@ function parseOption(spec: OptionSpec, raw: string): ServerConfig[keyof ServerCo
     case 'format':
       if (raw !== 'pretty' && raw !== 'json') throw new ConfigError(`--${spec.flag} takes pretty or json`);
       return raw;
+    case 'level':
+      if (!(LOG_LEVELS as readonly string[]).includes(raw))
+        throw new ConfigError(`--${spec.flag} takes ${LOG_LEVELS.join(', ')}, not '${raw}'`);
+      return raw;
     case 'string':
       return raw;
   }
@@ -379,7 +418,20 @@ export function resolveConfig(
   if (resolved.anonymousTier !== '' && !resolved.tiers.some((row) => row.tier === resolved.anonymousTier)) {
     throw new ConfigError(`--anonymous-tier: no tier '${resolved.anonymousTier}' in the tier table`);
   }
+  checkTlsFiles(resolved);
   return Object.freeze({ ...resolved, codes: Object.freeze([...resolved.codes]) });
+}
+
+/** [P-69] TLS takes both files: one without the other is a mistake, not plain TCP. */
+function checkTlsFiles(config: ServerConfig): void {
+  if ((config.tlsCert === '') !== (config.tlsKey === '')) {
+    throw new ConfigError('--tls-cert and --tls-key go together: give both (TLS) or neither (plain TCP)');
+  }
+}
+
+/** [P-69] Whether the server's clients connect with TLS. */
+export function tlsEnabled(config: Pick<ServerConfig, 'tlsCert' | 'tlsKey'>): boolean {
+  return config.tlsCert !== '' && config.tlsKey !== '';
 }
 
 export function describeOptions(): string {

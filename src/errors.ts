@@ -203,6 +203,30 @@ export class ConnectionClosedError extends ImgcacheError {
   }
 }
 
+/** [P-69] Why a TLS connection was refused by the client, or could not be made. */
+export type TlsFailureCode =
+  /** the certificate is not signed by a CA the client trusts (a self-signed one, without --tls-ca) */
+  | 'tls-untrusted-certificate'
+  /** the certificate is valid but names other hosts than the one connected to */
+  | 'tls-host-mismatch'
+  /** the certificate is expired or not yet valid */
+  | 'tls-certificate-dates'
+  /** the server answered in plain text: it does not speak TLS on this port */
+  | 'tls-not-spoken'
+  /** a plain-text client was answered with a TLS record: the server speaks TLS on this port */
+  | 'tls-required'
+  /** any other failure of the TLS handshake */
+  | 'tls-handshake-failed';
+
+/** [P-69] Client side: the TLS handshake failed; the client refused the server, or the server does not speak TLS. */
+export class TlsError extends ImgcacheError {
+  declare readonly code: TlsFailureCode;
+
+  constructor(code: TlsFailureCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+  }
+}
+
 /** What a stream carried, or was announced to carry ([P-24]). */
 export interface StreamDigest {
   bytes: number;

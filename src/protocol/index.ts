@@ -15,6 +15,8 @@ export {
   RejectedError,
   ServerError,
   type StreamDigest,
+  TlsError,
+  type TlsFailureCode,
   TruncatedFrameError,
   UnexpectedMessageError,
   UnknownCommandError,

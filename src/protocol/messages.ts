@@ -77,7 +77,9 @@ export type RejectReason =
   | 'shutting-down'
   | CredentialRejectReason
   /** [P-65] the identity already holds as many sessions as it may */
-  | 'too-many-sessions';
+  | 'too-many-sessions'
+  /** [P-69] a plain-text HELLO reached a server that speaks TLS only (this REJECT is sent in plain text) */
+  | 'tls-required';
 
 /** [P-62] [P-63] */
 export type CredentialRejectReason =

@@ -18,7 +18,7 @@ import { type UsageFilter, usageJsonChunksFromDatabase } from '../../db/usage-ex
 import { UsageThreads } from '../../db/usage-threads.ts';
 import { WorkerCommitter } from '../../db/worker-committer.ts';
 import { admissionMachine } from '../../machines/admission.machine.ts';
-import { resolveConfig, type ServerConfig } from '../config.ts';
+import { resolveConfig, type ServerConfig, tlsEnabled } from '../config.ts';
 import { AccessControl } from '../identity/access-control.ts';
 import { type Logger, silentLogger } from '../logger.ts';
 import { PROTOCOL_VERSIONS, type ServerLimits } from '../protocol/messages.ts';
@@ -28,6 +28,7 @@ import { historyOutageLog } from './history-outage-log.ts';
 import { ImageCatalog } from './image-catalog.ts';
 import { ReplyWriter } from './reply-writer.ts';
 import type { ServerContext } from './server-context.ts';
+import { loadTlsContext, tlsConnectionHandler } from './tls-listener.ts';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -96,6 +97,8 @@ export async function startServer(
 ): Promise<ImgcacheServer> {
   const config = resolveConfig({}, {}, options);
   const logger = dependencies.logger ?? silentLogger;
+  // [P-69] Read and checked before anything else: a certificate that cannot be used stops the start, history untouched.
+  const secureContext = tlsEnabled(config) ? loadTlsContext(config.tlsCert, config.tlsKey) : null;
   const nextCode = dependencies.codeSource ?? sequenceOfCodes(config.codes);
 
   // A commit waits at most this long for a lock held by another process: the event loop waits with it.
@@ -280,8 +283,17 @@ export async function startServer(
     admission.send({ type: 'CONNECT', connection: number, address, at: performance.now() });
   }
 
-  const listener = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
-    handle(socket, `${socket.remoteAddress}:${socket.remotePort}`, socket.remoteAddress ?? ''),
+  const listener = net.createServer(
+    { allowHalfOpen: true, noDelay: true },
+    secureContext
+      ? tlsConnectionHandler({
+          secureContext,
+          firstByteTimeoutMs: config.handshakeTimeoutMs,
+          handle,
+          occupancy: context.occupancy,
+          onRefused: (remote, reason) => logger.debug({ remote, reason }, 'connection refused before TLS'),
+        })
+      : (socket) => handle(socket, `${socket.remoteAddress}:${socket.remotePort}`, socket.remoteAddress ?? ''),
   );
   listener.listen(config.port, config.host);
   await once(listener, 'listening');
@@ -295,14 +307,15 @@ export async function startServer(
       historySync: config.historySync,
       capacity: config.capacity,
       access: config.access,
+      tls: secureContext !== null,
     },
     'listening',
   );
-  // [P-60] Keys are checked as sent: off the loopback interface they cross the network in clear (no TLS yet).
-  if (config.access !== 'open' && !isLoopback(bound.address)) {
+  // [P-60] [P-69] Without TLS, keys off the loopback interface cross the network in clear: said at start.
+  if (config.access !== 'open' && !secureContext && !isLoopback(bound.address)) {
     logger.warn(
       { host: bound.address, access: config.access },
-      'clients send their keys in clear: listen on a loopback address, or only on a network you trust',
+      'clients send their keys in clear: give --tls-cert and --tls-key, or listen on a loopback address',
     );
   }
 

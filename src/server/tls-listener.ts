@@ -1,0 +1,94 @@
+/**
+ * [P-1] [P-69] The TLS adapter of the listener: every accepted TCP socket is wrapped in a server-side TLSSocket and
+ * handed to the server's core like any other Duplex, so the framed protocol runs unchanged inside TLS. The TLS
+ * handshake is part of the connection's handshake: the connection is counted among the handshakes in progress
+ * ([P-43], no slot held) and the HELLO deadline ([P-11]) covers the TLS handshake too, so a handshake that stalls or
+ * fails costs a socket for at most that long, and nothing else.
+ *
+ * The first byte decides: a TLS connection starts with a handshake record (0x16). A client that speaks the framed
+ * protocol in plain text instead (its HELLO starts with a length, 0x00) is answered, in plain text, with a REJECT
+ * `tls-required` [P-69] and closed: it learns why, rather than seeing the connection drop.
+ */
+import { readFileSync } from 'node:fs';
+import type net from 'node:net';
+import tls from 'node:tls';
+import { ConfigError } from '../config.ts';
+import { encodeJsonFrame } from '../protocol/frame.ts';
+import { MessageType, type Occupancy, type Reject } from '../protocol/messages.ts';
+import { closeGracefully } from './graceful-close.ts';
+
+/** The TLS record type of a handshake message: the first byte of every TLS (and SSL 3) ClientHello. */
+export const TLS_HANDSHAKE_RECORD = 0x16;
+
+/** ms a plain-text client told `tls-required` has to read it before its socket is released [P-30] */
+const REJECT_LINGER_MS = 1_000;
+
+/** The certificate chain and private key files (PEM), read and checked once at start: a bad pair stops the start. */
+export function loadTlsContext(certFile: string, keyFile: string): tls.SecureContext {
+  const read = (file: string, flag: string) => {
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw new ConfigError(`${flag}: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    }
+  };
+  const cert = read(certFile, '--tls-cert');
+  const key = read(keyFile, '--tls-key');
+  try {
+    return tls.createSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+  } catch (error) {
+    // OpenSSL's words (e.g. "key values mismatch"), said with which files they are about.
+    throw new ConfigError(`--tls-cert ${certFile} and --tls-key ${keyFile}: ${(error as Error).message}`);
+  }
+}
+
+export interface TlsAdapterOptions {
+  secureContext: tls.SecureContext;
+  /** ms a connection may take to send its first byte [P-11] */
+  firstByteTimeoutMs: number;
+  /** hands the TLS stream to the server's core: `remote` is `address:port` of the TCP peer */
+  handle(stream: tls.TLSSocket, remote: string, address: string): void;
+  /** [P-53] the occupancy to put in a `tls-required` REJECT */
+  occupancy(): Occupancy;
+  /** told of every connection turned away before TLS (plain text, or nothing at all within the deadline) */
+  onRefused?(remote: string, reason: 'tls-required' | 'no-first-byte'): void;
+}
+
+/** The `connection` listener of a TCP server whose clients speak TLS. */
+export function tlsConnectionHandler(options: TlsAdapterOptions): (socket: net.Socket) => void {
+  return (socket) => {
+    const address = socket.remoteAddress ?? '';
+    const remote = `${address}:${socket.remotePort}`;
+    const onError = () => socket.destroy();
+    const timer = setTimeout(() => {
+      options.onRefused?.(remote, 'no-first-byte');
+      socket.destroy();
+    }, options.firstByteTimeoutMs);
+    timer.unref();
+    socket.on('error', onError);
+    socket.once('close', () => clearTimeout(timer));
+    socket.once('data', (chunk: Buffer) => {
+      clearTimeout(timer);
+      socket.pause();
+      if (chunk[0] !== TLS_HANDSHAKE_RECORD) {
+        options.onRefused?.(remote, 'tls-required');
+        const reject: Reject = {
+          reason: 'tls-required',
+          message: 'this server speaks TLS only: connect with TLS (imgcache --tls)',
+          occupancy: options.occupancy(),
+        };
+        socket.write(encodeJsonFrame(MessageType.REJECT, reject));
+        closeGracefully(socket, REJECT_LINGER_MS);
+        return;
+      }
+      // The bytes read to look at the first one go back: the TLS layer takes what the socket holds before reading on.
+      socket.unshift(chunk);
+      const secure = new tls.TLSSocket(socket, {
+        isServer: true,
+        secureContext: options.secureContext,
+        requestCert: false,
+      });
+      options.handle(secure, remote, address);
+    });
+  };
+}

@@ -19,6 +19,7 @@ import { formatBytes, formatReject } from './format.ts';
 import { DEFAULT_HOST, DEFAULT_PORT, ImgcacheClient, type UsageFilters } from './imgcache-client.ts';
 import { type FetchOutcome, LocalCache, type LocalState } from './local-cache.ts';
 import { refreshAll } from './refresh.ts';
+import { type ClientTlsOptions, clientTlsOptions } from './tls-connect.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, rejected: 3, refused: 4, unreachable: 5 } as const;
 
@@ -86,12 +87,17 @@ const COMMON_OPTIONS = `options:
   --cache-dir D    where downloads go (default ./${DEFAULT_CACHE_DIR}; env IMGCACHE_CLIENT_CACHE)
   --key-file F     the client's key, for a server that admits registered clients (env IMGCACHE_KEY_FILE, or the
                    key itself in IMGCACHE_KEY; never on the command line, where ps shows it)
+  --tls            connect with TLS; the server's certificate must be valid for H and signed by a CA of the
+                   system's store (env IMGCACHE_TLS=1)
+  --tls-ca F       trust the CA certificates in F (PEM; a self-signed server certificate is its own CA) instead of
+                   the system's store; implies --tls (env IMGCACHE_TLS_CA)
   --json           print the result as JSON (shapes: imgcache help <command>); errors as JSON lines on stderr
   -h, --help       this text; imgcache help <command> for one command
   -V, --version    the version`;
 
 const EXIT_HELP = `exit status: 0 done, 1 failed, 2 bad usage, 3 rejected by the server (full, key refused, version),
-             4 a request was refused (quota exhausted, not found, not allowed), 5 no imgcache server reached`;
+             4 a request was refused (quota exhausted, not found, not allowed), 5 no imgcache server reached
+             (also: its TLS certificate is not trusted or not for this host, or one side does not speak TLS)`;
 
 const HELP = `imgcache: the imgcache client. Each command is a session of its own: a new name, a new code, its own quota.
 
@@ -120,6 +126,8 @@ interface CliOptions {
   output: string | undefined;
   /** [P-46] usage filters */
   usageFilters: UsageFilters;
+  /** [P-69] connect with TLS (undefined: plain TCP) */
+  tls: ClientTlsOptions | undefined;
 }
 
 type Print = (line: string) => void;
@@ -142,6 +150,8 @@ const CLI_OPTIONS = {
   until: { type: 'string' },
   'key-file': { type: 'string' },
   key: { type: 'string' },
+  tls: { type: 'boolean', default: false },
+  'tls-ca': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', short: 'V', default: false },
 } as const;
@@ -212,8 +222,18 @@ function parseCli(argv: string[]): ParsedCommandLine {
         ...(values.since === undefined ? {} : { since: values.since }),
         ...(values.until === undefined ? {} : { until: values.until }),
       },
+      tls: tlsOptionsOf(values.tls, values['tls-ca']),
     },
   };
+}
+
+/** [P-69] --tls and --tls-ca, or their environment variables; a CA file that cannot be read is bad usage. */
+function tlsOptionsOf(tls: boolean, caFile: string | undefined): ClientTlsOptions | undefined {
+  try {
+    return clientTlsOptions(tls, caFile);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 /** One image of `get --json`. */
@@ -476,6 +496,7 @@ export async function main(
       port: options.port,
       clientName: `imgcache-cli/${packageVersion()}`,
       ...(options.credential === undefined ? {} : { credential: options.credential }),
+      ...(options.tls === undefined ? {} : { tls: options.tls }),
     });
   } catch (error) {
     return report(error, options, io);

@@ -1,6 +1,6 @@
 /**
  * The blessed glue: a screen on the injected input and output streams, one panel per part of the screen, and a
- * loop that feeds every event (server message, library result, key press, mouse action, poll tick, signal) to the
+ * loop that feeds every event (server message, library result, key press, mouse action, signal) to the
  * pure reducer, runs the effects it asks for, and renders at most once per turn of the event loop however many
  * events arrived.
  */
@@ -9,6 +9,7 @@ import blessed from 'blessed';
 import { RejectedError } from '../../src/protocol/index.ts';
 import { ImgcacheClient } from '../imgcache-client.ts';
 import { LocalCache } from '../local-cache.ts';
+import type { ClientTlsOptions } from '../tls-connect.ts';
 import { EffectRunner, failureOf } from './effects.ts';
 import type { ColourMode } from './half-block-art.ts';
 import { computeLayout, type Layout, type Rect } from './layout.ts';
@@ -33,24 +34,18 @@ export interface DashboardOptions {
   cacheFolder: string;
   /** [P-60] the client's key, sent in the HELLO (none: an anonymous session) */
   credential?: string;
+  /** [P-69] connect with TLS, verifying the server's certificate (none: plain TCP) */
+  tls?: ClientTlsOptions;
   /** where the usage JSON is saved (default: the cache folder's `usage` folder, never the working folder) */
   usageFolder?: string;
   /** ms to say goodbye to the server when quitting, before just closing (default 1000) */
   goodbyeTimeoutMs?: number;
-  /**
-   * ms between two looks at the catalog (default 10 s); never more than a third of the server's idle timeout, so an
-   * open dashboard is never closed for idleness while the person only reads it
-   */
-  pollIntervalMs?: number;
   /** truecolor when the terminal says it takes it (COLORTERM), else 256 colours dithered (default) */
   colourMode?: ColourMode;
   /** ends the dashboard when one of these arrives, with status 128 + the signal's number (default SIGTERM, SIGHUP) */
   signals?: NodeJS.Signals[];
   now?: () => number;
 }
-
-/** The default time between two looks at the catalog: well within the free-request budget [P-48]. */
-export const DEFAULT_POLL_INTERVAL_MS = 10_000;
 
 /** xterm's title stack (XTWINOPS 22 and 23): keep the terminal's title and give it back at the end. */
 const SAVE_TITLE = '\x1b[22;0t';
@@ -107,7 +102,6 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
   let finished = false;
   let layout: Layout | null = null;
   let overlayKey: string | null = null;
-  let pollTimer: NodeJS.Timeout | null = null;
   let resolveResult: (result: DashboardResult) => void = () => {};
   const result = new Promise<DashboardResult>((resolve) => {
     resolveResult = resolve;
@@ -179,7 +173,6 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
   async function quit(status: number, message: string | null): Promise<void> {
     if (finished) return;
     finished = true;
-    if (pollTimer) clearInterval(pollTimer);
     for (const signal of signals) process.off(signal, onSignal);
     const open = client;
     if (open && !open.closed) {
@@ -240,12 +233,14 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
 
   connect().catch((error: unknown) => dispatch({ type: 'unreachable', message: failureOf(error).message }));
 
-  /** r once the session is over: the old connection is let go, and a new session opens on the same screen. */
+  /**
+   * r once the session is over, or any action that needs the server once it closed the session for idleness: the
+   * old connection is let go, and a new session opens on the same screen.
+   */
   function reconnect(): void {
     client?.close();
     client = null;
     runner = null;
-    if (pollTimer) clearInterval(pollTimer);
     connect().catch((error: unknown) => dispatch({ type: 'connection-closed', message: failureOf(error).message }));
   }
 
@@ -265,6 +260,7 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
         port: options.port,
         clientName: CLIENT_NAME,
         ...(options.credential === undefined ? {} : { credential: options.credential }),
+        ...(options.tls === undefined ? {} : { tls: options.tls }),
       });
     } catch (error) {
       // At start the program ends (rejected: 3, unreachable: 5); a reconnect that fails leaves the screen as it was.
@@ -295,14 +291,9 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
         dispatch({ type: 'connection-closed', message: error?.message ?? 'the server closed the connection' }),
       )(),
     );
-    const { session, quota, server, limits } = connected.welcome;
-    // [P-27] A look at the catalog at least three times per idle timeout: the session never idles out while open.
-    const interval = Math.max(
-      50,
-      Math.min(options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS, Math.floor(limits.idleTimeoutMs / 3)),
-    );
-    pollTimer = setInterval(() => dispatch({ type: 'poll' }), interval);
-    pollTimer.unref();
+    // [P-70] The server tells of catalog changes (a NOTICE, by the 'notice' events above): no polling, so an open
+    // dashboard the person leaves alone idles out like any session [P-27] and its slot can be reclaimed [P-44].
+    const { session, quota, server } = connected.welcome;
     dispatch({ type: 'connected', server, session, quota });
   }
 

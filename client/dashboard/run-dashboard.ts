@@ -2,6 +2,8 @@
  * The dashboard as a command: runs it on the process's terminal. A dashboard needs a terminal on both sides;
  * without one it says so (scripts use `imgcache list|get|usage|shell`).
  */
+
+import type { ClientTlsOptions } from '../tls-connect.ts';
 import { runDashboard } from './dashboard.ts';
 import { colourModeOf } from './half-block-art.ts';
 
@@ -11,6 +13,8 @@ export interface DashboardCommandOptions {
   cacheDir: string;
   /** [P-60] the client's key (from --key-file or IMGCACHE_KEY), if any */
   credential?: string | undefined;
+  /** [P-69] connect with TLS (from --tls / --tls-ca, or their environment variables); undefined: plain TCP */
+  tls?: ClientTlsOptions | undefined;
 }
 
 /** Exit status 2 when there is no terminal, as for any other bad use of the command. */
@@ -35,6 +39,7 @@ export async function dashboardCommand(
     port: options.port,
     cacheFolder: options.cacheDir,
     ...(options.credential === undefined ? {} : { credential: options.credential }),
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
     colourMode: colourModeOf(process.env),
   });
   return result.status;

@@ -2,10 +2,20 @@
  * `imgcache-server`: runs the server (the default), or prints the usage history from the SQLite file without the
  * protocol (`imgcache-server history`). Every option has a flag and an environment variable; see --help.
  */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CLIENTS_HELP, ClientsCommandError, runClientsCommand } from './clients-command.ts';
-import { ConfigError, describeOptions, OPTION_SPECS, resolveConfig } from './config.ts';
-import { createLogger } from './logger.ts';
+import {
+  ConfigError,
+  describeOptions,
+  OPTION_SPECS,
+  PACKAGE_ROOT,
+  resolveConfig,
+  type ServerConfig,
+} from './config.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { isImageFileName } from './server/image-catalog.ts';
 import { startServer, usageFromFile } from './server/server.ts';
 
 const HELP = `imgcache-server: hands out the images of a folder to clients under tiered quotas, with an event history
@@ -18,11 +28,18 @@ ${CLIENTS_HELP}
 
 options (each also read from the environment variable named below it):
 ${describeOptions()}
-  -h, --help                 this text`;
+  -h, --help               this text
+  -V, --version            the version`;
+
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: string };
+  return manifest.version ?? 'unknown';
+}
 
 function parseCommandLine(argv: string[]) {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'V' },
     tier: { type: 'string' },
     json: { type: 'boolean' },
   };
@@ -34,6 +51,7 @@ function parseCommandLine(argv: string[]) {
     command: positionals[0] ?? 'serve',
     flags,
     help: values.help === true,
+    version: values.version === true,
     extra: positionals.slice(1),
     tier: values.tier as string | undefined,
     json: values.json === true,
@@ -47,10 +65,43 @@ async function printHistory(database: string): Promise<void> {
   process.stdout.write('\n');
 }
 
+/** The folder of images must be one: a path to nothing, or to a file, is a mistake of the operator, said at once. */
+function checkCacheDir(cacheDir: string): void {
+  let isFolder: boolean;
+  try {
+    isFolder = statSync(cacheDir).isDirectory();
+  } catch (error) {
+    throw new ConfigError(
+      `--cache-dir ${cacheDir}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such folder' : (error as Error).message}`,
+    );
+  }
+  if (!isFolder) throw new ConfigError(`--cache-dir ${cacheDir}: not a folder`);
+}
+
+/** Files of the folder that are not images (by their extension) are not served: said once at start, as is a catalog empty. */
+function warnAboutCatalog(config: ServerConfig, images: number, logger: Logger): void {
+  const others = readdirSync(config.cacheDir, { withFileTypes: true })
+    .filter((entry) => !entry.isDirectory() && !isImageFileName(entry.name))
+    .map((entry) => entry.name);
+  if (others.length > 0) {
+    logger.warn(
+      { cacheDir: config.cacheDir, count: others.length, files: others.slice(0, 5) },
+      'cache folder: files that are not images (by extension) are not served',
+    );
+  }
+  if (images === 0)
+    logger.warn(
+      { cacheDir: config.cacheDir },
+      'no images to serve: the catalog is empty until images are added to the folder',
+    );
+}
+
 async function serve(flags: Record<string, string | undefined>): Promise<void> {
   const config = resolveConfig(flags, process.env);
+  checkCacheDir(config.cacheDir);
   const logger = createLogger(config.logLevel, config.logFormat);
   const server = await startServer(config, { logger });
+  warnAboutCatalog(config, server.catalog.size, logger);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -83,8 +134,14 @@ async function main(argv: string[]): Promise<number> {
   try {
     parsed = parseCommandLine(argv);
   } catch (error) {
-    console.error(`imgcache-server: ${(error as Error).message}\n\n${HELP}`);
+    // Node's parser explains at length: its first sentence says what is wrong.
+    const message = ((error as Error).message.split(/\.\s/)[0] ?? '').replace(/^Unknown option/, 'unknown option');
+    console.error(`imgcache-server: ${message} [bad-usage]\nrun 'imgcache-server --help' for usage`);
     return 2;
+  }
+  if (parsed.version) {
+    console.log(`imgcache-server ${packageVersion()}`);
+    return 0;
   }
   if (parsed.help) {
     console.log(HELP);
@@ -113,7 +170,9 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     }
-    console.error(`imgcache-server: unknown command '${parsed.command}'\n\n${HELP}`);
+    console.error(
+      `imgcache-server: unknown command '${parsed.command}' [bad-usage]\nrun 'imgcache-server --help' for usage`,
+    );
     return 2;
   } catch (error) {
     const cause = error instanceof StartupError ? error.cause : error;

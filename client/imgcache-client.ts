@@ -38,6 +38,7 @@ import {
   type StreamEnd,
   type Welcome,
 } from '../src/protocol/index.ts';
+import { notImgcacheServer, SNIFF_BYTES } from './peer-sniff.ts';
 import {
   type ClientTlsOptions,
   looksLikeTlsRecord,
@@ -165,11 +166,20 @@ export class ImgcacheClient extends EventEmitter<{
           tlsFailureOf(error, host, port) ??
             new ConnectionClosedError(`cannot connect to ${host}:${port}: ${error.message}`),
         );
-      const onClose = () => fail(new ConnectionClosedError('the server closed the connection during the handshake'));
+      // The first bytes, kept to tell an imgcache server from something else answering on that port.
+      let head = Buffer.alloc(0);
+      const onClose = () =>
+        fail(
+          notImgcacheServer(host, port, head) ??
+            new ConnectionClosedError('the server closed the connection during the handshake'),
+        );
       const onData = (chunk: Buffer) => {
         // [P-69] A TLS record where the first frame should be: the server speaks TLS and we did not.
         if (!options.tls && decoder.bufferedBytes === 0 && looksLikeTlsRecord(chunk))
           return fail(tlsRequiredError(host, port));
+        if (head.length < SNIFF_BYTES) head = Buffer.concat([head, chunk]).subarray(0, SNIFF_BYTES);
+        const foreign = notImgcacheServer(host, port, head);
+        if (foreign) return fail(foreign);
         let frames: Frame[];
         try {
           frames = decoder.push(chunk);

@@ -388,6 +388,8 @@ export class ImgcacheClient extends EventEmitter<{
         this.#onStreamEnd(current, parseStreamEnd(parseJsonBody(frame.body)));
         return;
       case MessageType.NOTICE: {
+        // [P-29] [P-33] [P-70] Between answers. One that is not closing (catalog-changed, or a kind this library does
+        // not know) changes nothing here, the request in flight included: it is only told to the 'notice' listeners.
         const notice = parseNotice(parseJsonBody(frame.body));
         if (notice.closing) this.#closingNotice = notice;
         return void this.emit('notice', notice);

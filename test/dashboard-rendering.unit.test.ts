@@ -1,7 +1,7 @@
 /**
  * The dashboard's pure parts added for the habits of htop and lazygit and for what broke in ordinary use: lines
  * measured in terminal cells and made exactly as wide as their panel, the scroll window, the key bar's click
- * targets, search, sort, the poll that follows the catalog, reconnect, signals, the last get, the usage saved for
+ * targets, search, sort, the catalog followed on the server's NOTICE, reconnect, signals, the last get, the usage saved for
  * one client, and the preview's colours (dithering, truecolor). No terminal, no server.
  */
 import { test } from 'uvu';
@@ -28,6 +28,7 @@ import type { DashboardEvent, Effect, ImageRow, Transition, ViewState } from '..
 const NOW = Date.parse('2026-11-25T10:00:00.000Z');
 const PLATINUM = { name: 'client-7', code: 950, tier: 'platinum', canReadUsage: true };
 const BRONZE = { name: 'client-8', code: 108, tier: 'bronze', canReadUsage: false };
+const PLATINUM_QUOTA = { limit: 20, used: 0, remaining: 20 };
 
 function row(name: string, fields: Partial<Omit<ImageRow, 'download'>> = {}): Omit<ImageRow, 'download'> {
   return {
@@ -196,11 +197,20 @@ test('/ filters the table as it is typed, keeps the selection, Esc clears; s sor
   assert.is(state.images[state.selected]?.name, 'sunset.png');
 });
 
-test('[P-27] polls look at the catalog while connected, one at a time, and log only what changed', () => {
+const CATALOG_CHANGED: DashboardEvent = {
+  type: 'notice',
+  notice: { kind: 'catalog-changed', message: 'the catalog changed', closing: false },
+};
+
+test('[P-70] a catalog-changed NOTICE lists again while connected, one at a time, and logs only what changed', () => {
   const state = listed();
-  const first = feed(state, { type: 'poll' });
+  const first = feed(state, CATALOG_CHANGED);
   assert.equal(first.effects, [{ type: 'list', quiet: true }]);
-  assert.equal(feed(first.state, { type: 'poll' }).effects, [], 'no second list while one is on its way');
+  const stale = feed(first.state, CATALOG_CHANGED);
+  assert.equal(stale.effects, [], 'no second list while one is on its way');
+  const after = feed(stale.state, { type: 'list-loaded', images: IMAGES, session: PLATINUM, quota: PLATINUM_QUOTA });
+  assert.equal(after.effects, [{ type: 'list', quiet: true }], 'a change after the list was asked: listed once more');
+  assert.is(after.state.listing, true);
   const quiet = feed(first.state, {
     type: 'list-loaded',
     images: [...IMAGES.slice(1), row('new.png')],
@@ -210,8 +220,13 @@ test('[P-27] polls look at the catalog while connected, one at a time, and log o
   }).state;
   assert.is(quiet.log.at(-1)?.text, 'the catalog changed: new new.png; gone checkerboard-dice.png');
   assert.is(catalogChange(quiet.images, quiet.images), null);
+  assert.not.match(
+    quiet.log.map((entry) => entry.text).join('\n'),
+    'catalog-changed',
+    'the NOTICE itself is not logged',
+  );
   const closed = feed(state, { type: 'connection-closed', message: 'gone' }).state;
-  assert.equal(feed(closed, { type: 'poll' }).effects, [], 'no poll once the session is over');
+  assert.equal(feed(closed, CATALOG_CHANGED).effects, [], 'no list once the session is over');
 });
 
 test('r once the session is over opens a new session; a failed reconnect says why and keeps the screen', () => {

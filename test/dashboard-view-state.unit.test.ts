@@ -336,12 +336,30 @@ test('[P-28] a closing shutting-down NOTICE says the server is shutting down; th
   assert.is(state.images.length, 3, 'the table stays');
 });
 
-test('[P-27] a closing idle-timeout NOTICE says the session was idle too long', () => {
+test('[P-27] a closing idle-timeout NOTICE says calmly how to go on; any action that needs the server reconnects', () => {
   const state = feed(listed(), {
     type: 'notice',
     notice: { kind: 'idle-timeout', message: 'idle for 300000 ms', closing: true },
   }).state;
-  assert.match(bannerText(state) ?? '', 'idle too long');
+  assert.match(bannerText(state) ?? '', 'without a request; press r or any command to reconnect');
+  assert.is(state.banner?.tone, 'info');
+  assert.equal(state.connection, { kind: 'closed', why: 'idle', idle: true });
+  // Enter: a new session, and the get once it is there
+  const enter = feed(state, { type: 'key', key: { full: 'enter' } });
+  assert.equal(enter.effects, [{ type: 'reconnect' }]);
+  assert.is(enter.state.connection.kind, 'connecting');
+  const back = feed(enter.state, {
+    type: 'connected',
+    server: 'imgcache/0.1.0',
+    session: { name: 'client-9', code: 950, tier: 'platinum', canReadUsage: true },
+    quota: { limit: 20, used: 0, remaining: 20 },
+  });
+  assert.equal(
+    back.effects.map((effect) => effect.type),
+    ['list', 'download'],
+  );
+  // q after an idle close: nothing went wrong, status 0
+  assert.is(feed(state, { type: 'key', key: { full: 'q' } }).state.exit?.status, 0);
 });
 
 test('a dropped connection says so; keys keep working until q', () => {

@@ -131,10 +131,12 @@ export const BINDINGS: Record<Focus, readonly Binding[]> = {
 
 /**
  * The bottom bar: the keys a person needs most for this focus, and only those that work in this state: once the
- * session is over, no get, command line or usage, and r reconnects.
+ * session is over, no get, command line or usage, and r reconnects; once the server closed it for idleness, they
+ * all work (each opens a new session first).
  */
 export function keyBarItems(view: ViewState): BarItem[] {
-  const open = view.connection.kind === 'connected';
+  const idle = view.connection.kind === 'closed' && view.connection.idle === true;
+  const open = view.connection.kind === 'connected' || idle;
   const over = view.connection.kind === 'closed';
   switch (view.focus) {
     case 'images':
@@ -146,7 +148,7 @@ export function keyBarItems(view: ViewState): BarItem[] {
         { label: 's', description: 'sort', key: 's', optional: true },
         ...(open ? [{ label: ':', description: 'command', key: ':' }] : []),
         ...(open && view.identity?.canReadUsage ? [{ label: 'u', description: 'usage', key: 'u' }] : []),
-        ...(open ? [{ label: 'r', description: 'refresh', key: 'r' }] : []),
+        ...(open && !over ? [{ label: 'r', description: 'refresh', key: 'r' }] : []),
         ...(over ? [{ label: 'r', description: 'reconnect', key: 'r' }] : []),
         { label: 'l', description: 'log', key: 'l', optional: true },
         ...(view.search ? [{ label: 'Esc', description: 'clear search', key: 'escape' }] : []),

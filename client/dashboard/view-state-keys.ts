@@ -18,6 +18,7 @@ import { nextUsageFilter, usageClientNames, usageRows } from './usage-table.ts';
 import type { Effect, KeyPress, MouseAction, SortKey, Transition, ViewState } from './view-state.types.ts';
 import {
   addLog,
+  closedForIdleness,
   farewell,
   isConnected,
   keepSelection,
@@ -73,6 +74,7 @@ function runCommand(state: ViewState, now: number): Transition {
     case 'invalid':
       return { state: addLog(echoed, now, 'error', command.message), effects: [] };
     case 'list':
+      if (closedForIdleness(echoed)) return reconnect(echoed, now); // a new session lists first thing
       if (!isConnected(echoed)) return { state: addLog(echoed, now, 'warn', whyNotConnected(echoed)), effects: [] };
       return { state: echoed, effects: [{ type: 'list' }] };
     case 'get': {
@@ -248,7 +250,8 @@ function onImagesKey(state: ViewState, now: number, action: Action | undefined):
       if (state.search === '') return { state, effects: [] };
       return withPreview(keepSelection(state, { ...state, search: '' }));
     case 'command':
-      if (!isConnected(state)) {
+      // After an idle close the command line opens: a command that needs the server opens a new session.
+      if (!isConnected(state) && !closedForIdleness(state)) {
         return { state: addLog(state, now, 'warn', `no commands: ${whyNotConnected(state)}`), effects: [] };
       }
       return onCommonKey(state, action);

@@ -3,12 +3,13 @@
  * report, in view-state.ts; what the person presses and types, in view-state-keys.ts). Pure, like the reducer.
  */
 import type { Quota } from '../../src/protocol/index.ts';
-import type { Effect, ImageRow, LogEntry, SortKey, Tone, Transition, ViewState } from './view-state.types.ts';
+import type { Effect, ImageRow, LogEntry, Resume, SortKey, Tone, Transition, ViewState } from './view-state.types.ts';
 
 /**
- * Exit statuses, those of the CLI where they mean the same: 0 the person quit while the session was open, 1 failed,
- * 3 rejected by the server, 5 server unreachable; 6 the session had ended (the server closed it, or the connection
- * dropped) when the person quit; 128 + n when a signal ended the program (143 for SIGTERM, 129 for SIGHUP).
+ * Exit statuses, those of the CLI where they mean the same: 0 the person quit while the session was open, or after
+ * the server closed it for idleness (nothing went wrong), 1 failed, 3 rejected by the server, 5 server unreachable;
+ * 6 the session had ended otherwise (the server ended it, or the connection dropped) when the person quit; 128 + n
+ * when a signal ended the program (143 for SIGTERM, 129 for SIGHUP).
  */
 export const DASHBOARD_EXIT = { ok: 0, failed: 1, rejected: 3, unreachable: 5, ended: 6 } as const;
 
@@ -92,6 +93,19 @@ export function isConnected(state: ViewState): boolean {
   return state.connection.kind === 'connected';
 }
 
+/** [P-27] [P-44] The server closed the session for idleness: the next action that needs it opens a new one. */
+export function closedForIdleness(state: ViewState): boolean {
+  return state.connection.kind === 'closed' && state.connection.idle === true;
+}
+
+/** How long a session had gone without a request, in words: "40 seconds", "1 minute", "5 minutes". */
+export function idleDuration(ms: number): string {
+  const seconds = Math.max(1, Math.round(ms / 1000));
+  if (seconds < 90) return `${seconds} second${seconds === 1 ? '' : 's'}`;
+  const minutes = Math.round(seconds / 60);
+  return `${minutes} minute${minutes === 1 ? '' : 's'}`;
+}
+
 export function whyNotConnected(state: ViewState): string {
   const connection = state.connection;
   if (connection.kind === 'connecting') return 'still connecting';
@@ -99,9 +113,12 @@ export function whyNotConnected(state: ViewState): string {
   return connection.why;
 }
 
-/** The status of an ordinary quit: 0 while the session is open, 6 once the server or the network ended it. */
+/**
+ * The status of an ordinary quit: 0 while the session is open or once the server closed it for idleness, 6 once the
+ * server or the network ended it otherwise.
+ */
 export function quitStatus(state: ViewState): number {
-  return state.connection.kind === 'closed' ? DASHBOARD_EXIT.ended : DASHBOARD_EXIT.ok;
+  return state.connection.kind === 'closed' && !closedForIdleness(state) ? DASHBOARD_EXIT.ended : DASHBOARD_EXIT.ok;
 }
 
 export function quit(state: ViewState, status: number, message: string | null): Transition {
@@ -110,6 +127,7 @@ export function quit(state: ViewState, status: number, message: string | null): 
 
 /** The message printed after an ordinary quit: why the session ended, when it ended on its own. */
 export function farewell(state: ViewState): string | null {
+  if (closedForIdleness(state)) return null; // nothing to explain: the person left it idle, and is leaving
   return state.connection.kind === 'closed' && state.banner ? `imgcache: ${state.banner.text}` : null;
 }
 
@@ -137,12 +155,18 @@ export function select(state: ViewState, index: number): Transition {
   return withPreview({ ...state, selected: Math.max(0, selected) });
 }
 
-/** The session is over: say why, in words, and keep everything else on the screen. */
-export function endSession(state: ViewState, why: string, banner: string, rank: number): ViewState {
+/**
+ * The session is over: say why, in words, and keep everything else on the screen. `idle`: the server closed it for
+ * idleness, said calmly, and the next action that needs the server reconnects.
+ */
+export function endSession(state: ViewState, why: string, banner: string, rank: number, idle = false): ViewState {
   const explains = bannerWins(state, rank);
   const closed: ViewState = {
     ...state,
-    connection: explains || state.connection.kind !== 'closed' ? { kind: 'closed', why } : state.connection,
+    connection:
+      explains || state.connection.kind !== 'closed'
+        ? { kind: 'closed', why, ...(idle ? { idle } : {}) }
+        : state.connection,
     images: state.images.map((row) => (row.download ? { ...row, download: null } : row)),
     usage: { ...state.usage, loading: false },
     listing: false,
@@ -150,7 +174,7 @@ export function endSession(state: ViewState, why: string, banner: string, rank: 
     // What needs the session closes: the command line and a pending question give the keys back.
     focus: state.focus === 'command' || state.focus === 'confirm' ? state.main : state.focus,
   };
-  return withBanner(closed, 'error', banner, rank);
+  return withBanner(closed, idle ? 'info' : 'error', banner, rank);
 }
 
 /**
@@ -167,6 +191,7 @@ export function endsTheSession(state: ViewState, name: string): boolean {
  * that would end the session is asked about first (y or n), unless `confirmed`.
  */
 export function requestDownload(state: ViewState, now: number, name: string, confirmed = false): Transition {
+  if (closedForIdleness(state)) return reconnect(state, now, { kind: 'get', image: name });
   if (!isConnected(state)) {
     return { state: addLog(state, now, 'warn', `cannot get ${name}: ${whyNotConnected(state)}`), effects: [] };
   }
@@ -187,6 +212,7 @@ export function requestUsage(state: ViewState, now: number, typed: boolean): Tra
     const text = `usage is a platinum right: the ${identity.tier} tier may not read the usage history`;
     return { state: addLog(state, now, 'warn', text), effects: [] };
   }
+  if (closedForIdleness(state)) return reconnect(state, now, { kind: 'usage', typed });
   if (!isConnected(state)) {
     const shown = state.usage.document ? { ...state, main: 'usage' as const, focus: 'usage' as const } : state;
     return { state: addLog(shown, now, 'warn', `cannot read usage: ${whyNotConnected(state)}`), effects: [] };
@@ -196,14 +222,19 @@ export function requestUsage(state: ViewState, now: number, typed: boolean): Tra
   return { state: { ...opened, usage: { ...opened.usage, loading: true } }, effects: [{ type: 'usage' }] };
 }
 
-/** r once the session is over: a new session, the screen kept; the banner goes, the log says what happened. */
-export function reconnect(state: ViewState, now: number): Transition {
+/**
+ * r once the session is over, or (after an idle close) any action that needs the server: a new session, the screen
+ * kept; the banner goes, the log says what happened. `resume`: what to carry out once the new session is there.
+ */
+export function reconnect(state: ViewState, now: number, resume: Resume | null = null): Transition {
   const next: ViewState = {
     ...state,
     connection: { kind: 'connecting' },
     banner: null,
     confirm: null,
     listing: false,
+    catalogStale: false,
+    resume,
     focus: state.main,
   };
   return {

@@ -8,17 +8,20 @@ import type { Quota, ReceivedNotice, ReceivedReject } from '../../src/protocol/i
 import { formatBytes } from '../format.ts';
 import { EMPTY_COMMAND_LINE } from './command-line.ts';
 import { usageClientNames } from './usage-table.ts';
-import type { DashboardEvent, Failure, ImageRow, Transition, ViewState } from './view-state.types.ts';
+import type { DashboardEvent, Effect, Failure, ImageRow, Transition, ViewState } from './view-state.types.ts';
 import { onKey, onMouse } from './view-state-keys.ts';
 import {
   addLog,
   DASHBOARD_EXIT,
   endSession,
+  idleDuration,
   isConnected,
   keepSelection,
   quit,
   quotaText,
   RANK,
+  requestDownload,
+  requestUsage,
   shortHash,
   signalStatus,
   sortImages,
@@ -50,6 +53,9 @@ export function initialViewState(address: string, cacheFolder: string): ViewStat
     search: '',
     sort: 'name',
     listing: false,
+    catalogStale: false,
+    answeredAt: null,
+    resume: null,
     confirm: null,
     sessions: 0,
     banner: null,
@@ -117,7 +123,25 @@ function onRequestFailed(
   return next;
 }
 
+/**
+ * [P-70] The server says its catalog changed: list it again (quietly: the log says only what changed), or, while a
+ * list is on its way, once it is back (it may have been answered before the change).
+ */
+function onCatalogChanged(state: ViewState): Transition {
+  if (state.exit || !isConnected(state)) return { state, effects: [] };
+  if (state.listing) return { state: { ...state, catalogStale: true }, effects: [] };
+  return { state: { ...state, listing: true }, effects: [{ type: 'list', quiet: true }] };
+}
+
 function onNotice(state: ViewState, now: number, notice: ReceivedNotice): ViewState {
+  if (notice.kind === 'idle-timeout' && notice.closing) {
+    // [P-27] [P-44] Closed for idleness (or reclaimed for someone waiting): said calmly; nothing is lost, and the
+    // next action that needs the server opens a new session.
+    const after = state.answeredAt === null ? '' : ` after ${idleDuration(now - state.answeredAt)}`;
+    const rest = `${after} without a request; press r or any command to reconnect`;
+    const logged = addLog(state, now, 'info', `the server closed the session${rest}`);
+    return endSession(logged, 'idle', `Closed${rest}.`, RANK.ended, true);
+  }
   const logged = addLog(state, now, notice.closing ? 'error' : 'warn', `server: ${notice.message} (${notice.kind})`);
   if (!notice.closing) return logged;
   // [P-27] [P-28] a closing NOTICE is the last frame of the connection.
@@ -126,14 +150,6 @@ function onNotice(state: ViewState, now: number, notice: ReceivedNotice): ViewSt
       logged,
       'the server shut down',
       'The server is shutting down, and has closed this session.',
-      RANK.ended,
-    );
-  }
-  if (notice.kind === 'idle-timeout') {
-    return endSession(
-      logged,
-      'idle timeout',
-      'The server closed this session because it was idle too long.',
       RANK.ended,
     );
   }
@@ -160,7 +176,7 @@ function onQuota(state: ViewState, now: number, quota: Quota): ViewState {
   );
 }
 
-/** What a poll found changed in the catalog, in one line, or null when nothing did. */
+/** What a list asked after a catalog-changed NOTICE [P-70] found changed, in one line, or null when nothing did. */
 export function catalogChange(
   before: readonly ImageRow[],
   after: ReadonlyArray<Omit<ImageRow, 'download'>>,
@@ -190,8 +206,23 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
         quota,
       };
       const text = `connected to ${state.address} as ${session.name} (code ${session.code}, ${session.tier}); ${quotaText(quota)}`;
-      const counted = { ...connected, sessions: state.sessions + 1, listing: true };
-      return { state: addLog(counted, now, 'good', text), effects: [{ type: 'list' }] };
+      const counted: ViewState = {
+        ...connected,
+        sessions: state.sessions + 1,
+        listing: true,
+        catalogStale: false,
+        answeredAt: now,
+        resume: null,
+      };
+      const listed: Transition = { state: addLog(counted, now, 'good', text), effects: [{ type: 'list' }] };
+      // What the person asked for when the new session was opened for it: carried out now, after the list.
+      const resume = state.resume;
+      if (!resume) return listed;
+      const resumed =
+        resume.kind === 'get'
+          ? requestDownload(listed.state, now, resume.image)
+          : requestUsage(listed.state, now, resume.typed);
+      return { state: resumed.state, effects: [...listed.effects, ...resumed.effects] };
     }
     case 'rejected': {
       const message = rejectionMessage(state.address, event.reject);
@@ -217,13 +248,18 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
         identity: event.session,
         quota: event.quota,
         listing: false,
+        catalogStale: false,
+        answeredAt: now,
       });
+      // [P-70] The catalog changed after this list was asked: once more, quietly.
+      const again: Effect[] = state.catalogStale && isConnected(state) ? [{ type: 'list', quiet: true }] : [];
+      const current = again.length > 0 ? { ...listed, listing: true } : listed;
       if (event.quiet) {
         const change = catalogChange(state.images, images);
-        return withPreview(change ? addLog(listed, now, 'info', change) : listed);
+        return withPreview(change ? addLog(current, now, 'info', change) : current, again);
       }
       const count = `${images.length} image${images.length === 1 ? '' : 's'} on the server`;
-      return withPreview(addLog(listed, now, 'info', `${count}; ${quotaText(event.quota)}`));
+      return withPreview(addLog(current, now, 'info', `${count}; ${quotaText(event.quota)}`), again);
     }
     case 'download-progress':
       return {
@@ -235,7 +271,7 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
       };
     case 'download-finished': {
       const { saved, name } = event;
-      const finished = updateRow({ ...state, quota: event.quota }, name, (row) => ({
+      const finished = updateRow({ ...state, quota: event.quota, answeredAt: now }, name, (row) => ({
         ...row,
         sha256: saved.sha256,
         bytes: saved.bytes,
@@ -261,6 +297,7 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
         main: 'usage',
         focus: state.focus === 'images' ? 'usage' : state.focus,
         usage: { document, text: event.text, loading: false, filter, scroll: 0 },
+        answeredAt: now,
       };
       const text = `usage: ${document.clients.length} clients, ${requests} image requests, ${document.rejected.length} rejected connections`;
       return { state: addLog(loaded, now, 'info', text), effects: [] };
@@ -289,8 +326,10 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
     case 'request-failed':
       return { state: onRequestFailed(state, now, event), effects: [] };
     case 'quota':
-      return { state: onQuota(state, now, event.quota), effects: [] };
+      // Every answer carries the quota [P-17]: the server answered now.
+      return { state: onQuota({ ...state, answeredAt: now }, now, event.quota), effects: [] };
     case 'notice':
+      if (event.notice.kind === 'catalog-changed') return onCatalogChanged(state);
       return { state: onNotice(state, now, event.notice), effects: [] };
     case 'connection-closed': {
       if (state.exit || state.connection.kind !== 'connected') return { state, effects: [] };
@@ -302,17 +341,12 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
     }
     case 'reconnect-failed': {
       const failed = addLog(state, now, 'error', `reconnect failed: ${event.message}`);
-      const closed: ViewState = { ...failed, connection: { kind: 'closed', why: 'reconnect failed' } };
+      const closed: ViewState = { ...failed, connection: { kind: 'closed', why: 'reconnect failed' }, resume: null };
       return {
         state: withBanner(closed, 'error', `No new session: ${event.message}.`, RANK.ended),
         effects: [],
       };
     }
-    case 'poll':
-      // The catalog is live on the server and nothing tells a client it changed: look again now and then. The same
-      // request keeps the session from idling out [P-27] while the person only reads the screen.
-      if (state.exit || !isConnected(state) || state.listing) return { state, effects: [] };
-      return { state: { ...state, listing: true }, effects: [{ type: 'list', quiet: true }] };
     case 'signal':
       if (state.exit) return { state, effects: [] };
       return quit(addLog(state, now, 'warn', `ended by ${event.signal}`), signalStatus(event.signal), null);

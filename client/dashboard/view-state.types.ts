@@ -31,8 +31,11 @@ export interface ImageRow {
 export type ConnectionState =
   | { kind: 'connecting' }
   | { kind: 'connected' }
-  /** the session is over; `why` says so in words */
-  | { kind: 'closed'; why: string }
+  /**
+   * the session is over; `why` says so in words. `idle`: the server closed it for idleness ([P-27], or reclaimed it,
+   * [P-44]): nothing went wrong, and the next action that needs the server opens a new session by itself
+   */
+  | { kind: 'closed'; why: string; idle?: boolean }
   | { kind: 'rejected'; why: string };
 
 /**
@@ -51,6 +54,12 @@ export interface Confirmation {
   image: string;
   text: string;
 }
+
+/**
+ * What to do once the new session a key press opened is there: the get or the usage that needed it (the list is
+ * read by every new session anyway).
+ */
+export type Resume = { kind: 'get'; image: string } | { kind: 'usage'; typed: boolean };
 
 /** What the main area shows. */
 export type MainView = 'images' | 'usage';
@@ -116,8 +125,14 @@ export interface ViewState {
   /** the images shown are those whose name contains this text (any case); '' shows every image */
   search: string;
   sort: SortKey;
-  /** a `list` is on its way: a poll does not ask another */
+  /** a `list` is on its way: a catalog-changed NOTICE [P-70] does not ask another, it marks the list stale */
   listing: boolean;
+  /** [P-70] the catalog changed after the list on its way was asked: list again when it arrives */
+  catalogStale: boolean;
+  /** [P-27] when the server last answered (ms since the epoch): how long the session had been idle when closed */
+  answeredAt: number | null;
+  /** what the person asked for that opened the new session on its way, carried out once it is there */
+  resume: Resume | null;
   confirm: Confirmation | null;
   /** how many sessions this dashboard has opened (a reconnect opens another) */
   sessions: number;
@@ -158,7 +173,7 @@ export type DashboardEvent =
       images: Array<Omit<ImageRow, 'download'>>;
       session: SessionIdentity;
       quota: Quota;
-      /** asked by the poll that follows the catalog, not by the person: only changes are logged */
+      /** asked because the server said the catalog changed [P-70], not by the person: only changes are logged */
       quiet?: boolean;
     }
   | { type: 'download-progress'; name: string; received: number; total: number }
@@ -179,8 +194,6 @@ export type DashboardEvent =
   | { type: 'connection-closed'; message: string }
   /** a reconnect found no new session (the server is away, or turned us away): the screen stays as it was */
   | { type: 'reconnect-failed'; message: string }
-  /** time to look at the catalog again (and so keep the session from idling out) */
-  | { type: 'poll' }
   /** the process was asked to end (SIGTERM, SIGHUP): quit at once */
   | { type: 'signal'; signal: string }
   | { type: 'mouse'; mouse: MouseAction }

@@ -20,6 +20,8 @@ const TONE_STYLES: Record<Tone, string> = {
 export function bannerText(view: ViewState): string | null {
   if (!view.banner) return null;
   const over = view.connection.kind === 'closed' || view.connection.kind === 'rejected';
+  // [P-27] closed for idleness: the banner already says how to go on
+  if (view.connection.kind === 'closed' && view.connection.idle) return view.banner.text;
   return over ? `${view.banner.text} Press r to reconnect, q to quit.` : view.banner.text;
 }
 

@@ -18,6 +18,10 @@ export function commandLineText(view: ViewState, columns: number): string {
   if (view.focus === 'search') return editing('/', view.search, columns);
   if (view.focus === 'confirm' && view.confirm)
     return styledLine([[` ${view.confirm.text}`, 'bold,yellow-fg']], columns);
+  if (view.connection.kind === 'closed' && view.connection.idle) {
+    const text = ' closed while idle: r, Enter, u or a command opens a new session; q quits';
+    return styledLine([[text, 'gray-fg']], columns);
+  }
   if (view.connection.kind === 'closed') {
     return styledLine([[' the session is over: r reconnects (a new session), q quits', 'gray-fg']], columns);
   }

@@ -24,6 +24,8 @@ function connectionSegment(view: ViewState): Segment {
     case 'connected':
       return ['● connected', 'green-fg'];
     case 'closed':
+      // [P-27] closed for idleness: nothing is wrong, the next action reconnects
+      if (connection.idle) return ['○ closed while idle', 'yellow-fg'];
       return [`✖ closed: ${connection.why}`, 'bold,red-fg'];
     case 'rejected':
       return [`✖ rejected: ${connection.why}`, 'bold,red-fg'];

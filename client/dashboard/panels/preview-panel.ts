@@ -59,7 +59,9 @@ function pictureLines(view: ViewState, row: ImageRow, columns: number, rows: num
   };
   if (row.download) return say('downloading…', 'cyan-fg');
   if (!row.saved) {
-    if (view.connection.kind === 'connected') return say('not downloaded yet: Enter gets it');
+    // [P-27] closed for idleness, Enter still gets it (in a new session)
+    const idle = view.connection.kind === 'closed' && view.connection.idle === true;
+    if (view.connection.kind === 'connected' || idle) return say('not downloaded yet: Enter gets it');
     return say(view.connection.kind === 'closed' ? 'not downloaded · the session is over' : 'not downloaded yet');
   }
   const preview = view.preview;

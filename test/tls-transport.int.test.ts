@@ -101,6 +101,10 @@ test('[P-69] plain text against a TLS server is told tls-required; TLS against a
     assert.instance(rejected, RejectedError);
     assert.is((rejected as RejectedError).reject.reason, 'tls-required');
     assert.equal((rejected as RejectedError).reject.occupancy, { open: 0, capacity: 3 });
+    // [P-54] on record like any rejection, with the client's address
+    const recorded = await secure.waitForEvent((event) => event.type === 'connection-rejected');
+    assert.is((recorded.data as { reason?: unknown }).reason, 'tls-required');
+    assert.match(String((recorded.data as { remote?: unknown }).remote), /^127\.0\.0\.1:\d+$/);
     const notTls = await failureOf(ImgcacheClient.connect({ port: plain.port, tls: { ca: certificate.pem } }));
     assert.instance(notTls, TlsError);
     assert.is((notTls as TlsError).code, 'tls-not-spoken');
@@ -135,6 +139,16 @@ test('[P-69] [P-11] [P-43] silent, stalled and garbage TLS handshakes hold no sl
     const started = Date.now();
     await within(Promise.all([silent.closed, stalled.closed]), 'the stalled handshakes closed', 8_000);
     assert.ok(Date.now() - started < 6_000, 'closed by the handshake deadline');
+    // [P-54] each is on record: the silent one and the stalled one rejected for their deadline, the garbage dropped
+    const reasons = () =>
+      running.events
+        .filter((event) => event.type === 'connection-rejected' || event.type === 'connection-dropped')
+        .map((event) => `${event.type}:${(event.data as { reason?: unknown }).reason}`)
+        .sort();
+    await eventually(() => reasons().length === 3, 'three connections on record');
+    const [dropped, ...rejected] = reasons();
+    assert.equal(rejected, ['connection-rejected:handshake-timeout', 'connection-rejected:handshake-timeout']);
+    assert.match(dropped ?? '', /^connection-dropped:socket-error:ERR_SSL_/);
     await client.list(); // the server serves on
     await client.exit();
     await eventually(() => running.server.stats().connections === 0, 'no connection left');

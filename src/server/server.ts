@@ -28,7 +28,8 @@ import { historyOutageLog } from './history-outage-log.ts';
 import { ImageCatalog } from './image-catalog.ts';
 import { ReplyWriter } from './reply-writer.ts';
 import type { ServerContext } from './server-context.ts';
-import { loadTlsContext, tlsConnectionHandler } from './tls-listener.ts';
+import { rejectionEvent } from './session-recorder.ts';
+import { type BeforeTlsOutcome, loadTlsContext, tlsConnectionHandler } from './tls-listener.ts';
 
 export const SERVER_VERSION = '0.1.0';
 
@@ -283,6 +284,19 @@ export async function startServer(
     admission.send({ type: 'CONNECT', connection: number, address, at: performance.now() });
   }
 
+  /** [P-54] [P-69] A connection that ended before its TLS began is on record, as one that ends in its HELLO is. */
+  function recordEndBeforeTls(remote: string, outcome: BeforeTlsOutcome): void {
+    if (admission.getSnapshot().status === 'done') return; // stopped: the history is closing
+    const number = connectionNumber++;
+    const events: NewEvent[] =
+      outcome.kind === 'rejected'
+        ? [rejectionEvent(number, remote, outcome.reason, outcome.occupancy)]
+        : [{ session: number, type: 'connection-dropped', data: { reason: outcome.reason, remote } }];
+    history.recordFact(events, (error) => {
+      if (!error) context.logEvents(events);
+    });
+  }
+
   const listener = net.createServer(
     { allowHalfOpen: true, noDelay: true },
     secureContext
@@ -291,7 +305,7 @@ export async function startServer(
           firstByteTimeoutMs: config.handshakeTimeoutMs,
           handle,
           occupancy: context.occupancy,
-          onRefused: (remote, reason) => logger.debug({ remote, reason }, 'connection refused before TLS'),
+          onEndedBeforeTls: recordEndBeforeTls,
         })
       : (socket) => handle(socket, `${socket.remoteAddress}:${socket.remotePort}`, socket.remoteAddress ?? ''),
   );

@@ -50,37 +50,58 @@ export interface TlsAdapterOptions {
   handle(stream: tls.TLSSocket, remote: string, address: string): void;
   /** [P-53] the occupancy to put in a `tls-required` REJECT */
   occupancy(): Occupancy;
-  /** told of every connection turned away before TLS (plain text, or nothing at all within the deadline) */
-  onRefused?(remote: string, reason: 'tls-required' | 'no-first-byte'): void;
+  /**
+   * told of every connection that ends before its TLS began, once, so that it is on record like any other [P-54]:
+   * rejected (plain text, or no byte within the deadline) or dropped (closed or reset by the peer)
+   */
+  onEndedBeforeTls(remote: string, outcome: BeforeTlsOutcome): void;
 }
+
+/** [P-54] [P-69] How a connection ended before its TLS handshake began. */
+export type BeforeTlsOutcome =
+  | { kind: 'rejected'; reason: 'tls-required' | 'handshake-timeout'; occupancy: Occupancy }
+  | { kind: 'dropped'; reason: string };
 
 /** The `connection` listener of a TCP server whose clients speak TLS. */
 export function tlsConnectionHandler(options: TlsAdapterOptions): (socket: net.Socket) => void {
   return (socket) => {
     const address = socket.remoteAddress ?? '';
     const remote = `${address}:${socket.remotePort}`;
-    const onError = () => socket.destroy();
+    let settled = false;
+    const end = (outcome: BeforeTlsOutcome) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      options.onEndedBeforeTls(remote, outcome);
+    };
     const timer = setTimeout(() => {
-      options.onRefused?.(remote, 'no-first-byte');
+      // [P-11] Nothing at all within the deadline: there is no protocol to answer in, only a close.
+      end({ kind: 'rejected', reason: 'handshake-timeout', occupancy: options.occupancy() });
       socket.destroy();
     }, options.firstByteTimeoutMs);
     timer.unref();
-    socket.on('error', onError);
-    socket.once('close', () => clearTimeout(timer));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      end({ kind: 'dropped', reason: error.code === 'ECONNRESET' ? 'connection-reset' : `socket-error:${error.code}` });
+      socket.destroy();
+    });
+    socket.once('close', () => end({ kind: 'dropped', reason: 'client-closed' }));
     socket.once('data', (chunk: Buffer) => {
-      clearTimeout(timer);
       socket.pause();
       if (chunk[0] !== TLS_HANDSHAKE_RECORD) {
-        options.onRefused?.(remote, 'tls-required');
+        const occupancy = options.occupancy();
+        end({ kind: 'rejected', reason: 'tls-required', occupancy });
         const reject: Reject = {
           reason: 'tls-required',
           message: 'this server speaks TLS only: connect with TLS (imgcache --tls)',
-          occupancy: options.occupancy(),
+          occupancy,
         };
         socket.write(encodeJsonFrame(MessageType.REJECT, reject));
         closeGracefully(socket, REJECT_LINGER_MS);
         return;
       }
+      // From here the connection is the core's, which puts it on record however it ends.
+      settled = true;
+      clearTimeout(timer);
       // The bytes read to look at the first one go back: the TLS layer takes what the socket holds before reading on.
       socket.unshift(chunk);
       const secure = new tls.TLSSocket(socket, {

@@ -157,6 +157,33 @@ test('[P-69] [P-11] [P-43] silent, stalled and garbage TLS handshakes hold no sl
   }
 });
 
+test('[P-69] [P-43] connections that have not sent their first byte are bounded per address, and on record', async () => {
+  const running = await startTestServer({
+    ...tlsOf(certificate),
+    maxHandshakesPerAddress: 2,
+    handshakeTimeoutMs: 5_000,
+  });
+  try {
+    const first = await rawPeer(running.port, Buffer.alloc(0));
+    const second = await rawPeer(running.port, Buffer.alloc(0));
+    const third = await rawPeer(running.port, Buffer.alloc(0));
+    const started = Date.now();
+    await within(third.closed, 'the third closed at once', 4_000);
+    assert.ok(Date.now() - started < 4_000, 'before the handshake deadline');
+    const refused = await running.waitForEvent((event) => event.type === 'connection-rejected');
+    assert.is((refused.data as { reason?: unknown }).reason, 'too-many-handshakes');
+    first.socket.destroy();
+    second.socket.destroy();
+    const closed = (event: { type: string; data: unknown }) =>
+      event.type === 'connection-dropped' && (event.data as { reason?: unknown }).reason === 'client-closed';
+    await eventually(() => running.events.filter(closed).length === 2, 'both on record as closed by the client');
+    const client = await ImgcacheClient.connect({ port: running.port, tls: { ca: certificate.pem } });
+    await client.exit();
+  } finally {
+    await running.stop();
+  }
+});
+
 test('[P-69] a certificate file that cannot be read, or a key without its certificate, stops the start', async () => {
   const missing = await failureOf(
     startTestServer({ folder, tlsCert: path.join(folder, 'none.pem'), tlsKey: certificate.keyFile }),

@@ -303,6 +303,8 @@ export async function startServer(
       ? tlsConnectionHandler({
           secureContext,
           firstByteTimeoutMs: config.handshakeTimeoutMs,
+          maxWaiting: config.maxHandshakes,
+          maxWaitingPerAddress: config.maxHandshakesPerAddress,
           handle,
           occupancy: context.occupancy,
           onEndedBeforeTls: recordEndBeforeTls,

@@ -46,6 +46,9 @@ export interface TlsAdapterOptions {
   secureContext: tls.SecureContext;
   /** ms a connection may take to send its first byte [P-11] */
   firstByteTimeoutMs: number;
+  /** [P-43] connections waiting for their first byte at once, in all and from one address; past it: closed */
+  maxWaiting: number;
+  maxWaitingPerAddress: number;
   /** hands the TLS stream to the server's core: `remote` is `address:port` of the TCP peer */
   handle(stream: tls.TLSSocket, remote: string, address: string): void;
   /** [P-53] the occupancy to put in a `tls-required` REJECT */
@@ -59,19 +62,43 @@ export interface TlsAdapterOptions {
 
 /** [P-54] [P-69] How a connection ended before its TLS handshake began. */
 export type BeforeTlsOutcome =
-  | { kind: 'rejected'; reason: 'tls-required' | 'handshake-timeout'; occupancy: Occupancy }
+  | { kind: 'rejected'; reason: 'tls-required' | 'handshake-timeout' | 'too-many-handshakes'; occupancy: Occupancy }
   | { kind: 'dropped'; reason: string };
 
 /** The `connection` listener of a TCP server whose clients speak TLS. */
 export function tlsConnectionHandler(options: TlsAdapterOptions): (socket: net.Socket) => void {
+  // [P-43] Connections that have not sent a byte yet are bounded like handshakes: in all, and per address.
+  let waiting = 0;
+  const waitingFrom = new Map<string, number>();
   return (socket) => {
     const address = socket.remoteAddress ?? '';
     const remote = `${address}:${socket.remotePort}`;
+    if (waiting >= options.maxWaiting || (waitingFrom.get(address) ?? 0) >= options.maxWaitingPerAddress) {
+      // No protocol to answer in yet (plain or TLS?): a close, on record.
+      options.onEndedBeforeTls(remote, {
+        kind: 'rejected',
+        reason: 'too-many-handshakes',
+        occupancy: options.occupancy(),
+      });
+      socket.on('error', () => {});
+      socket.destroy();
+      return;
+    }
+    waiting += 1;
+    waitingFrom.set(address, (waitingFrom.get(address) ?? 0) + 1);
     let settled = false;
-    const end = (outcome: BeforeTlsOutcome) => {
+    const release = () => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      waiting -= 1;
+      const left = (waitingFrom.get(address) ?? 1) - 1;
+      if (left === 0) waitingFrom.delete(address);
+      else waitingFrom.set(address, left);
+    };
+    const end = (outcome: BeforeTlsOutcome) => {
+      if (settled) return;
+      release();
       options.onEndedBeforeTls(remote, outcome);
     };
     const timer = setTimeout(() => {
@@ -85,6 +112,12 @@ export function tlsConnectionHandler(options: TlsAdapterOptions): (socket: net.S
       socket.destroy();
     });
     socket.once('close', () => end({ kind: 'dropped', reason: 'client-closed' }));
+    // The listener allows half-open sockets: a peer that closes its side before a byte gets no answer but a close.
+    socket.once('end', () => {
+      if (settled) return;
+      end({ kind: 'dropped', reason: 'client-closed' });
+      socket.destroy();
+    });
     socket.once('data', (chunk: Buffer) => {
       socket.pause();
       if (chunk[0] !== TLS_HANDSHAKE_RECORD) {
@@ -99,9 +132,8 @@ export function tlsConnectionHandler(options: TlsAdapterOptions): (socket: net.S
         closeGracefully(socket, REJECT_LINGER_MS);
         return;
       }
-      // From here the connection is the core's, which puts it on record however it ends.
-      settled = true;
-      clearTimeout(timer);
+      // From here the connection is the core's, which bounds it and puts it on record however it ends.
+      release();
       // The bytes read to look at the first one go back: the TLS layer takes what the socket holds before reading on.
       socket.unshift(chunk);
       const secure = new tls.TLSSocket(socket, {

@@ -7,7 +7,7 @@
 import { CLIENT_FIRST_FRAME_MAX_BYTES, ImgcacheError, MessageType } from '../src/protocol/index.ts';
 
 /** How many of the first bytes are kept to tell what answered. */
-export const SNIFF_BYTES = 16;
+export const SNIFF_BYTES = 64;
 
 /** The peer is not an imgcache server: it answered in another protocol, or with a first frame no server sends. */
 export class NotImgcacheServerError extends ImgcacheError {

@@ -11,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { runClientsCommand } from '../src/clients-command.ts';
-import { resolveConfig } from '../src/config.ts';
+import { describeOptions, resolveConfig, tlsEnabled } from '../src/config.ts';
 import { RejectedError, TlsError } from '../src/errors.ts';
 import { makeCertificate, type TestCertificate } from './helpers/certificates.ts';
 import { eventually, makeTemporaryFolder, SAMPLE_IMAGES, startTestServer } from './helpers/test-server.ts';
@@ -195,6 +195,15 @@ test('[P-69] a certificate file that cannot be read, or a key without its certif
     startTestServer({ folder, tlsCert: certificate.certFile, tlsKey: otherHost.keyFile }),
   );
   assert.match(String((mismatched as Error).message), /--tls-cert .* and --tls-key .*:/);
+});
+
+test('[P-69] --tls-cert and --tls-key from the environment, like every option, and in --help', () => {
+  const config = resolveConfig({}, { IMGCACHE_TLS_CERT: certificate.certFile, IMGCACHE_TLS_KEY: certificate.keyFile });
+  assert.is(config.tlsCert, certificate.certFile);
+  assert.ok(tlsEnabled(config));
+  assert.not.ok(tlsEnabled(resolveConfig()));
+  assert.match(describeOptions(), /--tls-cert .*\n.*env IMGCACHE_TLS_CERT/);
+  assert.match(describeOptions(), /--tls-key .*\n.*env IMGCACHE_TLS_KEY/);
 });
 
 test.after(() => rmSync(folder, { recursive: true, force: true }));

@@ -11,6 +11,7 @@ import type { ExportMeasurement, HistoryBuild } from './history-export.ts';
 import type { CodeVersion, MachineInfo } from './machine-info.ts';
 import type { ServerRun } from './measure-run.ts';
 import type { SoakResult } from './session-soak.ts';
+import type { StartupTime } from './startup-time.ts';
 import type { Calibration, ThroughputRow } from './throughput.ts';
 import type { UsageLatency } from './usage-latency.ts';
 
@@ -45,6 +46,8 @@ export interface BenchResults {
   };
   /** the memory soak; null when skipped (--soak-sessions 0) */
   soak: SoakResult | null;
+  /** the CLI's start-up, beside redis-cli; the server's start */
+  startup: StartupTime;
   targets: TargetCheck[];
   seconds: number;
 }
@@ -153,6 +156,17 @@ export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetChec
       target: 'history growth under a flood of one refused request < 1 MiB an hour',
       measured: `${(flood.bytesPerHour / MIB).toFixed(2)} MiB an hour at ${Math.round(flood.answersPerSecond)} answers/s`,
       met: flood.bytesPerHour < MIB,
+    });
+  }
+  const installed = results.startup.rows.find((row) => row.what.startsWith('imgcache list (as installed'));
+  if (installed) {
+    const redis = results.startup.rows.find((row) => row.what === 'redis-cli ping');
+    checks.push({
+      target: '`imgcache list` against a local server, wall time < 150 ms (median)',
+      measured:
+        `${installed.medianMs.toFixed(0)} ms (max ${installed.maxMs.toFixed(0)})` +
+        (redis ? `; redis-cli ping ${redis.medianMs.toFixed(1)} ms` : `; redis-cli: ${results.startup.redis}`),
+      met: results.startup.compiled ? installed.medianMs < 150 : false,
     });
   }
   if (results.soak) {

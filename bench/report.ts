@@ -242,6 +242,28 @@ export function renderMarkdown(results: BenchResults): string {
 
   if (results.soak) sections.push(...soakSections(results.soak));
 
+  const { startup } = results;
+  sections.push('## Start-up: one CLI command, fork to exit');
+  sections.push(
+    `Wall time of one command run by a shell, against a server on 127.0.0.1 (each \`imgcache list\` is a whole session: ` +
+      `connect, HELLO, list, goodbye); after one warm-up run. The commands run the JavaScript \`npm install\` compiled ` +
+      `into dist/${startup.compiled ? '' : ' (absent in this run: they ran the sources)'}; "through tsx" is what each ` +
+      `start paid before. redis-cli: ${startup.redis}.`,
+  );
+  sections.push(
+    table(
+      ['what', 'command', 'runs', 'median ms', 'min ms', 'max ms'],
+      startup.rows.map((row) => [
+        row.what,
+        `\`${row.command}\``,
+        String(row.runs),
+        row.medianMs.toFixed(1),
+        row.minMs.toFixed(1),
+        row.maxMs.toFixed(1),
+      ]),
+    ),
+  );
+
   if (results.profile) {
     const { run, summary } = results.profile;
     sections.push(`## CPU profile of imgcache, ${run.imageBytes / 1024} KiB, C=${run.connections}`);

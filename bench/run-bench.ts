@@ -24,6 +24,7 @@ import { type LoadSettings, measureRun } from './measure-run.ts';
 import { NGINX_SETUPS, type NginxProcess, startNginx } from './nginx.ts';
 import { renderMarkdown } from './report.ts';
 import { runSessionSoak, type SoakResult } from './session-soak.ts';
+import { measureStartup } from './startup-time.ts';
 import { ensureCommands } from './system-packages.ts';
 import { imgcacheTarget, type MatrixContext, runThroughputMatrix } from './throughput.ts';
 import { measureUsageLatency, type UsageLatency } from './usage-latency.ts';
@@ -99,6 +100,13 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
     const freeRequestFlood = await measureFlood(workDir, imageDir, tiersFile, options);
     const admission = await measureAdmission(context, first, options);
     const soak = options.soakSessions > 0 ? await measureSoak(context, first, options) : null;
+    const startup = await measureStartup({
+      workDir,
+      imageDir,
+      runs: options.smoke ? 3 : 20,
+      install: options.install,
+      log,
+    });
     const partial = {
       date: new Date().toISOString().slice(0, 10),
       mode: options.smoke ? ('smoke' as const) : ('full' as const),
@@ -115,6 +123,7 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
       freeRequestFlood,
       admission,
       soak,
+      startup,
       seconds: (performance.now() - startedAt) / 1000,
     };
     return { ...partial, targets: checkTargets(partial) };

@@ -78,11 +78,16 @@ function checkCacheDir(cacheDir: string): void {
   if (!isFolder) throw new ConfigError(`--cache-dir ${cacheDir}: not a folder`);
 }
 
-/** Files of the folder that are not images (by their extension) are not served: said once at start, as is a catalog empty. */
+/** Files of the folder that are not images (by their extension; hidden ones aside) are not served: said once at start, as is an empty catalog. */
 function warnAboutCatalog(config: ServerConfig, images: number, logger: Logger): void {
-  const others = readdirSync(config.cacheDir, { withFileTypes: true })
-    .filter((entry) => !entry.isDirectory() && !isImageFileName(entry.name))
-    .map((entry) => entry.name);
+  let others: string[];
+  try {
+    others = readdirSync(config.cacheDir, { withFileTypes: true })
+      .filter((entry) => !entry.isDirectory() && !entry.name.startsWith('.') && !isImageFileName(entry.name))
+      .map((entry) => entry.name);
+  } catch {
+    others = []; // the catalog's watcher says what became of the folder
+  }
   if (others.length > 0) {
     logger.warn(
       { cacheDir: config.cacheDir, count: others.length, files: others.slice(0, 5) },

@@ -191,7 +191,8 @@ function parseCli(argv: string[]): ParsedCommandLine {
     // Node's parser explains at length ("To specify a positional argument starting with a '-' ..."): its first
     // sentence says what is wrong.
     const message = (error as Error).message.split(/\.\s/)[0] ?? String(error);
-    throw new UsageError(message.replace(/^Unknown option/, 'unknown option'));
+    const command = argv.find((word) => Object.hasOwn(COMMANDS, word));
+    throw new UsageError(message.replace(/^Unknown option/, 'unknown option'), command);
   }
   const values = parsed.values as {
     [K in keyof typeof CLI_OPTIONS]: (typeof CLI_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string | undefined;

@@ -207,6 +207,9 @@ test('usage errors: one line and the hint, status 2, nothing on stdout; --json m
   assert.is(unknown.status, 2);
   assert.is(unknown.stdout, '');
   assert.equal(lines(unknown.stderr), ["imgcache: unknown option '--fly'", "run 'imgcache --help' for usage"]);
+  const inCommand = await imgcache(['get', '--fly', 'sunset.png']);
+  assert.is(inCommand.status, 2);
+  assert.equal(lines(inCommand.stderr), ["imgcache: unknown option '--fly'", "run 'imgcache help get' for usage"]);
 
   for (const port of ['99999', '', '0x50', '0']) {
     const bad = await imgcache(['list', '--port', port]);

@@ -203,7 +203,7 @@ test('an SSH banner, a line of text, or a first frame no server sends: each said
 });
 
 test('usage errors: one line and the hint, status 2, nothing on stdout; --json makes it a JSON line', async () => {
-  const unknown = await imgcache(['--fly', 'list']);
+  const unknown = await imgcache(['--fly']);
   assert.is(unknown.status, 2);
   assert.is(unknown.stdout, '');
   assert.equal(lines(unknown.stderr), ["imgcache: unknown option '--fly'", "run 'imgcache --help' for usage"]);

@@ -3,6 +3,7 @@
  * TlsError that says what went wrong in words a person can act on (not trusted, not this host's certificate, expired,
  * the server does not speak TLS), never an OpenSSL code alone.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -123,9 +124,21 @@ export function clientTlsOptions(
   const asked = tlsFlag === true || file !== undefined || ['1', 'on', 'true', 'yes'].includes(env.IMGCACHE_TLS ?? '');
   if (!asked) return undefined;
   if (file === undefined) return {};
+  let ca: Buffer;
   try {
-    return { ca: readFileSync(file) };
+    ca = readFileSync(file);
   } catch (error) {
     throw new Error(`cannot read the CA file ${file} (--tls-ca): ${(error as NodeJS.ErrnoException).code ?? error}`);
   }
+  // A file with no certificate in it would trust nothing, and every server would be refused for a reason not its own.
+  if (!ca.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new Error(`the CA file ${file} (--tls-ca) holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  }
+  try {
+    new X509Certificate(ca); // the first certificate of the file, parsed: a damaged one is said here
+  } catch (error) {
+    const reason = (error as { reason?: string }).reason ?? (error as Error).message;
+    throw new Error(`the CA file ${file} (--tls-ca) holds a certificate that cannot be read: ${reason}`);
+  }
+  return { ca };
 }

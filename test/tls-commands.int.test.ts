@@ -72,6 +72,10 @@ test('[P-69] the CLI says which side does not speak TLS', async () => {
     const noCa = await cli(['--tls-ca', path.join(folder, 'missing.pem'), 'list']);
     assert.is(noCa.status, EXIT.usage);
     assert.match(noCa.err, /cannot read the CA file .*missing\.pem \(--tls-ca\): ENOENT/);
+    // a key where the certificate should be: said, rather than every server refused as untrusted
+    const notCa = await cli(['--tls-ca', certificate.keyFile, 'list']);
+    assert.is(notCa.status, EXIT.usage);
+    assert.match(notCa.err, /the CA file .*server-key\.pem \(--tls-ca\) holds no PEM certificate/);
   } finally {
     await secure.stop();
     await plain.stop();

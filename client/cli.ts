@@ -363,7 +363,10 @@ async function runShell(client: ImgcacheClient, options: CliOptions, io: Streams
       if (outcome === null) break;
       if (outcome !== EXIT.ok) status = outcome;
     } catch (error) {
-      status = report(error, options, io);
+      if (error instanceof UsageError && !options.json) {
+        io.err(`imgcache: ${error.message}; type help for the commands`);
+        status = EXIT.usage;
+      } else status = report(error, options, io);
       if (client.closed) break;
     }
     prompt();

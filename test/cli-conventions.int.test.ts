@@ -2,6 +2,8 @@
  * The `imgcache` command's manners, as a script sees them: the real CLI (a child process) against a real server on
  * 127.0.0.1 port 0. stdout and stderr are checked apart, the --json shapes of docs/CLI.md, and the exit statuses.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -11,6 +13,7 @@ import * as assert from 'uvu/assert';
 import { FrameDecoder, MessageType } from '../src/protocol/index.ts';
 import { CLIENT_BIN, runCommand } from './helpers/processes.ts';
 import { makeTemporaryFolder, SAMPLE_IMAGES, startTestServer, type TestServer } from './helpers/test-server.ts';
+import { within } from './helpers/within.ts';
 
 const imgcache = (args: string[]) => runCommand(CLIENT_BIN, args);
 
@@ -247,6 +250,35 @@ test('--version, help and help <command> print on stdout and exit 0; help for an
   const unknown = await imgcache(['help', 'fly']);
   assert.is(unknown.status, 2);
   assert.is(unknown.stdout, '');
+});
+
+test('shell: answers on stdout, refusals and a mistyped command on stderr; the session goes on after them', async () => {
+  await withServer([950], async (live, downloads) => {
+    const child = spawn(
+      process.execPath,
+      [CLIENT_BIN, 'shell', '--port', String(live.port), '--cache-dir', downloads],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.stdin.end('get missing.png\nfoo\nget sunset.png\nexit\n');
+    const [status] = await within(once(child, 'exit'), 'the shell exiting');
+    assert.equal(lines(stderr), [
+      "imgcache: missing.png: refused: no image named 'missing.png' [image-not-found]",
+      "imgcache: unknown command 'foo'; type help for the commands",
+    ]);
+    assert.equal(lines(stdout).length, 1, stdout);
+    assert.match(stdout, /^saved sunset\.png /);
+    assert.is(status, 2, 'the status of the last failure');
+  });
 });
 
 test('a server that cannot be reached: one line on stderr, status 5', async () => {

@@ -6,9 +6,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
-import { openDatabase } from '../db/open-database.ts';
-import { readEvents } from '../db/read-events.ts';
 import { MessageType } from '../src/protocol/index.ts';
+import { readHistoryFile } from './helpers/history-file.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { startTestServer, type TestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
@@ -36,15 +35,6 @@ async function ask(
     }
   }
   return answers;
-}
-
-function historyOf(server: TestServer) {
-  const db = openDatabase(server.database, { readonly: true });
-  try {
-    return readEvents(db);
-  } finally {
-    db.close();
-  }
 }
 
 test('[P-48] a flood of free requests is answered rate-limited, not fatal, with retryAfterMs; the session goes on', async () => {
@@ -121,7 +111,7 @@ test('[P-49] identical refusals in a row are one row with a repeat count, each c
     const answers = await within(ask(raw, requests), 'the answers');
     assert.ok(answers.every((answer) => answer.body.code === 'image-not-found'));
     // Every answer was sent after its record was committed: the count is complete as soon as the last one is read.
-    const refused = historyOf(server).filter((event) => event.type === 'request-refused');
+    const refused = readHistoryFile(server.database).filter((event) => event.type === 'request-refused');
     assert.is(refused.length, 1, 'one row for 200 identical refusals');
     const data = (refused[0]?.data ?? {}) as { repeats?: number; lastRequestId?: number; requestId?: number };
     assert.is(data.requestId, 0);
@@ -134,7 +124,7 @@ test('[P-49] identical refusals in a row are one row with a repeat count, each c
       { id: 301, command: 'get', image: 'missing.png' },
       { id: 302, command: 'get', image: 'missing.png' },
     ]);
-    const after = historyOf(server).filter((event) => event.type === 'request-refused');
+    const after = readHistoryFile(server.database).filter((event) => event.type === 'request-refused');
     assert.is(after.length, 3);
     assert.is((after[2]?.data as { repeats?: number } | undefined)?.repeats, 1);
   } finally {
@@ -152,7 +142,7 @@ test('[P-48] [P-49] a flood over the budget grows the history by a bounded numbe
     const answers = await within(ask(raw, requests), 'the answers');
     const limited = answers.filter((answer) => answer.body.code === 'rate-limited').length;
     assert.ok(limited >= count - 20, `${limited} of ${count} rate-limited`);
-    const rows = historyOf(server).filter((event) => event.session !== null);
+    const rows = readHistoryFile(server.database).filter((event) => event.session !== null);
     // The admission, and one row per refusal served within the budget, each distinct name (no repeat in a row of 7).
     const refused = rows.filter((event) => event.type === 'request-refused');
     assert.is(refused.length, count - limited, `${refused.length} refusal rows for ${count} requests`);

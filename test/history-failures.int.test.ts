@@ -12,9 +12,9 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openDatabase } from '../db/open-database.ts';
-import { readEvents } from '../db/read-events.ts';
 import { MessageType } from '../src/protocol/index.ts';
 import { OUTAGE_BEGAN, OUTAGE_ENDED } from '../src/server/history-outage-log.ts';
+import { readHistoryFile } from './helpers/history-file.ts';
 import { runCommand, SERVER_BIN, type ServerProcess, spawnServer } from './helpers/processes.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import {
@@ -109,12 +109,7 @@ async function withServer(database: string, run: (server: ServerProcess) => Prom
 async function stopAndReadSession(server: ServerProcess, database: string, session: number) {
   server.child.kill('SIGTERM');
   assert.is(await server.exited, 0, 'the server still stops cleanly');
-  const db = openDatabase(database, { readonly: true });
-  try {
-    return readEvents(db, { session }).map((event) => event.type);
-  } finally {
-    db.close();
-  }
+  return readHistoryFile(database, { session }).map((event) => event.type);
 }
 
 // ---- locked by another process -----------------------------------------------------------------------------------

@@ -10,14 +10,14 @@ import { Duplex, Writable } from 'node:stream';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { NewEvent, StoredEvent } from '../db/events.ts';
+import type { NewEvent } from '../db/events.ts';
 import { openDatabase } from '../db/open-database.ts';
-import { readEvents } from '../db/read-events.ts';
 import { orphanedSessions } from '../db/recover-sessions.ts';
 import { encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
 import { sequenceOfCodes } from '../src/server/code-source.ts';
 import { OUTAGE_BEGAN, OUTAGE_ENDED, OUTAGE_GOES_ON } from '../src/server/history-outage-log.ts';
 import { type ImgcacheServer, startServer, usageFromFile } from '../src/server/server.ts';
+import { readHistoryFile } from './helpers/history-file.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { holdWriteLock } from './helpers/sqlite-conditions.ts';
 import { eventually, makeTemporaryFolder, SAMPLE_IMAGES } from './helpers/test-server.ts';
@@ -70,15 +70,6 @@ async function admittedPeer(port: number): Promise<{ peer: RawConnection; number
   return { peer, number: Number(name.replace('client-', '')) };
 }
 
-function readHistory(database: string): StoredEvent[] {
-  const db = openDatabase(database, { readonly: true });
-  try {
-    return readEvents(db);
-  } finally {
-    db.close();
-  }
-}
-
 function logLines(logs: ReadonlyArray<Record<string, unknown>>, msg: string): Array<Record<string, unknown>> {
   return logs.filter((entry) => entry.msg === msg);
 }
@@ -121,7 +112,7 @@ test('a lock held while sessions exit and close: every close on record, in order
       'the closes committed once the lock is gone',
       GUARD_MS,
     );
-    const history = readHistory(database);
+    const history = readHistoryFile(database);
     assert.equal(
       history.filter((event) => event.type === 'session-closed').map((event) => event.session),
       closedInOrder,
@@ -191,7 +182,7 @@ test('an admission during a lock is rejected and recorded as a rejection, not a 
     assert.ok(rejection?.type === 'connection-rejected' && rejection.data.reason === 'history-unavailable');
     await running.server.close();
     assert.equal(
-      readHistory(database)
+      readHistoryFile(database)
         .filter((event) => event.session === number)
         .map((event) => event.type),
       ['connection-rejected'],
@@ -229,7 +220,7 @@ test('a client that resets while its admission waits on a lock: one rejection or
       GUARD_MS,
     );
     await server.close();
-    const kinds = readHistory(database)
+    const kinds = readHistoryFile(database)
       .filter((event) => event.session !== null)
       .map((event) => event.type);
     // Dropped if the server saw the reset first, rejected (history-unavailable) if it saw the failed commit first.
@@ -288,7 +279,7 @@ for (const locked of [true, false]) {
         GUARD_MS,
       );
       await server.close();
-      const records = readHistory(database)
+      const records = readHistoryFile(database)
         .filter((event) => event.session !== null)
         .map((event) => [event.type, (event.data as { reason?: string }).reason]);
       assert.equal(
@@ -325,7 +316,7 @@ test('a clean stop during an outage commits the facts it holds, in order, server
       await lock.release();
     }
     await within(stopped, 'the stop', GUARD_MS);
-    const tail = readHistory(database)
+    const tail = readHistoryFile(database)
       .slice(-2)
       .map((event) => [event.type, event.session]);
     assert.equal(tail, [

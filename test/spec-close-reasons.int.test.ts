@@ -7,11 +7,9 @@ import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { StoredEvent } from '../db/events.ts';
-import { openDatabase } from '../db/open-database.ts';
-import { readEvents } from '../db/read-events.ts';
 import { PACKAGE_ROOT } from '../src/config.ts';
 import { encodeFrame, encodeFrameHeader, MessageType } from '../src/protocol/index.ts';
+import { readHistoryFile } from './helpers/history-file.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { makeTemporaryFolder, startTestServer, type TestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
@@ -23,15 +21,6 @@ function specifiedCloseReasons(): Set<string> {
   const table = section.slice(0, section.indexOf('\n\n', section.indexOf('| reason')));
   const reasons = [...table.matchAll(/^ {2}\| `([^`]+)`/gm)].map((match) => match[1] ?? '');
   return new Set(reasons);
-}
-
-function historyFile(running: TestServer): StoredEvent[] {
-  const db = openDatabase(running.database, { readonly: true });
-  try {
-    return readEvents(db);
-  } finally {
-    db.close();
-  }
 }
 
 async function admitted(running: TestServer): Promise<RawConnection> {
@@ -82,7 +71,7 @@ test('[P-57] each way a session ends is recorded with the reason the spec lists 
       peer.destroy();
     }
     const closes = new Map(
-      historyFile(running)
+      readHistoryFile(running.database)
         .filter((event) => event.type === 'session-closed')
         .map((event) => [event.session, (event.data as { reason: string }).reason]),
     );
@@ -101,7 +90,7 @@ test('[P-57] a session open when the server stops is closed as server-shutdown, 
     const running = await startTestServer({ folder });
     const peer = await admitted(running);
     await running.stop();
-    const closes = historyFile(running).filter((event) => event.type === 'session-closed');
+    const closes = readHistoryFile(running.database).filter((event) => event.type === 'session-closed');
     assert.equal(
       closes.map((event) => event.data),
       [{ reason: 'server-shutdown' }],

@@ -5,22 +5,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { StoredEvent } from '../db/events.ts';
-import { openDatabase } from '../db/open-database.ts';
-import { readEvents } from '../db/read-events.ts';
 import { encodeFrame, encodeFrameHeader, MessageType } from '../src/protocol/index.ts';
+import { readHistoryFile } from './helpers/history-file.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
-import { startTestServer, type TestServer } from './helpers/test-server.ts';
+import { startTestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
-
-function historyFile(running: TestServer): StoredEvent[] {
-  const db = openDatabase(running.database, { readonly: true });
-  try {
-    return readEvents(db);
-  } finally {
-    db.close();
-  }
-}
 
 function frame(type: number, text: string): Buffer {
   return encodeFrame(type, Buffer.from(text, 'utf8'));
@@ -95,7 +84,7 @@ test('[P-8] [P-51] a client of 100 characters (code points, not UTF-16 units) is
       running.waitForEvent(() => running.events.filter((event) => event.type === 'session-closed').length === 3),
       'the closes',
     );
-    const admissions = historyFile(running).filter((event) => event.type === 'session-admitted');
+    const admissions = readHistoryFile(running.database).filter((event) => event.type === 'session-admitted');
     assert.equal(
       admissions.map((event) => (event.data as { client?: string }).client),
       clients,

@@ -5,22 +5,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { StoredEvent } from '../db/events.ts';
-import { openDatabase } from '../db/open-database.ts';
-import { readEvents } from '../db/read-events.ts';
 import { MessageType } from '../src/protocol/index.ts';
+import { readHistoryFile } from './helpers/history-file.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { startTestServer, type TestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
-
-function historyFile(running: TestServer): StoredEvent[] {
-  const db = openDatabase(running.database, { readonly: true });
-  try {
-    return readEvents(db);
-  } finally {
-    db.close();
-  }
-}
 
 async function admitted(running: TestServer): Promise<RawConnection> {
   const peer = await RawConnection.open(running.port);
@@ -55,7 +44,7 @@ test('[P-53] every REJECT carries the occupancy it was decided at, the same as i
     );
     session.sendJson(MessageType.REQUEST, { id: 1, command: 'exit' });
     await session.closed;
-    const recorded = historyFile(running)
+    const recorded = readHistoryFile(running.database)
       .filter((event) => event.type === 'connection-rejected')
       .map((event) => event.data as { reason: string; occupancy: unknown });
     assert.equal(

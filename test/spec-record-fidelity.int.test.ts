@@ -5,23 +5,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { StoredEvent } from '../db/events.ts';
-import { openDatabase } from '../db/open-database.ts';
-import { readEvents } from '../db/read-events.ts';
 import { MessageType } from '../src/protocol/index.ts';
+import { readHistoryFile } from './helpers/history-file.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { startTestServer, type TestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
-
-/** Every event in the history file, as committed. */
-function historyFile(running: TestServer): StoredEvent[] {
-  const db = openDatabase(running.database, { readonly: true });
-  try {
-    return readEvents(db);
-  } finally {
-    db.close();
-  }
-}
 
 async function admitted(running: TestServer): Promise<RawConnection> {
   const peer = await RawConnection.open(running.port);
@@ -72,7 +60,7 @@ test('[P-52] a refused get is recorded with its command and image, as far as the
     await peer.closed;
     const admittedEvent = running.events.find((event) => event.type === 'session-admitted');
     await closedOnRecord(running, admittedEvent?.session);
-    const refusals = historyFile(running)
+    const refusals = readHistoryFile(running.database)
       .filter((event) => event.type === 'request-refused')
       .map((event) => event.data);
     assert.equal(
@@ -110,7 +98,7 @@ test('[P-52] a name longer than any file name is labelled too-long, whatever els
     peer.sendJson(MessageType.REQUEST, { id: 99, command: 'exit' });
     await peer.closed;
     await closedOnRecord(running, running.events.find((event) => event.type === 'session-admitted')?.session);
-    const labels = historyFile(running)
+    const labels = readHistoryFile(running.database)
       .filter((event) => event.type === 'request-refused')
       .map((event) => (event.data as { suspicious?: string }).suspicious);
     assert.equal(labels, ['too-long', 'too-long', 'too-long', 'too-long', undefined, 'path-traversal']);
@@ -129,7 +117,7 @@ test('[P-54] a connection that closes without a word is on record as connection-
       running.waitForEvent((event) => event.type === 'connection-dropped'),
       'the dropped connection on record',
     );
-    const dropped = historyFile(running).filter((event) => event.type === 'connection-dropped');
+    const dropped = readHistoryFile(running.database).filter((event) => event.type === 'connection-dropped');
     assert.is(dropped.length, 1);
     assert.equal(dropped[0]?.data, { reason: 'client-closed', remote: `127.0.0.1:${address.port}` });
   } finally {

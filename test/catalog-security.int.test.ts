@@ -52,13 +52,6 @@ async function startWithOutsideFile(options: Partial<Omit<ServerConfig, 'codes'>
   };
 }
 
-async function admitted(port: number): Promise<RawConnection> {
-  const peer = await RawConnection.open(port);
-  peer.hello();
-  await peer.nextJson(MessageType.WELCOME);
-  return peer;
-}
-
 /** Reads one answer to a get: the REPLY (or ERROR), then for a stream its DATA up to the END or the close. */
 /** The next frame past the NOTICEs catalog-changed that a change of the folder sends between answers [P-70]. */
 async function nextPastNotices(peer: RawConnection) {
@@ -129,7 +122,7 @@ test('[P-39] an image streamed from disk, swapped for a link to an outside file 
   try {
     for (let round = 0; round < 12 && raced < 3 && performance.now() - started < 10_000; round++) {
       await catalogued(folder, name);
-      const peer = await admitted(folder.test.port);
+      const peer = await RawConnection.admitted(folder.test.port);
       swapForLink(file, folder.outside, aside);
       peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: name });
       const answer = await within(readAnswer(peer), 'the answer to the get');
@@ -167,7 +160,7 @@ test('[P-39] an image appended to while it streams from disk: never more than th
     const added = nextChange(folder.test.server.catalog, name, 'added');
     writeFileSync(file, original);
     await added;
-    const peer = await admitted(folder.test.port);
+    const peer = await RawConnection.admitted(folder.test.port);
     peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: name });
     const reply = await peer.nextJson(MessageType.REPLY);
     assert.is(reply.bytes, original.length);
@@ -199,7 +192,7 @@ test('[P-39] an image held in memory and swapped for a link: the catalogued byte
     assert.ok(catalog.get(name)?.content, 'held in memory');
     const removed = nextChange(catalog, name, 'removed');
     swapForLink(file, folder.outside, path.join(folder.images, '..', 'aside.png'));
-    const peer = await admitted(folder.test.port);
+    const peer = await RawConnection.admitted(folder.test.port);
     peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: name });
     const answer = await within(readAnswer(peer), 'the answer to the get');
     assert.not.ok(answer.data.includes(folder.marker), 'no byte of the outside file');

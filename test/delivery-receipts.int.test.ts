@@ -32,13 +32,6 @@ function closedWith(reason: string): (event: NewEvent) => boolean {
   return (event) => event.type === 'session-closed' && event.data.reason === reason;
 }
 
-async function welcomed(port: number): Promise<RawConnection> {
-  const peer = await RawConnection.open(port);
-  peer.hello();
-  await peer.nextJson(MessageType.WELCOME);
-  return peer;
-}
-
 /**
  * Reads a stream slowly: the socket is paused for `pauseMs` after every `burstBytes` taken. Returns the content and
  * the time it took; sends the RECEIVED once the END is read.
@@ -71,7 +64,7 @@ test('[P-41] a client that reads the REPLY of a small image and then stops readi
   // The whole image fits in the socket buffers: every write completes at once. Only the missing RECEIVED tells.
   const running = await startTestServer({ drainTimeoutMs: 300, idleTimeoutMs: 300_000 });
   try {
-    const peer = await welcomed(running.port);
+    const peer = await RawConnection.admitted(running.port);
     const cut = running.waitForEvent(closedWith('drain-timeout'));
     peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: SMALL });
     const reply = await peer.nextJson(MessageType.REPLY);
@@ -93,7 +86,7 @@ test('[P-41] a client that reads the REPLY of a small image and then stops readi
 test('[P-40] a client that sends RECEIVED after each END keeps its session past the drain deadline', async () => {
   const running = await startTestServer({ drainTimeoutMs: 200, codes: [950] });
   try {
-    const peer = await welcomed(running.port);
+    const peer = await RawConnection.admitted(running.port);
     for (let id = 1; id <= 3; id++) {
       peer.sendJson(MessageType.REQUEST, { id, command: 'get', image: SMALL });
       await peer.nextJson(MessageType.REPLY);
@@ -105,7 +98,7 @@ test('[P-40] a client that sends RECEIVED after each END keeps its session past 
     await peer.nextJson(MessageType.REPLY);
     await peer.readStream(4);
     // Another client that never acknowledges is cut at the drain deadline: by then that deadline has passed for ours.
-    const stalled = await welcomed(running.port);
+    const stalled = await RawConnection.admitted(running.port);
     const cut = running.waitForEvent(closedWith('drain-timeout'));
     stalled.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: SMALL });
     await within(cut, 'the other client cut', 5_000);
@@ -123,7 +116,7 @@ test('[P-40] a client that sends RECEIVED after each END keeps its session past 
 test('[P-41] a slow reader that keeps taking bytes is not cut, however long the whole download takes', async () => {
   const running = await startTestServer({ drainTimeoutMs: 1_000, codes: [950], cacheDir: cacheWithHugeImage() });
   try {
-    const peer = await welcomed(running.port);
+    const peer = await RawConnection.admitted(running.port);
     peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: HUGE });
     await peer.nextJson(MessageType.REPLY);
     // Pauses of 300 ms, each well within the deadline, every 4 MiB: the whole download lasts several deadlines.
@@ -146,7 +139,7 @@ test('[P-27] a download longer than the idle timeout is not closed when its END 
     cacheDir: cacheWithHugeImage(),
   });
   try {
-    const peer = await welcomed(running.port);
+    const peer = await RawConnection.admitted(running.port);
     peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: HUGE });
     await peer.nextJson(MessageType.REPLY);
     // 300 ms pauses every 2 MiB: the megabytes still in the socket buffers when the END is written take the reader
@@ -168,7 +161,7 @@ test('[P-27] a download longer than the idle timeout is not closed when its END 
 test('[P-42] a client that resets mid-stream leaves a transfer-incomplete; usage shows it incomplete, not counted', async () => {
   const running = await startTestServer({ codes: [950, 950], cacheDir: cacheWithHugeImage() });
   try {
-    const peer = await welcomed(running.port);
+    const peer = await RawConnection.admitted(running.port);
     peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: HUGE });
     await peer.nextJson(MessageType.REPLY);
     const data = await peer.next(); // some of the image arrived
@@ -188,7 +181,7 @@ test('[P-42] a client that resets mid-stream leaves a transfer-incomplete; usage
     await running.waitForEvent((closed) => closed.type === 'session-closed' && closed.session === event.session);
 
     // The usage document: that request is incomplete, with what it sent and why, and the quota does not count it.
-    const reader = await welcomed(running.port);
+    const reader = await RawConnection.admitted(running.port);
     reader.sendJson(MessageType.REQUEST, { id: 1, command: 'usage' });
     await reader.nextJson(MessageType.REPLY);
     const { content } = await reader.readStream(1);
@@ -219,7 +212,7 @@ test('[P-42] [P-28] a transfer cut at the shutdown deadline is on record as inco
     drainTimeoutMs: 60_000,
     cacheDir: cacheWithHugeImage(),
   });
-  const peer = await welcomed(running.port);
+  const peer = await RawConnection.admitted(running.port);
   peer.socket.pause();
   peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: HUGE });
   await running.waitForEvent((event) => event.type === 'image-served');
@@ -236,7 +229,7 @@ test('[P-42] [P-28] a transfer cut at the shutdown deadline is on record as inco
 test('[P-40] a RECEIVED naming no stream that awaits one is the fatal unexpected-message', async () => {
   const running = await startTestServer();
   try {
-    const peer = await welcomed(running.port);
+    const peer = await RawConnection.admitted(running.port);
     peer.sendJson(MessageType.REQUEST, { id: 1, command: 'list' });
     await peer.nextJson(MessageType.REPLY);
     peer.received(1); // a list is no stream
@@ -253,7 +246,7 @@ test('[P-40] a RECEIVED naming no stream that awaits one is the fatal unexpected
 test('[P-40] a RECEIVED is taken in turn: one sent with its get, in the same write, names that stream', async () => {
   const running = await startTestServer({ codes: [950] });
   try {
-    const peer = await welcomed(running.port);
+    const peer = await RawConnection.admitted(running.port);
     peer.send(
       Buffer.concat([
         encodeJsonFrame(MessageType.REQUEST, { id: 5, command: 'get', image: SMALL }),
@@ -275,7 +268,7 @@ test('[P-40] a RECEIVED is taken in turn: one sent with its get, in the same wri
 test('[P-40] [P-16] receipts are not requests: sixteen pipelined gets with their receipts are all answered', async () => {
   const running = await startTestServer({ codes: [950] });
   try {
-    const peer = await welcomed(running.port);
+    const peer = await RawConnection.admitted(running.port);
     for (let id = 1; id <= 16; id++) peer.sendJson(MessageType.REQUEST, { id, command: 'get', image: SMALL });
     for (let id = 1; id <= 16; id++) {
       assert.is((await peer.nextJson(MessageType.REPLY)).id, id);

@@ -9,15 +9,8 @@ import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { MessageType } from '../src/protocol/index.ts';
 import { readHistoryFile } from './helpers/history-file.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
-import { startTestServer, type TestServer } from './helpers/test-server.ts';
+import { startTestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
-
-async function admitted(server: TestServer): Promise<RawConnection> {
-  const raw = await RawConnection.open(server.port);
-  raw.hello();
-  await raw.nextJson(MessageType.WELCOME);
-  return raw;
-}
 
 /** Sends the requests in rounds of at most 16 ([P-16]) and returns every answer frame's JSON, in order. */
 async function ask(
@@ -39,7 +32,7 @@ async function ask(
 
 test('[P-48] a flood of free requests is answered rate-limited, not fatal, with retryAfterMs; the session goes on', async () => {
   const server = await startTestServer({ freeRequestBurst: 5, freeRequestsPerSecond: 1 });
-  const raw = await admitted(server);
+  const raw = await RawConnection.admitted(server.port);
   try {
     const requests = Array.from({ length: 12 }, (_, index) =>
       index % 2 === 0 ? { id: index, command: 'list' } : { id: index, command: 'get', image: 'missing.png' },
@@ -75,7 +68,7 @@ test('[P-48] a flood of free requests is answered rate-limited, not fatal, with 
 
 test('[P-48] [P-21] the quota path is unaffected: with the budget spent, gets still transfer until the quota says no', async () => {
   const server = await startTestServer({ freeRequestBurst: 1, freeRequestsPerSecond: 1 });
-  const raw = await admitted(server);
+  const raw = await RawConnection.admitted(server.port);
   try {
     const answers = await ask(raw, [
       { id: 1, command: 'list' },
@@ -104,7 +97,7 @@ test('[P-48] [P-21] the quota path is unaffected: with the budget spent, gets st
 
 test('[P-49] identical refusals in a row are one row with a repeat count, each committed before its answer', async () => {
   const server = await startTestServer({ freeRequestBurst: 1000, freeRequestsPerSecond: 1000 });
-  const raw = await admitted(server);
+  const raw = await RawConnection.admitted(server.port);
   try {
     const count = 200;
     const requests = Array.from({ length: count }, (_, id) => ({ id, command: 'get', image: 'missing.png' }));
@@ -135,7 +128,7 @@ test('[P-49] identical refusals in a row are one row with a repeat count, each c
 
 test('[P-48] [P-49] a flood over the budget grows the history by a bounded number of rows, not one per request', async () => {
   const server = await startTestServer({ freeRequestBurst: 10, freeRequestsPerSecond: 1 });
-  const raw = await admitted(server);
+  const raw = await RawConnection.admitted(server.port);
   try {
     const count = 480;
     const requests = Array.from({ length: count }, (_, id) => ({ id, command: 'get', image: `missing-${id % 7}.png` }));

@@ -45,14 +45,6 @@ async function startFailing(database: string): Promise<{ status: number | null; 
   return runCommand(SERVER_BIN, ['--port', '0', '--database', database, '--log-format', 'json']);
 }
 
-/** An admitted raw peer of a server whose sessions are platinum (no quota in the way). */
-async function admittedPeer(server: ServerProcess): Promise<RawConnection> {
-  const peer = await RawConnection.open(server.port);
-  peer.hello();
-  await peer.nextJson(MessageType.WELCOME);
-  return peer;
-}
-
 /** A hang guard: the server answers these in milliseconds (a lock in seconds), so a silence this long is a bug. */
 const GUARD_MS = 15_000;
 
@@ -134,7 +126,7 @@ test('[P-26] locked by another process mid-run: history-unavailable, no image by
   const database = path.join(folder, 'history.sqlite');
   try {
     await withServer(database, async (server) => {
-      const peer = await admittedPeer(server);
+      const peer = await RawConnection.admitted(server.port);
       const lock = await holdWriteLock(database);
       try {
         // The append of image-served waits out the busy timeout and fails (logged): the image is refused. The lock
@@ -192,7 +184,7 @@ withSmallFs(
     onSmallFileSystem(async (fs) => {
       const database = path.join(fs.folder, 'history.sqlite');
       await withServer(database, async (server) => {
-        const peer = await admittedPeer(server);
+        const peer = await RawConnection.admitted(server.port);
         fs.fill();
         // [P-26] The close follows: the session's close is a fact, kept while the disk is full and committed later.
         await expectRefusedUnrecorded(peer, { closes: true });
@@ -201,7 +193,7 @@ withSmallFs(
         // (within a second) and says so.
         fs.free();
         await eventually(() => server.logs.some((entry) => entry.msg === OUTAGE_ENDED), 'history recovered', GUARD_MS);
-        const later = await admittedPeer(server);
+        const later = await RawConnection.admitted(server.port);
         later.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: 'sunset.png' });
         assert.is((await later.nextJson(MessageType.REPLY)).status, 'ok');
         later.destroy();
@@ -256,7 +248,7 @@ withChattr(
     const wal = `${database}-wal`;
     try {
       await withServer(database, async (server) => {
-        const peer = await admittedPeer(server);
+        const peer = await RawConnection.admitted(server.port);
         setImmutable(wal, true);
         // As with a full disk, the close of the session is kept as a fact while the WAL is immutable.
         await expectRefusedUnrecorded(peer, { closes: true });

@@ -11,7 +11,7 @@ import { PACKAGE_ROOT } from '../src/config.ts';
 import { encodeFrame, encodeFrameHeader, MessageType } from '../src/protocol/index.ts';
 import { readHistoryFile } from './helpers/history-file.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
-import { makeTemporaryFolder, startTestServer, type TestServer } from './helpers/test-server.ts';
+import { makeTemporaryFolder, startTestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
 /** The reasons in the first column of [P-57]'s table. */
@@ -21,13 +21,6 @@ function specifiedCloseReasons(): Set<string> {
   const table = section.slice(0, section.indexOf('\n\n', section.indexOf('| reason')));
   const reasons = [...table.matchAll(/^ {2}\| `([^`]+)`/gm)].map((match) => match[1] ?? '');
   return new Set(reasons);
-}
-
-async function admitted(running: TestServer): Promise<RawConnection> {
-  const peer = await RawConnection.open(running.port);
-  peer.hello();
-  await peer.nextJson(MessageType.WELCOME);
-  return peer;
 }
 
 function request(body: object): Buffer {
@@ -60,7 +53,7 @@ test('[P-57] each way a session ends is recorded with the reason the spec lists 
     const sessions: Array<[string, number | null]> = [];
     for (const [expected, end] of ENDINGS) {
       const before = running.events.length;
-      const peer = await admitted(running);
+      const peer = await RawConnection.admitted(running.port);
       const admission = running.events.slice(before).find((event) => event.type === 'session-admitted');
       sessions.push([expected, admission?.session ?? null]);
       end(peer);
@@ -88,7 +81,7 @@ test('[P-57] a session open when the server stops is closed as server-shutdown, 
   const folder = makeTemporaryFolder();
   try {
     const running = await startTestServer({ folder });
-    const peer = await admitted(running);
+    const peer = await RawConnection.admitted(running.port);
     await running.stop();
     const closes = readHistoryFile(running.database).filter((event) => event.type === 'session-closed');
     assert.equal(

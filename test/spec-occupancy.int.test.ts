@@ -8,20 +8,13 @@ import * as assert from 'uvu/assert';
 import { MessageType } from '../src/protocol/index.ts';
 import { readHistoryFile } from './helpers/history-file.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
-import { startTestServer, type TestServer } from './helpers/test-server.ts';
+import { startTestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
-
-async function admitted(running: TestServer): Promise<RawConnection> {
-  const peer = await RawConnection.open(running.port);
-  peer.hello();
-  await peer.nextJson(MessageType.WELCOME);
-  return peer;
-}
 
 test('[P-53] every REJECT carries the occupancy it was decided at, the same as its record', async () => {
   const running = await startTestServer({ capacity: 3, handshakeTimeoutMs: 300 });
   try {
-    const session = await admitted(running);
+    const session = await RawConnection.admitted(running.port);
     // bad-hello: a REQUEST as the first frame
     const badHello = await RawConnection.open(running.port);
     badHello.sendJson(MessageType.REQUEST, { id: 1, command: 'list' });
@@ -59,7 +52,7 @@ test('[P-53] every REJECT carries the occupancy it was decided at, the same as i
 test('[P-53] server-full carries the occupancy: open equals capacity', async () => {
   const running = await startTestServer({ capacity: 1 });
   try {
-    const session = await admitted(running);
+    const session = await RawConnection.admitted(running.port);
     const full = await RawConnection.open(running.port);
     const reject = await within(full.nextJson(MessageType.REJECT), 'server-full');
     assert.equal(

@@ -11,13 +11,6 @@ import { RawConnection } from './helpers/raw-connection.ts';
 import { startTestServer, type TestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
-async function admitted(running: TestServer): Promise<RawConnection> {
-  const peer = await RawConnection.open(running.port);
-  peer.hello();
-  await peer.nextJson(MessageType.WELCOME);
-  return peer;
-}
-
 /** Sends the requests one at a time and returns each answer (an ERROR here). */
 async function ask(peer: RawConnection, requests: object[]): Promise<Record<string, unknown>[]> {
   const answers: Record<string, unknown>[] = [];
@@ -38,7 +31,7 @@ async function closedOnRecord(running: TestServer, session: number | null | unde
 test('[P-52] a refused get is recorded with its command and image, as far as they could be read', async () => {
   const running = await startTestServer();
   try {
-    const peer = await admitted(running);
+    const peer = await RawConnection.admitted(running.port);
     const answers = await ask(peer, [
       { id: 1, command: 'get', image: 'sunset.png', have: 'NOT-A-HASH' },
       { id: 'two', command: 'get', image: 'mandelbrot.png' },
@@ -81,7 +74,7 @@ test('[P-52] a refused get is recorded with its command and image, as far as the
 test('[P-52] a name longer than any file name is labelled too-long, whatever else it holds', async () => {
   const running = await startTestServer({ codes: [950] });
   try {
-    const peer = await admitted(running);
+    const peer = await RawConnection.admitted(running.port);
     const names = [
       '../'.repeat(100), // 300 bytes, and a traversal
       `/${'a'.repeat(300)}`, // absolute, and long

@@ -15,13 +15,6 @@ function request(text: string): Buffer {
   return encodeFrame(MessageType.REQUEST, Buffer.from(text, 'utf8'));
 }
 
-async function admitted(running: TestServer): Promise<RawConnection> {
-  const peer = await RawConnection.open(running.port);
-  peer.hello();
-  await peer.nextJson(MessageType.WELCOME);
-  return peer;
-}
-
 /** Every frame until the server closes the connection, as [type, body]. */
 async function allFrames(peer: RawConnection): Promise<Array<[number, Record<string, unknown>]>> {
   const frames: Array<[number, Record<string, unknown>]> = [];
@@ -43,7 +36,7 @@ test.after(async () => {
 });
 
 test('[P-50] an id is read by its value and echoed in plain digits: 1.0, 1e2, -0 are 1, 100, 0', async () => {
-  const peer = await admitted(running);
+  const peer = await RawConnection.admitted(running.port);
   for (const [spelling, id] of [
     ['1.0', 1],
     ['1e2', 100],
@@ -59,7 +52,7 @@ test('[P-50] an id is read by its value and echoed in plain digits: 1.0, 1e2, -0
 });
 
 test('[P-50] an id that is not an integer in range is bad-request with id null, the session goes on', async () => {
-  const peer = await admitted(running);
+  const peer = await RawConnection.admitted(running.port);
   for (const spelling of ['1.5', '4294967296', '9007199254740993', '1e400', '"7"', 'null']) {
     peer.send(request(`{"id":${spelling},"command":"list"}`));
     const error = await within(peer.nextJson(MessageType.ERROR), spelling);
@@ -75,7 +68,7 @@ test('[P-50] a request naming a member twice is malformed-message, fatal, id nul
     '{"id":1,"command":"list","command":"exit"}',
     '{"id":1,"command":"get","image":"sunset.png","\\u0069mage":"mandelbrot.png"}',
   ]) {
-    const peer = await admitted(running);
+    const peer = await RawConnection.admitted(running.port);
     peer.send(request(text));
     const frames = await allFrames(peer);
     assert.equal(
@@ -87,7 +80,7 @@ test('[P-50] a request naming a member twice is malformed-message, fatal, id nul
 });
 
 test('[P-16] more than 64 requests at once: 64 answers, then too-many-requests with id null, then the close', async () => {
-  const peer = await admitted(running);
+  const peer = await RawConnection.admitted(running.port);
   const requests = Array.from({ length: 80 }, (_, index) =>
     request(`{"id":${index + 1},"command":"get","image":"no-such-${index + 1}.png"}`),
   );
@@ -103,7 +96,7 @@ test('[P-16] more than 64 requests at once: 64 answers, then too-many-requests w
 });
 
 test('[P-55] requests sent after exit get no answer', async () => {
-  const peer = await admitted(running);
+  const peer = await RawConnection.admitted(running.port);
   peer.send(
     Buffer.concat([
       request('{"id":1,"command":"get","image":"no-such.png"}'),
@@ -122,7 +115,7 @@ test('[P-55] requests sent after exit get no answer', async () => {
 });
 
 test('[P-55] requests sent after the frame that drew a fatal ERROR get no answer; those before it do', async () => {
-  const peer = await admitted(running);
+  const peer = await RawConnection.admitted(running.port);
   peer.send(
     Buffer.concat([
       request('{"id":1,"command":"get","image":"no-such.png"}'),
@@ -141,7 +134,7 @@ test('[P-55] requests sent after the frame that drew a fatal ERROR get no answer
 });
 
 test('[P-35] a malformed have is bad-request whether the image exists or not', async () => {
-  const peer = await admitted(running);
+  const peer = await RawConnection.admitted(running.port);
   for (const image of ['sunset.png', 'no-such.png']) {
     for (const have of ['"ABC"', 'null', '7', `"${'A'.repeat(64)}"`]) {
       peer.send(request(`{"id":1,"command":"get","image":"${image}","have":${have}}`));
@@ -156,7 +149,7 @@ test('[P-35] a malformed have is bad-request whether the image exists or not', a
 });
 
 test('[P-58] names are compared exactly; modified is a 24-character UTC time with milliseconds', async () => {
-  const peer = await admitted(running);
+  const peer = await RawConnection.admitted(running.port);
   peer.send(request('{"id":1,"command":"list"}'));
   const list = await peer.nextJson(MessageType.REPLY);
   const images = list.images as Array<{ name: string; modified: string }>;

@@ -16,18 +16,11 @@ import { MessageType } from '../src/protocol/index.ts';
 import type { UsageDocument } from '../src/protocol/usage-document.ts';
 import { usageFromFile } from '../src/server/server.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
-import { makeTemporaryFolder, startTestServer, type TestServer } from './helpers/test-server.ts';
+import { makeTemporaryFolder, startTestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
 const PLATINUM = 950;
 const BRONZE = 108;
-
-async function admitted(server: TestServer): Promise<RawConnection> {
-  const raw = await RawConnection.open(server.port);
-  raw.hello();
-  await raw.nextJson(MessageType.WELCOME);
-  return raw;
-}
 
 /** Sends a usage request and reads its whole answer; checks the END against the content [P-24]. */
 async function usage(raw: RawConnection, id: number, fields: object = {}): Promise<UsageDocument> {
@@ -45,8 +38,8 @@ test('[P-46] while a long usage is built and streamed, another client’s list i
   const database = path.join(folder, 'history.sqlite');
   const built = buildHistory(database, 200_000); // 10,000 sessions, about 20 MB of JSON
   const server = await startTestServer({ folder, database, codes: [PLATINUM, BRONZE] });
-  const reader = await admitted(server);
-  const other = await admitted(server);
+  const reader = await RawConnection.admitted(server.port);
+  const other = await RawConnection.admitted(server.port);
   try {
     const order: string[] = [];
     reader.sendJson(MessageType.REQUEST, { id: 1, command: 'usage' });
@@ -125,7 +118,7 @@ test('[P-46] client, since and until select exactly the sessions they name; a ba
   const start = smallHistory(database);
   const hour = (n: number) => new Date(start + n * 3_600_000).toISOString();
   const server = await startTestServer({ folder, database, codes: [PLATINUM] });
-  const raw = await admitted(server);
+  const raw = await RawConnection.admitted(server.port);
   try {
     const names = (document: UsageDocument) => document.clients.map((client) => client.name);
     const everything = await usage(raw, 1);

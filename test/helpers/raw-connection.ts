@@ -43,6 +43,14 @@ export class RawConnection {
     return new RawConnection(socket);
   }
 
+  /** A session admitted: connected, its HELLO (version 1) sent and the server's WELCOME read. */
+  static async admitted(port: number): Promise<RawConnection> {
+    const peer = await RawConnection.open(port);
+    peer.hello();
+    await peer.nextJson(MessageType.WELCOME);
+    return peer;
+  }
+
   #wake(): void {
     for (const waiter of this.#waiters.splice(0)) waiter();
   }

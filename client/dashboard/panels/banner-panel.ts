@@ -5,7 +5,7 @@
 import type blessed from 'blessed';
 import { styledLine, wrap } from '../text.ts';
 import type { Tone, ViewState } from '../view-state.types.ts';
-import { type Panel, panelBox } from './panel.ts';
+import { linePanel, type Panel } from './panel.ts';
 
 export const BANNER_ROWS = 2;
 
@@ -35,12 +35,5 @@ export function bannerLines(view: ViewState, columns: number): string[] {
 }
 
 export function createBannerPanel(screen: blessed.Widgets.Screen): Panel {
-  const element = panelBox(screen);
-  return {
-    element,
-    show(view) {
-      const columns = typeof element.width === 'number' ? element.width : 0;
-      element.setContent(bannerLines(view, columns).join('\n'));
-    },
-  };
+  return linePanel(screen, (view, columns) => bannerLines(view, columns).join('\n'));
 }

@@ -5,7 +5,7 @@
 import type blessed from 'blessed';
 import { styledLine, truncateLeft } from '../text.ts';
 import type { ViewState } from '../view-state.types.ts';
-import { type Panel, panelBox } from './panel.ts';
+import { linePanel, type Panel } from './panel.ts';
 
 /** A line being typed after its prompt, its end kept in view (that is where the typing happens), with a cursor. */
 function editing(prompt: string, text: string, columns: number): string {
@@ -29,12 +29,5 @@ export function commandLineText(view: ViewState, columns: number): string {
 }
 
 export function createCommandLinePanel(screen: blessed.Widgets.Screen): Panel {
-  const element = panelBox(screen);
-  return {
-    element,
-    show(view) {
-      const columns = typeof element.width === 'number' ? element.width : 0;
-      element.setContent(commandLineText(view, columns));
-    },
-  };
+  return linePanel(screen, commandLineText);
 }

@@ -5,7 +5,7 @@
 import type blessed from 'blessed';
 import { bar, type Segment, styledLine, visibleLength } from '../text.ts';
 import type { ViewState } from '../view-state.types.ts';
-import { type Panel, panelBox } from './panel.ts';
+import { linePanel, type Panel } from './panel.ts';
 
 const GAUGE_CELLS = 20;
 
@@ -69,12 +69,5 @@ export function headerLines(view: ViewState, width: number): [string, string] {
 }
 
 export function createHeaderPanel(screen: blessed.Widgets.Screen): Panel {
-  const element = panelBox(screen, { style: { bg: 'black' } });
-  return {
-    element,
-    show(view) {
-      const width = typeof element.width === 'number' ? element.width : 0;
-      element.setContent(headerLines(view, width).join('\n'));
-    },
-  };
+  return linePanel(screen, (view, width) => headerLines(view, width).join('\n'), { style: { bg: 'black' } });
 }

@@ -6,7 +6,7 @@ import type blessed from 'blessed';
 import { BINDINGS } from '../key-bindings.ts';
 import { fit, styledLine } from '../text.ts';
 import type { MainView, ViewState } from '../view-state.types.ts';
-import { type Panel, panelBox, place } from './panel.ts';
+import { borderedPanelBox, type Panel, place } from './panel.ts';
 
 interface HelpLine {
   text: string;
@@ -62,12 +62,7 @@ export function helpLines(main: MainView, columns: number): string[] {
 }
 
 export function createHelpPanel(screen: blessed.Widgets.Screen): Panel {
-  const element = panelBox(screen, {
-    border: { type: 'line' },
-    label: ' help ',
-    hidden: true,
-    style: { border: { fg: 'yellow' } },
-  });
+  const element = borderedPanelBox(screen, 'help', 'yellow', { hidden: true });
   return {
     element,
     show(view: ViewState) {

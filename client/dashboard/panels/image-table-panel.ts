@@ -7,7 +7,7 @@ import { formatBytes } from '../../format.ts';
 import { bar, cellWidth, fit, type Segment, scrollWindow, shortDateTime, styledLine } from '../text.ts';
 import type { ImageRow, ViewState } from '../view-state.types.ts';
 import { visibleImages } from '../view-state-steps.ts';
-import { innerSize, type Panel, panelBox, panelLabel } from './panel.ts';
+import { borderedPanelBox, innerSize, outerWidth, type Panel, panelLabel } from './panel.ts';
 
 const SIZE_COLUMNS = 9;
 const MODIFIED_COLUMNS = 11;
@@ -102,18 +102,14 @@ export interface ImageTablePanel extends Panel {
 }
 
 export function createImageTablePanel(screen: blessed.Widgets.Screen): ImageTablePanel {
-  const element = panelBox(screen, {
-    border: { type: 'line' },
-    label: ' images ',
-    style: { border: { fg: 'blue' } },
-  });
+  const element = borderedPanelBox(screen, 'images', 'blue');
   let first = 0;
   return {
     element,
     rowAt: (view, line) => rowAtLine(view, first, line),
     show(view) {
       const { columns, rows } = innerSize(element);
-      element.setLabel(panelLabel(imageTableTitle(view), typeof element.width === 'number' ? element.width : 0));
+      element.setLabel(panelLabel(imageTableTitle(view), outerWidth(element)));
       const shown = imageTableWindow(view, columns, rows, first);
       first = shown.first;
       element.setContent(shown.lines.join('\n'));

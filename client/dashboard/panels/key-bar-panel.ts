@@ -5,7 +5,7 @@
 import { type BarItem, keyBarItems } from '../key-bindings.ts';
 import { cellWidth, type Segment, styledLine } from '../text.ts';
 import type { ViewState } from '../view-state.types.ts';
-import { type Panel, panelBox } from './panel.ts';
+import { linePanel, type Panel } from './panel.ts';
 
 export interface KeyBarHit {
   /** first column of the item, and the column after it */
@@ -54,13 +54,6 @@ export function keyAt(view: ViewState, columns: number, column: number): string 
   return keyBarLayout(view, columns).hits.find((hit) => column >= hit.from && column < hit.to)?.key ?? null;
 }
 
-export function createKeyBarPanel(screen: Parameters<typeof panelBox>[0]): Panel {
-  const element = panelBox(screen);
-  return {
-    element,
-    show(view) {
-      const columns = typeof element.width === 'number' ? element.width : 0;
-      element.setContent(keyBarLine(view, columns));
-    },
-  };
+export function createKeyBarPanel(screen: Parameters<typeof linePanel>[0]): Panel {
+  return linePanel(screen, keyBarLine);
 }

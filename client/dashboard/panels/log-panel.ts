@@ -2,7 +2,7 @@
 import type blessed from 'blessed';
 import { clockTime, styledLine, wrap } from '../text.ts';
 import type { Tone, ViewState } from '../view-state.types.ts';
-import { innerSize, type Panel, panelBox, panelLabel } from './panel.ts';
+import { borderedPanelBox, innerSize, outerWidth, type Panel, panelLabel } from './panel.ts';
 
 const TONE_STYLES: Record<Tone, string | null> = { info: null, good: 'green-fg', warn: 'yellow-fg', error: 'red-fg' };
 
@@ -29,18 +29,13 @@ export function logLines(view: ViewState, columns: number, rows: number): string
 }
 
 export function createLogPanel(screen: blessed.Widgets.Screen): Panel {
-  const element = panelBox(screen, {
-    border: { type: 'line' },
-    label: ' log ',
-    style: { border: { fg: 'blue' } },
-  });
+  const element = borderedPanelBox(screen, 'log', 'blue');
   return {
     element,
     show(view) {
       const { columns, rows } = innerSize(element);
-      const width = typeof element.width === 'number' ? element.width : 0;
       const scrolled = view.logScroll > 0 ? ` (${view.logScroll} newer below: G)` : '';
-      element.setLabel(panelLabel(`log${view.focus === 'log' ? ' ↑↓' : ''}${scrolled}`, width));
+      element.setLabel(panelLabel(`log${view.focus === 'log' ? ' ↑↓' : ''}${scrolled}`, outerWidth(element)));
       element.style.border.fg = view.focus === 'log' ? 'yellow' : 'blue';
       element.setContent(logLines(view, columns, rows).join('\n'));
     },

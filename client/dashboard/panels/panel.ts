@@ -22,6 +22,39 @@ export function panelBox(
   return blessed.box({ parent: screen, tags: true, wrap: false, ...options } as blessed.Widgets.BoxOptions);
 }
 
+/** A panel's box with a line border in `colour` and `title` on it. */
+export function borderedPanelBox(
+  screen: blessed.Widgets.Screen,
+  title: string,
+  colour: string,
+  options: blessed.Widgets.BoxOptions = {},
+): blessed.Widgets.BoxElement {
+  return panelBox(screen, {
+    border: { type: 'line' },
+    label: ` ${title} `,
+    style: { border: { fg: colour } },
+    ...options,
+  });
+}
+
+/**
+ * A panel without a border whose whole content is a function of the view and the panel's width: the header, the
+ * banner, the command line and the key bar.
+ */
+export function linePanel(
+  screen: blessed.Widgets.Screen,
+  content: (view: ViewState, columns: number) => string,
+  options: blessed.Widgets.BoxOptions = {},
+): Panel {
+  const element = panelBox(screen, options);
+  return {
+    element,
+    show(view) {
+      element.setContent(content(view, outerWidth(element)));
+    },
+  };
+}
+
 /**
  * A border label that stays on the border: blessed puts it after the corner and one line ('┌─'), so the text is cut
  * to leave a space each side and at least one line before the other corner ('─┐').
@@ -37,9 +70,14 @@ export function place(element: blessed.Widgets.BoxElement, rect: Rect): void {
   element.height = rect.height;
 }
 
+/** The columns a panel covers, its border included (0 before it is placed). */
+export function outerWidth(element: blessed.Widgets.BoxElement): number {
+  return typeof element.width === 'number' ? element.width : 0;
+}
+
 /** The columns and rows inside a panel with a border. */
 export function innerSize(element: blessed.Widgets.BoxElement): { columns: number; rows: number } {
-  const width = typeof element.width === 'number' ? element.width : 0;
+  const width = outerWidth(element);
   const height = typeof element.height === 'number' ? element.height : 0;
   const border = element.border ? 2 : 0;
   return { columns: Math.max(0, width - border), rows: Math.max(0, height - border) };

@@ -9,7 +9,7 @@ import type { DecodedImage } from '../png-decoder.ts';
 import { cellWidth, longDateTime, type Segment, styledLine, truncateLeft, wrap } from '../text.ts';
 import type { ImageRow, ViewState } from '../view-state.types.ts';
 import { selectedRow } from '../view-state-steps.ts';
-import { innerSize, type Panel, panelBox, panelLabel } from './panel.ts';
+import { borderedPanelBox, innerSize, outerWidth, type Panel, panelLabel } from './panel.ts';
 
 const DETAIL_ROWS = 3;
 
@@ -116,11 +116,7 @@ let images = 0;
 const imageIds = new WeakMap<DecodedImage, number>();
 
 export function createPreviewPanel(screen: blessed.Widgets.Screen, mode: ColourMode = '256'): PreviewPanel {
-  const element = panelBox(screen, {
-    border: { type: 'line' },
-    label: ' preview ',
-    style: { border: { fg: 'blue' } },
-  });
+  const element = borderedPanelBox(screen, 'preview', 'blue');
   // blessed holds 256 colours: it always gets the dithered drawing, and truecolor goes over it (see overlay).
   const draw = memoisedDraw('256');
   const drawTrue = memoisedDraw('truecolor');
@@ -130,7 +126,7 @@ export function createPreviewPanel(screen: blessed.Widgets.Screen, mode: ColourM
       const { columns, rows } = innerSize(element);
       const row = selectedRow(view);
       // A long name is cut to the border: never spilled into the picture.
-      element.setLabel(panelLabel(row ? row.name : 'preview', typeof element.width === 'number' ? element.width : 0));
+      element.setLabel(panelLabel(row ? row.name : 'preview', outerWidth(element)));
       element.setContent(previewLines(view, columns, rows, draw).join('\n'));
     },
     overlay(view) {

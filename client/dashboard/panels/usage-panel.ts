@@ -6,7 +6,7 @@ import type blessed from 'blessed';
 import { fit, longDateTime, scrollWindow, styledLine } from '../text.ts';
 import { usageRows } from '../usage-table.ts';
 import type { ViewState } from '../view-state.types.ts';
-import { innerSize, type Panel, panelBox } from './panel.ts';
+import { borderedPanelBox, innerSize, type Panel } from './panel.ts';
 
 const CLIENT_COLUMNS = 12;
 const TIER_COLUMNS = 9;
@@ -71,12 +71,7 @@ export function usageWindow(
 }
 
 export function createUsagePanel(screen: blessed.Widgets.Screen): Panel {
-  const element = panelBox(screen, {
-    border: { type: 'line' },
-    label: ' usage ',
-    hidden: true,
-    style: { border: { fg: 'magenta' } },
-  });
+  const element = borderedPanelBox(screen, 'usage', 'magenta', { hidden: true });
   let first = 0;
   return {
     element,

@@ -98,34 +98,45 @@ export class HistoryDiskFullError extends HistoryError {
   }
 }
 
-/** The file was written by a newer version of the server: opening it could misread or damage it. */
-export class HistoryTooNewError extends HistoryError {
-  readonly code = 'history-too-new';
-
+/** The file's schema version is not the one this server's code is for: both versions, how they differ, what to do. */
+export abstract class HistorySchemaVersionError extends HistoryError {
   constructor(
     file: string,
     readonly fileVersion: number,
     readonly knownVersion: number,
+    comparison: string,
+    remedy: string,
   ) {
+    super(`the history ${file} has schema version ${fileVersion}, ${comparison}; ${remedy}`);
+  }
+}
+
+/** The file was written by a newer version of the server: opening it could misread or damage it. */
+export class HistoryTooNewError extends HistorySchemaVersionError {
+  readonly code = 'history-too-new';
+
+  constructor(file: string, fileVersion: number, knownVersion: number) {
     super(
-      `the history ${file} has schema version ${fileVersion}, newer than the ${knownVersion} this server knows; ` +
-        'upgrade the server or use another history file',
+      file,
+      fileVersion,
+      knownVersion,
+      `newer than the ${knownVersion} this server knows`,
+      'upgrade the server or use another history file',
     );
   }
 }
 
 /** A read-only open of a file whose schema is older than the code's: only a writable open migrates it. */
-export class HistoryOutdatedError extends HistoryError {
+export class HistoryOutdatedError extends HistorySchemaVersionError {
   readonly code = 'history-outdated';
 
-  constructor(
-    file: string,
-    readonly fileVersion: number,
-    readonly knownVersion: number,
-  ) {
+  constructor(file: string, fileVersion: number, knownVersion: number) {
     super(
-      `the history ${file} has schema version ${fileVersion}, older than the ${knownVersion} this server needs; ` +
-        'open it writable once to migrate it',
+      file,
+      fileVersion,
+      knownVersion,
+      `older than the ${knownVersion} this server needs`,
+      'open it writable once to migrate it',
     );
   }
 }

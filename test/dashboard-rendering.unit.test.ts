@@ -22,39 +22,9 @@ import { logLines } from '../client/dashboard/panels/log-panel.ts';
 import { panelLabel } from '../client/dashboard/panels/panel.ts';
 import { previewLines } from '../client/dashboard/panels/preview-panel.ts';
 import { cellWidth, fit, scrollWindow, styledLine, truncate, wrap } from '../client/dashboard/text.ts';
-import { catalogChange, initialViewState, update } from '../client/dashboard/view-state.ts';
-import type { DashboardEvent, Effect, ImageRow, Transition, ViewState } from '../client/dashboard/view-state.types.ts';
-
-const NOW = Date.parse('2026-11-25T10:00:00.000Z');
-const PLATINUM = { name: 'client-7', code: 950, tier: 'platinum', canReadUsage: true };
-const BRONZE = { name: 'client-8', code: 108, tier: 'bronze', canReadUsage: false };
-const PLATINUM_QUOTA = { limit: 20, used: 0, remaining: 20 };
-
-function row(name: string, fields: Partial<Omit<ImageRow, 'download'>> = {}): Omit<ImageRow, 'download'> {
-  return {
-    name,
-    bytes: 1000,
-    modified: '2026-11-25T09:00:00.000Z',
-    sha256: 'a'.repeat(64),
-    local: 'absent',
-    saved: null,
-    ...fields,
-  };
-}
-
-function feed(state: ViewState, ...events: DashboardEvent[]): Transition {
-  const effects: Effect[] = [];
-  for (const event of events) {
-    const next = update(state, event, NOW);
-    state = next.state;
-    effects.push(...next.effects);
-  }
-  return { state, effects };
-}
-
-function keys(...names: string[]): DashboardEvent[] {
-  return names.map((full) => ({ type: 'key', key: { full, ch: full.length === 1 ? full : undefined } }));
-}
+import { catalogChange } from '../client/dashboard/view-state.ts';
+import type { DashboardEvent, ViewState } from '../client/dashboard/view-state.types.ts';
+import { BRONZE, feed, keys, listedState, NOW, PLATINUM, QUOTA_20, row } from './helpers/dashboard-fixtures.ts';
 
 const IMAGES = [
   row('checkerboard-dice.png', { bytes: 2_500, modified: '2026-11-20T09:00:00.000Z' }),
@@ -63,12 +33,8 @@ const IMAGES = [
   row('terrain-large.png', { bytes: 1_700_000, modified: '2026-11-21T09:00:00.000Z' }),
 ];
 
-function listed(session = PLATINUM, quota = { limit: 20, used: 0, remaining: 20 }, images = IMAGES): ViewState {
-  return feed(
-    initialViewState('127.0.0.1:7878', 'client-cache'),
-    { type: 'connected', server: 'imgcache/0.1.0', session, quota },
-    { type: 'list-loaded', images, session, quota },
-  ).state;
+function listed(session = PLATINUM, quota = QUOTA_20, images = IMAGES): ViewState {
+  return listedState(images, session, quota);
 }
 
 /** A tagged line as the terminal shows it: tags gone, braces back. */
@@ -208,7 +174,7 @@ test('[P-70] a catalog-changed NOTICE lists again while connected, one at a time
   assert.equal(first.effects, [{ type: 'list', quiet: true }]);
   const stale = feed(first.state, CATALOG_CHANGED);
   assert.equal(stale.effects, [], 'no second list while one is on its way');
-  const after = feed(stale.state, { type: 'list-loaded', images: IMAGES, session: PLATINUM, quota: PLATINUM_QUOTA });
+  const after = feed(stale.state, { type: 'list-loaded', images: IMAGES, session: PLATINUM, quota: QUOTA_20 });
   assert.equal(after.effects, [{ type: 'list', quiet: true }], 'a change after the list was asked: listed once more');
   assert.is(after.state.listing, true);
   const quiet = feed(first.state, {

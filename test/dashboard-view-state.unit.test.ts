@@ -15,53 +15,16 @@ import { logLines } from '../client/dashboard/panels/log-panel.ts';
 import { usageLines } from '../client/dashboard/panels/usage-panel.ts';
 import { decodePng } from '../client/dashboard/png-decoder.ts';
 import { nextUsageFilter, usageRows } from '../client/dashboard/usage-table.ts';
-import { initialViewState, update } from '../client/dashboard/view-state.ts';
-import type {
-  DashboardEvent,
-  Effect,
-  ImageRow,
-  SavedImage,
-  Transition,
-  ViewState,
-} from '../client/dashboard/view-state.types.ts';
+import { initialViewState } from '../client/dashboard/view-state.ts';
+import type { DashboardEvent, SavedImage, ViewState } from '../client/dashboard/view-state.types.ts';
 import { parseUsageDocument } from '../src/protocol/index.ts';
 import { encodePng } from '../src/tools/png-encoder.ts';
+import { BRONZE, feed, HASH_A, keys, listedState, PLATINUM, QUOTA_20, row } from './helpers/dashboard-fixtures.ts';
 
-const NOW = Date.parse('2026-11-25T10:00:00.000Z');
-const PLATINUM = { name: 'client-7', code: 950, tier: 'platinum', canReadUsage: true };
-const BRONZE = { name: 'client-8', code: 108, tier: 'bronze', canReadUsage: false };
-const HASH_A = 'a'.repeat(64);
 const HASH_B = 'b'.repeat(64);
-
-function row(name: string, fields: Partial<Omit<ImageRow, 'download'>> = {}): Omit<ImageRow, 'download'> {
-  return {
-    name,
-    bytes: 1000,
-    modified: '2026-11-25T09:00:00.000Z',
-    sha256: HASH_A,
-    local: 'absent',
-    saved: null,
-    ...fields,
-  };
-}
 
 function saved(name: string, sha256 = HASH_A): SavedImage {
   return { path: `client-cache/${name}`, sha256, bytes: 1000, fetchedAt: '2026-11-25T09:30:00.000Z' };
-}
-
-/** Feeds events one after the other; returns the last state and every effect asked for on the way. */
-function feed(state: ViewState, ...events: DashboardEvent[]): Transition {
-  const effects: Effect[] = [];
-  for (const event of events) {
-    const next = update(state, event, NOW);
-    state = next.state;
-    effects.push(...next.effects);
-  }
-  return { state, effects };
-}
-
-function keys(...names: string[]): DashboardEvent[] {
-  return names.map((full) => ({ type: 'key', key: { full, ch: full.length === 1 ? full : undefined } }));
 }
 
 function typed(text: string): DashboardEvent[] {
@@ -72,24 +35,17 @@ function lastLog(state: ViewState): string {
   return state.log.at(-1)?.text ?? '';
 }
 
-const QUOTA_20 = { limit: 20, used: 0, remaining: 20 };
-
 /** A platinum session that has listed three images, sunset.png saved and current. */
 function listed(session = PLATINUM, quota = QUOTA_20): ViewState {
-  return feed(
-    initialViewState('127.0.0.1:7878', 'client-cache'),
-    { type: 'connected', server: 'imgcache/0.1.0', session, quota },
-    {
-      type: 'list-loaded',
-      images: [
-        row('checkerboard.png'),
-        row('mandelbrot.png'),
-        row('sunset.png', { local: 'current', saved: saved('sunset.png') }),
-      ],
-      session,
-      quota,
-    },
-  ).state;
+  return listedState(
+    [
+      row('checkerboard.png'),
+      row('mandelbrot.png'),
+      row('sunset.png', { local: 'current', saved: saved('sunset.png') }),
+    ],
+    session,
+    quota,
+  );
 }
 
 test('[P-12] a WELCOME shows who we are and the quota, and asks for the list', () => {

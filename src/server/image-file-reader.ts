@@ -50,6 +50,12 @@ export function identityDifference(stats: Stats, expected: FileIdentity): string
   return null;
 }
 
+/** Fails with `image-changed` when what was opened is not the file `expected` describes. */
+function checkIdentity(name: string, stats: Stats, expected: FileIdentity): void {
+  const difference = identityDifference(stats, expected);
+  if (difference) throw new ImageChangedError(name, difference);
+}
+
 /** The identity of a regular file's stats; null for anything else. */
 export function identityOf(stats: Stats): FileIdentity | null {
   return stats.isFile() ? { dev: stats.dev, ino: stats.ino, bytes: stats.size, mtimeMs: stats.mtimeMs } : null;
@@ -132,8 +138,7 @@ export class ImageFileReader {
   async #open(): Promise<FileHandle> {
     const handle = await open(this.#file.path, OPEN_FLAGS);
     try {
-      const difference = identityDifference(await handle.stat(), this.#file);
-      if (difference) throw new ImageChangedError(this.#file.name, difference);
+      checkIdentity(this.#file.name, await handle.stat(), this.#file);
       return handle;
     } catch (error) {
       await handle.close();
@@ -143,8 +148,7 @@ export class ImageFileReader {
 
   /** Before the last chunk goes out: still the same file (it neither grew nor was rewritten), and the right bytes. */
   async #verifyWhole(handle: FileHandle): Promise<void> {
-    const difference = identityDifference(await handle.stat(), this.#file);
-    if (difference) throw new ImageChangedError(this.#file.name, difference);
+    checkIdentity(this.#file.name, await handle.stat(), this.#file);
     if (this.#hash.digest('hex') !== this.#file.sha256) throw new ImageChangedError(this.#file.name, 'sha256');
     this.#release();
   }
@@ -166,6 +170,48 @@ export interface IdentifiedContent {
 }
 
 /**
+ * One read of a whole identified file, apart from how its bytes are read (with or without waiting): where each read
+ * goes, what it brought, and the hash (and the content when kept) once `bytes` are in. The async and the sync reader
+ * below differ only in the calls that open, stat and read.
+ */
+class IdentifiedRead {
+  readonly #name: string;
+  readonly #bytes: number;
+  readonly #hash = createHash('sha256');
+  /** the whole content when kept; else null, and the bytes go through a smaller buffer into the hash */
+  readonly #content: Buffer | null;
+  readonly #buffer: Buffer;
+  #position = 0;
+
+  constructor(name: string, bytes: number, keep: boolean) {
+    this.#name = name;
+    this.#bytes = bytes;
+    this.#content = keep ? Buffer.allocUnsafe(bytes) : null;
+    this.#buffer = this.#content ?? Buffer.allocUnsafe(Math.min(HASH_CHUNK_BYTES, bytes));
+  }
+
+  /** The next read to make (into `buffer` at `offset`, `length` bytes of the file at `position`); null once done. */
+  next(): { buffer: Buffer; offset: number; length: number; position: number } | null {
+    if (this.#position >= this.#bytes) return null;
+    const offset = this.#content ? this.#position : 0;
+    const length = Math.min(this.#buffer.length - offset, this.#bytes - this.#position);
+    return { buffer: this.#buffer, offset, length, position: this.#position };
+  }
+
+  /** What the read `next()` asked for brought; none means the file is shorter than recorded. */
+  took(bytesRead: number): void {
+    if (bytesRead === 0) throw new ImageChangedError(this.#name, 'shorter');
+    if (!this.#content) this.#hash.update(this.#buffer.subarray(0, bytesRead));
+    this.#position += bytesRead;
+  }
+
+  result(): IdentifiedContent {
+    if (this.#content) this.#hash.update(this.#content);
+    return { sha256: this.#hash.digest('hex'), content: this.#content };
+  }
+}
+
+/**
  * Reads (`keep`) or only hashes the regular file at `file`, provided it is the one `expected` describes, before and
  * after the read; rejects with `image-changed` when it is not (a link, another file, changed meanwhile).
  */
@@ -178,23 +224,13 @@ export async function readIdentifiedFile(
   let handle: FileHandle | null = null;
   try {
     handle = await open(file, OPEN_FLAGS);
-    const before = identityDifference(await handle.stat(), expected);
-    if (before) throw new ImageChangedError(name, before);
-    const hash = createHash('sha256');
-    const content = keep ? Buffer.allocUnsafe(expected.bytes) : null;
-    const buffer = content ?? Buffer.allocUnsafe(Math.min(HASH_CHUNK_BYTES, expected.bytes));
-    for (let position = 0; position < expected.bytes; ) {
-      const offset = content ? position : 0;
-      const length = Math.min(buffer.length - offset, expected.bytes - position);
-      const { bytesRead } = await handle.read(buffer, offset, length, position);
-      if (bytesRead === 0) throw new ImageChangedError(name, 'shorter');
-      if (!content) hash.update(buffer.subarray(0, bytesRead));
-      position += bytesRead;
+    checkIdentity(name, await handle.stat(), expected);
+    const read = new IdentifiedRead(name, expected.bytes, keep);
+    for (let step = read.next(); step; step = read.next()) {
+      read.took((await handle.read(step.buffer, step.offset, step.length, step.position)).bytesRead);
     }
-    if (content) hash.update(content);
-    const after = identityDifference(await handle.stat(), expected);
-    if (after) throw new ImageChangedError(name, after);
-    return { sha256: hash.digest('hex'), content };
+    checkIdentity(name, await handle.stat(), expected);
+    return read.result();
   } catch (error) {
     throw readError(name, error);
   } finally {
@@ -212,23 +248,13 @@ export function readIdentifiedFileSync(
   let fd: number | null = null;
   try {
     fd = openSync(file, OPEN_FLAGS);
-    const before = identityDifference(fstatSync(fd), expected);
-    if (before) throw new ImageChangedError(name, before);
-    const hash = createHash('sha256');
-    const content = keep ? Buffer.allocUnsafe(expected.bytes) : null;
-    const buffer = content ?? Buffer.allocUnsafe(Math.min(HASH_CHUNK_BYTES, expected.bytes));
-    for (let position = 0; position < expected.bytes; ) {
-      const offset = content ? position : 0;
-      const length = Math.min(buffer.length - offset, expected.bytes - position);
-      const bytesRead = readSync(fd, buffer, offset, length, position);
-      if (bytesRead === 0) throw new ImageChangedError(name, 'shorter');
-      if (!content) hash.update(buffer.subarray(0, bytesRead));
-      position += bytesRead;
+    checkIdentity(name, fstatSync(fd), expected);
+    const read = new IdentifiedRead(name, expected.bytes, keep);
+    for (let step = read.next(); step; step = read.next()) {
+      read.took(readSync(fd, step.buffer, step.offset, step.length, step.position));
     }
-    if (content) hash.update(content);
-    const after = identityDifference(fstatSync(fd), expected);
-    if (after) throw new ImageChangedError(name, after);
-    return { sha256: hash.digest('hex'), content };
+    checkIdentity(name, fstatSync(fd), expected);
+    return read.result();
   } catch (error) {
     throw readError(name, error);
   } finally {

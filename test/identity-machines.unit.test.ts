@@ -25,6 +25,11 @@ function daily(used: number, limit = 2, resetsAt = '2026-11-29T00:00:00.000Z'): 
   return { limit, used, remaining: Math.max(0, limit - used), period: 'day', resetsAt };
 }
 
+/** The HELLO of a keyed client whose key the glue checked: alice's identity, granted with `quota`. */
+function grantedHello(quota: Quota): SessionEvent {
+  return { type: 'HELLO', versions: [1], identity: { name: 'client-1', code: 912 }, grant: { identity: ALICE, quota } };
+}
+
 function startSession() {
   const clock = new SimulatedClock();
   const actor = createActor(sessionMachine, { input: { ...INPUT, connection: 1 }, clock });
@@ -48,32 +53,17 @@ function startSession() {
 
 test('[P-68] [P-64] a granted HELLO: the WELCOME carries the identity and the quota as granted', () => {
   const session = startSession();
-  session.send({
-    type: 'HELLO',
-    versions: [1],
-    identity: { name: 'client-1', code: 912 },
-    grant: { identity: ALICE, quota: daily(1) },
-  });
+  session.send(grantedHello(daily(1)));
   assert.equal(session.take(), [{ type: 'welcome', version: 1, identity: ALICE, quota: daily(1) }]);
   assert.is(session.state(), 'active');
   const used = startSession();
-  used.send({
-    type: 'HELLO',
-    versions: [1],
-    identity: { name: 'client-1', code: 912 },
-    grant: { identity: ALICE, quota: daily(2) },
-  });
+  used.send(grantedHello(daily(2)));
   assert.is(used.state(), 'quotaExhausted', 'a quota already used up elsewhere');
 });
 
 test("[P-64] the identity's quota decides each get: used elsewhere, renewed by a new period", () => {
   const session = startSession();
-  session.send({
-    type: 'HELLO',
-    versions: [1],
-    identity: { name: 'client-1', code: 912 },
-    grant: { identity: ALICE, quota: daily(0) },
-  });
+  session.send(grantedHello(daily(0)));
   session.take();
   session.answered();
   session.get(1, daily(0));
@@ -86,12 +76,7 @@ test("[P-64] the identity's quota decides each get: used elsewhere, renewed by a
   assert.is(session.state(), 'closed');
 
   const renewed = startSession();
-  renewed.send({
-    type: 'HELLO',
-    versions: [1],
-    identity: { name: 'client-1', code: 912 },
-    grant: { identity: ALICE, quota: daily(2) },
-  });
+  renewed.send(grantedHello(daily(2)));
   renewed.answered();
   renewed.take();
   assert.is(renewed.state(), 'quotaExhausted');
@@ -107,12 +92,7 @@ test("[P-64] the identity's quota decides each get: used elsewhere, renewed by a
 
 test('[P-66] REVOKE closes at once when idle, after the answer in flight otherwise, with NOTICE revoked', () => {
   const idle = startSession();
-  idle.send({
-    type: 'HELLO',
-    versions: [1],
-    identity: { name: 'client-1', code: 912 },
-    grant: { identity: ALICE, quota: daily(0) },
-  });
+  idle.send(grantedHello(daily(0)));
   idle.answered();
   idle.take();
   idle.send({ type: 'REVOKE' });
@@ -121,12 +101,7 @@ test('[P-66] REVOKE closes at once when idle, after the answer in flight otherwi
     { type: 'closed', reason: 'identity-revoked', admitted: true },
   ]);
   const busy = startSession();
-  busy.send({
-    type: 'HELLO',
-    versions: [1],
-    identity: { name: 'client-1', code: 912 },
-    grant: { identity: ALICE, quota: daily(0) },
-  });
+  busy.send(grantedHello(daily(0)));
   busy.answered();
   busy.get(1);
   busy.take();
@@ -177,12 +152,7 @@ test("[P-65] admission bounds the sessions of one identity; [P-66] a revoked ide
   );
   const alice = effects.find((effect) => effect.type === 'admitted' && effect.connection === 1);
   const session = alice?.type === 'admitted' ? alice.session : undefined;
-  session?.send({
-    type: 'HELLO',
-    versions: [1],
-    identity: { name: 'client-1', code: 912 },
-    grant: { identity: ALICE, quota: daily(0) },
-  });
+  session?.send(grantedHello(daily(0)));
   session?.send({ type: 'REPLY_SENT', at: 0 });
   actor.send({ type: 'REVOKE_IDENTITY', identity: 'alice' });
   assert.is(session?.getSnapshot().status, 'done');

@@ -20,7 +20,7 @@ import { type ImgcacheServer, startServer, usageFromFile } from '../src/server/s
 import { readHistoryFile } from './helpers/history-file.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { holdWriteLock } from './helpers/sqlite-conditions.ts';
-import { eventually, makeTemporaryFolder, SAMPLE_IMAGES } from './helpers/test-server.ts';
+import { eventually, makeTemporaryFolder, recordedEvents, SAMPLE_IMAGES } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
 /** A hang guard: a lock costs the server 250 ms per commit attempt, so a silence this long is a bug. */
@@ -42,21 +42,17 @@ async function start(database: string, options: { historyThread?: boolean } = {}
       callback();
     },
   });
-  const recorded: NewEvent[] = [];
-  const waiters: Array<() => void> = [];
+  const { events: recorded, onRecorded, waitForEvent } = recordedEvents();
   const server = await startServer(
     { host: '127.0.0.1', port: 0, cacheDir: SAMPLE_IMAGES, database, capacity: 8, ...options },
     {
       codeSource: sequenceOfCodes([950]),
       logger: pino({ level: 'info', base: undefined }, sink),
-      onRecorded: (events) => {
-        recorded.push(...events);
-        for (const wake of waiters.splice(0)) wake();
-      },
+      onRecorded,
     },
   );
   const recordedWhere = async (matches: (event: NewEvent) => boolean) => {
-    while (!recorded.some(matches)) await new Promise<void>((resolve) => waiters.push(resolve));
+    await waitForEvent(matches);
   };
   return { server, logs, recorded, recordedWhere };
 }

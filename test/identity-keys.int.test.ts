@@ -21,7 +21,7 @@ import { sequenceOfCodes } from '../src/server/code-source.ts';
 import { type ImgcacheServer, startServer } from '../src/server/server.ts';
 import { CLIENT_BIN, runCommand, SERVER_BIN } from './helpers/processes.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
-import { makeTemporaryFolder, SAMPLE_IMAGES } from './helpers/test-server.ts';
+import { makeTemporaryFolder, recordedEvents, SAMPLE_IMAGES } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
 /** bronze: 2 images a day; gold: 1 an hour; platinum: 5 a day with everyone's usage */
@@ -69,9 +69,8 @@ async function start(
   options: Partial<ServerConfig> = {},
   now?: () => number,
 ): Promise<Running> {
-  const events: NewEvent[] = [];
+  const { events, onRecorded, waitForEvent } = recordedEvents();
   const log: string[] = [];
-  const waiters: Array<{ matches: (event: NewEvent) => boolean; resolve: (event: NewEvent) => void }> = [];
   const logger = pino(
     { level: 'trace' },
     new Writable({
@@ -95,15 +94,7 @@ async function start(
       codeSource: sequenceOfCodes([108]),
       logger,
       ...(now ? { now } : {}),
-      onRecorded: (recorded) => {
-        events.push(...recorded);
-        for (const event of recorded) {
-          for (const waiter of waiters.filter((candidate) => candidate.matches(event))) {
-            waiters.splice(waiters.indexOf(waiter), 1);
-            waiter.resolve(event);
-          }
-        }
-      },
+      onRecorded,
     },
   );
   return {
@@ -111,11 +102,7 @@ async function start(
     port: server.address.port,
     events,
     log,
-    waitFor: (matches) => {
-      const seen = events.find(matches);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve) => waiters.push({ matches, resolve }));
-    },
+    waitFor: waitForEvent,
     stop: () => server.close(),
   };
 }

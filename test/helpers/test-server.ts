@@ -26,6 +26,44 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
+/**
+ * The history events a server commits, as its `onRecorded` hook hands them over, and promises for the ones a test
+ * waits for (no polling, no sleep).
+ */
+export interface RecordedEvents {
+  /** every history event committed so far, in order */
+  events: NewEvent[];
+  /** the server's onRecorded hook */
+  onRecorded(recorded: readonly NewEvent[]): void;
+  /** resolves with the first committed event (past, or future) that matches */
+  waitForEvent(matches: (event: NewEvent) => boolean): Promise<NewEvent>;
+  /** resolves with the first event committed from now on that matches */
+  waitForNextEvent(matches: (event: NewEvent) => boolean): Promise<NewEvent>;
+}
+
+export function recordedEvents(): RecordedEvents {
+  const events: NewEvent[] = [];
+  const waiters: Array<{ matches: (event: NewEvent) => boolean; resolve: (event: NewEvent) => void }> = [];
+  return {
+    events,
+    onRecorded: (recorded) => {
+      events.push(...recorded);
+      for (const event of recorded) {
+        for (const waiter of waiters.filter((candidate) => candidate.matches(event))) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(event);
+        }
+      }
+    },
+    waitForEvent: (matches) => {
+      const seen = events.find(matches);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve) => waiters.push({ matches, resolve }));
+    },
+    waitForNextEvent: (matches) => new Promise((resolve) => waiters.push({ matches, resolve })),
+  };
+}
+
 export function makeTemporaryFolder(prefix = 'imgcache-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
 }
@@ -35,17 +73,7 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const folder = options.folder ?? makeTemporaryFolder();
   const database = options.database ?? path.join(folder, 'history.sqlite');
-  const events: NewEvent[] = [];
-  const waiters: Array<{ matches: (event: NewEvent) => boolean; resolve: (event: NewEvent) => void }> = [];
-  const onRecorded = (recorded: readonly NewEvent[]) => {
-    events.push(...recorded);
-    for (const event of recorded) {
-      for (const waiter of waiters.filter((candidate) => candidate.matches(event))) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(event);
-      }
-    }
-  };
+  const { events, onRecorded, waitForEvent, waitForNextEvent } = recordedEvents();
   const server = await startServer(
     { host: '127.0.0.1', port: 0, cacheDir: SAMPLE_IMAGES, ...options, database },
     { codeSource: sequenceOfCodes(options.codes ?? [108]), onRecorded },
@@ -53,12 +81,8 @@ export async function startTestServer(
   return {
     server,
     events,
-    waitForEvent: (matches) => {
-      const seen = events.find(matches);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve) => waiters.push({ matches, resolve }));
-    },
-    waitForNextEvent: (matches) => new Promise((resolve) => waiters.push({ matches, resolve })),
+    waitForEvent,
+    waitForNextEvent,
     port: server.address.port,
     folder,
     database,

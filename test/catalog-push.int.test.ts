@@ -4,34 +4,19 @@
  * [P-27] and the reclaim of idle sessions [P-44] still come). Each test waits for the catalog's own events and the
  * server's frames, never for a fixed time.
  */
-import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ServerConfig } from '../src/config.ts';
 import { MessageType, parseJsonBody } from '../src/protocol/index.ts';
-import { copySampleImages, nextChange } from './helpers/live-images.ts';
+import { type LiveServer, nextChange, startLiveServer } from './helpers/live-images.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
-import { SAMPLE_IMAGES, startTestServer, type TestServer } from './helpers/test-server.ts';
+import { SAMPLE_IMAGES } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
-interface Live {
-  test: TestServer;
-  images: string;
-  stop(): Promise<void>;
-}
-
-async function startLive(options: Partial<Omit<ServerConfig, 'codes'>> = {}, codes = [950]): Promise<Live> {
-  const { folder, images } = copySampleImages();
-  const server = await startTestServer({ folder, cacheDir: images, codes, catalogRescanMs: 50, ...options });
-  return {
-    test: server,
-    images,
-    stop: async () => {
-      await server.stop();
-      rmSync(folder, { recursive: true, force: true });
-    },
-  };
+function startLive(options: Partial<Omit<ServerConfig, 'codes'>> = {}, codes = [950]): Promise<LiveServer> {
+  return startLiveServer({ codes, catalogRescanMs: 50, ...options });
 }
 
 /** A raw session, admitted: its WELCOME read. */
@@ -43,7 +28,7 @@ async function session(port: number): Promise<RawConnection> {
 }
 
 /** Copies a sample image into the served folder under `name`, and waits until the catalog has it. */
-async function addImage(live: Live, name: string): Promise<void> {
+async function addImage(live: LiveServer, name: string): Promise<void> {
   const added = nextChange(live.test.server.catalog, name, 'added');
   copyFileSync(path.join(SAMPLE_IMAGES, 'sunset.png'), path.join(live.images, name));
   await added;

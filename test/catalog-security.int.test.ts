@@ -5,16 +5,15 @@
  * loop bounded in rounds and time; waits are for frames and catalog events, never for a fixed time.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { appendFileSync, linkSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, linkSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NewEvent } from '../db/events.ts';
 import type { ServerConfig } from '../src/config.ts';
 import { MessageType, parseJsonBody } from '../src/protocol/index.ts';
-import { copySampleImages, nextChange } from './helpers/live-images.ts';
+import { type LiveServer, nextChange, startLiveServer } from './helpers/live-images.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
-import { startTestServer, type TestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
 /** What a client received for one get: the first answer frame's body, the DATA bytes, whether an END came. */
@@ -25,31 +24,18 @@ interface Answer {
   end: boolean;
 }
 
-interface Folder {
-  test: TestServer;
-  images: string;
+interface Folder extends LiveServer {
   /** a file outside the served folder, made of a marker no image holds */
   outside: string;
   marker: Buffer;
-  stop(): Promise<void>;
 }
 
 async function startWithOutsideFile(options: Partial<Omit<ServerConfig, 'codes'>>): Promise<Folder> {
-  const { folder, images } = copySampleImages();
+  const live = await startLiveServer({ codes: [950], catalogRescanMs: 100, ...options });
   const marker = Buffer.from(`OUTSIDE-${randomUUID()}`);
-  const outside = path.join(folder, 'outside.bin');
+  const outside = path.join(live.folder, 'outside.bin');
   writeFileSync(outside, Buffer.concat(Array.from({ length: 8000 }, () => marker)));
-  const server = await startTestServer({ folder, cacheDir: images, codes: [950], catalogRescanMs: 100, ...options });
-  return {
-    test: server,
-    images,
-    outside,
-    marker,
-    stop: async () => {
-      await server.stop();
-      rmSync(folder, { recursive: true, force: true });
-    },
-  };
+  return { ...live, outside, marker };
 }
 
 /** Reads one answer to a get: the REPLY (or ERROR), then for a stream its DATA up to the END or the close. */

@@ -2,10 +2,11 @@
  * For tests of the live catalog [P-37]: a private copy of the sample images that a test may change while the server
  * runs, and promises for the catalog's events (with a deadline, never a sleep).
  */
-import { cpSync } from 'node:fs';
+import { cpSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import type { ServerConfig } from '../../src/config.ts';
 import type { CatalogChange, ImageCatalog } from '../../src/server/image-catalog.ts';
-import { makeTemporaryFolder, SAMPLE_IMAGES } from './test-server.ts';
+import { makeTemporaryFolder, SAMPLE_IMAGES, startTestServer, type TestServer } from './test-server.ts';
 import { within } from './within.ts';
 
 /** A temporary folder holding `images/`, a copy of the sample images. */
@@ -14,6 +15,32 @@ export function copySampleImages(): { folder: string; images: string } {
   const images = path.join(folder, 'images');
   cpSync(SAMPLE_IMAGES, images, { recursive: true });
   return { folder, images };
+}
+
+/** A test server over a private copy of the sample images (see copySampleImages); `stop()` removes it all. */
+export interface LiveServer {
+  test: TestServer;
+  /** the temporary folder: the history, `images/`, and room for whatever else a test needs */
+  folder: string;
+  /** the folder the server serves, which the test may change */
+  images: string;
+  stop(): Promise<void>;
+}
+
+export async function startLiveServer(
+  options: Partial<Omit<ServerConfig, 'codes'>> & { codes?: number[] } = {},
+): Promise<LiveServer> {
+  const { folder, images } = copySampleImages();
+  const server = await startTestServer({ folder, cacheDir: images, ...options });
+  return {
+    test: server,
+    folder,
+    images,
+    stop: async () => {
+      await server.stop();
+      rmSync(folder, { recursive: true, force: true });
+    },
+  };
 }
 
 function nextEvent<T>(subscribe: (resolve: (value: T) => void) => () => void, what: string): Promise<T> {

@@ -78,7 +78,9 @@ function imgcacheDialect(image: string): WireDialect {
           if (type === MessageType.END) events.answered(skipper.takeDataBytes());
           else if (type === MessageType.WELCOME) events.ready();
           else if (type === MessageType.ERROR) onError(events, body);
-          else if (type === MessageType.NOTICE) events.sessionOver(`notice ${jsonField(body, 'kind')}`, true);
+          // [P-29] [P-70] only a closing NOTICE ends the session; catalog-changed and the like are only news.
+          else if (type === MessageType.NOTICE && jsonField(body, 'closing') === 'true')
+            events.sessionOver(`notice ${jsonField(body, 'kind')}`, true);
           else if (type === MessageType.REJECT) events.sessionOver(`reject ${jsonField(body, 'reason')}`, false);
         },
         [MessageType.ERROR, MessageType.NOTICE, MessageType.REJECT],

@@ -133,6 +133,8 @@ export async function readAnswers(
       }
       continue;
     }
+    // [P-29] [P-70] a NOTICE that does not close (catalog-changed) may come between any two answers.
+    if (frame.type === MessageType.NOTICE && parseJsonBody(frame.body).closing === false) continue;
     const what =
       frame.type === MessageType.NOTICE ? `a NOTICE ${frame.body.toString()}` : `type 0x${frame.type.toString(16)}`;
     throw new PropertyViolation(`[P-4] the server sent ${what} between answers`, input);

@@ -12,6 +12,7 @@
  */
 import BetterSqlite3 from 'better-sqlite3';
 import type { StoredEvent } from './events.ts';
+import { WRITER_CACHE_KIB } from './open-database.ts';
 import { EVENT_COLUMNS, type EventRow, toStoredEvent } from './read-events.ts';
 import { lastPosition, type UsageExportOptions } from './usage-export.ts';
 import {
@@ -48,6 +49,8 @@ export class UsageCache {
     try {
       this.#db.pragma('journal_mode = WAL');
       this.#db.pragma('synchronous = NORMAL');
+      // Like the history's writer: pages this connection adds are not worth keeping in memory (16 MB otherwise).
+      this.#db.pragma(`cache_size = -${WRITER_CACHE_KIB}`);
       this.#db.exec(SCHEMA);
     } catch (error) {
       this.#db.close();

@@ -12,41 +12,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cellWidth } from '../client/dashboard/text.ts';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
+import { DashboardTerminal } from './helpers/dashboard-terminal.ts';
 import { copySampleImages } from './helpers/live-images.ts';
-import { CLIENT_BIN } from './helpers/processes.ts';
-import { makeTemporaryFolder, SAMPLE_IMAGES, startTestServer, type TestServer } from './helpers/test-server.ts';
-import { SHELL_TITLE, type TmuxPane, TmuxServer } from './helpers/tmux.ts';
+import { SAMPLE_IMAGES } from './helpers/test-server.ts';
+import { SHELL_TITLE } from './helpers/tmux.ts';
 
-const folder = makeTemporaryFolder('imgcache-dashboard-habits-');
-const terminal = new TmuxServer(folder);
-const servers: TestServer[] = [];
-const closers: Array<() => void> = [];
-
-interface Started {
-  pane: TmuxPane;
-  cacheDir: string;
-  workDir: string;
-}
-
-async function startDashboard(
-  name: string,
-  port: number,
-  size = { width: 80, height: 24 },
-  env: Record<string, string> = {},
-): Promise<Started> {
-  const cacheDir = path.join(folder, `${name}-cache`);
-  const workDir = makeTemporaryFolder(`imgcache-habits-${name}-`);
-  closers.push(() => rmSync(workDir, { recursive: true, force: true }));
-  const argv = [process.execPath, CLIENT_BIN, '--port', String(port), '--cache-dir', cacheDir];
-  const pane = await terminal.start(name, argv, { ...size, cwd: workDir, env });
-  return { pane, cacheDir, workDir };
-}
-
-async function server(options: Parameters<typeof startTestServer>[0]): Promise<TestServer> {
-  const started = await startTestServer(options);
-  servers.push(started);
-  return started;
-}
+const dashboards = new DashboardTerminal('habits');
+const { terminal, closers } = dashboards;
+const server = (options: Parameters<typeof dashboards.server>[0]) => dashboards.server(options);
+const startDashboard = (...args: Parameters<typeof dashboards.startDashboard>) => dashboards.startDashboard(...args);
 
 /**
  * A slow link: a proxy that passes what the client sends at once, and what the server sends `chunkBytes` at a time,
@@ -119,12 +93,7 @@ function assertTableRowsWhole(screen: string, names: string[], what: string): vo
 
 const SAMPLES = ['checkerboard-dice.png', 'mandelbrot.png', 'sunset.png', 'terrain-large.png'];
 
-test.after(async () => {
-  await terminal.kill();
-  for (const close of closers) close();
-  await Promise.all(servers.map((started) => started.stop()));
-  rmSync(folder, { recursive: true, force: true });
-});
+test.after(() => dashboards.stop());
 
 test('a download through a slow link: progress moves for a 9.6 KiB image, rows stay whole at 80x24 and 100x30', async () => {
   const started = await server({ codes: [950] });
@@ -298,8 +267,7 @@ test('the server ends the session: quitting then exits 6; SIGTERM exits 143; the
   const first = await server({ codes: [750] });
   const { pane } = await startDashboard('ended', first.port);
   await pane.waitFor((text) => text.includes('gold') && text.includes('terrain-large.png'));
-  servers.splice(servers.indexOf(first), 1);
-  await first.stop();
+  await dashboards.stopServer(first);
   await pane.waitFor('The server is shutting down');
   await pane.press('q');
   assert.is(await pane.waitForExit(), 6);

@@ -10,29 +10,18 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { RejectedError } from '../src/protocol/index.ts';
+import { DashboardTerminal } from './helpers/dashboard-terminal.ts';
 import { copySampleImages } from './helpers/live-images.ts';
-import { CLIENT_BIN } from './helpers/processes.ts';
-import { makeTemporaryFolder, SAMPLE_IMAGES, startTestServer, type TestServer } from './helpers/test-server.ts';
-import { type TmuxPane, TmuxServer } from './helpers/tmux.ts';
+import { SAMPLE_IMAGES } from './helpers/test-server.ts';
+import type { TmuxPane } from './helpers/tmux.ts';
 import { within } from './helpers/within.ts';
 
-const folder = makeTemporaryFolder('imgcache-dashboard-idle-');
-const terminal = new TmuxServer(folder);
-const servers: TestServer[] = [];
-const closers: Array<() => void> = [];
-
-async function server(options: Parameters<typeof startTestServer>[0]): Promise<TestServer> {
-  const started = await startTestServer(options);
-  servers.push(started);
-  return started;
-}
+const dashboards = new DashboardTerminal('idle');
+const { closers } = dashboards;
+const server = (options: Parameters<typeof dashboards.server>[0]) => dashboards.server(options);
 
 async function startDashboard(name: string, port: number): Promise<TmuxPane> {
-  const cacheDir = path.join(folder, `${name}-cache`);
-  const workDir = makeTemporaryFolder(`imgcache-idle-${name}-`);
-  closers.push(() => rmSync(workDir, { recursive: true, force: true }));
-  const argv = [process.execPath, CLIENT_BIN, '--port', String(port), '--cache-dir', cacheDir];
-  return terminal.start(name, argv, { width: 100, height: 30, cwd: workDir });
+  return (await dashboards.startDashboard(name, port, { width: 100, height: 30 })).pane;
 }
 
 const rows = (screen: string) => screen.split('\n');
@@ -44,12 +33,7 @@ const tableRow = (screen: string, image: string) =>
 /** The screen as one line: the banner wraps where the terminal's width says. */
 const flat = (screen: string) => screen.replace(/\s*\n[│ ]*/g, ' ');
 
-test.after(async () => {
-  await terminal.kill();
-  for (const close of closers) close();
-  await Promise.all(servers.map((started) => started.stop()));
-  rmSync(folder, { recursive: true, force: true });
-});
+test.after(() => dashboards.stop());
 
 test('[P-70] [P-27] a new image shows up with no key pressed; idle, it is closed calmly, and Enter reconnects and gets', async () => {
   const images = copySampleImages();

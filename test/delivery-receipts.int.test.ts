@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NewEvent } from '../db/events.ts';
-import { encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
+import { encodeFrame, encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { makeTemporaryFolder, SAMPLE_IMAGES, startTestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
@@ -238,6 +238,27 @@ test('[P-40] a RECEIVED naming no stream that awaits one is the fatal unexpected
     assert.is(error.fatal, true);
     await within(peer.closed, 'the server closes', 5_000);
     await running.waitForEvent(closedWith('unexpected-message'));
+  } finally {
+    await running.stop();
+  }
+});
+
+test('[P-40] [P-5] a RECEIVED sent with the HELLO is judged as any RECEIVED: a body that is not JSON is malformed', async () => {
+  const running = await startTestServer();
+  try {
+    const peer = await RawConnection.open(running.port);
+    // In one write, so the RECEIVED is in before the WELCOME is written (found by the fuzzer).
+    peer.send(
+      Buffer.concat([
+        encodeJsonFrame(MessageType.HELLO, { versions: [1] }),
+        encodeFrame(MessageType.RECEIVED, Buffer.from('["id":0,server-full"}')),
+      ]),
+    );
+    await peer.nextJson(MessageType.WELCOME);
+    const error = await peer.nextJson(MessageType.ERROR);
+    assert.is(error.code, 'malformed-message');
+    assert.is(error.fatal, true);
+    await within(peer.closed, 'the server closes', 5_000);
   } finally {
     await running.stop();
   }

@@ -343,6 +343,18 @@ export class Connection {
       session.send({ type: 'INVALID_REQUEST', requestId: null, code: item.code, message: item.message });
       return;
     }
+    if (item.frame.type === MessageType.RECEIVED) {
+      // [P-40] Sent before the WELCOME was written, so queued as a plain frame: judged as any RECEIVED is (its body
+      // first, then whether a stream awaits it; none can yet).
+      const refused = this.#takeReceipt(item.frame);
+      if (refused?.kind === 'error') {
+        session.send({ type: 'INVALID_REQUEST', requestId: null, code: refused.code, message: refused.message });
+        return;
+      }
+      this.#busy = false;
+      this.#processNext();
+      return;
+    }
     if (item.frame.type !== MessageType.REQUEST) {
       const message = `a client may not send a frame of type 0x${item.frame.type.toString(16)} here`;
       session.send({ type: 'INVALID_REQUEST', requestId: null, code: 'unexpected-message', message });

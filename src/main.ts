@@ -59,6 +59,11 @@ function parseCommandLine(argv: string[]) {
 }
 
 async function printHistory(database: string): Promise<void> {
+  // `imgcache-server history | head` closes our stdout early: that is the reader's choice, not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
   for (const piece of usageFromFile(database)) {
     if (!process.stdout.write(piece)) await new Promise((resolve) => process.stdout.once('drain', resolve));
   }

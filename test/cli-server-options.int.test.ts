@@ -2,6 +2,8 @@
  * `imgcache-server`'s operator errors, as an operator meets them: each refused at once, in one short line with its
  * code, status 2, before anything listens; its --version; the warnings about a cache folder that serves nothing.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -94,6 +96,22 @@ test('a cache folder with no images: the server starts and warns about the files
     running.child.kill('SIGKILL');
     await running.exited;
   }
+});
+
+test('`history | head`: a reader that stops reading early ends the command quietly, status 0', async () => {
+  const registered = await server(['clients', 'add', 'piped', '--tier', 'gold']);
+  assert.is(registered.status, 0, registered.stderr);
+  const child = spawn(process.execPath, [SERVER_BIN, 'history', '--database', database], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.destroy(); // the reader is gone before the first byte, as `| head -c 1` soon is
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const [status] = (await within(once(child, 'exit'), 'history exits', 10_000)) as [number | null];
+  assert.is(stderr, '');
+  assert.is(status, 0);
 });
 
 test.run();

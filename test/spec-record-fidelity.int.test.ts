@@ -100,6 +100,46 @@ test('[P-52] a name longer than any file name is labelled too-long, whatever els
   }
 });
 
+test('[P-52] a long name or command is cut to 256 code points, never inside a surrogate pair', async () => {
+  const running = await startTestServer({ codes: [950] });
+  try {
+    const peer = await RawConnection.admitted(running.port);
+    // 'a' then emoji (two UTF-16 units each): 256 units would end in the middle of the 128th emoji.
+    const name = `a${'\u{1F600}'.repeat(300)}`;
+    const command = `x${'\u{1F600}'.repeat(300)}`;
+    const answers = await ask(peer, [
+      { id: 1, command: 'get', image: name },
+      { id: 2, command },
+    ]);
+    assert.equal(
+      answers.map((answer) => answer.code),
+      ['image-not-found', 'unknown-command'],
+    );
+    peer.sendJson(MessageType.REQUEST, { id: 99, command: 'exit' });
+    await peer.closed;
+    await closedOnRecord(running, running.events.find((event) => event.type === 'session-admitted')?.session);
+    const refusals = readHistoryFile(running.database)
+      .filter((event) => event.type === 'request-refused')
+      .map((event) => event.data as { command: string; image?: string; imageLength?: number });
+    const loneSurrogate = /\p{Surrogate}/u;
+    const recordedName = refusals[0]?.image ?? '';
+    assert.equal(
+      [Array.from(recordedName).length, refusals[0]?.imageLength, loneSurrogate.test(recordedName)],
+      [256, 301, false],
+      'the name: 256 code points, its full length in code points beside it',
+    );
+    assert.is(recordedName, Array.from(name).slice(0, 256).join(''));
+    const recordedCommand = refusals[1]?.command ?? '';
+    assert.equal(
+      [Array.from(recordedCommand).length, loneSurrogate.test(recordedCommand)],
+      [256, false],
+      'the command: 256 code points',
+    );
+  } finally {
+    await running.stop();
+  }
+});
+
 test('[P-54] a connection that closes without a word is on record as connection-dropped', async () => {
   const running = await startTestServer();
   try {

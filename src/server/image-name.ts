@@ -55,9 +55,21 @@ function isLookalike(name: string, catalogNames: Iterable<string>): boolean {
   return false;
 }
 
+/**
+ * [P-52] A name cut for the record: 256 characters are code points (as [P-8] counts them), never UTF-16 units, so a
+ * cut never splits a surrogate pair and the usage document holds no lone surrogate; `imageLength` counts the same way.
+ */
 export function recordedName(name: string): { image: string; imageLength?: number } {
   if (name.length <= RECORDED_NAME_MAX_CHARS) return { image: name };
-  return { image: name.slice(0, RECORDED_NAME_MAX_CHARS), imageLength: name.length };
+  const points = Array.from(name);
+  if (points.length <= RECORDED_NAME_MAX_CHARS) return { image: name };
+  return { image: points.slice(0, RECORDED_NAME_MAX_CHARS).join(''), imageLength: points.length };
+}
+
+/** [P-52] A command cut for the record, by code points as a name is ([recordedName]). */
+export function recordedCommand(command: string): string {
+  if (command.length <= RECORDED_NAME_MAX_CHARS) return command;
+  return Array.from(command).slice(0, RECORDED_NAME_MAX_CHARS).join('');
 }
 
 /** [P-38] Why a file with an image's name is not catalogued all the same (the operator's log says which, once). */

@@ -5,7 +5,7 @@
 import type { NewEvent } from '../../db/events.ts';
 import type { SessionEffect } from '../../machines/session.types.ts';
 import type { CatalogEntry } from './image-catalog.ts';
-import { RECORDED_NAME_MAX_CHARS, recordedName } from './image-name.ts';
+import { recordedCommand, recordedName } from './image-name.ts';
 
 export interface RecordingContext {
   connection: number;
@@ -112,7 +112,8 @@ function refusalEvents(
     ];
   }
   // [P-52] The command and image as sent, when they could be read; `unknown` when the command was not a string.
-  const command = effect.command ?? refused.command?.slice(0, RECORDED_NAME_MAX_CHARS) ?? 'unknown';
+  const command =
+    effect.command ?? (refused.command === undefined ? undefined : recordedCommand(refused.command)) ?? 'unknown';
   const image = effect.image ?? refused.image;
   const data = {
     requestId: effect.requestId,

@@ -158,6 +158,10 @@ test('[P-46] client, since and until select exactly the sessions they name; a ba
       [9, { since: 'yesterday' }],
       [10, { until: 17 }],
       [11, { client: 3 }],
+      // Days past the end of their month are no dates, though Date.parse rolls them into the next month.
+      [12, { since: '2026-02-30' }],
+      [13, { until: '2025-02-29T10:00:00Z' }],
+      [14, { since: '2026-04-31T00:00:00+01:00' }],
     ] as const) {
       raw.sendJson(MessageType.REQUEST, { id, command: 'usage', ...fields });
       const error = await raw.nextJson(MessageType.ERROR);

@@ -224,6 +224,20 @@ function parseListRequest(obj: JsonObject, id: number): ListRequest {
 /** [P-46] An ISO-8601 date and time with a zone (Z or ±hh:mm), or a date alone (midnight UTC). */
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
+/**
+ * [P-46] A time of ISO_TIME's form that names a real moment. Date.parse accepts a day past the end of its month
+ * (`2026-02-30`, `2025-02-29`) and rolls it into the next month; such a date is no date, so it is refused.
+ */
+function isCalendarTime(value: string): boolean {
+  if (Number.isNaN(Date.parse(value))) return false;
+  const year = Number(value.slice(0, 4));
+  const month = Number(value.slice(5, 7));
+  const day = Number(value.slice(8, 10));
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
 /** [P-46] `usage` with its optional `client` (a session name) and `since` / `until` (ISO-8601 times). */
 function parseUsageRequest(obj: JsonObject, id: number): UsageCommandRequest {
   const request: UsageCommandRequest = { id, command: 'usage' };
@@ -237,7 +251,7 @@ function parseUsageRequest(obj: JsonObject, id: number): UsageCommandRequest {
   for (const name of ['since', 'until'] as const) {
     const value = field(obj, name);
     if (value === undefined) continue;
-    if (typeof value !== 'string' || !ISO_TIME.test(value) || Number.isNaN(Date.parse(value))) {
+    if (typeof value !== 'string' || !ISO_TIME.test(value) || !isCalendarTime(value)) {
       const message = `${name} must be an ISO-8601 time such as 2026-11-25T10:00:00Z`;
       throw new BadRequestError(id, message, { command: 'usage' });
     }

@@ -36,10 +36,11 @@ export function packageVersion(): string {
   return 'unknown';
 }
 
-/** Each command: its synopsis (one line of the overview) and its own help (`imgcache help <command>`). */
-const COMMANDS: Readonly<Record<string, { synopsis: string; about: string }>> = {
+/** Each command: its synopsis and summary (one line of the overview) and its own help (`imgcache help <command>`). */
+const COMMANDS: Readonly<Record<string, { synopsis: string; summary: string; about: string }>> = {
   list: {
     synopsis: 'list',
+    summary: "the server's images, marked not downloaded / current / changed, and who you are",
     about:
       'The server\'s images, each marked "not downloaded", "current" or "changed on the server" against the cache\n' +
       'folder, and who you are (name, code, tier, quota). Costs no quota.\n' +
@@ -47,6 +48,7 @@ const COMMANDS: Readonly<Record<string, { synopsis: string; about: string }>> = 
   },
   get: {
     synopsis: 'get <image> [...]',
+    summary: 'download images into the cache folder (one session for all of them)',
     about:
       'Downloads images into the cache folder, all in one session. An image already held is only revalidated by its\n' +
       'hash ("not modified", free of quota). An image that fails (not on the server) is reported on stderr and the\n' +
@@ -56,12 +58,14 @@ const COMMANDS: Readonly<Record<string, { synopsis: string; about: string }>> = 
   },
   refresh: {
     synopsis: 'refresh',
+    summary: 'revalidate every downloaded image; download only those that changed',
     about:
       'Revalidates every downloaded image at once; downloads only those that changed on the server.\n' +
       '--json: {"images":[{"name","status":"not-modified|downloaded|gone|failed",...}],"quota":{...}}',
   },
   usage: {
     synopsis: 'usage [--output F]',
+    summary: "every client's history as JSON (platinum; with a key, your own at any tier)",
     about:
       "Every client's history as JSON (platinum tier only; with a key, your own sessions' at any tier).\n" +
       '--client NAME: one session; --since T, --until T (ISO-8601): the sessions admitted in that range;\n' +
@@ -70,15 +74,21 @@ const COMMANDS: Readonly<Record<string, { synopsis: string; about: string }>> = 
   },
   shell: {
     synopsis: 'shell',
+    summary: 'one session for many commands, typed at a prompt or piped in',
     about:
       'One session for many commands: type list, get <image>, refresh, usage, exit, help at a prompt, or pipe them\n' +
       "in (printf 'list\\nget sunset.png\\n' | imgcache shell). Each answer is printed as its command prints it.",
   },
   dashboard: {
     synopsis: '[dashboard]',
+    summary: 'the full-screen dashboard (on a terminal, where it is the default)',
     about: 'The full-screen dashboard (on a terminal). `imgcache` with no command starts it on a terminal.',
   },
-  help: { synopsis: 'help [command]', about: 'This overview, or one command in detail.' },
+  help: {
+    synopsis: 'help [command]',
+    summary: 'this overview, or one command in detail',
+    about: 'This overview, or one command in detail.',
+  },
 };
 
 const COMMON_OPTIONS = `options:
@@ -103,7 +113,7 @@ const HELP = `imgcache: the imgcache client. Each command is a session of its ow
 
 usage:
 ${Object.values(COMMANDS)
-  .map((command) => `  imgcache ${command.synopsis.padEnd(22)} ${command.about.split('\n')[0]}`)
+  .map((command) => `  imgcache ${command.synopsis.padEnd(22)} ${command.summary}`)
   .join('\n')}
 
 ${COMMON_OPTIONS}

@@ -252,6 +252,16 @@ test('--version, help and help <command> print on stdout and exit 0; help for an
   assert.is(unknown.stdout, '');
 });
 
+test('the overview gives each command a whole phrase that fits 120 columns, not a line cut mid-sentence', async () => {
+  const overview = await imgcache(['--help']);
+  const commandLines = overview.stdout.split('\n').filter((line) => line.startsWith('  imgcache '));
+  assert.is(commandLines.length, 7, overview.stdout);
+  for (const line of commandLines) {
+    assert.ok(line.length <= 120, `too wide (${line.length}): ${line}`);
+    assert.not.match(line, /\b(the|its|or|and|by|a|pipe them)$/, `cut mid-sentence: ${line}`);
+  }
+});
+
 test('shell: answers on stdout, refusals and a mistyped command on stderr; the session goes on after them', async () => {
   await withServer([950], async (live, downloads) => {
     const child = spawn(

@@ -2,15 +2,18 @@
  * The two commands as a person runs them: `imgcache-server` (its options, Ctrl-C, its history command) and the
  * scriptable `imgcache` client (its output and exit status).
  */
+import { once } from 'node:events';
 import { readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { openDatabase } from '../db/open-database.ts';
 import { readEvents } from '../db/read-events.ts';
+import { encodeJsonFrame, type Frame, FrameDecoder, MessageType } from '../src/protocol/index.ts';
 import { CLIENT_BIN, runCommand, SERVER_BIN, spawnServer } from './helpers/processes.ts';
-import { makeTemporaryFolder, SAMPLE_IMAGES } from './helpers/test-server.ts';
+import { eventually, makeTemporaryFolder, SAMPLE_IMAGES } from './helpers/test-server.ts';
 
 test('imgcache-server --help lists every option with its default and environment variable', async () => {
   const result = await runCommand(SERVER_BIN, ['--help']);
@@ -74,6 +77,47 @@ test('imgcache list, get and usage against a running server; Ctrl-C stops it cle
       usage.clients[1]?.requests.map((request) => request.image),
       ['sunset.png'],
     );
+  } finally {
+    server.child.kill('SIGKILL');
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('[P-28] [P-30] at shutdown the closing NOTICE is followed by a graceful close, not a reset', async () => {
+  const folder = makeTemporaryFolder();
+  const server = await spawnServer(['--database', path.join(folder, 'history.sqlite'), '--codes', '950']);
+  try {
+    // A peer that keeps its side open after the server's FIN, as a client still sending a RECEIVED may.
+    const socket = net.connect({ host: '127.0.0.1', port: server.port, allowHalfOpen: true });
+    const decoder = new FrameDecoder({ maxBodyBytes: 1 << 20 });
+    const frames: Frame[] = [];
+    let resetBy: string | null = null;
+    socket.on('data', (chunk: Buffer) => frames.push(...decoder.push(chunk)));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      resetBy = error.code ?? 'error';
+    });
+    const ended = once(socket, 'end');
+    await once(socket, 'connect');
+    socket.write(encodeJsonFrame(MessageType.HELLO, { versions: [1] }));
+    await eventually(() => frames.length === 1, 'the WELCOME');
+    server.child.kill('SIGTERM');
+    await ended;
+    assert.equal(
+      frames.map((frame) => frame.type),
+      [MessageType.WELCOME, MessageType.NOTICE],
+    );
+    assert.is(JSON.parse(frames[1]?.body.toString() ?? '{}').kind, 'shutting-down');
+    // What a client still sends after the last frame (a RECEIVED, a request it had pipelined) is read and discarded
+    // while the server lingers ([P-30]); a server already gone answers it with a reset.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (const id of [1, 2]) {
+      socket.write(encodeJsonFrame(MessageType.REQUEST, { id, command: 'list' }));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    assert.is(resetBy, null, 'no reset while the server lingers');
+    socket.end();
+    assert.is(await server.exited, 0, 'the server exits 0 once the client closed its side');
+    socket.destroy();
   } finally {
     server.child.kill('SIGKILL');
     rmSync(folder, { recursive: true, force: true });

@@ -21,7 +21,7 @@ import { admissionMachine } from '../../machines/admission.machine.ts';
 import { resolveConfig, type ServerConfig, tlsEnabled } from '../config.ts';
 import { AccessControl } from '../identity/access-control.ts';
 import { type Logger, silentLogger } from '../logger.ts';
-import { PROTOCOL_VERSIONS, type ServerLimits } from '../protocol/messages.ts';
+import { CLOSE_LINGER_MS, PROTOCOL_VERSIONS, type ServerLimits } from '../protocol/messages.ts';
 import { type CodeSource, sequenceOfCodes } from './code-source.ts';
 import { Connection } from './connection.ts';
 import { historyOutageLog } from './history-outage-log.ts';
@@ -176,6 +176,8 @@ export async function startServer(
     idleTimeoutMs: config.idleTimeoutMs,
   };
   const connections = new Map<number, Connection>();
+  /** Every accepted stream until it is released, a session's after its graceful close too ([P-30]). */
+  const streams = new Set<Duplex>();
   // [P-70] Every admitted session hears of a catalog change, by a NOTICE between its answers (coalesced per session).
   catalog.on('change', () => {
     for (const connection of connections.values()) connection.catalogChanged();
@@ -280,7 +282,11 @@ export async function startServer(
     const number = connectionNumber++;
     const connection = new Connection(stream, number, remote, context);
     connections.set(number, connection);
-    stream.once('close', () => connections.delete(number));
+    streams.add(stream);
+    stream.once('close', () => {
+      connections.delete(number);
+      streams.delete(stream);
+    });
     admission.send({ type: 'CONNECT', connection: number, address, at: performance.now() });
   }
 
@@ -335,6 +341,28 @@ export async function startServer(
     );
   }
 
+  /**
+   * [P-30] A session closed by the shutdown still lingers after its last frame: the server reads and discards what the
+   * client sends until it closes its side (or the linger time passes). Stopping before that would close sockets with
+   * unread bytes (a RECEIVED sent before the client read the NOTICE), and the kernel's reset could wipe out the NOTICE.
+   */
+  async function lingeringReleased(): Promise<void> {
+    if (streams.size === 0) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        for (const stream of streams) stream.destroy();
+        resolve();
+      };
+      const timer = setTimeout(done, CLOSE_LINGER_MS);
+      for (const stream of streams) {
+        stream.once('close', () => {
+          if (streams.size === 0) done();
+        });
+      }
+    });
+  }
+
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
     // [P-28] The listener keeps accepting while the sessions drain, only to answer REJECT shutting-down: a client
@@ -351,6 +379,7 @@ export async function startServer(
     await drained;
     clearTimeout(grace);
     listener.close();
+    await lingeringReleased();
     await catalog.close();
     await history.drain();
     await committer?.close();

@@ -114,10 +114,15 @@ interface Pending {
   hash: Hash | null;
   received: number;
   reply: Record<string, unknown> | null;
+  /** [P-40] when the last progress receipt for this stream was sent (or its first bytes came) */
+  progressReportedAt?: number;
 }
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 7878;
+
+/** [P-40] [P-41] A stream still being read after this long is reported to the server, at most this often. */
+const PROGRESS_RECEIPT_MS = 500;
 
 export class ImgcacheClient extends EventEmitter<{
   notice: [ReceivedNotice];
@@ -353,6 +358,22 @@ export class ImgcacheClient extends EventEmitter<{
     }
     for (const frame of frames) this.#onFrame(frame);
     this.#reportPartialFrame();
+    this.#sendProgressReceipt();
+  }
+
+  /**
+   * [P-40] [P-41] While a stream is read, a progress receipt at most every PROGRESS_RECEIPT_MS: a slow link is then
+   * seen to make progress, and not cut at the drain deadline. A stream read within that time costs none.
+   */
+  #sendProgressReceipt(): void {
+    const current = this.#pending[0];
+    if (!current?.hash || !current.reply || this.#socket.destroyed) return;
+    const now = performance.now();
+    current.progressReportedAt ??= now;
+    if (now - current.progressReportedAt < PROGRESS_RECEIPT_MS) return;
+    current.progressReportedAt = now;
+    const bytes = current.received + Math.max(0, this.#decoder.bufferedBytes - HEADER_BYTES);
+    this.#socket.write(encodeJsonFrame(MessageType.RECEIVED, { id: current.reply.id, bytes }));
   }
 
   /** Progress inside a DATA frame not complete yet: its body bytes buffered so far count as received. */

@@ -6,9 +6,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ImgcacheClient } from '../client/imgcache-client.ts';
 import type { NewEvent } from '../db/events.ts';
 import { encodeFrame, encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
@@ -126,6 +128,97 @@ test('[P-41] a slow reader that keeps taking bytes is not cut, however long the 
     peer.sendJson(MessageType.REQUEST, { id: 2, command: 'list' });
     assert.is((await peer.nextJson(MessageType.REPLY)).id, 2, 'the session goes on');
     assert.not.ok(running.events.some(closedWith('drain-timeout')));
+  } finally {
+    await running.stop();
+  }
+});
+
+test('[P-40] [P-41] a reader slower than the kernel shows, reporting its progress, is not cut', async () => {
+  const running = await startTestServer({ drainTimeoutMs: 1_000, codes: [950], cacheDir: cacheWithHugeImage() });
+  try {
+    const peer = await RawConnection.admitted(running.port);
+    peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: HUGE });
+    await peer.nextJson(MessageType.REPLY);
+    // 128 KiB every 200 ms: the server's kernel wakes it only once about half its send buffer (megabytes on
+    // loopback) is free, seconds apart at this pace, so only the progress receipts show that this reader reads.
+    let taken = 0;
+    const report = setInterval(() => peer.sendJson(MessageType.RECEIVED, { id: 1, bytes: taken }), 250);
+    const throttle = (chunk: Buffer) => {
+      taken += chunk.length;
+      if (taken >= 3 * 1024 * 1024) return; // enough: the rest at full speed
+      peer.socket.pause();
+      setTimeout(() => peer.socket.resume(), (200 * chunk.length) / (128 * 1024));
+    };
+    peer.socket.on('data', throttle);
+    try {
+      const { content } = await within(peer.readStream(1), 'the slow download', 30_000);
+      assert.is(createHash('sha256').update(content).digest('hex'), HUGE_SHA256);
+    } finally {
+      clearInterval(report);
+      peer.socket.off('data', throttle);
+    }
+    peer.sendJson(MessageType.REQUEST, { id: 2, command: 'list' });
+    assert.is((await peer.nextJson(MessageType.REPLY)).id, 2, 'the session goes on');
+    assert.not.ok(running.events.some(closedWith('drain-timeout')));
+  } finally {
+    await running.stop();
+  }
+});
+
+/**
+ * A slow link with backpressure: what the server sends passes at about `bytesPerSecond` (the proxy stops reading
+ * the server meanwhile) until `slowBytes` have passed, then at full speed; what the client sends passes at once.
+ */
+async function slowLink(port: number, bytesPerSecond: number, slowBytes: number): Promise<net.Server> {
+  const proxy = net.createServer((downstream) => {
+    const upstream = net.connect({ host: '127.0.0.1', port });
+    let passed = 0;
+    upstream.on('data', (chunk: Buffer) => {
+      downstream.write(chunk);
+      passed += chunk.length;
+      if (passed > slowBytes) return;
+      upstream.pause();
+      setTimeout(() => upstream.resume(), (1000 * chunk.length) / bytesPerSecond);
+    });
+    upstream.on('end', () => downstream.end());
+    downstream.pipe(upstream);
+    for (const side of [upstream, downstream]) {
+      side.on('error', () => {
+        upstream.destroy();
+        downstream.destroy();
+      });
+    }
+    downstream.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return proxy;
+}
+
+test('[P-40] [P-41] the client library reports its progress: a download over a slow link is not cut', async () => {
+  const running = await startTestServer({ drainTimeoutMs: 1_000, codes: [950], cacheDir: cacheWithHugeImage() });
+  const link = await slowLink(running.port, 640 * 1024, 3 * 1024 * 1024);
+  const client = await ImgcacheClient.connect({ port: (link.address() as net.AddressInfo).port });
+  try {
+    const hash = createHash('sha256');
+    await within(client.getInto(HUGE, { write: (piece) => void hash.update(piece) }), 'the slow download', 30_000);
+    assert.is(hash.digest('hex'), HUGE_SHA256);
+    assert.is((await client.list()).images.length, 2, 'the session goes on');
+    assert.not.ok(running.events.some(closedWith('drain-timeout')));
+  } finally {
+    client.close();
+    link.close();
+    await running.stop();
+  }
+});
+
+test('[P-40] a progress receipt naming no stream that awaits one is the fatal unexpected-message', async () => {
+  const running = await startTestServer();
+  try {
+    const peer = await RawConnection.admitted(running.port);
+    peer.sendJson(MessageType.RECEIVED, { id: 9, bytes: 100 });
+    const error = await peer.nextJson(MessageType.ERROR);
+    assert.is(error.code, 'unexpected-message');
+    await within(peer.closed, 'the server closes', 5_000);
   } finally {
     await running.stop();
   }

@@ -105,8 +105,12 @@ export class Connection {
     this.number = number;
     this.remote = remote;
     this.#server = server;
-    this.#writer = server.replyWriter(stream, (reason, error) => this.#abort(reason, error));
     this.#receipts = new ReceiptWatch(stream, server.config.drainTimeoutMs, () => this.#abort('drain-timeout'));
+    this.#writer = server.replyWriter(
+      stream,
+      (reason, error) => this.#abort(reason, error),
+      () => this.#receipts.lastProgressAt,
+    );
     stream.on('error', (error: NodeJS.ErrnoException) => this.#peerClosed(peerCloseReason(error)));
     stream.on('close', () => this.#peerClosed('client-closed'));
   }
@@ -192,6 +196,7 @@ export class Connection {
         // [P-40] A RECEIVED is not a request: it is taken in turn, but not counted in the [P-16] limits. More of them
         // waiting than requests can be answered are not all receipts of streams: the first one over is refused.
         if (frame.type === MessageType.RECEIVED && this.#handshakeDone) {
+          if (this.#takeProgress(frame)) continue; // [P-40] a progress receipt counts now, not in turn
           if (this.#queuedReceipts >= MAX_UNANSWERED_REQUESTS) {
             this.#stopReading();
             this.#queue.push({ kind: 'error', code: 'unexpected-message', message: RECEIPT_UNEXPECTED });
@@ -225,7 +230,13 @@ export class Connection {
    */
   #takeReceipt(frame: Frame): QueueItem | null {
     try {
-      const { id } = parseJsonBody(frame.body);
+      const { id, bytes } = parseJsonBody(frame.body);
+      // [P-40] A progress receipt #takeProgress did not take as it arrived (its stream had not begun, or its key was
+      // written with escapes): progress if its stream awaits a receipt now; it delivers nothing either way.
+      if (bytes !== undefined) {
+        if (isProgressReceipt(id, bytes) && this.#receipts.progress(id)) return null;
+        return { kind: 'error', code: 'unexpected-message', message: RECEIPT_UNEXPECTED };
+      }
       if (typeof id === 'number' && this.#receipts.receipt(id)) {
         const receiptPending = this.#receipts.pending > 0;
         this.#session?.send({ type: 'DELIVERED', at: performance.now(), receiptPending });
@@ -235,6 +246,22 @@ export class Connection {
       return { kind: 'error', code: errorCode(error, 'malformed-message'), message: errorMessage(error) };
     }
     return { kind: 'error', code: 'unexpected-message', message: RECEIPT_UNEXPECTED };
+  }
+
+  /**
+   * [P-40] [P-41] A progress receipt (`bytes` given) naming a stream that awaits its RECEIVED: progress for the drain
+   * deadline, taken as it arrives (the stream it speaks of is being written, so the queue is not being read). Only a
+   * body that mentions `bytes` is parsed here; anything else, and any progress receipt that is not right, is judged
+   * in turn by #takeReceipt.
+   */
+  #takeProgress(frame: Frame): boolean {
+    if (frame.body.indexOf('bytes') < 0) return false;
+    try {
+      const { id, bytes } = parseJsonBody(frame.body);
+      return isProgressReceipt(id, bytes) && this.#receipts.progress(id);
+    } catch {
+      return false;
+    }
   }
 
   /** After a framing error or an overflow nothing more the client sends is read; what came before is answered. */
@@ -741,6 +768,11 @@ function boundedMessage(message: string): string {
 function addressOf(remote: string): string {
   const colon = remote.lastIndexOf(':');
   return colon < 0 ? remote : remote.slice(0, colon);
+}
+
+/** [P-40] The members of a progress receipt: a numeric id and a count of bytes read, a non-negative integer. */
+function isProgressReceipt(id: unknown, bytes: unknown): id is number {
+  return typeof id === 'number' && typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0;
 }
 
 function peerCloseReason(error: NodeJS.ErrnoException): string {

@@ -6,10 +6,17 @@
  */
 import type { Duplex } from 'node:stream';
 
-export function waitForDrain(stream: Duplex, stallMs: number, onDrained: () => void, onStalled: () => void): void {
+export function waitForDrain(
+  stream: Duplex,
+  stallMs: number,
+  onDrained: () => void,
+  onStalled: () => void,
+  reportedProgressAt: () => number = () => Number.NEGATIVE_INFINITY,
+): void {
   if (stream.destroyed) return;
   // [P-41] Looked at four times per deadline, so that a stall is cut between stallMs and 1.25 stallMs after the
-  // last progress seen.
+  // last progress seen: bytes the kernel took, or a progress receipt from the client [P-40] (the kernel wakes a
+  // writer only once much of its buffer is free, so a slow reader's progress may not show here otherwise).
   const lookMs = Math.max(1, Math.floor(stallMs / 4));
   let lastPending = stream.writableLength;
   let lastProgressAt = performance.now();
@@ -21,7 +28,7 @@ export function waitForDrain(stream: Duplex, stallMs: number, onDrained: () => v
       lastProgressAt = now;
       return;
     }
-    if (now - lastProgressAt < stallMs) return;
+    if (now - Math.max(lastProgressAt, reportedProgressAt()) < stallMs) return;
     finish();
     onStalled();
   };
@@ -92,6 +99,18 @@ export class ReceiptWatch {
     if (!stream) return;
     stream.endAt = this.#now();
     if (this.#timer === null && !this.#stopped) this.#arm(this.#deadlineMs);
+  }
+
+  /** When the client last reported progress [P-40], or the kernel last took bytes of the connection. */
+  get lastProgressAt(): number {
+    return this.#lastProgressAt;
+  }
+
+  /** A progress receipt for `requestId` [P-40]: true when a stream awaits it (nothing is delivered; progress now). */
+  progress(requestId: number): boolean {
+    if (!this.#awaiting.some((candidate) => candidate.requestId === requestId)) return false;
+    this.#lastProgressAt = this.#now();
+    return true;
   }
 
   /** A RECEIVED for `requestId`: true when a stream awaited it (the oldest such stream is delivered). */

@@ -43,6 +43,8 @@ export interface ReplyWriterOptions {
     reason: 'drain-timeout' | 'image-changed' | 'image-read-failed' | 'usage-export-failed',
     error?: Error,
   ) => void;
+  /** when the client last reported progress on a stream [P-40]: counts as progress for the drain deadline */
+  reportedProgressAt?: () => number;
 }
 
 export class ReplyWriter {
@@ -89,7 +91,13 @@ export class ReplyWriter {
       this.#dataTaken = this.#dataQueued;
       done();
     };
-    waitForDrain(this.#stream, this.#options.drainTimeoutMs, drained, () => this.#options.onAbort('drain-timeout'));
+    waitForDrain(
+      this.#stream,
+      this.#options.drainTimeoutMs,
+      drained,
+      () => this.#options.onAbort('drain-timeout'),
+      this.#options.reportedProgressAt,
+    );
   }
 
   /**

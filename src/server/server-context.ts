@@ -37,7 +37,11 @@ export interface ServerContext {
     connection: number,
     identity?: string,
   ): { occupancy: Occupancy; retryAfterMs: number; reason: 'server-full' | 'too-many-sessions' } | null;
-  replyWriter(stream: Duplex, onAbort: ReplyWriterOptions['onAbort']): ReplyWriter;
+  replyWriter(
+    stream: Duplex,
+    onAbort: ReplyWriterOptions['onAbort'],
+    reportedProgressAt?: ReplyWriterOptions['reportedProgressAt'],
+  ): ReplyWriter;
   logEvents(events: readonly NewEvent[]): void;
   logHistoryFailure(error: Error, connection: number): void;
   logConnectionError(error: Error, connection: number, reason: string): void;

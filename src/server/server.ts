@@ -222,12 +222,13 @@ export async function startServer(
       slotRefusal = null;
       return refusal;
     },
-    replyWriter: (stream, onAbort) =>
+    replyWriter: (stream, onAbort, reportedProgressAt) =>
       new ReplyWriter(stream, {
         maxFrameBytes: config.maxFrameBytes,
         drainTimeoutMs: config.drainTimeoutMs,
         usageSource: (filter, chunkBytes) => usageThreads.export(filter, chunkBytes),
         onAbort,
+        reportedProgressAt,
       }),
     logEvents: (events: readonly NewEvent[]) => {
       // At warn and above the line objects are not even built: this runs for every event.

@@ -77,6 +77,12 @@ function receiptAnswer(frame: Frame, streams: number[]): Answer | null {
     return fatal('malformed-message');
   }
   const index = typeof body.id === 'number' ? streams.indexOf(body.id) : -1;
+  if (body.bytes !== undefined) {
+    // a progress receipt: delivers nothing; fine while its stream awaits a receipt and `bytes` is a count
+    const count = body.bytes;
+    const isCount = typeof count === 'number' && Number.isSafeInteger(count) && count >= 0;
+    return index >= 0 && isCount ? null : fatal('unexpected-message');
+  }
   if (index < 0) return fatal('unexpected-message');
   streams.splice(index, 1);
   return null;

@@ -2,7 +2,6 @@
  * The `imgcache` command's manners, as a script sees them: the real CLI (a child process) against a real server on
  * 127.0.0.1 port 0. stdout and stderr are checked apart, the --json shapes of docs/CLI.md, and the exit statuses.
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -264,23 +263,9 @@ test('the overview gives each command a whole phrase that fits 120 columns, not 
 
 test('shell: answers on stdout, refusals and a mistyped command on stderr; the session goes on after them', async () => {
   await withServer([950], async (live, downloads) => {
-    const child = spawn(
-      process.execPath,
-      [CLIENT_BIN, 'shell', '--port', String(live.port), '--cache-dir', downloads],
-      {
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.stdin.end('get missing.png\nfoo\nget sunset.png\nexit\n');
-    const [status] = await within(once(child, 'exit'), 'the shell exiting');
+    const args = ['shell', '--port', String(live.port), '--cache-dir', downloads];
+    const script = 'get missing.png\nfoo\nget sunset.png\nexit\n';
+    const { status, stdout, stderr } = await within(runCommand(CLIENT_BIN, args, {}, script), 'the shell exiting');
     assert.equal(lines(stderr), [
       "imgcache: missing.png: refused: no image named 'missing.png' [image-not-found]",
       "imgcache: unknown command 'foo'; type help for the commands",

@@ -48,12 +48,19 @@ export interface CommandResult {
   stderr: string;
 }
 
-export async function runCommand(bin: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CommandResult> {
+/** Runs a command to its end; `input`, when given, is its whole standard input (else it has none). */
+export async function runCommand(
+  bin: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  input?: string,
+): Promise<CommandResult> {
   const child = spawn(process.execPath, [bin, ...args], {
     cwd: PACKAGE_ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
+  child.stdin.end(input); // no input: an empty one, read to its end at once
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => {

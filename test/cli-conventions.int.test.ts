@@ -2,7 +2,6 @@
  * The `imgcache` command's manners, as a script sees them: the real CLI (a child process) against a real server on
  * 127.0.0.1 port 0. stdout and stderr are checked apart, the --json shapes of docs/CLI.md, and the exit statuses.
  */
-import { once } from 'node:events';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';

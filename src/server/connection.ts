@@ -434,10 +434,7 @@ export class Connection {
       client: this.#client,
       suspicious:
         effect.type === 'refuse' && effect.code === 'image-not-found' && effect.image !== undefined
-          ? suspiciousName(
-              effect.image,
-              this.#server.catalog.list().map((image) => image.name),
-            )
+          ? suspiciousName(effect.image, this.#server.catalog.names())
           : null,
     });
     if (recordsFact(effect)) this.#recordFact(events, () => this.#carryOut(effect));

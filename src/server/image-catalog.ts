@@ -233,6 +233,11 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
     return this.#entries.size;
   }
 
+  /** The names of the images that can be served, in no order, read as they are iterated (nothing is copied). */
+  *names(): Generator<string> {
+    for (const [name, stored] of this.#entries) if (this.#servable(stored)) yield name;
+  }
+
   /** [P-18] The images that can be served, in catalog order (code points of their names, [P-38]). */
   list(): ImageInfo[] {
     return [...this.#entries.values()]

@@ -357,6 +357,25 @@ test('[P-40] [P-5] a RECEIVED sent with the HELLO is judged as any RECEIVED: a b
   }
 });
 
+test('[P-40] [P-3] a RECEIVED just before a frame over the limit is still judged as a RECEIVED', async () => {
+  const running = await startTestServer();
+  try {
+    const peer = await RawConnection.admitted(running.port);
+    // One write: the bad header makes the decoder hand back the frames before it apart (found by the fuzzer).
+    peer.send(
+      Buffer.concat([
+        encodeFrame(MessageType.RECEIVED, Buffer.from('["id":0,server-full"}')),
+        Buffer.from([0x7f, 0xff, 0xff, 0xff, MessageType.REQUEST]),
+      ]),
+    );
+    const error = await peer.nextJson(MessageType.ERROR);
+    assert.is(error.code, 'malformed-message', 'the RECEIVED is answered first, for its body');
+    await within(peer.closed, 'the server closes', 5_000);
+  } finally {
+    await running.stop();
+  }
+});
+
 test('[P-40] a RECEIVED is taken in turn: one sent with its get, in the same write, names that stream', async () => {
   const running = await startTestServer({ codes: [950] });
   try {

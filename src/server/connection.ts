@@ -62,6 +62,8 @@ export class Connection {
   #transfer: { requestId: number; image: CatalogEntry } | null = null;
   #session: SessionActorRef | null = null;
   #handshakeDone = false;
+  /** whether a whole frame has come in yet (the first must be the HELLO [P-11]) */
+  #firstFrameIn = false;
   #busy = false;
   #peerEnded = false;
   #inputStopped = false;
@@ -192,27 +194,12 @@ export class Connection {
   #onData(chunk: Buffer): void {
     if (this.#finished || this.#inputStopped) return;
     try {
-      for (const frame of this.#decoder.push(chunk)) {
-        // [P-40] A RECEIVED is not a request: it is taken in turn, but not counted in the [P-16] limits. More of them
-        // waiting than requests can be answered are not all receipts of streams: the first one over is refused.
-        if (frame.type === MessageType.RECEIVED && this.#handshakeDone) {
-          if (this.#takeProgress(frame)) continue; // [P-40] a progress receipt counts now, not in turn
-          if (this.#queuedReceipts >= MAX_UNANSWERED_REQUESTS) {
-            this.#stopReading();
-            this.#queue.push({ kind: 'error', code: 'unexpected-message', message: RECEIPT_UNEXPECTED });
-            break;
-          }
-          this.#queuedReceipts++;
-          this.#queue.push({ kind: 'receipt', frame });
-          continue;
-        }
-        this.#queue.push({ kind: 'frame', frame });
-      }
+      for (const frame of this.#decoder.push(chunk)) if (!this.#enqueue(frame)) break;
     } catch (error) {
       // The stream cannot be re-synchronised after a framing error: stop reading, answer it in turn, close.
       // Whole frames that came before the bad header in the same chunk are answered first.
       if (error instanceof FrameTooLargeError) {
-        for (const frame of error.framesBefore) this.#queue.push({ kind: 'frame', frame });
+        for (const frame of error.framesBefore) if (!this.#enqueue(frame)) break;
       }
       this.#stopReading();
       this.#queue.push({ kind: 'error', code: errorCode(error, 'malformed-message'), message: errorMessage(error) });
@@ -246,6 +233,31 @@ export class Connection {
       return { kind: 'error', code: errorCode(error, 'malformed-message'), message: errorMessage(error) };
     }
     return { kind: 'error', code: 'unexpected-message', message: RECEIPT_UNEXPECTED };
+  }
+
+  /**
+   * Queues a whole frame to be answered in turn; false once nothing more may be read. [P-40] A RECEIVED is not a
+   * request: it is taken in turn, but not counted in the [P-16] limits, and a progress receipt counts at once. More
+   * of them waiting than requests can be answered are not all receipts of streams: the first one over is refused.
+   * Only the first frame must be a HELLO [P-11]; a RECEIVED sent behind it, before the WELCOME was written, is a
+   * RECEIVED like any other (judged once the WELCOME is out: no stream awaits it then).
+   */
+  #enqueue(frame: Frame): boolean {
+    const first = !this.#firstFrameIn;
+    this.#firstFrameIn = true;
+    if (frame.type !== MessageType.RECEIVED || first) {
+      this.#queue.push({ kind: 'frame', frame });
+      return true;
+    }
+    if (this.#takeProgress(frame)) return true;
+    if (this.#queuedReceipts >= MAX_UNANSWERED_REQUESTS) {
+      this.#stopReading();
+      this.#queue.push({ kind: 'error', code: 'unexpected-message', message: RECEIPT_UNEXPECTED });
+      return false;
+    }
+    this.#queuedReceipts++;
+    this.#queue.push({ kind: 'receipt', frame });
+    return true;
   }
 
   /**
@@ -368,18 +380,6 @@ export class Connection {
     if (item.kind === 'receipt') return; // taken by #processNext
     if (item.kind === 'error') {
       session.send({ type: 'INVALID_REQUEST', requestId: null, code: item.code, message: item.message });
-      return;
-    }
-    if (item.frame.type === MessageType.RECEIVED) {
-      // [P-40] Sent before the WELCOME was written, so queued as a plain frame: judged as any RECEIVED is (its body
-      // first, then whether a stream awaits it; none can yet).
-      const refused = this.#takeReceipt(item.frame);
-      if (refused?.kind === 'error') {
-        session.send({ type: 'INVALID_REQUEST', requestId: null, code: refused.code, message: refused.message });
-        return;
-      }
-      this.#busy = false;
-      this.#processNext();
       return;
     }
     if (item.frame.type !== MessageType.REQUEST) {

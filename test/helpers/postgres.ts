@@ -1,0 +1,206 @@
+/**
+ * A throwaway PostgreSQL 15 for tests: a new cluster in a temp folder, trust authentication, listening on a free
+ * loopback port (and a socket in the same folder). PostgreSQL refuses to run as root, so as root (CI) every command
+ * runs as the `postgres` user through runuser; otherwise as ourselves.
+ *
+ * One instance per test file (initdb takes about a second); `createDatabase` gives each test a fresh database.
+ * `halt` / `start` stop it and start it again on the same port and data, for outage tests. Whatever happens, the
+ * process's exit stops every instance still running and removes its folder.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+
+const run = promisify(execFile);
+
+export const POSTGRES_BIN = process.env.IMGCACHE_TEST_POSTGRES_BIN ?? '/usr/lib/postgresql/15/bin';
+const SUPERUSER = 'imgcache';
+const AS_ROOT = process.getuid?.() === 0;
+
+export interface PostgresOptions {
+  /** fsync and synchronous commit on (for measurements); off by default: tests need no crash safety of the disk */
+  durable?: boolean;
+}
+
+export interface PostgresInstance {
+  /** postgres://imgcache@127.0.0.1:<port>/postgres (trust authentication: no password) */
+  readonly url: string;
+  readonly port: number;
+  /** the temp folder holding the data, the log and the socket */
+  readonly folder: string;
+  /** a new empty database on this instance; resolves with its URL */
+  createDatabase(name: string): Promise<string>;
+  /** stops the server (fast shutdown: sessions are cut) and keeps the data */
+  halt(): Promise<void>;
+  /** stops the server at once, as a crash would (immediate shutdown), and keeps the data */
+  kill(): Promise<void>;
+  /** starts the server again on the same port and data; resolves once it accepts connections */
+  start(): Promise<void>;
+  /** halt then start */
+  restart(): Promise<void>;
+  /** whether the server is running now */
+  running(): boolean;
+  /** what the server logged so far */
+  log(): string;
+  /** stops the server and removes everything; idempotent */
+  stop(): Promise<void>;
+}
+
+const live = new Set<{ folder: string; data: string }>();
+let exitHookInstalled = false;
+
+/** Starts a new PostgreSQL 15 cluster; resolves once it accepts connections. */
+export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresInstance> {
+  installExitHook();
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'imgcache-pg-'));
+  const data = path.join(folder, 'data');
+  const logFile = path.join(folder, 'log');
+  const entry = { folder, data };
+  live.add(entry);
+  if (AS_ROOT) {
+    const { uid, gid } = postgresUser();
+    chownSync(folder, uid, gid);
+  }
+  try {
+    await pgCommand('initdb', ['-D', data, '-A', 'trust', '-U', SUPERUSER, '--no-sync', '-E', 'UTF8']);
+  } catch (error) {
+    rmSync(folder, { recursive: true, force: true });
+    live.delete(entry);
+    throw error;
+  }
+  const settings = [
+    '-c listen_addresses=127.0.0.1',
+    `-k ${folder}`,
+    '-c max_connections=60',
+    '-c shared_buffers=16MB',
+    ...(options.durable ? [] : ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off']),
+  ];
+  let port = 0;
+  let isRunning = false;
+  const startOn = async (chosen: number) => {
+    await pgCommand('pg_ctl', ['-D', data, '-o', `-p ${chosen} ${settings.join(' ')}`, '-l', logFile, '-w', 'start']);
+    isRunning = true;
+  };
+  // A free port may be taken by someone else between our look and the server's bind: try a few.
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    try {
+      await startOn(port);
+      break;
+    } catch (error) {
+      if (attempt >= 5) {
+        await destroy(entry);
+        throw error;
+      }
+    }
+  }
+  const url = `postgres://${SUPERUSER}@127.0.0.1:${port}/postgres`;
+  const shutdown = async (mode: 'fast' | 'immediate') => {
+    if (!isRunning) return;
+    await pgCommand('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
+    isRunning = false;
+  };
+  return {
+    url,
+    port,
+    folder,
+    async createDatabase(name) {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+      } finally {
+        await client.end();
+      }
+      return `postgres://${SUPERUSER}@127.0.0.1:${port}/${encodeURIComponent(name)}`;
+    },
+    halt: () => shutdown('fast'),
+    kill: () => shutdown('immediate'),
+    start: () => startOn(port),
+    async restart() {
+      await shutdown('fast');
+      await startOn(port);
+    },
+    running: () => isRunning,
+    log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
+    async stop() {
+      isRunning = false;
+      await destroy(entry);
+    },
+  };
+}
+
+async function destroy(entry: { folder: string; data: string }): Promise<void> {
+  if (!live.delete(entry)) return;
+  if (existsSync(path.join(entry.data, 'postmaster.pid'))) {
+    await pgCommand('pg_ctl', ['-D', entry.data, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+  }
+  rmSync(entry.folder, { recursive: true, force: true });
+}
+
+/** Runs one of PostgreSQL's programs, as the postgres user when we are root. */
+async function pgCommand(program: string, args: string[]): Promise<void> {
+  const [file, argv] = commandLine(program, args);
+  try {
+    await run(file, argv, { timeout: 60_000 });
+  } catch (error) {
+    const { stderr = '', stdout = '' } = error as { stderr?: string; stdout?: string };
+    throw new Error(`${program} ${args.join(' ')} failed: ${stderr || stdout || String(error)}`);
+  }
+}
+
+function commandLine(program: string, args: string[]): [string, string[]] {
+  const binary = path.join(POSTGRES_BIN, program);
+  return AS_ROOT ? ['runuser', ['-u', 'postgres', '--', binary, ...args]] : [binary, args];
+}
+
+function postgresUser(): { uid: number; gid: number } {
+  const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+  return { uid, gid };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+/** On the way out (normal end, a failed assertion, Ctrl-C, a kill): no PostgreSQL of ours is left running. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', stopAllNow);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      stopAllNow();
+      process.kill(process.pid, signal);
+    });
+  }
+}
+
+function stopAllNow(): void {
+  for (const entry of live) {
+    if (existsSync(path.join(entry.data, 'postmaster.pid'))) {
+      const [file, argv] = commandLine('pg_ctl', ['-D', entry.data, '-m', 'immediate', '-w', 'stop']);
+      try {
+        execFileSync(file, argv, { stdio: 'ignore', timeout: 30_000 });
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(entry.folder, { recursive: true, force: true });
+  }
+  live.clear();
+}

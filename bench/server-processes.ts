@@ -1,6 +1,6 @@
 /**
  * The servers under test, each started as its own process so that its CPU time and memory are its own: imgcache
- * (`node src/bin/imgcache-server.js`, configured only through its real options) and the bare baseline.
+ * (`node src/bin/imgcache-server.js`, configured only through its real options), the bare baseline and the common way.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -11,6 +11,7 @@ import { PACKAGE_ROOT } from '../src/config.ts';
 
 export const IMGCACHE_SERVER_BIN = path.join(PACKAGE_ROOT, 'src/bin/imgcache-server.js');
 const BARE_SERVER = path.join(PACKAGE_ROOT, 'bench/bare-server.ts');
+const COMMON_WAY_SERVER = path.join(PACKAGE_ROOT, 'bench/common-way-server.ts');
 const START_DEADLINE_MS = 30_000;
 const STOP_DEADLINE_MS = 15_000;
 const LISTEN_POLL_MS = 20;
@@ -66,16 +67,24 @@ export async function startImgcacheServer(options: ImgcacheServerOptions): Promi
 }
 
 /** The bare baseline; with `historyFile`, the baseline that commits each answer's event first (bench/bare-server.ts). */
-export async function startBareServer(cacheDir: string, historyFile?: string): Promise<ServerProcess> {
+export function startBareServer(cacheDir: string, historyFile?: string): Promise<ServerProcess> {
   const history = historyFile === undefined ? [] : ['--history', historyFile];
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', BARE_SERVER, '--cache-dir', cacheDir, '--port', '0', ...history],
-    {
-      cwd: PACKAGE_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  return startBenchScript(BARE_SERVER, ['--cache-dir', cacheDir, ...history]);
+}
+
+/** The common way (bench/common-way-server.ts): Fastify recording each event with a plain INSERT, over HTTP. */
+export function startCommonWayServer(cacheDir: string, database: string, synchronous: string): Promise<ServerProcess> {
+  return startBenchScript(COMMON_WAY_SERVER, [
+    ...['--cache-dir', cacheDir, '--database', database, '--synchronous', synchronous],
+  ]);
+}
+
+/** A server script of the bench, run through tsx on port 0; resolves with the port it prints (`listening <port>`). */
+async function startBenchScript(script: string, args: readonly string[]): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, '--port', '0', ...args], {
+    cwd: PACKAGE_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const watched = watch(child);
   const port = await new Promise<number>((resolve, reject) => {
     let stdout = '';
@@ -85,7 +94,7 @@ export async function startBareServer(cacheDir: string, historyFile?: string): P
       if (match) resolve(Number(match[1]));
     });
     child.once('exit', (code) =>
-      reject(new Error(`the bare server exited (${code}) before listening: ${watched.stderr()}`)),
+      reject(new Error(`${path.basename(script)} exited (${code}) before listening: ${watched.stderr()}`)),
     );
   });
   return { ...watched, port };

@@ -1,12 +1,14 @@
 /**
- * The throughput matrix: for every image size and concurrency, imgcache, the bare baseline, the baseline + history
- * and each nginx setup under the same load, back to back. imgcache and the baselines are started fresh for each
- * measurement (so their peak memory is that measurement's), imgcache with `--capacity` = the concurrency, imgcache
- * and the baseline + history each with a fresh history.
+ * The throughput matrix: for every image size and concurrency, imgcache, the bare baseline, the baseline + history,
+ * the common way and each nginx setup under the same load, back to back. imgcache, the baselines and the common way
+ * are started fresh for each measurement (so their peak memory is that measurement's), imgcache with `--capacity` =
+ * the concurrency, each server that records events with a fresh history, synced as `IMGCACHE_HISTORY_SYNC` says.
  */
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { openDatabase } from '../db/open-database.ts';
 import { lastPosition } from '../db/usage-export.ts';
+import { resolveConfig } from '../src/config.ts';
 import type { BenchImage } from './bench-fixtures.ts';
 import { type LoadSettings, measureRun, type RunTarget, type ServerRun } from './measure-run.ts';
 import type { NginxProcess } from './nginx.ts';
@@ -15,6 +17,7 @@ import {
   type ImgcacheServerOptions,
   type ServerProcess,
   startBareServer,
+  startCommonWayServer,
   startImgcacheServer,
 } from './server-processes.ts';
 import { runWrk, type WrkResult } from './wrk.ts';
@@ -27,15 +30,23 @@ export interface ThroughputRow {
   baseline: ServerRun;
   /** the baseline committing each answer's event first: the ceiling the history alone leaves imgcache */
   baselineWithHistory: ServerRun;
+  /** Fastify + a plain better-sqlite3 INSERT + @fastify/static, over HTTP keep-alive (bench/common-way-server.ts) */
+  commonWay: ServerRun;
   nginx: ServerRun[];
   /** the faster nginx setup of this row, or null without nginx */
   bestNginx: ServerRun | null;
   /** imgcache req/s over best nginx req/s (target >= 1.0) */
   versusNginx: number | null;
-  /** imgcache req/s over baseline req/s (target >= 0.8) */
+  /** imgcache req/s over baseline req/s */
   versusBaseline: number;
+  /** imgcache req/s over (baseline + history) req/s (target >= 0.8 up to 64 KiB, >= 0.9 above) */
+  versusBaselineWithHistory: number;
   /** baseline + history req/s over baseline req/s: the highest versusBaseline that committing each event allows */
   historyCeiling: number;
+  /** imgcache req/s over the common way's req/s */
+  versusCommonWay: number;
+  /** imgcache's peak RSS over the baseline's (target <= 1.3) */
+  rssVersusBaseline: number;
 }
 
 export interface Calibration {
@@ -120,6 +131,7 @@ async function measureImgcache(context: MatrixContext, image: BenchImage, connec
 
 const BASELINE = 'baseline';
 export const BASELINE_WITH_HISTORY = 'baseline + history';
+export const COMMON_WAY = 'common way (Fastify)';
 
 /** The bare baseline, or (`withHistory`) the baseline that commits an event to a fresh history before each answer. */
 async function measureBaseline(
@@ -148,6 +160,36 @@ async function measureBaseline(
     );
   } finally {
     events?.close();
+    await server.stop();
+  }
+}
+
+/** The sync setting of this run, as imgcache and the baseline + history read it. */
+const historySync = () => resolveConfig({}, process.env).historySync;
+
+/** The common way, started fresh with a history file of its own. */
+async function measureCommonWay(context: MatrixContext, image: BenchImage, connections: number): Promise<ServerRun> {
+  const database = freshHistoryFile(context.workDir);
+  const server = await startCommonWayServer(context.imageDir, database, historySync());
+  const reader = new Database(database, { readonly: true });
+  const count = reader.prepare<[], { events: number | null }>('SELECT max(id) AS events FROM events');
+  try {
+    return await measureRun(
+      {
+        server: COMMON_WAY,
+        port: server.port,
+        protocol: 'http',
+        target: `/${image.name}`,
+        cpuTimeMs: () => cpuTimeMs(server.pid),
+        peakRssBytes: () => peakRssBytes(server.pid),
+        eventCount: () => count.get()?.events ?? 0,
+      },
+      image,
+      connections,
+      context.settings,
+    );
+  } finally {
+    reader.close();
     await server.stop();
   }
 }
@@ -209,6 +251,7 @@ export async function runThroughputMatrix(
         await measure(key('imgcache'), where, () => measureImgcache(context, image, connections));
         await measure(key(BASELINE), where, () => measureBaseline(context, image, connections, false));
         await measure(key(BASELINE_WITH_HISTORY), where, () => measureBaseline(context, image, connections, true));
+        await measure(key(COMMON_WAY), where, () => measureCommonWay(context, image, connections));
         for (const server of context.nginx) {
           const serverKey = key(`nginx: ${server.setup.name}`);
           await measure(serverKey, where, () => measureNginx(context, server, image, connections));
@@ -241,6 +284,7 @@ export async function runThroughputMatrix(
       const imgcache = best(key('imgcache'));
       const baseline = best(key(BASELINE));
       const baselineWithHistory = best(key(BASELINE_WITH_HISTORY));
+      const commonWay = best(key(COMMON_WAY));
       const nginx = context.nginx.map((server) => best(key(`nginx: ${server.setup.name}`)));
       const bestNginx = nginx.reduce<ServerRun | null>(
         (quickest, run) => (quickest === null || run.requestsPerSecond > quickest.requestsPerSecond ? run : quickest),
@@ -253,11 +297,15 @@ export async function runThroughputMatrix(
         imgcache,
         baseline,
         baselineWithHistory,
+        commonWay,
         nginx,
         bestNginx,
         versusNginx: bestNginx ? imgcache.requestsPerSecond / bestNginx.requestsPerSecond : null,
         versusBaseline: imgcache.requestsPerSecond / baseline.requestsPerSecond,
+        versusBaselineWithHistory: imgcache.requestsPerSecond / baselineWithHistory.requestsPerSecond,
         historyCeiling: baselineWithHistory.requestsPerSecond / baseline.requestsPerSecond,
+        versusCommonWay: imgcache.requestsPerSecond / commonWay.requestsPerSecond,
+        rssVersusBaseline: imgcache.serverPeakRssBytes / baseline.serverPeakRssBytes,
       });
       for (const run of nginx) {
         const wrk = wrkRuns.get(key(run.server));

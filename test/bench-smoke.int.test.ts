@@ -13,7 +13,7 @@ import type { BenchResults } from '../bench/bench-results.ts';
 import { FrameSkipper } from '../bench/frame-skipper.ts';
 import { HttpResponseSkipper } from '../bench/http-response-skipper.ts';
 import type { ServerRun } from '../bench/measure-run.ts';
-import { BASELINE_WITH_HISTORY } from '../bench/throughput.ts';
+import { BASELINE_WITH_HISTORY, COMMON_WAY } from '../bench/throughput.ts';
 import { PACKAGE_ROOT } from '../src/config.ts';
 import { encodeFrame, encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
 import { makeTemporaryFolder } from './helpers/test-server.ts';
@@ -66,7 +66,7 @@ function assertSaneRun(run: ServerRun, imageBytes: number): void {
   assert.ok(run.serverPeakRssBytes > 1024 * 1024, `${run.server} peak RSS`);
 }
 
-test('the smoke run measures imgcache, the bare baseline and the baseline + history at one size, with sane figures', () => {
+test('the smoke run measures imgcache, the bare baseline, the baseline + history and the common way at one size, with sane figures', () => {
   assert.is(results.mode, 'smoke');
   assert.is(results.rows.length, 1);
   const [row] = results.rows;
@@ -76,6 +76,8 @@ test('the smoke run measures imgcache, the bare baseline and the baseline + hist
   assertSaneRun(row.baseline, row.imageBytes);
   assertSaneRun(row.baselineWithHistory, row.imageBytes);
   assert.is(row.baselineWithHistory.server, BASELINE_WITH_HISTORY);
+  assertSaneRun(row.commonWay, row.imageBytes);
+  assert.is(row.commonWay.server, COMMON_WAY);
   assert.is(row.nginx.length, 0);
   assert.is(row.versusNginx, null);
   assert.ok(row.versusBaseline > 0);
@@ -84,6 +86,16 @@ test('the smoke run measures imgcache, the bare baseline and the baseline + hist
   // The baseline + history commits one event per answer too; the bare baseline has no history.
   assert.ok((row.baselineWithHistory.eventsPerSecond ?? 0) > 0);
   assert.is(row.baseline.eventsPerSecond, null);
+  // The common way records its event with its own INSERT before it sends the file.
+  assert.ok((row.commonWay.eventsPerSecond ?? 0) > 0);
+  assert.ok(Math.abs(row.versusCommonWay - row.imgcache.requestsPerSecond / row.commonWay.requestsPerSecond) < 1e-9);
+  assert.ok(Math.abs(row.rssVersusBaseline - row.imgcache.serverPeakRssBytes / row.baseline.serverPeakRssBytes) < 1e-9);
+  for (const target of ['imgcache >= 0.8 x (baseline + history) (4 KiB, C=2)', 'imgcache peak RSS <= 1.3 x']) {
+    assert.ok(
+      results.targets.some((check) => check.target.startsWith(target)),
+      `no target check '${target}'`,
+    );
+  }
   assert.ok(
     Math.abs(row.historyCeiling - row.baselineWithHistory.requestsPerSecond / row.baseline.requestsPerSecond) < 1e-9,
   );

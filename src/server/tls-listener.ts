@@ -16,6 +16,7 @@ import { ConfigError } from '../config.ts';
 import { encodeJsonFrame } from '../protocol/frame.ts';
 import { MessageType, type Occupancy, type Reject } from '../protocol/messages.ts';
 import { closeGracefully } from './graceful-close.ts';
+import { type Peer, socketPeer } from './proxy-header-reader.ts';
 
 /** The TLS record type of a handshake message: the first byte of every TLS (and SSL 3) ClientHello. */
 export const TLS_HANDSHAKE_RECORD = 0x16;
@@ -65,14 +66,16 @@ export type BeforeTlsOutcome =
   | { kind: 'rejected'; reason: 'tls-required' | 'handshake-timeout' | 'too-many-handshakes'; occupancy: Occupancy }
   | { kind: 'dropped'; reason: string };
 
-/** The `connection` listener of a TCP server whose clients speak TLS. */
-export function tlsConnectionHandler(options: TlsAdapterOptions): (socket: net.Socket) => void {
+/**
+ * The `connection` listener of a TCP server whose clients speak TLS. `peer` is the client the socket stands for: the
+ * socket's own peer, or the one a trusted balancer's PROXY header named [P-87].
+ */
+export function tlsConnectionHandler(options: TlsAdapterOptions): (socket: net.Socket, peer?: Peer) => void {
   // [P-43] Connections that have not sent a byte yet are bounded like handshakes: in all, and per address.
   let waiting = 0;
   const waitingFrom = new Map<string, number>();
-  return (socket) => {
-    const address = socket.remoteAddress ?? '';
-    const remote = `${address}:${socket.remotePort}`;
+  return (socket, peer = socketPeer(socket)) => {
+    const { address, remote } = peer;
     if (waiting >= options.maxWaiting || (waitingFrom.get(address) ?? 0) >= options.maxWaitingPerAddress) {
       // No protocol to answer in yet (plain or TLS?): a close, on record.
       options.onEndedBeforeTls(remote, {

@@ -14,6 +14,13 @@ import type { ImgcacheClient, ProgressListener } from './imgcache-client.ts';
 
 export const DEFAULT_CACHE_DIR = 'client-cache';
 
+/**
+ * What the temporary file may hold in memory before the socket is paused, bytes. The socket's pieces (views of the
+ * chunks it read, [P-25]) queue there while the file writes the ones before them, and go out together in one writev:
+ * the network and the disk then work at the same time, where a small buffer paused the socket at every write.
+ */
+const FILE_BUFFER_BYTES = 8 << 20;
+
 export interface Downloaded {
   image: string;
   path: string;
@@ -77,7 +84,7 @@ export async function receiveImage(
   await mkdir(folder, { recursive: true });
   const target = path.join(folder, image);
   const temporary = path.join(folder, `.${image}.${randomBytes(4).toString('hex')}.part`);
-  const file = createWriteStream(temporary);
+  const file = createWriteStream(temporary, { highWaterMark: FILE_BUFFER_BYTES });
   const fileFailed = once(file, 'error').then(([error]) => Promise.reject(error as Error));
   fileFailed.catch(() => {});
   try {

@@ -3,8 +3,8 @@
  * dashboard, the tests and the benchmark all use it. It sees the server only through src/protocol.
  *
  * Requests may be issued without waiting: they are sent at once (pipelining, [P-16]) and their answers are matched
- * in order. A stream's DATA frames are handed to the sink of the request they belong to, never copied into one big
- * buffer by this class.
+ * in order. A stream's DATA bodies are handed to the sink of the request they belong to in the pieces the socket
+ * brought them in, never copied into one buffer by this class (DataPassThroughReader).
  */
 import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -15,7 +15,6 @@ import {
   encodeJsonFrame,
   type Frame,
   FrameDecoder,
-  HEADER_BYTES,
   type ImageInfo,
   IntegrityError,
   MalformedMessageError,
@@ -38,6 +37,7 @@ import {
   type StreamEnd,
   type Welcome,
 } from '../src/protocol/index.ts';
+import { DataPassThroughReader } from './data-pass-through.ts';
 import { notImgcacheServer, SNIFF_BYTES } from './peer-sniff.ts';
 import {
   type ClientTlsOptions,
@@ -132,7 +132,7 @@ export class ImgcacheClient extends EventEmitter<{
   readonly welcome: Welcome;
   #quota: Quota;
   readonly #socket: net.Socket;
-  readonly #decoder: FrameDecoder;
+  readonly #reader: DataPassThroughReader;
   readonly #pending: Pending[] = [];
   #nextId = 1;
   #closedError: Error | null = null;
@@ -140,13 +140,13 @@ export class ImgcacheClient extends EventEmitter<{
   #closingNotice: ReceivedNotice | null = null;
   #slowWrites = 0;
 
-  private constructor(socket: net.Socket, decoder: FrameDecoder, welcome: Welcome, leftover: Frame[]) {
+  private constructor(socket: net.Socket, reader: DataPassThroughReader, welcome: Welcome, leftover: Frame[]) {
     super();
     this.#socket = socket;
-    this.#decoder = decoder;
+    this.#reader = reader;
     this.welcome = welcome;
     this.#quota = welcome.quota;
-    decoder.setMaxBodyBytes(welcome.limits.maxFrameBytes);
+    reader.setMaxBodyBytes(welcome.limits.maxFrameBytes);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', (error) => this.#fail(new ConnectionClosedError(`connection error: ${error.message}`)));
     socket.on('close', () => this.#fail(new ConnectionClosedError('the server closed the connection')));
@@ -160,7 +160,7 @@ export class ImgcacheClient extends EventEmitter<{
     const timeoutMs = options.timeoutMs ?? 10_000;
     return new Promise((resolve, reject) => {
       const { socket, ready } = openTransport(host, port, options.tls);
-      const decoder = new FrameDecoder({ maxBodyBytes: CLIENT_FIRST_FRAME_MAX_BYTES });
+      const reader = new DataPassThroughReader(new FrameDecoder({ maxBodyBytes: CLIENT_FIRST_FRAME_MAX_BYTES }));
       const fail = (error: Error) => {
         cleanup();
         socket.destroy();
@@ -180,14 +180,14 @@ export class ImgcacheClient extends EventEmitter<{
         );
       const onData = (chunk: Buffer) => {
         // [P-69] A TLS record where the first frame should be: the server speaks TLS and we did not.
-        if (!options.tls && decoder.bufferedBytes === 0 && looksLikeTlsRecord(chunk))
+        if (!options.tls && reader.bufferedBytes === 0 && looksLikeTlsRecord(chunk))
           return fail(tlsRequiredError(host, port));
         if (head.length < SNIFF_BYTES) head = Buffer.concat([head, chunk]).subarray(0, SNIFF_BYTES);
         const foreign = notImgcacheServer(host, port, head);
         if (foreign) return fail(foreign);
         let frames: Frame[];
         try {
-          frames = decoder.push(chunk);
+          frames = reader.push(chunk);
         } catch (error) {
           return fail(error as Error);
         }
@@ -201,7 +201,7 @@ export class ImgcacheClient extends EventEmitter<{
           }
           if (first.type !== MessageType.WELCOME)
             throw new MalformedMessageError('the first frame was neither WELCOME nor REJECT');
-          resolve(new ImgcacheClient(socket, decoder, parseWelcome(parseJsonBody(first.body)), rest));
+          resolve(new ImgcacheClient(socket, reader, parseWelcome(parseJsonBody(first.body)), rest));
         } catch (error) {
           socket.destroy();
           reject(error);
@@ -350,14 +350,13 @@ export class ImgcacheClient extends EventEmitter<{
   #onData(chunk: Buffer): void {
     let frames: Frame[];
     try {
-      frames = this.#decoder.push(chunk);
+      frames = this.#reader.push(chunk);
     } catch (error) {
       this.#closedError = error as Error;
       this.#socket.destroy();
       return;
     }
     for (const frame of frames) this.#onFrame(frame);
-    this.#reportPartialFrame();
     this.#sendProgressReceipt();
   }
 
@@ -372,16 +371,7 @@ export class ImgcacheClient extends EventEmitter<{
     current.progressReportedAt ??= now;
     if (now - current.progressReportedAt < PROGRESS_RECEIPT_MS) return;
     current.progressReportedAt = now;
-    const bytes = current.received + Math.max(0, this.#decoder.bufferedBytes - HEADER_BYTES);
-    this.#socket.write(encodeJsonFrame(MessageType.RECEIVED, { id: current.reply.id, bytes }));
-  }
-
-  /** Progress inside a DATA frame not complete yet: its body bytes buffered so far count as received. */
-  #reportPartialFrame(): void {
-    const current = this.#pending[0];
-    const partial = this.#decoder.bufferedBytes - HEADER_BYTES;
-    if (!current?.onProgress || !current.hash || partial <= 0) return;
-    current.onProgress(Math.min(current.total, current.received + partial), current.total);
+    this.#socket.write(encodeJsonFrame(MessageType.RECEIVED, { id: current.reply.id, bytes: current.received }));
   }
 
   #onFrame(frame: Frame): void {

@@ -16,13 +16,18 @@ import { EVENT_COLUMNS, type EventRow, toStoredEvent } from './read-events.ts';
 type Database = BetterSqlite3.Database;
 
 const REGISTRY_TYPES = `('client-registered', 'client-key-rotated', 'client-tier-changed', 'client-revoked')`;
+/**
+ * The registry events, in a WHERE that can use their partial index: its two range terms repeat the index's own
+ * (schema migration 4: the types that begin with 'client-'), the IN list names them exactly.
+ */
+export const REGISTRY_EVENTS = `type > 'client-' AND type < 'client.' AND type IN ${REGISTRY_TYPES}`;
 
 /** The registry events after `afterPosition`, in order. */
 export function readRegistryEvents(db: Database, afterPosition = 0): StoredEvent[] {
   return db
     .prepare<[number], EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM events INDEXED BY events_registry
-       WHERE type IN ${REGISTRY_TYPES} AND position > ? ORDER BY position`,
+       WHERE ${REGISTRY_EVENTS} AND position > ? ORDER BY position`,
     )
     .raw()
     .all(afterPosition)

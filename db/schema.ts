@@ -49,6 +49,16 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX events_registry ON events (position)
     WHERE type IN ('client-registered', 'client-key-rotated', 'client-tier-changed', 'client-revoked');
   `,
+  // Every insert evaluates the WHERE of each partial index. SQLite evaluates an IN list of more than two constants by
+  // building a temporary B-tree of them, once per statement run: for version 3's registry index that was every row
+  // appended, about 1.4 µs of the 3.5 µs a row cost (64 rows per commit, synchronous=NORMAL). A range of the type's
+  // prefix is two string comparisons and holds the same rows (all four registry types, and only they, begin with
+  // 'client-'; '.' is the character after '-'). A query uses the index when its WHERE repeats these two terms
+  // (db/registry-store.ts).
+  `
+  DROP INDEX events_registry;
+  CREATE INDEX events_registry ON events (position) WHERE type > 'client-' AND type < 'client.';
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { openDatabase } from '../db/open-database.ts';
-import { readRegistryEvents } from '../db/registry-store.ts';
+import { REGISTRY_EVENTS, readRegistryEvents } from '../db/registry-store.ts';
 import { runCommand, SERVER_BIN } from './helpers/processes.ts';
 import { makeTemporaryFolder } from './helpers/test-server.ts';
 
@@ -93,8 +93,7 @@ test('[P-60] a look for new registry events is one probe of its partial index', 
   const plan = db
     .prepare(
       `EXPLAIN QUERY PLAN SELECT * FROM events INDEXED BY events_registry
-       WHERE type IN ('client-registered', 'client-key-rotated', 'client-tier-changed', 'client-revoked')
-         AND position > 3 ORDER BY position`,
+       WHERE ${REGISTRY_EVENTS} AND position > 3 ORDER BY position`,
     )
     .all() as Array<{ detail: string }>;
   db.close();

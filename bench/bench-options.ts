@@ -43,6 +43,14 @@ export interface BenchOptions {
   soakSessions: number;
   soakWarmUpSessions: number;
   soakSettleMs: number;
+  /**
+   * the client's own speed (bench/client-speed.ts): the large image `imgcache get` fetches (bytes; 0 skips the
+   * section), the small images `refresh` revalidates, how many of them `get` fetches, timed runs of each side
+   */
+  clientLargeBytes: number;
+  clientManyImages: number;
+  clientGetImages: number;
+  clientRuns: number;
   /** install nginx and wrk with apt-get when missing */
   install: boolean;
   keepTemp: boolean;
@@ -77,6 +85,10 @@ export const FULL_RUN: Readonly<Omit<BenchOptions, 'outDir'>> = Object.freeze({
   soakSessions: 30_000,
   soakWarmUpSessions: 5_000,
   soakSettleMs: 20_000,
+  clientLargeBytes: 256 * MIB,
+  clientManyImages: 1_000,
+  clientGetImages: 50,
+  clientRuns: 3,
   install: true,
   keepTemp: false,
   commit: null,
@@ -102,6 +114,10 @@ export const SMOKE_RUN: Readonly<Omit<BenchOptions, 'outDir'>> = Object.freeze({
   soakSessions: 200,
   soakWarmUpSessions: 50,
   soakSettleMs: 300,
+  clientLargeBytes: 4 * MIB,
+  clientManyImages: 20,
+  clientGetImages: 5,
+  clientRuns: 1,
   install: false,
 });
 
@@ -122,6 +138,8 @@ export const USAGE = `npm run bench -- [options]
   --history-events N       events in the history whose export is timed
   --admission-sessions N   sessions admitted (in-process and over sockets)
   --soak-sessions N        sessions of the memory soak after its warm-up (0: no soak)
+  --client-large-bytes N   the image the client's download speed is measured with (0: no client section)
+  --client-images N        cached images the client's refresh revalidates
   --no-install             never run apt-get
   --keep-temp              keep the temporary folder (images, histories, profiles)
   --commit HASH            the commit this folder was exported from, when it is not a git checkout`;
@@ -159,6 +177,8 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | 'help
       'history-events': { type: 'string' },
       'admission-sessions': { type: 'string' },
       'soak-sessions': { type: 'string' },
+      'client-large-bytes': { type: 'string' },
+      'client-images': { type: 'string' },
       'no-install': { type: 'boolean' },
       'keep-temp': { type: 'boolean' },
       commit: { type: 'string' },
@@ -190,6 +210,10 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | 'help
     socketAdmissionSessions: values['admission-sessions'] ? admissionSessions : base.socketAdmissionSessions,
     admissionBatch: Math.min(base.admissionBatch, admissionSessions),
     soakSessions: values['soak-sessions'] === '0' ? 0 : integer(values['soak-sessions'], base.soakSessions),
+    clientLargeBytes:
+      values['client-large-bytes'] === '0' ? 0 : integer(values['client-large-bytes'], base.clientLargeBytes),
+    clientManyImages: integer(values['client-images'], base.clientManyImages),
+    clientGetImages: Math.min(base.clientGetImages, integer(values['client-images'], base.clientManyImages)),
     install: base.install && !values['no-install'],
     keepTemp: values['keep-temp'] === true,
     commit: values.commit ?? null,

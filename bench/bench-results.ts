@@ -4,6 +4,7 @@
 import type { InProcessAdmission } from './admission-in-process.ts';
 import type { SocketAdmission } from './admission-over-sockets.ts';
 import type { BenchOptions } from './bench-options.ts';
+import type { ClientSpeed } from './client-speed.ts';
 import type { ProfileSummary } from './cpu-profile.ts';
 import type { EventLogCapacity } from './event-log-capacity.ts';
 import type { FloodRun } from './free-request-flood.ts';
@@ -48,6 +49,8 @@ export interface BenchResults {
   soak: SoakResult | null;
   /** the CLI's start-up, beside redis-cli; the server's start */
   startup: StartupTime;
+  /** the client's own download and pipelining speed; null when skipped (--client-large-bytes 0) */
+  clientSpeed: ClientSpeed | null;
   targets: TargetCheck[];
   seconds: number;
 }
@@ -202,6 +205,18 @@ export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetChec
         `${installed.medianMs.toFixed(0)} ms (max ${installed.maxMs.toFixed(0)})` +
         (redis ? `; redis-cli ping ${redis.medianMs.toFixed(1)} ms` : `; redis-cli: ${results.startup.redis}`),
       met: results.startup.compiled ? installed.medianMs < 150 : false,
+    });
+  }
+  if (results.clientSpeed) {
+    const { large } = results.clientSpeed;
+    checks.push({
+      target: `\`imgcache get\` of ${large.label} >= 0.8 x the speed of \`curl -o\` from nginx (wall time)`,
+      measured:
+        `${large.imgcache.megabytesPerSecond.toFixed(0)} MB/s` +
+        (large.curl && large.ratio !== null
+          ? ` vs ${large.curl.megabytesPerSecond.toFixed(0)} MB/s (${large.ratio.toFixed(2)} x)`
+          : ', curl not measured (no nginx)'),
+      met: large.ratio === null ? null : large.ratio >= 0.8,
     });
   }
   if (results.soak) {

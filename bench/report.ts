@@ -8,6 +8,7 @@ import {
   historyCeilingTarget,
   RSS_VERSUS_BASELINE,
 } from './bench-results.ts';
+import type { ClientSpeed, TimedCommand } from './client-speed.ts';
 import type { ServerRun } from './measure-run.ts';
 import type { SoakResult } from './session-soak.ts';
 import type { UsageLatency } from './usage-latency.ts';
@@ -280,6 +281,8 @@ export function renderMarkdown(results: BenchResults): string {
     ),
   );
 
+  if (results.clientSpeed) sections.push(...clientSpeedSections(results.clientSpeed));
+
   if (results.profile) {
     const { run, summary } = results.profile;
     sections.push(`## CPU profile of imgcache, ${run.imageBytes / 1024} KiB, C=${run.connections}`);
@@ -380,6 +383,48 @@ function describeMisses(results: BenchResults): string {
     lines.push(`- the CPU profile: by area ${areas}; top functions ${top}`);
   }
   return lines.join('\n');
+}
+
+/** The client's download speed beside curl's, and its pipelined runs beside one request at a time. */
+function clientSpeedSections(speed: ClientSpeed): string[] {
+  const { large } = speed;
+  const seconds = (timing: TimedCommand) => timing.seconds.map((value) => value.toFixed(3)).join(' / ');
+  const downloads = [
+    ['imgcache get (a session: HELLO, get, hash checked, temporary file renamed)', large.imgcache],
+    ...(large.curl ? [[`curl -o from nginx (${large.curl.nginx})`, large.curl] as const] : []),
+  ] as const;
+  return [
+    '## The client: one large image, and many images pipelined',
+    `The real CLI (${speed.compiled ? 'compiled, dist/' : 'no dist/: its sources through tsx'}) against a fresh imgcache on 127.0.0.1, ` +
+      'wall time from fork to exit; the two sides alternate and each keeps its fastest run. ' +
+      `${large.label} of random bytes into an empty cache folder, beside \`curl -o\` of the same file from nginx ` +
+      '(each setup of the bench; the faster counts):',
+    table(
+      ['what', 'command', 'best s', 'MB/s', 's of each run'],
+      downloads.map(([what, timing]) => [
+        what,
+        `\`${timing.command}\``,
+        timing.bestSeconds.toFixed(3),
+        timing.megabytesPerSecond.toFixed(0),
+        seconds(timing),
+      ]),
+    ),
+    large.ratio === null
+      ? 'curl was not measured (no nginx in this run).'
+      : `imgcache / curl: **${large.ratio.toFixed(2)}×** (target ≥ 0.8).`,
+    'Many small images (4 KiB each) in one session, pipelined (the CLI keeps several requests in flight, [P-16]) ' +
+      'against one request at a time; images per second of wall time, the process start included:',
+    table(
+      ['run', 'pipelined images/s', 'one at a time images/s', 'pipelined / one at a time', 'commands'],
+      speed.pipelines.map((run) => [
+        run.what,
+        rate(run.pipelined.imagesPerSecond),
+        rate(run.oneAtATime.imagesPerSecond),
+        `${run.ratio.toFixed(2)}×`,
+        `\`${run.pipelined.command}\`, \`${run.oneAtATime.command}\``,
+      ]),
+    ),
+  ];
 }
 
 /** The soak's summary and its RSS curve, one row per sample. */

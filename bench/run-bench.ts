@@ -15,6 +15,7 @@ import { measureAdmissionOverSockets } from './admission-over-sockets.ts';
 import { type BenchImage, writeBenchImages, writeBenchTiers } from './bench-fixtures.ts';
 import { type BenchOptions, parseBenchOptions, USAGE } from './bench-options.ts';
 import { admissionFigures, type BenchResults, checkTargets } from './bench-results.ts';
+import { measureClientSpeed } from './client-speed.ts';
 import { type CpuProfile, summarizeProfile } from './cpu-profile.ts';
 import { type EventLogCapacity, measureEventLogCapacity } from './event-log-capacity.ts';
 import { type FloodRun, measureFreeRequestFlood } from './free-request-flood.ts';
@@ -56,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
 
 async function runBench(options: BenchOptions): Promise<BenchResults> {
   const startedAt = performance.now();
-  if (options.nginx && options.install) ensureCommands(options.wrk ? ['nginx', 'wrk'] : ['nginx'], log);
+  if (options.nginx && options.install) ensureCommands(['nginx', 'curl', ...(options.wrk ? ['wrk'] : [])], log);
   const machine = machineInfo();
   const code = codeVersion(options.commit);
   const workDir = mkdtempSync(path.join(tmpdir(), 'imgcache-bench-'));
@@ -100,6 +101,20 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
     const freeRequestFlood = await measureFlood(workDir, imageDir, tiersFile, options);
     const admission = await measureAdmission(context, first, options);
     const soak = options.soakSessions > 0 ? await measureSoak(context, first, options) : null;
+    const clientSpeed =
+      options.clientLargeBytes > 0
+        ? await measureClientSpeed({
+            workDir,
+            tiersFile,
+            largeBytes: options.clientLargeBytes,
+            manyImages: options.clientManyImages,
+            manyBytes: 4 * 1024,
+            getImages: options.clientGetImages,
+            runs: options.clientRuns,
+            nginx: options.nginx,
+            log,
+          })
+        : null;
     const startup = await measureStartup({
       workDir,
       imageDir,
@@ -124,6 +139,7 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
       admission,
       soak,
       startup,
+      clientSpeed,
       seconds: (performance.now() - startedAt) / 1000,
     };
     return { ...partial, targets: checkTargets(partial) };

@@ -132,6 +132,27 @@ test('the memory soak runs its sessions and writes its RSS curve, over the sessi
   assert.ok(results.targets.some((check) => check.target.startsWith('server RSS after 200 sessions')));
 });
 
+test("the client's own speed: the real CLI's get of a large image, and its refresh and get pipelined and one at a time", () => {
+  const speed = results.clientSpeed;
+  assert.ok(speed, 'no client section in the results');
+  if (!speed) return;
+  assert.is(speed.large.bytes, results.settings.clientLargeBytes);
+  assert.ok(speed.large.imgcache.megabytesPerSecond > 0);
+  // No nginx in the smoke run: curl is not measured, and the target says so rather than passing.
+  assert.is(speed.large.curl, null);
+  assert.ok(results.targets.some((check) => check.target.startsWith('`imgcache get` of 4 MiB') && check.met === null));
+  assert.equal(
+    speed.pipelines.map((run) => run.images),
+    [results.settings.clientManyImages, results.settings.clientGetImages],
+  );
+  for (const run of speed.pipelines) {
+    assert.ok(run.pipelined.imagesPerSecond > 0 && run.oneAtATime.imagesPerSecond > 0, run.what);
+    assert.is(run.pipelined.seconds.length, results.settings.clientRuns);
+    assert.match(run.oneAtATime.command, /^IMGCACHE_MAX_IN_FLIGHT=1 /);
+  }
+  assert.match(markdown, /## The client: one large image, and many images pipelined/);
+});
+
 test('the results are written as JSON and as a markdown page that states the machine and the targets', () => {
   assert.ok(existsSync(path.join(outDir, 'latest.json')));
   assert.match(markdown, /^# imgcache benchmark, \d{4}-\d{2}-\d{2} \(smoke run\)/);

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { startTestServer } from '../helpers/test-server.ts';
 import { decoderMatchesReference, validFramesRoundTrip } from './frame-fuzz.ts';
 import { parsersThrowOnlyCodedErrors, validMessagesRoundTrip } from './message-fuzz.ts';
+import { proxyHeaderParseIsPrefixStable } from './proxy-header-fuzz.ts';
 import { type FuzzSettings, fuzzSettings, parseUnsigned } from './random.ts';
 import { type Property, runCases, runCasesAsync } from './run-cases.ts';
 import { goodClientSession, serverCase } from './server-fuzz.ts';
@@ -21,6 +22,7 @@ const PROTOCOL_PROPERTIES: ReadonlyArray<[string, Property]> = [
   ['valid frames round-trip', validFramesRoundTrip],
   ['parsers throw only coded errors', parsersThrowOnlyCodedErrors],
   ['valid messages round-trip', validMessagesRoundTrip],
+  ['PROXY header parse prefix-stable', proxyHeaderParseIsPrefixStable],
 ];
 const SERVER_CONCURRENCY = 8;
 const DEADLINE_MS = 10_000;

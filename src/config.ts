@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_TIER_TABLE, type TierTable, validateTierTable } from '../machines/tiers.ts';
+import { parseProxySourceList } from './server/proxy-protocol.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** The folder of package.json: one up from src/, two up from the compiled dist/src/. */
@@ -19,7 +20,10 @@ export interface ServerConfig {
   port: number;
   /** folder of images to serve */
   cacheDir: string;
-  /** SQLite history file, created on first start */
+  /**
+   * the history: an SQLite file, created on first start, or a PostgreSQL database (a postgres:// or postgresql://
+   * URL) that the nodes of a cluster share; `--history`, or the older `--database`
+   */
   database: string;
   /** 'normal' (the default): written to the OS at every commit (survives a crash or kill of the server; a power
    * loss or an OS crash may lose the last commits, never the file); 'full': every commit is synced to the disk */
@@ -69,10 +73,22 @@ export interface ServerConfig {
   anonymousTier: string;
   /** [P-65] sessions one registered identity may hold at once */
   maxSessionsPerIdentity: number;
+  /** [P-82] this node's name in a cluster on PostgreSQL; '' = `<hostname>-<pid>-<random>` */
+  nodeName: string;
+  /** [P-82] ms between two heartbeats of a node in a cluster */
+  nodeHeartbeatMs: number;
+  /** [P-83] ms without a heartbeat after which the other nodes declare a node lost and close its sessions */
+  nodeLostAfterMs: number;
   /** [P-69] PEM file of the server's certificate (chain); with `tlsKey`, clients connect with TLS; '' = plain TCP */
   tlsCert: string;
   /** [P-69] PEM file of the certificate's private key; '' = plain TCP */
   tlsKey: string;
+  /** [P-90] TCP port of the operator's HTTP endpoints (GET /health, GET /metrics); 0 picks a free one; null = none */
+  operatorPort: number | null;
+  /** [P-90] interface the operator port listens on */
+  operatorHost: string;
+  /** [P-87] addresses and CIDR blocks (the balancers) whose connections begin with a PROXY v2 header; [] = none */
+  proxyProtocolFrom: readonly string[];
   /** pino level: fatal, error, warn, info, debug, trace, silent */
   logLevel: string;
   /** 'pretty' for people, 'json' for machines; default: pretty on a terminal, json otherwise */
@@ -106,8 +122,14 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   access: 'open',
   anonymousTier: '',
   maxSessionsPerIdentity: 1,
+  nodeName: '',
+  nodeHeartbeatMs: 1_000,
+  nodeLostAfterMs: 5_000,
   tlsCert: '',
   tlsKey: '',
+  operatorPort: null,
+  operatorHost: '127.0.0.1',
+  proxyProtocolFrom: [],
   logLevel: 'info',
   logFormat: process.stdout.isTTY ? 'pretty' : 'json',
 });
@@ -115,7 +137,18 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
 /** [P-60] */
 export type AccessMode = 'open' | 'keys' | 'mixed';
 
-type OptionKind = 'string' | 'integer' | 'codes' | 'tiers' | 'format' | 'sync' | 'switch' | 'access' | 'level';
+type OptionKind =
+  | 'string'
+  | 'integer'
+  | 'codes'
+  | 'tiers'
+  | 'format'
+  | 'sync'
+  | 'switch'
+  | 'access'
+  | 'level'
+  | 'optional-port'
+  | 'address-list';
 
 /** pino's levels, the values --log-level takes */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -142,7 +175,14 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: 'TCP port (0: any free port)',
   },
   { key: 'cacheDir', flag: 'cache-dir', env: 'IMGCACHE_CACHE_DIR', kind: 'string', help: 'folder of images to serve' },
-  { key: 'database', flag: 'database', env: 'IMGCACHE_DATABASE', kind: 'string', help: 'SQLite history file' },
+  {
+    key: 'database',
+    flag: 'history',
+    env: 'IMGCACHE_HISTORY',
+    kind: 'string',
+    help: 'the history: an SQLite file, or a postgres://user@host/db URL (password: PGPASSWORD or ~/.pgpass)',
+  },
+  { key: 'database', flag: 'database', env: 'IMGCACHE_DATABASE', kind: 'string', help: 'older name of --history' },
   {
     key: 'historySync',
     flag: 'history-sync',
@@ -309,6 +349,29 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     help: 'sessions one registered client may hold at once',
   },
   {
+    key: 'nodeName',
+    flag: 'node-name',
+    env: 'IMGCACHE_NODE_NAME',
+    kind: 'string',
+    help: "this node's name in a cluster on PostgreSQL ('': <hostname>-<pid>-<random>)",
+  },
+  {
+    key: 'nodeHeartbeatMs',
+    flag: 'node-heartbeat-ms',
+    env: 'IMGCACHE_NODE_HEARTBEAT_MS',
+    kind: 'integer',
+    min: 50,
+    help: 'ms between two heartbeats of a node in a cluster',
+  },
+  {
+    key: 'nodeLostAfterMs',
+    flag: 'node-lost-after-ms',
+    env: 'IMGCACHE_NODE_LOST_AFTER_MS',
+    kind: 'integer',
+    min: 100,
+    help: "ms without a heartbeat before the other nodes close a node's sessions",
+  },
+  {
     key: 'tlsCert',
     flag: 'tls-cert',
     env: 'IMGCACHE_TLS_CERT',
@@ -321,6 +384,27 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     env: 'IMGCACHE_TLS_KEY',
     kind: 'string',
     help: "PEM private key file of --tls-cert ('': plain TCP)",
+  },
+  {
+    key: 'operatorPort',
+    flag: 'operator-port',
+    env: 'IMGCACHE_OPERATOR_PORT',
+    kind: 'optional-port',
+    help: 'HTTP port for GET /health and GET /metrics (0: any free port; off: none)',
+  },
+  {
+    key: 'operatorHost',
+    flag: 'operator-host',
+    env: 'IMGCACHE_OPERATOR_HOST',
+    kind: 'string',
+    help: 'interface the operator port listens on',
+  },
+  {
+    key: 'proxyProtocolFrom',
+    flag: 'proxy-protocol-from',
+    env: 'IMGCACHE_PROXY_PROTOCOL_FROM',
+    kind: 'address-list',
+    help: 'comma list of balancer addresses or CIDR blocks whose connections begin with a PROXY v2 header',
   },
   { key: 'logLevel', flag: 'log-level', env: 'IMGCACHE_LOG_LEVEL', kind: 'level', help: LOG_LEVELS.join(', ') },
   { key: 'logFormat', flag: 'log-format', env: 'IMGCACHE_LOG_FORMAT', kind: 'format', help: 'pretty or json' },
@@ -391,6 +475,14 @@ function parseOption(spec: OptionSpec, raw: string): ServerConfig[keyof ServerCo
       if (!(LOG_LEVELS as readonly string[]).includes(raw))
         throw new ConfigError(`--${spec.flag} takes ${LOG_LEVELS.join(', ')}, not '${raw}'`);
       return raw;
+    case 'optional-port':
+      return raw === 'off' ? null : parseInteger({ ...spec, min: 0, max: 65_535 }, raw);
+    case 'address-list':
+      try {
+        return parseProxySourceList(raw);
+      } catch (error) {
+        throw new ConfigError(`--${spec.flag} (${spec.env}): ${(error as Error).message}`);
+      }
     case 'string':
       return raw;
   }
@@ -406,8 +498,10 @@ export function resolveConfig(
   overrides: Partial<ServerConfig> = {},
 ): Readonly<ServerConfig> {
   const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  // Two options for one setting (--history and the older --database): a flag of either beats the environment.
+  const flagged = new Set(OPTION_SPECS.filter((spec) => flags[spec.flag] !== undefined).map((spec) => spec.key));
   for (const spec of OPTION_SPECS) {
-    const raw = flags[spec.flag] ?? env[spec.env];
+    const raw = flags[spec.flag] ?? (flagged.has(spec.key) ? undefined : env[spec.env]);
     if (raw !== undefined) config[spec.key] = parseOption(spec, raw);
   }
   Object.assign(config, overrides);
@@ -418,8 +512,16 @@ export function resolveConfig(
   if (resolved.anonymousTier !== '' && !resolved.tiers.some((row) => row.tier === resolved.anonymousTier)) {
     throw new ConfigError(`--anonymous-tier: no tier '${resolved.anonymousTier}' in the tier table`);
   }
+  // [P-83] A node alive is never taken for lost: at least two heartbeats fit in the time that declares it lost.
+  if (resolved.nodeLostAfterMs < 2 * resolved.nodeHeartbeatMs) {
+    throw new ConfigError('--node-lost-after-ms must be at least twice --node-heartbeat-ms');
+  }
   checkTlsFiles(resolved);
-  return Object.freeze({ ...resolved, codes: Object.freeze([...resolved.codes]) });
+  return Object.freeze({
+    ...resolved,
+    codes: Object.freeze([...resolved.codes]),
+    proxyProtocolFrom: Object.freeze([...resolved.proxyProtocolFrom]),
+  });
 }
 
 /** [P-69] TLS takes both files: one without the other is a mistake, not plain TCP. */
@@ -434,11 +536,19 @@ export function tlsEnabled(config: Pick<ServerConfig, 'tlsCert' | 'tlsKey'>): bo
   return config.tlsCert !== '' && config.tlsKey !== '';
 }
 
+/** A default as the help says it: a switch on or off, an option that is off, an empty list as none. */
+function describeDefault(key: keyof ServerConfig): string {
+  const value = DEFAULT_CONFIG[key];
+  if (key === 'tiers') return 'built-in';
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  if (value === null) return 'off';
+  if (Array.isArray(value) && value.length === 0) return 'none';
+  return JSON.stringify(value);
+}
+
 export function describeOptions(): string {
   const rows = OPTION_SPECS.map((spec) => {
-    const value = DEFAULT_CONFIG[spec.key];
-    const fallback =
-      spec.key === 'tiers' ? 'built-in' : typeof value === 'boolean' ? (value ? 'on' : 'off') : JSON.stringify(value);
+    const fallback = describeDefault(spec.key);
     return `  --${spec.flag.padEnd(22)} ${spec.help}\n  ${' '.repeat(24)} default ${fallback}; env ${spec.env}`;
   });
   return rows.join('\n');

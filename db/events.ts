@@ -82,7 +82,10 @@ export type HistoryEvent =
       type: 'transfer-incomplete';
       data: { requestId: number; image: string; bytes: number; bytesSent: number; reason: string };
     }
-  | { type: 'session-closed'; data: { reason: string } }
+  /** [P-83] `node`: the node that held the session, when it was closed by another because that node was lost */
+  | { type: 'session-closed'; data: { reason: string; node?: string } }
+  /** [P-83] a node of the cluster stopped its heartbeat: another closed its sessions (how many) and freed its slots */
+  | { type: 'node-lost'; data: { node: string; sessions: number; lastHeartbeatAt: number } }
   /**
    * [P-60] The registry of client identities (db/client-registry.ts projects it): written by `imgcache-server clients`
    * and read by running servers. `keyHash` is the SHA-256 of the key's secret (hex): the key itself is never stored.

@@ -4,6 +4,7 @@
  * lock while it reads the version and applies what is missing, each migration in its own transaction.
  */
 import { HistoryTooNewError } from '../errors.ts';
+import { CLUSTER_MIGRATION } from './cluster-schema.ts';
 import { type Pool, redactUrl } from './pool.ts';
 
 /**
@@ -15,6 +16,8 @@ export const ADVISORY_LOCKS = {
   migrate: 0x696d6700_01,
   /** held (transaction-level) while registry events are inserted, so their positions commit in order */
   registry: 0x696d6700_02,
+  /** held (transaction-level) while a session slot is claimed: the cluster's count is read and taken at once */
+  slots: 0x696d6700_03,
 } as const;
 
 /** Migration n (1-based) is `POSTGRES_MIGRATIONS[n - 1]`. Append only: never edit one that has shipped. */
@@ -40,6 +43,9 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   -- Each node takes a block of CONNECTION_NUMBER_BLOCK numbers with one nextval (db/postgres/connection-numbers.ts).
   CREATE SEQUENCE connection_numbers AS bigint START 1 INCREMENT 64;
   `,
+  // 2: what the nodes of a cluster share besides the events: nodes and their heartbeats, session slots, and keyed
+  // quotas per window (db/postgres/cluster-schema.ts).
+  CLUSTER_MIGRATION,
 ];
 
 export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.length;

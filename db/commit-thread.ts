@@ -3,8 +3,8 @@
  * thread sends. Batches are committed in the order they arrive and answered in that order.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type EventRow, rowCommitter } from './event-log.ts';
 import { openDatabase, type Synchronous } from './open-database.ts';
+import { type EventRow, rowCommitter } from './row-committer.ts';
 
 export interface CommitThreadData {
   file: string;

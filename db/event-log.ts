@@ -25,8 +25,12 @@ import {
   sqliteCodeOf,
   storageCondition,
 } from './errors.ts';
-import type { AnswerRepeated, NewEvent } from './events.ts';
+import type { NewEvent } from './events.ts';
 import { diskIsFull, writeDenied } from './file-system.ts';
+import { type EventRow, rowCommitter } from './row-committer.ts';
+
+// The statements of a commit live in row-committer.ts; EventLog's users keep importing them from here.
+export { type EventRow, rowCommitter } from './row-committer.ts';
 
 type Database = BetterSqlite3.Database;
 
@@ -35,18 +39,27 @@ export type RecordDone = (error: Error | null) => void;
 export interface EventLogOptions {
   /** the clock that stamps events recorded without `at`, in milliseconds since the epoch (default Date.now) */
   now?: () => number;
-  /** where group commits happen; default: synchronously, on this thread's connection */
+  /**
+   * where group commits happen; default: synchronously, on this thread's connection. With no local database (a
+   * history on a database server, db/postgres/), every commit goes here, a clean stop's too.
+   */
   background?: BackgroundCommitter;
+  /** the history's name in error messages when there is no local database (a URL without its password) */
+  location?: string;
+  /** what a failed commit of the background committer means, in the operator's terms (default: from SQLite's code) */
+  condition?: (error: unknown) => StorageCondition | undefined;
   /** how many facts to keep in memory at most while the history fails (default DEFAULT_MAX_HELD_FACTS) */
   maxHeldFacts?: number;
   /** told of each failed commit and of the recovery (the operator's log throttles them) */
   onHealth?: (health: HistoryHealth) => void;
   /** told of facts committed after their first attempt failed, in their order, once they are on record */
   onLateFacts?: (events: readonly NewEvent[]) => void;
+  /**
+   * [P-90] told of each group committed: how long its commit took (ms, from handing it to the committer until it is
+   * durable) and how many rows it held (operator metrics)
+   */
+  onCommitted?: (durationMs: number, rows: number) => void;
 }
-
-/** An event turned into its row when recorded, so a caller mutating its object later cannot change the history. */
-export type EventRow = [at: number, session: number | null, type: string, data: string];
 
 /**
  * Commits rows somewhere else than on this thread (db/worker-committer.ts: a worker thread with its own connection),
@@ -55,34 +68,6 @@ export type EventRow = [at: number, session: number | null, type: string, data: 
 export interface BackgroundCommitter {
   commit(rows: readonly EventRow[], done: (error: Error | null) => void): void;
   close(): Promise<void>;
-}
-
-/** The transaction that appends rows, on `db`; prepared once. */
-export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void {
-  const insert = db.prepare<EventRow>('INSERT INTO events (at, session, type, data) VALUES (?, ?, ?, ?)');
-  // [P-49] An answer-repeated row updates the session's previous row, which is the answer it repeats; the lookup
-  // walks back from the end of the table and stops at that row, a few rows back.
-  const lastRow = '(SELECT position FROM events WHERE session = @session ORDER BY position DESC LIMIT 1)';
-  const repeat = db.prepare<[{ at: number; session: number | null; data: string }]>(
-    `UPDATE events SET data = json_set(data,
-       '$.repeats', coalesce(json_extract(data, '$.repeats'), 0) + 1, '$.lastAt', CAST(@at AS INTEGER),
-       '$.lastRequestId', json_extract(@data, '$.requestId'))
-     WHERE position = ${lastRow}`,
-  );
-  const rateLimited = db.prepare<[{ at: number; session: number | null }]>(
-    `UPDATE events SET data = json_set(data,
-       '$.rateLimited', coalesce(json_extract(data, '$.rateLimited'), 0) + 1, '$.lastRateLimitedAt', CAST(@at AS INTEGER))
-     WHERE position = ${lastRow}`,
-  );
-  const commit = db.transaction((rows: readonly EventRow[]) => {
-    for (const row of rows) {
-      if (row[2] !== 'answer-repeated') insert.run(...row);
-      else if ((JSON.parse(row[3]) as AnswerRepeated['data']).count === 'rateLimited') {
-        rateLimited.run({ at: row[0], session: row[1] });
-      } else repeat.run({ at: row[0], session: row[1], data: row[3] });
-    }
-  });
-  return (rows) => commit.immediate(rows);
 }
 
 interface Pending {
@@ -139,14 +124,19 @@ export const FACT_RETRY_MIN_MS = 100;
 export const FACT_RETRY_MAX_MS = 1_000;
 
 export class EventLog {
-  readonly db: Database;
+  readonly #db: Database | null;
+  readonly #location: string;
+  readonly #describe: ((error: unknown) => StorageCondition | undefined) | undefined;
   readonly #now: () => number;
-  readonly #commitRows: (rows: readonly EventRow[]) => void;
+  readonly #commitRows: ((rows: readonly EventRow[]) => void) | null;
   #background: BackgroundCommitter | undefined;
   readonly #maxHeldFacts: number;
   readonly #onHealth: ((health: HistoryHealth) => void) | undefined;
   readonly #onLateFacts: ((events: readonly NewEvent[]) => void) | undefined;
+  readonly #onCommitted: ((durationMs: number, rows: number) => void) | undefined;
   #inFlight = 0;
+  /** rows of the background commit in flight */
+  #inFlightRows = 0;
   #drained: Array<() => void> = [];
   #queue: Pending[] = [];
   #held: HeldFact[] = [];
@@ -162,14 +152,19 @@ export class EventLog {
   /** the error of the last failed commit, while the history is failing */
   #lastError: HistoryAppendError | null = null;
 
-  constructor(db: Database, options: EventLogOptions = {}) {
-    this.db = db;
+  /** `db` null: no local database, every commit goes to `options.background` (required then). */
+  constructor(db: Database | null, options: EventLogOptions = {}) {
+    if (!db && !options.background) throw new Error('an event log without a local database needs a committer');
+    this.#db = db;
+    this.#location = db?.name ?? options.location ?? '';
+    this.#describe = options.condition;
     this.#now = options.now ?? Date.now;
-    this.#commitRows = rowCommitter(db);
+    this.#commitRows = db ? rowCommitter(db) : null;
     this.#background = options.background;
     this.#maxHeldFacts = options.maxHeldFacts ?? DEFAULT_MAX_HELD_FACTS;
     this.#onHealth = options.onHealth;
     this.#onLateFacts = options.onLateFacts;
+    this.#onCommitted = options.onCommitted;
   }
 
   /**
@@ -198,9 +193,20 @@ export class EventLog {
     this.#enqueue(events, true, done);
   }
 
+  /** The local database (SQLite); throws for a log whose history is on a database server. */
+  get db(): Database {
+    if (!this.#db) throw new Error(`the history ${this.#location} has no local database`);
+    return this.#db;
+  }
+
   /** Facts kept in memory because their commit failed, not yet on record. */
   get heldFacts(): number {
     return this.#held.length;
+  }
+
+  /** [P-90] Events not yet on record: queued for the next commit, in the commit in flight, and held facts. */
+  get waitingEvents(): number {
+    return this.#queue.reduce((count, pending) => count + pending.rows.length, this.#held.length + this.#inFlightRows);
   }
 
   #enqueue(events: readonly NewEvent[], fact: boolean, done: RecordDone | undefined): void {
@@ -219,6 +225,7 @@ export class EventLog {
    */
   recordNow(events: readonly NewEvent[]): void {
     if (this.#closed) throw new HistoryClosedError();
+    if (!this.#db) throw new Error('recordNow needs a local database: record() and wait for done');
     if (this.#inFlight > 0) throw new Error('recordNow while background commits are in flight: drain() first');
     const outcome: { error: Error | null } = { error: null };
     this.#queue.push({
@@ -233,7 +240,10 @@ export class EventLog {
     if (outcome.error) throw outcome.error;
   }
 
-  /** Commits what is queued (and held) now, synchronously on this thread, and calls its dones. */
+  /**
+   * Commits what is queued (and held) now, synchronously on this thread, and calls its dones. Without a local
+   * database, starts that commit on the committer instead (drain() waits for it).
+   */
   flush(): void {
     this.#flush('here');
   }
@@ -256,18 +266,23 @@ export class EventLog {
    */
   async finish(deadlineMs: number): Promise<number> {
     if (this.#closed) return 0;
-    // The background committer is closed by now: every commit from here on is made on this thread.
-    this.#background = undefined;
+    // The background committer is closed by now: every commit from here on is made on this thread. Without a local
+    // database, the committer is the only way to the history: it stays open until this resolves.
+    if (this.#db) this.#background = undefined;
     this.#finishing = true;
     const start = performance.now();
     let delayMs = FACT_RETRY_MIN_MS;
-    this.flush();
+    const commit = async () => {
+      this.flush();
+      if (!this.#db) await this.drain();
+    };
+    await commit();
     while (this.#held.length > 0 || this.#lost) {
       const left = deadlineMs - (performance.now() - start);
       if (left <= 0) break;
       await new Promise((resolve) => setTimeout(resolve, Math.min(delayMs, left)));
       delayMs = Math.min(delayMs * 2, FACT_RETRY_MAX_MS);
-      this.flush();
+      await commit();
     }
     const unrecorded = this.#held.length + (this.#lost?.count ?? 0) + countFacts(this.#queue);
     this.#closed = true;
@@ -278,7 +293,7 @@ export class EventLog {
   #flush(where: 'here' | 'background'): void {
     if (this.#scheduled) clearImmediate(this.#scheduled);
     this.#scheduled = null;
-    const background = where === 'background' ? this.#background : undefined;
+    const background = where === 'background' || !this.#db ? this.#background : undefined;
     // One background commit at a time: the next group waits for it, so that a failed one can put its facts back
     // before anything recorded later is committed.
     if (background && this.#inFlight > 0) return;
@@ -306,8 +321,12 @@ export class EventLog {
       return;
     }
     this.#inFlight++;
+    this.#inFlightRows = rows.length;
+    const started = performance.now();
     background.commit(rows, (error) => {
       this.#inFlight--;
+      this.#inFlightRows = 0;
+      if (!error) this.#onCommitted?.(performance.now() - started, rows.length);
       try {
         this.#settle(batch, carried, lost, lostEvent, error ? this.#appendError(rows.length, error) : null);
       } finally {
@@ -417,29 +436,34 @@ export class EventLog {
   }
 
   #commitHere(rows: readonly EventRow[]): Error | null {
+    if (!this.#db || !this.#commitRows) return this.#appendError(rows.length, new Error('no local database'));
+    const db = this.#db;
     // A retry on the event loop does not wait for another process's lock: it looks, and tries again later. Only the
     // first failure of an outage waits out the busy timeout; retries never stall the loop.
-    const busyTimeoutMs = this.#retrying ? (this.db.pragma('busy_timeout', { simple: true }) as number) : null;
-    if (busyTimeoutMs !== null) this.db.pragma('busy_timeout = 0');
+    const busyTimeoutMs = this.#retrying ? (db.pragma('busy_timeout', { simple: true }) as number) : null;
+    if (busyTimeoutMs !== null) db.pragma('busy_timeout = 0');
     try {
+      const started = performance.now();
       this.#commitRows(rows);
+      this.#onCommitted?.(performance.now() - started, rows.length);
       return null;
     } catch (error) {
       return this.#appendError(rows.length, error);
     } finally {
-      if (busyTimeoutMs !== null) this.db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+      if (busyTimeoutMs !== null) db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     }
   }
 
   #appendError(count: number, error: unknown): HistoryAppendError {
-    return new HistoryAppendError(count, error, this.db.name, this.#condition(error));
+    return new HistoryAppendError(count, error, this.#location, this.#condition(error));
   }
 
   /** A bare I/O error, explained by the file system when it can: a file that may not be written, a full disk. */
   #condition(error: unknown): StorageCondition | undefined {
-    if (storageCondition(sqliteCodeOf(error)) !== 'io-error') return undefined;
-    if (writeDenied(this.db.name)) return 'read-only';
-    if (diskIsFull(this.db.name)) return 'disk-full';
+    if (this.#describe) return this.#describe(error);
+    if (!this.#db || storageCondition(sqliteCodeOf(error)) !== 'io-error') return undefined;
+    if (writeDenied(this.#db.name)) return 'read-only';
+    if (diskIsFull(this.#db.name)) return 'disk-full';
     return undefined;
   }
 

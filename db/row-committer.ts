@@ -1,0 +1,76 @@
+/**
+ * The statements that append a group of rows to an SQLite history, prepared once per connection (the event loop's,
+ * or the commit thread's). A group of plain rows is one INSERT of all of them, which SQLite makes atomic on its own:
+ * no BEGIN and COMMIT of their own, and one pass through the table and its indexes instead of a statement run per
+ * row. A group that holds an answer-repeated row, or more rows than one INSERT takes, is one IMMEDIATE transaction
+ * of such INSERTs and the UPDATEs, in the order of the rows.
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import type { AnswerRepeated } from './events.ts';
+
+type Database = BetterSqlite3.Database;
+type Statement = BetterSqlite3.Statement<unknown[]>;
+
+/** An event turned into its row when recorded, so a caller mutating its object later cannot change the history. */
+export type EventRow = [at: number, session: number | null, type: string, data: string];
+
+/**
+ * Rows in one INSERT at most (4 parameters each; SQLite allows 32,766). Past 64 the cost a row stops falling; one
+ * statement is prepared per count up to this, when first needed.
+ */
+export const MAX_ROWS_PER_INSERT = 64;
+
+/** The transaction that appends rows, on `db`; its statements prepared once. */
+export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void {
+  const inserts: Statement[] = [];
+  const insertOf = (count: number): Statement => {
+    let insert = inserts[count - 1];
+    if (!insert) {
+      const values = `${'(?, ?, ?, ?), '.repeat(count - 1)}(?, ?, ?, ?)`;
+      insert = db.prepare<unknown[]>(`INSERT INTO events (at, session, type, data) VALUES ${values}`);
+      inserts[count - 1] = insert;
+    }
+    return insert;
+  };
+  // [P-49] An answer-repeated row updates the session's previous row, which is the answer it repeats; the lookup
+  // walks back from the end of the table and stops at that row, a few rows back.
+  const lastRow = '(SELECT position FROM events WHERE session = @session ORDER BY position DESC LIMIT 1)';
+  const repeat = db.prepare<[{ at: number; session: number | null; data: string }]>(
+    `UPDATE events SET data = json_set(data,
+       '$.repeats', coalesce(json_extract(data, '$.repeats'), 0) + 1, '$.lastAt', CAST(@at AS INTEGER),
+       '$.lastRequestId', json_extract(@data, '$.requestId'))
+     WHERE position = ${lastRow}`,
+  );
+  const rateLimited = db.prepare<[{ at: number; session: number | null }]>(
+    `UPDATE events SET data = json_set(data,
+       '$.rateLimited', coalesce(json_extract(data, '$.rateLimited'), 0) + 1, '$.lastRateLimitedAt', CAST(@at AS INTEGER))
+     WHERE position = ${lastRow}`,
+  );
+  /** Inserts rows[from, to), plain rows all, in INSERTs of at most MAX_ROWS_PER_INSERT. */
+  const insertRows = (rows: readonly EventRow[], from: number, to: number): void => {
+    for (let start = from; start < to; start += MAX_ROWS_PER_INSERT) {
+      const end = Math.min(start + MAX_ROWS_PER_INSERT, to);
+      const values: unknown[] = [];
+      for (let index = start; index < end; index++) values.push(...(rows[index] as EventRow));
+      insertOf(end - start).run(values);
+    }
+  };
+  const commit = db.transaction((rows: readonly EventRow[]) => {
+    let plainFrom = 0;
+    rows.forEach((row, index) => {
+      if (row[2] !== 'answer-repeated') return;
+      insertRows(rows, plainFrom, index);
+      plainFrom = index + 1;
+      if ((JSON.parse(row[3]) as AnswerRepeated['data']).count === 'rateLimited') {
+        rateLimited.run({ at: row[0], session: row[1] });
+      } else repeat.run({ at: row[0], session: row[1], data: row[3] });
+    });
+    insertRows(rows, plainFrom, rows.length);
+  });
+  return (rows) => {
+    if (rows.length === 0) return;
+    if (rows.length <= MAX_ROWS_PER_INSERT && rows.every((row) => row[2] !== 'answer-repeated')) {
+      insertRows(rows, 0, rows.length);
+    } else commit.immediate(rows);
+  };
+}

@@ -53,6 +53,10 @@ export interface BenchOptions {
   clientRuns: number;
   /** install nginx and wrk with apt-get when missing */
   install: boolean;
+  /**
+   * compile dist/ first (`npm run build`): the server and the CLI run its JavaScript, which must be the code measured
+   */
+  build: boolean;
   keepTemp: boolean;
   /** the commit the code was exported from (`git archive`), when the folder is not a git checkout */
   commit: string | null;
@@ -90,6 +94,7 @@ export const FULL_RUN: Readonly<Omit<BenchOptions, 'outDir'>> = Object.freeze({
   clientGetImages: 50,
   clientRuns: 3,
   install: true,
+  build: true,
   keepTemp: false,
   commit: null,
 });
@@ -119,6 +124,8 @@ export const SMOKE_RUN: Readonly<Omit<BenchOptions, 'outDir'>> = Object.freeze({
   clientGetImages: 5,
   clientRuns: 1,
   install: false,
+  // The test suite runs the smoke run beside tests that start the CLI from dist/: never remove it under them.
+  build: false,
 });
 
 export const USAGE = `npm run bench -- [options]
@@ -141,6 +148,7 @@ export const USAGE = `npm run bench -- [options]
   --client-large-bytes N   the image the client's download speed is measured with (0: no client section)
   --client-images N        cached images the client's refresh revalidates
   --no-install             never run apt-get
+  --no-build               measure dist/ as it is (default: npm run build first, so dist/ is the code measured)
   --keep-temp              keep the temporary folder (images, histories, profiles)
   --commit HASH            the commit this folder was exported from, when it is not a git checkout`;
 
@@ -180,6 +188,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | 'help
       'client-large-bytes': { type: 'string' },
       'client-images': { type: 'string' },
       'no-install': { type: 'boolean' },
+      'no-build': { type: 'boolean' },
       'keep-temp': { type: 'boolean' },
       commit: { type: 'string' },
     },
@@ -215,6 +224,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | 'help
     clientManyImages: integer(values['client-images'], base.clientManyImages),
     clientGetImages: Math.min(base.clientGetImages, integer(values['client-images'], base.clientManyImages)),
     install: base.install && !values['no-install'],
+    build: base.build && !values['no-build'],
     keepTemp: values['keep-temp'] === true,
     commit: values.commit ?? null,
   };

@@ -366,6 +366,13 @@ function describeMisses(results: BenchResults): string {
         heavy.map((row) => `${row.label} C=${row.connections} ${row.rssVersusBaseline.toFixed(2)}×`).join(', '),
     );
   }
+  const download = results.clientSpeed?.large;
+  if (download?.ratio != null && download.ratio < 0.8) {
+    lines.push(
+      `- the client's \`get\` of ${download.label}: ${download.ratio.toFixed(2)}× curl's speed ` +
+        `(${download.imgcache.bestSeconds.toFixed(2)} s against ${download.curl?.bestSeconds.toFixed(2)} s)`,
+    );
+  }
   const cpu = results.rows.map(
     (row) =>
       `${row.label} C=${row.connections}: ${row.imgcache.serverCpuMicrosPerRequest.toFixed(0)} vs ${row.baselineWithHistory.serverCpuMicrosPerRequest.toFixed(0)} vs ${row.baseline.serverCpuMicrosPerRequest.toFixed(0)} µs`,

@@ -1,15 +1,17 @@
 /**
- * `npm run bench`: imgcache beside nginx and a bare Node server, on this machine, in one run; then the event log,
- * the usage export of a large history, admission at scale, and a CPU profile of imgcache under load. Writes
+ * `npm run bench`: imgcache beside nginx, a bare Node server (with and without the history) and the common way
+ * (Fastify), on this machine, in one run; then the event log, the usage export of a large history, admission at
+ * scale, the memory soak, start-up, the client's own speed and a CPU profile of imgcache under load. Writes
  * `<out-dir>/latest.json` and `<out-dir>/<date>.md`, prints the markdown, logs progress on stderr.
  * `npm run bench -- --help` lists the options; bench/README.md says what each number means.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
+import { PACKAGE_ROOT } from '../src/config.ts';
 import type { InProcessAdmission } from './admission-in-process.ts';
 import { measureAdmissionOverSockets } from './admission-over-sockets.ts';
 import { type BenchImage, writeBenchImages, writeBenchTiers } from './bench-fixtures.ts';
@@ -57,6 +59,10 @@ async function main(argv: string[]): Promise<number> {
 
 async function runBench(options: BenchOptions): Promise<BenchResults> {
   const startedAt = performance.now();
+  if (options.build) {
+    log('compiling dist/ (npm run build): the server and the CLI run it');
+    execFileSync('npm', ['run', 'build'], { cwd: PACKAGE_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
   if (options.nginx && options.install) ensureCommands(['nginx', 'curl', ...(options.wrk ? ['wrk'] : [])], log);
   const machine = machineInfo();
   const code = codeVersion(options.commit);

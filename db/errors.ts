@@ -172,7 +172,15 @@ export class HistoryClosedError extends HistoryError {
 }
 
 /** What stops SQLite from writing, in the operator's terms: each names what to fix. */
-export type StorageCondition = 'locked' | 'disk-full' | 'read-only' | 'io-error' | 'damaged' | 'other';
+export type StorageCondition =
+  | 'locked'
+  | 'disk-full'
+  | 'read-only'
+  | 'io-error'
+  | 'damaged'
+  | 'unreachable'
+  | 'refused'
+  | 'other';
 
 const CONDITIONS: Readonly<Record<StorageCondition, string>> = {
   locked: 'another process holds a lock on it (is a second server or an sqlite3 shell using the file?)',
@@ -180,6 +188,8 @@ const CONDITIONS: Readonly<Record<StorageCondition, string>> = {
   'read-only': 'the file, its folder or its file system is read-only',
   'io-error': 'the system refused a read or a write (a read-only, immutable, failing or vanished file?)',
   damaged: 'the file is damaged',
+  unreachable: 'the database server cannot be reached (is PostgreSQL running and reachable?)',
+  refused: 'the database server refused the write',
   other: 'SQLite failed',
 };
 

@@ -265,7 +265,11 @@ function toClient(draft: ClientDraft): UsageClient | null {
   };
 }
 
-function* rejections(events: Iterable<StoredEvent>, filter?: UsageFilter): Generator<UsageRejection, void, undefined> {
+/** [P-32] The rejections of the document, from `connection-rejected` events (filtered here). */
+export function* rejections(
+  events: Iterable<StoredEvent>,
+  filter?: UsageFilter,
+): Generator<UsageRejection, void, undefined> {
   for (const event of events) {
     if (event.type !== 'connection-rejected' || !selectsRejection(filter, event.at)) continue;
     yield { at: iso(event.at), reason: event.data.reason, occupancy: event.data.occupancy };

@@ -9,6 +9,9 @@ import { clientNameProblem, type RegisteredClient, type Registry } from '../db/c
 import type { HistoryEvent } from '../db/events.ts';
 import { isoTime } from '../db/iso-time.ts';
 import { openDatabase } from '../db/open-database.ts';
+import * as pgStore from '../db/postgres/history-store.ts';
+import { isPostgresUrl, openPool } from '../db/postgres/pool.ts';
+import { migratePostgres } from '../db/postgres/schema.ts';
 import {
   changeRegistry,
   closesOf,
@@ -16,7 +19,7 @@ import {
   keyedAdmissions,
   loadRegistry,
 } from '../db/registry-store.ts';
-import { DEFAULT_QUOTA_PERIOD, periodWindow, type TierTable, tierByName } from '../machines/tiers.ts';
+import { DEFAULT_QUOTA_PERIOD, periodWindow, type QuotaPeriod, type TierTable, tierByName } from '../machines/tiers.ts';
 import type { ServerConfig } from './config.ts';
 import { newClientKey } from './identity/client-key.ts';
 
@@ -45,6 +48,96 @@ export const CLIENTS_HELP = `  imgcache-server clients add <name> --tier <tier>
   imgcache-server clients revoke <name>
                                         the client's key stops working; its open sessions are closed`;
 
+/** What a `clients` command does, decided before the history is opened: a change of the registry, or the list. */
+type ClientsAction =
+  | {
+      kind: 'change';
+      /** what to append, given the registry read under the lock (throws to refuse) */
+      decide: (registry: Registry) => HistoryEvent[];
+      /** what to print once it is on record */
+      report: (output: ClientsOutput) => void;
+    }
+  | { kind: 'list'; json: boolean };
+
+function clientsAction(
+  args: readonly string[],
+  options: { tier?: string; json?: boolean },
+  config: Readonly<ServerConfig>,
+): ClientsAction {
+  const [action, name, extra] = args;
+  switch (action) {
+    case 'add': {
+      const tier = checkTier(config.tiers, options.tier);
+      const clientName = checkName(name);
+      const key = newClientKey();
+      return {
+        kind: 'change',
+        decide: (registry) => {
+          if (registry.clients.has(clientName)) {
+            throw new ClientsCommandError('client-exists', `a client named ${clientName} is already registered`);
+          }
+          return [
+            { type: 'client-registered', data: { name: clientName, tier, keyId: key.keyId, keyHash: key.keyHash } },
+          ];
+        },
+        report: (output) => {
+          output.err(
+            `registered ${clientName}, tier ${tier}. Its key, shown this once (give it to the client as a file):`,
+          );
+          output.out(key.key);
+        },
+      };
+    }
+    case 'rotate': {
+      const clientName = checkName(name);
+      const key = newClientKey();
+      return {
+        kind: 'change',
+        decide: (registry) => {
+          liveClient(registry, clientName);
+          return [{ type: 'client-key-rotated', data: { name: clientName, keyId: key.keyId, keyHash: key.keyHash } }];
+        },
+        report: (output) => {
+          output.err(`new key for ${clientName}; the old one no longer works. The new key, shown this once:`);
+          output.out(key.key);
+        },
+      };
+    }
+    case 'set-tier': {
+      const clientName = checkName(name);
+      const tier = checkTier(config.tiers, extra ?? options.tier);
+      return {
+        kind: 'change',
+        decide: (registry) => {
+          const client = liveClient(registry, clientName);
+          return [{ type: 'client-tier-changed', data: { name: clientName, tier, previousTier: client.tier } }];
+        },
+        report: (output) => output.out(`${clientName} is now ${tier}`),
+      };
+    }
+    case 'revoke': {
+      const clientName = checkName(name);
+      return {
+        kind: 'change',
+        decide: (registry) => {
+          liveClient(registry, clientName);
+          return [{ type: 'client-revoked', data: { name: clientName } }];
+        },
+        report: (output) =>
+          output.out(`${clientName} is revoked: its key no longer works, and its open sessions are closed`),
+      };
+    }
+    case 'list':
+      return { kind: 'list', json: options.json === true };
+    default:
+      throw new ClientsCommandError(
+        'bad-usage',
+        `clients: expected add, list, revoke, set-tier or rotate\n${CLIENTS_HELP}`,
+      );
+  }
+}
+
+/** The command on an SQLite history file: synchronous, on a connection of its own. */
 export function runClientsCommand(
   args: readonly string[],
   options: { tier?: string; json?: boolean },
@@ -52,77 +145,62 @@ export function runClientsCommand(
   output: ClientsOutput,
   now: number = Date.now(),
 ): void {
-  const [action, name, extra] = args;
+  const action = clientsAction(args, options, config);
   const db = openDatabase(config.database, { busyTimeoutMs: 5_000, synchronous: config.historySync });
   try {
-    switch (action) {
-      case 'add': {
-        const tier = checkTier(config.tiers, options.tier);
-        const clientName = checkName(name);
-        const key = newClientKey();
-        change(db, now, (registry) => {
-          if (registry.clients.has(clientName)) {
-            throw new ClientsCommandError('client-exists', `a client named ${clientName} is already registered`);
-          }
-          return [
-            { type: 'client-registered', data: { name: clientName, tier, keyId: key.keyId, keyHash: key.keyHash } },
-          ];
-        });
-        output.err(
-          `registered ${clientName}, tier ${tier}. Its key, shown this once (give it to the client as a file):`,
-        );
-        output.out(key.key);
-        return;
-      }
-      case 'rotate': {
-        const clientName = checkName(name);
-        const key = newClientKey();
-        change(db, now, (registry) => {
-          liveClient(registry, clientName);
-          return [{ type: 'client-key-rotated', data: { name: clientName, keyId: key.keyId, keyHash: key.keyHash } }];
-        });
-        output.err(`new key for ${clientName}; the old one no longer works. The new key, shown this once:`);
-        output.out(key.key);
-        return;
-      }
-      case 'set-tier': {
-        const clientName = checkName(name);
-        const tier = checkTier(config.tiers, extra ?? options.tier);
-        change(db, now, (registry) => {
-          const client = liveClient(registry, clientName);
-          return [{ type: 'client-tier-changed', data: { name: clientName, tier, previousTier: client.tier } }];
-        });
-        output.out(`${clientName} is now ${tier}`);
-        return;
-      }
-      case 'revoke': {
-        const clientName = checkName(name);
-        change(db, now, (registry) => {
-          liveClient(registry, clientName);
-          return [{ type: 'client-revoked', data: { name: clientName } }];
-        });
-        output.out(`${clientName} is revoked: its key no longer works, and its open sessions are closed`);
-        return;
-      }
-      case 'list': {
-        const rows = listClients(db, config.tiers, now);
-        if (options.json) output.out(JSON.stringify(rows));
-        else output.out(formatClientTable(rows));
-        return;
-      }
-      default:
-        throw new ClientsCommandError(
-          'bad-usage',
-          `clients: expected add, list, revoke, set-tier or rotate\n${CLIENTS_HELP}`,
-        );
-    }
+    if (action.kind === 'change') {
+      changeRegistry(db, action.decide, now);
+      action.report(output);
+    } else printList(listClients(db, config.tiers, now), action.json, output);
   } finally {
     db.close();
   }
 }
 
-function change(db: BetterSqlite3.Database, now: number, decide: (registry: Registry) => HistoryEvent[]): void {
-  changeRegistry(db, decide, now);
+/**
+ * The command on any history: a PostgreSQL one (a postgres:// URL) through a connection of its own, where a change
+ * is announced to every running node at once [P-66]; a file as runClientsCommand.
+ */
+export async function runClientsCommandOn(
+  args: readonly string[],
+  options: { tier?: string; json?: boolean },
+  config: Readonly<ServerConfig>,
+  output: ClientsOutput,
+  now: number = Date.now(),
+): Promise<void> {
+  if (!isPostgresUrl(config.database)) {
+    runClientsCommand(args, options, config, output, now);
+    return;
+  }
+  const action = clientsAction(args, options, config);
+  const pool = openPool(config.database, { max: 1 });
+  try {
+    await migratePostgres(pool, config.database);
+    if (action.kind === 'change') {
+      await pgStore.changeRegistry(pool, action.decide, now);
+      action.report(output);
+    } else {
+      const registry = await pgStore.loadRegistry(pool);
+      const admissions = await pgStore.keyedAdmissions(pool);
+      const activity: ClientActivity = {
+        registry,
+        used: await pgStore.identityUsage(pool, usageWindows(registry, config.tiers, now)),
+        admissions,
+        closes: await pgStore.closesOf(
+          pool,
+          admissions.map((admission) => admission.session),
+        ),
+      };
+      printList(clientRows(activity, config.tiers, now), action.json, output);
+    }
+  } finally {
+    await pool.end();
+  }
+}
+
+function printList(rows: readonly ClientRow[], json: boolean, output: ClientsOutput): void {
+  if (json) output.out(JSON.stringify(rows));
+  else output.out(formatClientTable(rows));
 }
 
 function checkName(name: string | undefined): string {
@@ -164,19 +242,46 @@ export interface ClientRow {
   registeredAt: string;
 }
 
-/** The registry with each client's activity: read from the history, as of `now`. */
+/** What the list is made of, read from a history. */
+interface ClientActivity {
+  registry: Registry;
+  /** [P-64] images used by each identity in its current window */
+  used: Map<string, number>;
+  admissions: ReadonlyArray<{ session: number; identity: string; at: number }>;
+  /** the time of each closed session's close */
+  closes: Map<number, number>;
+}
+
+/** [P-64] The start of each identity's current window, by its tier's period. */
+function usageWindows(registry: Registry, tiers: TierTable, now: number): (name: string) => number | null {
+  return (name) => periodWindow(periodOfClient(registry, tiers, name), now)?.start ?? null;
+}
+
+function periodOfClient(registry: Registry, tiers: TierTable, name: string): QuotaPeriod {
+  const tier = registry.clients.get(name)?.tier;
+  return (tier === undefined ? undefined : tierByName(tiers, tier)?.period) ?? DEFAULT_QUOTA_PERIOD;
+}
+
+/** The registry with each client's activity: read from the history file, as of `now`. */
 export function listClients(db: BetterSqlite3.Database, tiers: TierTable, now: number): ClientRow[] {
   const registry = loadRegistry(db);
-  const periodOf = (name: string) => {
-    const tier = registry.clients.get(name)?.tier;
-    return (tier === undefined ? undefined : tierByName(tiers, tier)?.period) ?? DEFAULT_QUOTA_PERIOD;
-  };
-  const used = identityUsageFromDatabase(db, (name) => periodWindow(periodOf(name), now)?.start ?? null);
   const admissions = keyedAdmissions(db);
-  const closes = closesOf(
-    db,
-    admissions.map((admission) => admission.session),
-  );
+  const activity: ClientActivity = {
+    registry,
+    used: identityUsageFromDatabase(db, usageWindows(registry, tiers, now)),
+    admissions,
+    closes: closesOf(
+      db,
+      admissions.map((admission) => admission.session),
+    ),
+  };
+  return clientRows(activity, tiers, now);
+}
+
+/** The rows of the list, from the registry and the activity of its clients' sessions. */
+function clientRows(activity: ClientActivity, tiers: TierTable, now: number): ClientRow[] {
+  const { registry, used, admissions, closes } = activity;
+  const periodOf = (name: string) => periodOfClient(registry, tiers, name);
   const open = new Map<string, number>();
   const lastSeen = new Map<string, number>();
   for (const { session, identity, at } of admissions) {

@@ -1,11 +1,13 @@
 /**
- * `imgcache-server`: runs the server (the default), or prints the usage history from the SQLite file without the
- * protocol (`imgcache-server history`). Every option has a flag and an environment variable; see --help.
+ * `imgcache-server`: runs the server (the default), or prints the usage history from the history (an SQLite file or
+ * a PostgreSQL database) without the protocol (`imgcache-server history`). Every option has a flag and an
+ * environment variable; see --help.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CLIENTS_HELP, ClientsCommandError, runClientsCommand } from './clients-command.ts';
+import { usageChunksOf } from '../db/history-backend.ts';
+import { CLIENTS_HELP, ClientsCommandError, runClientsCommandOn } from './clients-command.ts';
 import {
   ConfigError,
   describeOptions,
@@ -16,14 +18,14 @@ import {
 } from './config.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { isImageFileName } from './server/image-catalog.ts';
-import { startServer, usageFromFile } from './server/server.ts';
+import { startServer } from './server/server.ts';
 
 const HELP = `imgcache-server: hands out the images of a folder to clients under tiered quotas, with an event history
 
 usage:
   imgcache-server [serve] [options]     run the server (Ctrl-C or SIGTERM stops it cleanly)
-  imgcache-server history [--database F]
-                                        print every client's history (the usage JSON) from the history file
+  imgcache-server history [--history FILE|URL]
+                                        print every client's history (the usage JSON) from the history
 ${CLIENTS_HELP}
 
 options (each also read from the environment variable named below it):
@@ -58,13 +60,13 @@ function parseCommandLine(argv: string[]) {
   };
 }
 
-async function printHistory(database: string): Promise<void> {
+async function printHistory(history: string): Promise<void> {
   // `imgcache-server history | head` closes our stdout early: that is the reader's choice, not an error.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') process.exit(0);
     throw error;
   });
-  for (const piece of usageFromFile(database)) {
+  for await (const piece of usageChunksOf(history)) {
     if (!process.stdout.write(piece)) await new Promise((resolve) => process.stdout.once('drain', resolve));
   }
   process.stdout.write('\n');
@@ -172,7 +174,7 @@ async function main(argv: string[]): Promise<number> {
     }
     if (parsed.command === 'clients') {
       const config = resolveConfig(parsed.flags, process.env);
-      runClientsCommand(
+      await runClientsCommandOn(
         parsed.extra,
         { ...(parsed.tier === undefined ? {} : { tier: parsed.tier }), json: parsed.json },
         config,

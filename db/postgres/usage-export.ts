@@ -1,0 +1,130 @@
+/**
+ * [P-32] [P-46] The usage document from a PostgreSQL history: the pure projection of db/usage-projection.ts fed a
+ * page at a time (keyset pages in (session, position) order through the events_by_session index), so the document
+ * streams out and the history is never held in memory whole. Both lists stop at the position that was last when the
+ * export began, so they describe one moment.
+ */
+import { createHash } from 'node:crypto';
+import type { StoredEvent } from '../events.ts';
+import { isoTime } from '../iso-time.ts';
+import { type EventRow, toStoredEvent } from '../read-events.ts';
+import type { UsageExportOptions } from '../usage-export.ts';
+import { clientEntries, rejections, selectsClient } from '../usage-projection.ts';
+import type { UsageExport, UsageRead } from '../usage-threads.ts';
+import { PAGE_ROWS } from './history-store.ts';
+import type { Pool } from './pool.ts';
+
+type Queryable = Pick<Pool, 'query'>;
+
+/** Pieces are gathered up to about this many characters before they are yielded. */
+const PIECE_CHARS = 64 * 1024;
+
+export async function* postgresUsageChunks(
+  db: Queryable,
+  options: UsageExportOptions = {},
+): AsyncGenerator<string, void, undefined> {
+  const generatedAt = options.generatedAt ?? Date.now();
+  const filter = options.filter;
+  const last = await db.query<{ position: number }>('SELECT coalesce(max(position), 0) AS position FROM events');
+  const upTo = last.rows[0]?.position ?? 0;
+  let text = `{"generatedAt":${JSON.stringify(isoTime(generatedAt))},"clients":[`;
+  let separator = '';
+  const add = (json: string) => {
+    text += separator + json;
+    separator = ',';
+  };
+  // One session's events at a time: a session's entry is written once its last event has been read.
+  let session: StoredEvent[] = [];
+  const endSession = () => {
+    for (const entry of clientEntries(session)) {
+      if (selectsClient(filter, entry.session, entry.connectedAt, entry.client.identity)) {
+        add(JSON.stringify(entry.client));
+      }
+    }
+    session = [];
+  };
+  const sessions = filter?.session === undefined ? null : filter.session;
+  for await (const event of pages(db, 'sessions', upTo, sessions)) {
+    if (session.length > 0 && session[0]?.session !== event.session) endSession();
+    session.push(event);
+    if (text.length >= PIECE_CHARS) {
+      yield text;
+      text = '';
+    }
+  }
+  endSession();
+  text += '],"rejected":[';
+  separator = '';
+  if (filter?.session === undefined) {
+    for await (const event of pages(db, 'rejected', upTo, null)) {
+      for (const rejection of rejections([event], filter)) add(JSON.stringify(rejection));
+      if (text.length >= PIECE_CHARS) {
+        yield text;
+        text = '';
+      }
+    }
+  }
+  yield `${text}]}`;
+}
+
+/** The events of numbered connections but rejections (or the rejections), in (session, position) order, by pages. */
+async function* pages(
+  db: Queryable,
+  which: 'sessions' | 'rejected',
+  upTo: number,
+  onlySession: number | null,
+): AsyncGenerator<StoredEvent, void, undefined> {
+  const kind = which === 'sessions' ? "type <> 'connection-rejected'" : "type = 'connection-rejected'";
+  let after: [number, number] = [onlySession === null ? -1 : onlySession - 1, Number.MAX_SAFE_INTEGER];
+  for (;;) {
+    const page = await db.query(
+      `SELECT position, at, session, type, data FROM events
+       WHERE session IS NOT NULL AND ${kind} AND position <= $1 AND (session, position) > ($2, $3)
+         AND ($4::bigint IS NULL OR session = $4)
+       ORDER BY session, position LIMIT ${PAGE_ROWS}`,
+      [upTo, after[0], after[1], onlySession],
+    );
+    for (const row of page.rows) {
+      yield toStoredEvent([row.position, row.at, row.session, row.type, row.data] as EventRow);
+    }
+    const tail = page.rows[page.rows.length - 1];
+    if (page.rows.length < PAGE_ROWS || !tail) return;
+    after = [tail.session, tail.position];
+  }
+}
+
+/**
+ * An export as the reply writer reads it (db/usage-threads.ts's UsageExport): chunks of at most `chunkBytes`, then
+ * the document's length and SHA-256.
+ */
+export function usageExportOf(pieces: AsyncGenerator<string, void, undefined>, chunkBytes: number): UsageExport {
+  const hash = createHash('sha256');
+  let total = 0;
+  let pending: Buffer | null = null;
+  let cancelled = false;
+  return {
+    async read(): Promise<UsageRead> {
+      if (cancelled) throw new Error('the usage export was cancelled');
+      let buffered = pending;
+      pending = null;
+      while (buffered === null || buffered.length < chunkBytes) {
+        const next = await pieces.next();
+        if (next.done) break;
+        const encoded = Buffer.from(next.value, 'utf8');
+        buffered = buffered === null ? encoded : Buffer.concat([buffered, encoded]);
+      }
+      if (buffered === null || buffered.length === 0) return { end: { bytes: total, sha256: hash.digest('hex') } };
+      if (buffered.length > chunkBytes) {
+        pending = buffered.subarray(chunkBytes);
+        buffered = buffered.subarray(0, chunkBytes);
+      }
+      hash.update(buffered);
+      total += buffered.length;
+      return { chunk: buffered };
+    },
+    cancel(): void {
+      cancelled = true;
+      void pieces.return(undefined);
+    },
+  };
+}

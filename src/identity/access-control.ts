@@ -58,6 +58,8 @@ export interface AccessControlOptions {
 export interface QuotaWindow {
   identity: string;
   start: number;
+  /** [P-85] the quota's limit in this window (images) */
+  limit: number;
 }
 
 export class AccessControl {
@@ -219,7 +221,7 @@ export class AccessControl {
         period,
         resetsAt: isoTime(window.end),
       },
-      window: { identity, start: window.start },
+      window: { identity, start: window.start, limit: range.quota },
     };
   }
 

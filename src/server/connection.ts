@@ -8,15 +8,17 @@
 import type { Duplex } from 'node:stream';
 import type { NewEvent } from '../../db/events.ts';
 import type { SessionActorRef } from '../../machines/admission.types.ts';
-import type { SessionEffect } from '../../machines/session.types.ts';
+import type { RequestEvent, SessionEffect } from '../../machines/session.types.ts';
+import type { ImageReservation, SlotRefusal } from '../cluster/coordinator.ts';
 import { BadRequestError, FrameTooLargeError, ImgcacheError, UnknownCommandError } from '../errors.ts';
-import type { QuotaWindow } from '../identity/access-control.ts';
+import type { AccessDecision, QuotaWindow } from '../identity/access-control.ts';
 import { encodeJsonTextFrame, type Frame, FrameDecoder } from '../protocol/frame.ts';
 import {
   CLOSE_LINGER_MS,
   type ErrorCode,
   FATAL_ERROR_CODES,
   HELLO_MAX_BYTES,
+  type Hello,
   MAX_PIPELINED_REQUESTS,
   MAX_UNANSWERED_REQUESTS,
   MessageType,
@@ -94,6 +96,8 @@ export class Connection {
   #quotaWindow: QuotaWindow | null = null;
   /** [P-64] the window the image being served was counted in, until its transfer ends whole */
   #countedWindow: QuotaWindow | null = null;
+  /** [P-85] the window an image was reserved in across the cluster, until the session serves it (or not) */
+  #reservedWindow: QuotaWindow | null = null;
   /** [P-70] a catalog-changed NOTICE owed to the client, sent between answers, at most one per interval */
   #catalogNoticeOwed = false;
   #catalogNoticeAt = Number.NEGATIVE_INFINITY;
@@ -350,25 +354,56 @@ export class Connection {
       }
       const keyed = access.kind === 'keyed' ? access.identity : undefined;
       const refusal = speaks ? this.#server.claimSlot(this.number, keyed) : null;
-      if (refusal) {
-        const { reason, occupancy, retryAfterMs } = refusal;
-        const message =
-          reason === 'too-many-sessions'
-            ? `${keyed} already holds the ${this.#server.config.maxSessionsPerIdentity} session(s) it may have at once`
-            : capacityMessage('server-full', occupancy, retryAfterMs);
-        this.#sendReject({ reason, message, occupancy, retryAfterMs }, { identity: keyed });
-        session.send({ type: 'PEER_CLOSED', reason });
-        return;
-      }
-      this.#client = hello.client;
-      const identity = { name: `client-${this.number}`, code: this.#server.nextCode() };
-      const grant = this.#server.access.grant(access, identity.name, identity.code, this.#server.now());
-      this.#identity = keyed;
-      this.#ownUsageOnly = grant?.identity.usageScope === 'own';
-      session.send({ type: 'HELLO', versions: hello.versions, identity, ...(grant ? { grant } : {}) });
+      if (refusal instanceof Promise) this.#awaitClusterSlot(refusal, hello, access, session);
+      else this.#helloWithSlot(refusal, hello, access, session);
     } catch (error) {
       this.#rejectHandshake('bad-hello', errorMessage(error));
     }
+  }
+
+  /**
+   * [P-82] The cluster's answer to the HELLO's claim. Meanwhile the client may have gone, or its handshake timed
+   * out: a slot granted then is given back. A cluster that cannot be asked refuses the session as a history that
+   * cannot record it does: REJECT history-unavailable, on record.
+   */
+  #awaitClusterSlot(
+    claim: Promise<SlotRefusal | null>,
+    hello: Hello,
+    access: AccessDecision,
+    session: SessionActorRef,
+  ): void {
+    const gone = () => this.#finished || session.getSnapshot().status !== 'active';
+    claim.then(
+      (refusal) => {
+        if (!gone()) return this.#helloWithSlot(refusal, hello, access, session);
+        if (!refusal) this.#server.cluster.releaseSlot(this.number);
+      },
+      (error: Error) => {
+        this.#server.logHistoryFailure(error, this.number);
+        if (!gone()) this.#rejectHistoryUnavailable(session);
+      },
+    );
+  }
+
+  /** [P-43] [P-65] The HELLO's slot is decided: REJECT if refused, else the session is told its HELLO. */
+  #helloWithSlot(refusal: SlotRefusal | null, hello: Hello, access: AccessDecision, session: SessionActorRef): void {
+    const keyed = access.kind === 'keyed' ? access.identity : undefined;
+    if (refusal) {
+      const { reason, occupancy, retryAfterMs } = refusal;
+      const message =
+        reason === 'too-many-sessions'
+          ? `${keyed} already holds the ${this.#server.config.maxSessionsPerIdentity} session(s) it may have at once`
+          : capacityMessage('server-full', occupancy, retryAfterMs);
+      this.#sendReject({ reason, message, occupancy, retryAfterMs }, { identity: keyed });
+      session.send({ type: 'PEER_CLOSED', reason });
+      return;
+    }
+    this.#client = hello.client;
+    const identity = { name: `client-${this.number}`, code: this.#server.nextCode() };
+    const grant = this.#server.access.grant(access, identity.name, identity.code, this.#server.now());
+    this.#identity = keyed;
+    this.#ownUsageOnly = grant?.identity.usageScope === 'own';
+    session.send({ type: 'HELLO', versions: hello.versions, identity, ...(grant ? { grant } : {}) });
   }
 
   #rejectHandshake(reason: 'bad-hello' | 'frame-too-large', message: string): void {
@@ -394,8 +429,20 @@ export class Connection {
       this.#image = request.command === 'get' ? this.#server.catalog.get(request.image) : undefined;
       const imageUnchanged = holdsCurrentImage(request, this.#image); // [P-34]
       const imageExists = this.#image !== undefined;
-      const overBudget = costsNoQuota(request.command, imageExists, imageUnchanged) && !this.#spendFreeRequest();
-      session.send({ type: 'REQUEST', request, imageExists, imageUnchanged, ...(overBudget ? { overBudget } : {}) });
+      const free = costsNoQuota(request.command, imageExists, imageUnchanged);
+      const overBudget = free && !this.#spendFreeRequest();
+      const event: RequestEvent = {
+        type: 'REQUEST',
+        request,
+        imageExists,
+        imageUnchanged,
+        ...(overBudget ? { overBudget } : {}),
+      };
+      // [P-85] a keyed get that costs quota reserves its image across the cluster first (alone: no reservation)
+      const window = free ? null : this.#quotaWindow;
+      const reservation = window ? this.#server.cluster.reserveImage(window) : null;
+      if (reservation && window) this.#requestWithReservation(reservation, window, event, session);
+      else session.send(event);
     } catch (error) {
       const requestId =
         error instanceof ImgcacheError && 'requestId' in error ? (error.requestId as number | null) : null;
@@ -501,16 +548,51 @@ export class Connection {
     session.send({ type: 'QUOTA', quota: current.quota });
   }
 
+  /**
+   * [P-85] In a cluster a keyed get that costs quota first reserves its image across the nodes; the session then
+   * decides on the identity's count as the cluster has it: served if reserved, quota-exhausted if not. A reservation
+   * the session does not spend on a serve-image is given back at once. A cluster that cannot be asked refuses the
+   * request as a history that cannot record it does (history-unavailable).
+   */
+  #requestWithReservation(
+    reservation: Promise<ImageReservation>,
+    window: QuotaWindow,
+    event: RequestEvent,
+    session: SessionActorRef,
+  ): void {
+    reservation.then(
+      ({ reserved, used }) => {
+        if (this.#finished || session.getSnapshot().status !== 'active') {
+          if (reserved) this.#server.cluster.giveBackImage(window);
+          return;
+        }
+        this.#server.access.ledger.set(window.identity, window.start, reserved ? used - 1 : used);
+        this.#adoptKeyedQuota(session);
+        this.#reservedWindow = reserved ? window : null;
+        session.send(event);
+        if (this.#reservedWindow) this.#server.cluster.giveBackImage(this.#reservedWindow);
+        this.#reservedWindow = null;
+      },
+      (error: Error) => {
+        this.#server.logHistoryFailure(error, this.number);
+        if (!this.#finished) session.send({ type: 'HISTORY_FAILED', imageNotServed: true });
+      },
+    );
+  }
+
   #countImage(window: QuotaWindow): void {
     this.#server.access.ledger.add(window.identity, window.start, 1);
     this.#countedWindow = window;
+    this.#reservedWindow = null; // [P-85] the reservation is spent on this image
   }
 
   /** [P-42] [P-64] The image counted did not go out whole (or not at all): the identity gets it back. */
   #uncountImage(): void {
     const window = this.#countedWindow;
     this.#countedWindow = null;
-    if (window) this.#server.access.ledger.add(window.identity, window.start, -1);
+    if (!window) return;
+    this.#server.access.ledger.add(window.identity, window.start, -1);
+    this.#server.cluster.giveBackImage(window); // [P-85]
   }
 
   /** The history could not record what this connection did: refuse to go on (never serve what is not on record). */
@@ -527,20 +609,27 @@ export class Connection {
       return;
     }
     if (!this.#handshakeDone) {
-      // [P-9] the first frame is a WELCOME or a REJECT: an admission that cannot be recorded is a REJECT. The session
-      // was never on record as admitted, so it gets no close record: its REJECT is recorded, as a fact, instead.
-      this.#finished = true;
-      this.#rejected = true;
-      const message = 'the server cannot record new sessions in its history right now; try again later';
-      const occupancy = this.#server.occupancy(); // [P-53]
-      const event = rejectionEvent(this.number, this.remote, 'history-unavailable', occupancy);
-      this.#recordFact([event], () =>
-        writeJsonFrame(this.#stream, MessageType.REJECT, { reason: 'history-unavailable', message, occupancy }),
-      );
-      session.send({ type: 'PEER_CLOSED', reason: 'history-unavailable' });
+      this.#rejectHistoryUnavailable(session);
       return;
     }
     session.send({ type: 'HISTORY_FAILED', imageNotServed: events.some((event) => event.type === 'image-served') });
+  }
+
+  /**
+   * [P-9] The first frame is a WELCOME or a REJECT: an admission that cannot be recorded (or, in a cluster, whose
+   * slot cannot be claimed [P-82]) is a REJECT. The session was never on record as admitted, so it gets no close
+   * record: its REJECT is recorded, as a fact, instead.
+   */
+  #rejectHistoryUnavailable(session: SessionActorRef): void {
+    this.#finished = true;
+    this.#rejected = true;
+    const message = 'the server cannot record new sessions in its history right now; try again later';
+    const occupancy = this.#server.occupancy(); // [P-53]
+    const event = rejectionEvent(this.number, this.remote, 'history-unavailable', occupancy);
+    this.#recordFact([event], () =>
+      writeJsonFrame(this.#stream, MessageType.REJECT, { reason: 'history-unavailable', message, occupancy }),
+    );
+    session.send({ type: 'PEER_CLOSED', reason: 'history-unavailable' });
   }
 
   #carryOut(effect: SessionEffect): void {
@@ -654,8 +743,9 @@ export class Connection {
   #sendReject(body: Reject, claimed?: { identity?: string | undefined; keyId?: string | undefined }): void {
     this.#finished = true;
     this.#rejected = true;
-    // [P-53] Every REJECT carries the occupancy it was decided at, the same as its record.
-    const occupancy = this.#server.occupancy();
+    // [P-53] Every REJECT carries the occupancy it was decided at, the same as its record: the cluster's, when the
+    // cluster refused the slot [P-82].
+    const occupancy = body.occupancy ?? this.#server.occupancy();
     const event = rejectionEvent(this.number, this.remote, body.reason, occupancy, body.supported, claimed);
     this.#recordFact([event], () => writeJsonFrame(this.#stream, MessageType.REJECT, { ...body, occupancy }));
   }

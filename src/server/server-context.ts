@@ -4,6 +4,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { NewEvent } from '../../db/events.ts';
+import type { ClusterCoordinator, SlotRefusal } from '../cluster/coordinator.ts';
 import type { ServerConfig } from '../config.ts';
 import type { AccessControl } from '../identity/access-control.ts';
 import type { Occupancy, ServerLimits } from '../protocol/messages.ts';
@@ -31,12 +32,12 @@ export interface ServerContext {
   /**
    * [P-43] The connection's HELLO came: take a session slot for it. null when it got one; otherwise every slot is
    * taken, or the identity holds all the sessions it may [P-65], and this says what to tell the client (REJECT
-   * server-full or too-many-sessions).
+   * server-full or too-many-sessions). [P-82] In a cluster, once the node's own gate let it by, the answer is a
+   * promise: the cluster's gate (it rejects when the cluster cannot be asked).
    */
-  claimSlot(
-    connection: number,
-    identity?: string,
-  ): { occupancy: Occupancy; retryAfterMs: number; reason: 'server-full' | 'too-many-sessions' } | null;
+  claimSlot(connection: number, identity?: string): SlotRefusal | null | Promise<SlotRefusal | null>;
+  /** [P-82]-[P-85] what the nodes of a cluster share (alone: the local coordinator, which adds nothing) */
+  readonly cluster: ClusterCoordinator;
   replyWriter(
     stream: Duplex,
     onAbort: ReplyWriterOptions['onAbort'],

@@ -5,19 +5,13 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type Database from 'better-sqlite3';
 import { createActor } from 'xstate';
-import { nextConnectionNumber } from '../../db/connection-numbers.ts';
-import { EventLog } from '../../db/event-log.ts';
 import type { NewEvent } from '../../db/events.ts';
-import { type InstanceLock, lockHistory } from '../../db/instance-lock.ts';
-import { openDatabase } from '../../db/open-database.ts';
-import { closeOrphanedSessions } from '../../db/recover-sessions.ts';
-import { identityUsageFromDatabase, loadRegistry, readRegistryEvents } from '../../db/registry-store.ts';
-import { type UsageFilter, usageJsonChunksFromDatabase } from '../../db/usage-export.ts';
-import { UsageThreads } from '../../db/usage-threads.ts';
-import { WorkerCommitter } from '../../db/worker-committer.ts';
+import { openHistoryBackend } from '../../db/history-backend.ts';
 import { admissionMachine } from '../../machines/admission.machine.ts';
+import { withoutClosesRecordedElsewhere } from '../cluster/closed-elsewhere.ts';
+import { type ClusterCoordinator, localCoordinator, type SlotRefusal } from '../cluster/coordinator.ts';
+import { PostgresCoordinator } from '../cluster/postgres-coordinator.ts';
 import { resolveConfig, type ServerConfig, tlsEnabled } from '../config.ts';
 import { AccessControl } from '../identity/access-control.ts';
 import { type Logger, silentLogger } from '../logger.ts';
@@ -26,14 +20,16 @@ import { type CodeSource, sequenceOfCodes } from './code-source.ts';
 import { Connection } from './connection.ts';
 import { historyOutageLog } from './history-outage-log.ts';
 import { ImageCatalog } from './image-catalog.ts';
+import { ServerMetrics } from './metrics.ts';
+import { historyHealthTracker, type NodeHealth, type OperatorPort, startOperatorPort } from './operator-port.ts';
+import { type Peer, proxyHeaderReader } from './proxy-header-reader.ts';
+import { proxySourceMatcher } from './proxy-protocol.ts';
 import { ReplyWriter } from './reply-writer.ts';
 import type { ServerContext } from './server-context.ts';
 import { rejectionEvent } from './session-recorder.ts';
 import { type BeforeTlsOutcome, loadTlsContext, tlsConnectionHandler } from './tls-listener.ts';
 
 export const SERVER_VERSION = '0.1.0';
-
-type SlotRefusal = NonNullable<ReturnType<ServerContext['claimSlot']>>;
 
 export interface ServerDependencies {
   /** where client codes come from; default: the configured sequence, or cryptographically random codes */
@@ -63,34 +59,12 @@ export interface ImgcacheServer {
   stats(): { connections: number; sessions: number };
   /** the live image catalog [P-37]: its 'change' events tell when an added, replaced or removed image is seen */
   readonly catalog: ImageCatalog;
+  /** [P-90] where the operator port listens (the real port when 0 was asked for); null when it is off */
+  readonly operator: { host: string; port: number } | null;
 }
 
-export function* usageFromFile(file: string, filter?: UsageFilter): Generator<string> {
-  // A connection of its own per export: a long export never blocks appends, and WAL gives it a consistent snapshot.
-  const reader = openDatabase(file, { readonly: true });
-  try {
-    yield* usageJsonChunksFromDatabase(reader, filter ? { filter } : {});
-  } finally {
-    reader.close();
-  }
-}
-
-/**
- * The history's instance lock, then the history opened: a second server, or a file with other names, is refused
- * before anything is written to it. The lock is released if the open fails.
- */
-function lockAndOpen(
-  file: string,
-  options: Parameters<typeof openDatabase>[1],
-): { lock: InstanceLock; database: Database.Database } {
-  const lock = lockHistory(file);
-  try {
-    return { lock, database: openDatabase(file, options) };
-  } catch (error) {
-    lock.release();
-    throw error;
-  }
-}
+/** [P-32] The usage document of a history file, as pieces of JSON text. */
+export { usageFromFile } from '../../db/history-backend.ts';
 
 export async function startServer(
   options: Partial<ServerConfig> = {},
@@ -102,33 +76,38 @@ export async function startServer(
   const secureContext = tlsEnabled(config) ? loadTlsContext(config.tlsCert, config.tlsKey) : null;
   const nextCode = dependencies.codeSource ?? sequenceOfCodes(config.codes);
 
-  // A commit waits at most this long for a lock held by another process: the event loop waits with it.
-  const busyTimeoutMs = 250;
-  const synchronous = config.historySync;
-  const { lock, database } = lockAndOpen(config.database, { busyTimeoutMs, synchronous });
-  // Group commits run on a thread of their own (unless told otherwise): the event loop keeps serving meanwhile.
-  const committer = config.historyThread
-    ? new WorkerCommitter({ file: config.database, synchronous, busyTimeoutMs })
-    : undefined;
-  try {
-    await committer?.ready();
-  } catch (error) {
-    database.close();
-    lock.release();
-    throw error;
-  }
   let logEvents: (events: readonly NewEvent[]) => void = () => {};
-  // [P-46] Usage documents are built on threads of their own, each with its own read-only connection.
-  const usageThreads = new UsageThreads({ file: config.database });
   const now = dependencies.now ?? Date.now;
-  const history = new EventLog(database, {
-    now,
-    background: committer,
-    onHealth: historyOutageLog(logger),
-    // Facts committed after the history came back are logged and announced then, in their order.
-    onLateFacts: (events) => logEvents(events),
+  // [P-90] The operator port's view of the node: metrics counted from what is recorded, health from the history's.
+  const metrics =
+    config.operatorPort === null
+      ? null
+      : new ServerMetrics({
+          sessionsOpen: () => admission.getSnapshot().context.open,
+          eventsWaiting: () => history.waitingEvents,
+        });
+  const historyHealth = historyHealthTracker();
+  const outageLog = historyOutageLog(logger);
+  // The history: an SQLite file, or PostgreSQL shared by the nodes of a cluster (db/history-backend.ts).
+  const backend = await openHistoryBackend({
+    location: config.database,
+    historySync: config.historySync,
+    historyThread: config.historyThread,
+    nodeName: config.nodeName,
+    onProblem: (error) => logger.debug({ err: error }, 'history: a connection was lost (it is made again)'),
+    log: {
+      now,
+      onHealth: (health) => {
+        historyHealth.observe(health);
+        outageLog(health);
+      },
+      ...(metrics ? { onCommitted: (durationMs: number) => metrics.commitObserved(durationMs) } : {}),
+      // Facts committed after the history came back are logged and announced then, in their order.
+      onLateFacts: (events) => logEvents(events),
+    },
   });
-  const orphans = closeOrphanedSessions(database, 'server-restart');
+  const history = backend.log;
+  const orphans = await backend.closeOrphanedSessions('server-restart');
   if (orphans > 0)
     logger.warn({ sessions: orphans }, 'closed sessions left open by an earlier run that did not stop cleanly');
   const catalog = new ImageCatalog(config.cacheDir, config.memoryBudgetBytes, {
@@ -146,8 +125,8 @@ export async function startServer(
     mode: config.access,
     tiers: config.tiers,
     anonymousTier: config.anonymousTier,
-    registry: loadRegistry(database),
-    readEventsAfter: (position) => readRegistryEvents(database, position),
+    registry: backend.registry,
+    readEventsAfter: backend.readRegistryEventsNow,
     onChange: (change) => {
       logger.info({ client: change.name, change: change.kind }, 'registry-changed');
       if (change.kind === 'revoked') admission.send({ type: 'REVOKE_IDENTITY', identity: change.name });
@@ -156,17 +135,21 @@ export async function startServer(
   if (config.access !== 'open') {
     const startedAt = now();
     const windowStartOf = (identity: string) => access.windowStartOf(identity, startedAt);
-    for (const [identity, used] of identityUsageFromDatabase(database, windowStartOf)) {
+    for (const [identity, used] of await backend.identityUsage(windowStartOf)) {
       const start = windowStartOf(identity);
       if (start !== null) access.ledger.set(identity, start, used);
     }
   }
-  let connectionNumber = nextConnectionNumber(database);
-  history.recordNow([
+  await backend.recordAtStart([
     {
       session: null,
       type: 'server-started',
-      data: { version: SERVER_VERSION, pid: process.pid, capacity: config.capacity, nextConnection: connectionNumber },
+      data: {
+        version: SERVER_VERSION,
+        pid: process.pid,
+        capacity: config.capacity,
+        nextConnection: backend.peekConnectionNumber(),
+      },
     },
   ]);
 
@@ -183,6 +166,30 @@ export async function startServer(
     for (const connection of connections.values()) connection.catalogChanged();
   });
   let slotRefusal: SlotRefusal | null = null;
+  // [P-82]-[P-86] On PostgreSQL the node joins the cluster: shared slots, keyed quotas, lost nodes, registry news.
+  const cluster: ClusterCoordinator =
+    backend.pool && backend.node
+      ? await PostgresCoordinator.start({
+          pool: backend.pool,
+          url: config.database,
+          node: backend.node,
+          capacity: config.capacity,
+          maxSessionsPerIdentity: config.maxSessionsPerIdentity,
+          retryAfterMs: config.retryAfterMs,
+          heartbeatMs: config.nodeHeartbeatMs,
+          lostAfterMs: config.nodeLostAfterMs,
+          now,
+          onRecorded: (events) => logEvents(events),
+          onLostSelf: () => {
+            logger.warn({ node: backend.node }, 'this node was declared lost: its sessions end now');
+            for (const connection of connections.values()) connection.destroy('node-lost');
+          },
+          // [P-86] on a later turn: the first comes while the node starts, before the registry's reader is set up
+          onRegistryChange: () => setImmediate(() => void catchUpRegistry()),
+          onProblem: (error, what) =>
+            logger.warn({ err: error, what }, 'cluster: cannot reach the history; trying again'),
+        })
+      : localCoordinator;
   const admission = createActor(admissionMachine, {
     input: {
       capacity: config.capacity,
@@ -203,7 +210,8 @@ export async function startServer(
   const context: ServerContext = {
     config,
     catalog,
-    history,
+    // [P-83] a node declared lost does not record again the closes another node recorded
+    history: cluster === localCoordinator ? history : withoutClosesRecordedElsewhere(history, cluster),
     serverName: `imgcache/${SERVER_VERSION}`,
     limits,
     nextCode,
@@ -220,13 +228,15 @@ export async function startServer(
       });
       const refusal = slotRefusal as SlotRefusal | null;
       slotRefusal = null;
-      return refusal;
+      // [P-82] The node's own gate first (it owns the node's count); then the cluster's, if there is one.
+      return refusal ?? cluster.claimSlot(connection, identity);
     },
+    cluster,
     replyWriter: (stream, onAbort, reportedProgressAt) =>
       new ReplyWriter(stream, {
         maxFrameBytes: config.maxFrameBytes,
         drainTimeoutMs: config.drainTimeoutMs,
-        usageSource: (filter, chunkBytes) => usageThreads.export(filter, chunkBytes),
+        usageSource: (filter, chunkBytes) => backend.usageExport(filter, chunkBytes),
         onAbort,
         reportedProgressAt,
       }),
@@ -239,7 +249,9 @@ export async function startServer(
           else logger.info({ session: event.session, ...event.data }, event.type);
         }
       }
+      metrics?.observe(events);
       if (events.length > 0) dependencies.onRecorded?.(events);
+      cluster.recorded(events); // [P-82] a session's end on record frees its slot in the cluster
     },
     // The outage itself is logged once, by historyOutageLog; each answer it stops is only worth a debug line.
     logHistoryFailure: (error, connection) =>
@@ -262,17 +274,29 @@ export async function startServer(
 
   // [P-66] The `clients` commands write the registry through their own connection: look for their events often, through
   // the registry's partial index (one probe when nothing changed). A revoked identity's sessions are closed.
-  const registryPoll =
-    config.access === 'open'
-      ? null
-      : setInterval(() => {
-          try {
-            access.catchUp(); // changes are told to onChange above
-          } catch (error) {
-            logger.warn({ err: error }, 'cannot read the registry of clients; trying again');
-          }
-        }, REGISTRY_POLL_MS);
+  const registryPoll = config.access === 'open' ? null : setInterval(() => void catchUpRegistry(), REGISTRY_POLL_MS);
   registryPoll?.unref();
+  /** Reads the registry events recorded since the last look (changes are told to onChange above), one read at a time. */
+  let registryRead: Promise<void> | null = null;
+  let readAgain = false;
+  function catchUpRegistry(): Promise<void> {
+    if (registryRead) {
+      readAgain = true; // a change announced during a read: read once more after it
+      return registryRead;
+    }
+    registryRead = (async () => {
+      do {
+        readAgain = false;
+        try {
+          access.apply(await backend.readRegistryEventsAfter(access.registry.position));
+        } catch (error) {
+          logger.warn({ err: error }, 'cannot read the registry of clients; trying again');
+        }
+      } while (readAgain);
+      registryRead = null;
+    })();
+    return registryRead;
+  }
 
   /** `address` is the peer's without its port, for the bound on handshakes per address [P-43]. */
   function handle(stream: Duplex, remote: string, address: string = remote): void {
@@ -280,7 +304,14 @@ export async function startServer(
       stream.destroy(); // stopped: the listener is closing
       return;
     }
-    const number = connectionNumber++;
+    let number: number;
+    try {
+      number = backend.nextConnectionNumber();
+    } catch (error) {
+      logger.warn({ err: error }, 'connection refused: no connection number to give it');
+      stream.destroy();
+      return;
+    }
     const connection = new Connection(stream, number, remote, context);
     connections.set(number, connection);
     streams.add(stream);
@@ -291,10 +322,18 @@ export async function startServer(
     admission.send({ type: 'CONNECT', connection: number, address, at: performance.now() });
   }
 
-  /** [P-54] [P-69] A connection that ended before its TLS began is on record, as one that ends in its HELLO is. */
-  function recordEndBeforeTls(remote: string, outcome: BeforeTlsOutcome): void {
+  /**
+   * [P-54] [P-69] [P-89] A connection that ended before its TLS began, or before its PROXY header was read, is on
+   * record, as one that ends in its HELLO is.
+   */
+  function recordEndBeforeSession(remote: string, outcome: BeforeTlsOutcome): void {
     if (admission.getSnapshot().status === 'done') return; // stopped: the history is closing
-    const number = connectionNumber++;
+    let number: number;
+    try {
+      number = backend.nextConnectionNumber();
+    } catch {
+      return; // the history has been out of reach for long: nothing could record it anyway
+    }
     const events: NewEvent[] =
       outcome.kind === 'rejected'
         ? [rejectionEvent(number, remote, outcome.reason, outcome.occupancy)]
@@ -304,29 +343,60 @@ export async function startServer(
     });
   }
 
+  const accept: (socket: net.Socket, peer: Peer) => void = secureContext
+    ? tlsConnectionHandler({
+        secureContext,
+        firstByteTimeoutMs: config.handshakeTimeoutMs,
+        maxWaiting: config.maxHandshakes,
+        maxWaitingPerAddress: config.maxHandshakesPerAddress,
+        handle,
+        occupancy: context.occupancy,
+        onEndedBeforeTls: recordEndBeforeSession,
+      })
+    : (socket, peer) => handle(socket, peer.remote, peer.address);
+  // [P-87] A balancer's connections begin with a PROXY v2 header, read before anything else (the TLS sniff too).
   const listener = net.createServer(
     { allowHalfOpen: true, noDelay: true },
-    secureContext
-      ? tlsConnectionHandler({
-          secureContext,
-          firstByteTimeoutMs: config.handshakeTimeoutMs,
-          maxWaiting: config.maxHandshakes,
-          maxWaitingPerAddress: config.maxHandshakesPerAddress,
-          handle,
-          occupancy: context.occupancy,
-          onEndedBeforeTls: recordEndBeforeTls,
-        })
-      : (socket) => handle(socket, `${socket.remoteAddress}:${socket.remotePort}`, socket.remoteAddress ?? ''),
+    proxyHeaderReader({
+      trusted: proxySourceMatcher(config.proxyProtocolFrom),
+      timeoutMs: config.handshakeTimeoutMs,
+      next: accept,
+      onDropped: (remote, reason) => recordEndBeforeSession(remote, { kind: 'dropped', reason }),
+    }),
   );
   listener.listen(config.port, config.host);
   await once(listener, 'listening');
   const bound = listener.address() as net.AddressInfo;
+  let stopping = false;
+  // [P-90] Down while the history cannot record, or the server stops: a balancer sends clients elsewhere.
+  const nodeHealth = (): NodeHealth => {
+    if (stopping) return { status: 'down', reason: 'shutting-down' };
+    if (historyHealth.failing(history.waitingEvents)) return { status: 'down', reason: 'history-unavailable' };
+    return { status: 'up' };
+  };
+  let operatorPort: OperatorPort | null = null;
+  if (metrics && config.operatorPort !== null) {
+    try {
+      operatorPort = await startOperatorPort({
+        host: config.operatorHost,
+        port: config.operatorPort,
+        health: nodeHealth,
+        metrics: () => metrics.text(),
+        metricsContentType: metrics.contentType,
+        onError: (error) => logger.warn({ err: error }, 'operator port: cannot answer'),
+      });
+    } catch (error) {
+      listener.close();
+      throw error;
+    }
+    logger.info(operatorPort.address, 'operator port listening');
+  }
   logger.info(
     {
       host: bound.address,
       port: bound.port,
       images: catalog.size,
-      database: config.database,
+      database: backend.location,
       historySync: config.historySync,
       capacity: config.capacity,
       access: config.access,
@@ -366,6 +436,7 @@ export async function startServer(
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
+    stopping = true; // [P-90] the health says so at once
     // [P-28] The listener keeps accepting while the sessions drain, only to answer REJECT shutting-down: a client
     // connecting meanwhile is told why, rather than refused by the kernel.
     const drained = new Promise<void>((resolve) => {
@@ -382,16 +453,17 @@ export async function startServer(
     listener.close();
     await lingeringReleased();
     await catalog.close();
+    // [P-82] The sessions' closes on record, the node leaves the cluster (and frees any slot it still holds).
     await history.drain();
-    await committer?.close();
-    await usageThreads.close();
-    // A fact, like every close before it: if the history is failing, the stop waits for it (up to the grace period)
-    // to commit what it holds, in order, this last.
-    history.recordFact([{ session: null, type: 'server-stopped', data: { reason: 'shutdown' } }]);
-    const unrecorded = await history.finish(config.shutdownGraceMs);
+    await cluster.close();
+    // The last fact, like every close before it: if the history is failing, the stop waits for it (up to the grace
+    // period) to commit what it holds, in order, this last.
+    const unrecorded = await backend.stop(
+      [{ session: null, type: 'server-stopped', data: { reason: 'shutdown' } }],
+      config.shutdownGraceMs,
+    );
     if (unrecorded > 0) logger.error({ facts: unrecorded }, 'stopped with facts the history could not take: lost');
-    database.close();
-    lock.release();
+    await operatorPort?.close();
     logger.info('stopped');
   }
 
@@ -400,6 +472,7 @@ export async function startServer(
     address: { host: bound.address, port: bound.port },
     handle,
     catalog,
+    operator: operatorPort?.address ?? null,
     stats: () => ({ connections: connections.size, sessions: admission.getSnapshot().context.open }),
     close: () => {
       closing ??= shutdown();

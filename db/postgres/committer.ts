@@ -27,7 +27,11 @@ const RATE_LIMITED = `UPDATE events SET data = jsonb_set(jsonb_set(data::jsonb,
     '{lastRateLimitedAt}', to_jsonb($2::bigint))::text
   WHERE position = ${LAST_ROW}`;
 
-type Statement = { text: string; values: unknown[] };
+/** `name`: a statement prepared once per connection, then only bound and run (the common group sizes) */
+type Statement = { name?: string; text: string; values: unknown[] };
+
+/** Groups of up to this many new rows run as prepared statements, one per size (larger ones are rare). */
+const PREPARED_UP_TO_ROWS = 64;
 
 /** The statements that commit `rows`, in order: one INSERT per run of new rows, one UPDATE per repeat. */
 export function commitStatements(rows: readonly EventRow[], node: string | null): Statement[] {
@@ -61,7 +65,10 @@ function insertStatement(rows: readonly EventRow[], node: string | null): Statem
     tuples.push(`($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5})`);
     values.push(at, session, type, data, node);
   }
-  return { text: `INSERT INTO events (at, session, type, data, node) VALUES ${tuples.join(', ')}`, values };
+  const text = `INSERT INTO events (at, session, type, data, node) VALUES ${tuples.join(', ')}`;
+  return rows.length <= PREPARED_UP_TO_ROWS
+    ? { name: `imgcache-insert-${rows.length}`, text, values }
+    : { text, values };
 }
 
 export class PostgresCommitter implements BackgroundCommitter {
@@ -123,7 +130,7 @@ export class PostgresCommitter implements BackgroundCommitter {
 }
 
 function query(client: PoolClient, statement: Statement): Promise<unknown> {
-  return client.query(statement.text, statement.values);
+  return client.query(statement);
 }
 
 /** What a failed statement means to the operator: the server out of reach, or a refusal of the write. */

@@ -107,12 +107,12 @@ type IdleCheck = Pick<SessionContext, 'idleCheckDueAt' | 'idleCheckDelayMs' | 'i
 
 /** [P-27] An idle check armed while an answer is in flight, at a time the machine does not know. */
 function idleCheckInFlight(context: SessionContext): IdleCheck {
-  return { idleCheckDueAt: null, idleCheckDelayMs: context.idleTimeoutMs, idleCheckArmedByAnswer: false };
+  return { idleCheckDueAt: null, idleCheckDelayMs: context.settings.idleTimeoutMs, idleCheckArmedByAnswer: false };
 }
 
 /** [P-27] The idle check armed by the end of an answer, at `at`: exact. */
 function idleCheckFromAnswerEnd(context: SessionContext, at: number): IdleCheck {
-  const delayMs = context.idleTimeoutMs;
+  const delayMs = context.settings.idleTimeoutMs;
   return { idleCheckDueAt: at + delayMs, idleCheckDelayMs: delayMs, idleCheckArmedByAnswer: true };
 }
 
@@ -124,7 +124,7 @@ function idleCheckFromAnswerEnd(context: SessionContext, at: number): IdleCheck 
 function nextIdleCheck(context: SessionContext): IdleCheck {
   const now = context.idleCheckDueAt;
   if (context.answerInFlight || context.receiptPending || now === null) return idleCheckInFlight(context);
-  const dueAt = context.lastAnswerAt + context.idleTimeoutMs;
+  const dueAt = context.lastAnswerAt + context.settings.idleTimeoutMs;
   return { idleCheckDueAt: dueAt, idleCheckDelayMs: dueAt - now, idleCheckArmedByAnswer: false };
 }
 
@@ -139,20 +139,20 @@ const sessionSetup = setup({
     emitted: {} as SessionEffect,
   },
   delays: {
-    handshakeTimeout: ({ context }) => context.handshakeTimeoutMs,
+    handshakeTimeout: ({ context }) => context.settings.handshakeTimeoutMs,
     idleCheck: ({ context }) => context.idleCheckDelayMs,
   },
   guards: {
     /** [P-10] */
     sharesVersion: ({ context, event }) => {
       assertEvent(event, 'HELLO');
-      return highestCommonVersion(context.supportedVersions, event.versions) !== undefined;
+      return highestCommonVersion(context.settings.supportedVersions, event.versions) !== undefined;
     },
     /** [P-21] The tier of the HELLO's code leaves at least one get (or, granted [P-64], the identity's quota). */
     tierHasQuota: ({ context, event }) => {
       assertEvent(event, 'HELLO');
       if (event.grant) return event.grant.quota.remaining > 0;
-      return tierForCode(event.identity.code, context.tiers).quota > context.quota.used;
+      return tierForCode(event.identity.code, context.settings.tiers).quota > context.quota.used;
     },
     /** [P-19] [P-34] */
     isTransfer: ({ context, event }) => isTransfer(context, event),
@@ -215,7 +215,7 @@ const sessionSetup = setup({
       !context.answerInFlight &&
       !context.receiptPending &&
       context.idleCheckDueAt !== null &&
-      context.idleCheckDueAt >= context.lastAnswerAt + context.idleTimeoutMs,
+      context.idleCheckDueAt >= context.lastAnswerAt + context.settings.idleTimeoutMs,
   },
   actions: {
     /** [P-12] Resolve the tier ([P-20]), start the quota, send WELCOME: the first answer in flight. */
@@ -226,11 +226,11 @@ const sessionSetup = setup({
       if (event.grant) {
         ({ identity, quota } = event.grant); // [P-60] [P-64] as the access control granted it
       } else {
-        const range = tierForCode(event.identity.code, context.tiers);
+        const range = tierForCode(event.identity.code, context.settings.tiers);
         identity = { ...event.identity, tier: range.tier, canReadUsage: range.canReadUsage };
         quota = quotaOf(range.quota, context.quota.used);
       }
-      const version = highestCommonVersion(context.supportedVersions, event.versions) ?? 0; // sharesVersion held
+      const version = highestCommonVersion(context.settings.supportedVersions, event.versions) ?? 0; // sharesVersion held
       enqueue.assign({ identity, quota, answerInFlight: true, ...idleCheckInFlight(context) });
       enqueue.emit({ type: 'welcome', version, identity, quota });
     }),
@@ -238,7 +238,7 @@ const sessionSetup = setup({
     rejectUnsupportedVersion: emit(({ context }) => ({
       type: 'reject',
       reason: 'unsupported-version',
-      supported: [...context.supportedVersions],
+      supported: [...context.settings.supportedVersions],
     })),
     /** [P-11], [P-13], [P-28] */
     reject: emit((_, params: { reason: HandshakeRejectReason }) => ({ type: 'reject', reason: params.reason })),
@@ -500,11 +500,13 @@ function sessionState(self: '#session.active' | '#session.quotaExhausted', trans
 export const sessionMachine = sessionSetup.createMachine({
   id: 'session',
   context: ({ input }) => ({
-    connection: input.connection,
-    supportedVersions: input.supportedVersions,
-    tiers: input.tiers,
-    handshakeTimeoutMs: input.handshakeTimeoutMs,
-    idleTimeoutMs: input.idleTimeoutMs,
+    settings: {
+      connection: input.connection,
+      supportedVersions: input.supportedVersions,
+      tiers: input.tiers,
+      handshakeTimeoutMs: input.handshakeTimeoutMs,
+      idleTimeoutMs: input.idleTimeoutMs,
+    },
     identity: null,
     quota: quotaOf(0, input.quotaUsed ?? 0),
     answerInFlight: false,

@@ -1,0 +1,84 @@
+/**
+ * `imgcache-server history` and `imgcache-server clients …` on a PostgreSQL history, run as a person runs them
+ * (`--history postgres://…` or IMGCACHE_HISTORY), against a real PostgreSQL 15; and a running server on that
+ * history that hears of a revocation within a second [P-66].
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ImgcacheClient } from '../client/imgcache-client.ts';
+import { resolveConfig } from '../src/config.ts';
+import { type PostgresInstance, startPostgres } from './helpers/postgres.ts';
+import { runCommand, SERVER_BIN } from './helpers/processes.ts';
+import { startTestServer } from './helpers/test-server.ts';
+import { within } from './helpers/within.ts';
+
+let postgres: PostgresInstance;
+let url: string;
+
+test.before(async () => {
+  postgres = await startPostgres();
+  url = await postgres.createDatabase('commands');
+});
+
+test.after(async () => {
+  await postgres?.stop();
+});
+
+function server(args: string[], env: NodeJS.ProcessEnv = {}) {
+  return runCommand(SERVER_BIN, args, env);
+}
+
+test('--history takes a file or a URL, IMGCACHE_HISTORY too; a flag of either name beats the environment', () => {
+  assert.is(resolveConfig({ history: url }).database, url);
+  assert.is(resolveConfig({}, { IMGCACHE_HISTORY: url }).database, url);
+  assert.is(resolveConfig({ database: 'old.sqlite' }, { IMGCACHE_HISTORY: url }).database, 'old.sqlite');
+  assert.is(resolveConfig({ history: url }, { IMGCACHE_DATABASE: 'old.sqlite' }).database, url);
+});
+
+test('[P-60] clients add, list, set-tier, rotate and revoke on PostgreSQL; a running server closes a revoked session', async () => {
+  const added = await server(['clients', 'add', 'alice', '--tier', 'gold', '--history', url]);
+  assert.is(added.status, 0, added.stderr);
+  const key = added.stdout.trim();
+  assert.match(key, /^\S{20,}$/, 'the key is printed once, alone on stdout');
+  const again = await server(['clients', 'add', 'alice', '--tier', 'gold', '--history', url]);
+  assert.is(again.status, 1);
+  assert.match(again.stderr, 'client-exists');
+
+  const tier = await server(['clients', 'set-tier', 'alice', 'silver'], { IMGCACHE_HISTORY: url });
+  assert.is(tier.status, 0, tier.stderr);
+  const listed = await server(['clients', 'list', '--json', '--history', url]);
+  assert.is(listed.status, 0, listed.stderr);
+  const [row] = JSON.parse(listed.stdout) as Array<Record<string, unknown>>;
+  assert.equal([row?.name, row?.tier, row?.used, row?.revoked, row?.sessionsOpen], ['alice', 'silver', 0, false, 0]);
+
+  const running = await startTestServer({ database: url, access: 'keys' });
+  try {
+    const client = await ImgcacheClient.connect({ port: running.port, credential: key });
+    assert.equal([client.welcome.session.identity, client.welcome.session.tier], ['alice', 'silver']);
+    const open = await server(['clients', 'list', '--json', '--history', url]);
+    assert.is((JSON.parse(open.stdout) as Array<{ sessionsOpen: number }>)[0]?.sessionsOpen, 1);
+    const closed = running.waitForEvent((event) => event.type === 'session-closed');
+    const revoked = await server(['clients', 'revoke', 'alice', '--history', url]);
+    assert.is(revoked.status, 0, revoked.stderr);
+    const close = await within(closed, 'the revoked session closed by the running server', 5_000);
+    assert.is(close.type === 'session-closed' && close.data.reason, 'identity-revoked');
+  } finally {
+    await running.stop();
+  }
+  const refused = await server(['clients', 'rotate', 'alice', '--history', url]);
+  assert.is(refused.status, 1);
+  assert.match(refused.stderr, 'client-revoked');
+});
+
+test('[P-32] history prints the usage document of a PostgreSQL history', async () => {
+  const printed = await server(['history', '--history', url]);
+  assert.is(printed.status, 0, printed.stderr);
+  const document = JSON.parse(printed.stdout) as { clients: Array<{ identity?: string; closeReason: string }> };
+  assert.equal(
+    document.clients.map((client) => [client.identity, client.closeReason]),
+    [['alice', 'identity-revoked']],
+  );
+  assert.not.match(printed.stderr, /password/);
+});
+
+test.run();

@@ -1,0 +1,105 @@
+/**
+ * The PostgreSQL committer and EventLog with no local database, on a real PostgreSQL 15: groups commit in order,
+ * an answer repeated counts on the session's previous row [P-49] as on SQLite, a failed group is refused as a whole,
+ * and a URL's password never reaches a message.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { EventLog, type EventRow } from '../db/event-log.ts';
+import type { NewEvent } from '../db/events.ts';
+import { commitStatements, PostgresCommitter, postgresCondition } from '../db/postgres/committer.ts';
+import { readEvents } from '../db/postgres/history-store.ts';
+import { isPostgresUrl, openPool, type Pool, redactUrl } from '../db/postgres/pool.ts';
+import { migratePostgres } from '../db/postgres/schema.ts';
+import { type PostgresInstance, startPostgres } from './helpers/postgres.ts';
+
+let postgres: PostgresInstance;
+let pool: Pool;
+
+test.before(async () => {
+  postgres = await startPostgres();
+  const url = await postgres.createDatabase('committer');
+  pool = openPool(url);
+  await migratePostgres(pool, url);
+});
+
+test.after(async () => {
+  await pool?.end();
+  await postgres?.stop();
+});
+
+function record(log: EventLog, events: NewEvent[]): Promise<Error | null> {
+  return new Promise((resolve) => log.record(events, resolve));
+}
+
+test('[P-49] an answer repeated updates the previous row of its session, as on SQLite; other rows are inserted', async () => {
+  const log = new EventLog(null, { background: new PostgresCommitter(pool, 'node-a'), location: 'test' });
+  const refused: NewEvent = {
+    session: 7,
+    type: 'request-refused',
+    at: 1_000,
+    data: { requestId: 1, code: 'image-not-found', image: 'nope.png' },
+  } as NewEvent;
+  const repeated = (requestId: number, count: 'repeats' | 'rateLimited', at: number): NewEvent => ({
+    session: 7,
+    type: 'answer-repeated',
+    at,
+    data: { requestId, count },
+  });
+  assert.is(await record(log, [refused, repeated(2, 'repeats', 1_001)]), null);
+  assert.is(await record(log, [repeated(3, 'repeats', 1_002), repeated(4, 'rateLimited', 1_003)]), null);
+  const rows = await readEvents(pool, { session: 7 });
+  assert.is(rows.length, 1, 'the repeats are counted on the row they repeat');
+  assert.equal(rows[0]?.data, {
+    requestId: 1,
+    code: 'image-not-found',
+    image: 'nope.png',
+    repeats: 2,
+    lastAt: 1_002,
+    lastRequestId: 3,
+    rateLimited: 1,
+    lastRateLimitedAt: 1_003,
+  });
+  const node = await pool.query('SELECT DISTINCT node FROM events WHERE session = 7');
+  assert.equal(node.rows, [{ node: 'node-a' }], 'each row names the node that recorded it');
+  await log.finish(1_000);
+});
+
+test('a group longer than one INSERT takes commits whole and in order; one that fails stores none of its rows', async () => {
+  const committer = new PostgresCommitter(pool, null);
+  const rows: EventRow[] = Array.from({ length: 4_500 }, (_, index) => [index, 9, 'list-served', '{}']);
+  assert.ok(commitStatements(rows, null).length > 1, 'several INSERTs');
+  await new Promise<void>((resolve, reject) => committer.commit(rows, (error) => (error ? reject(error) : resolve())));
+  const stored = await readEvents(pool, { session: 9 });
+  assert.equal(
+    stored.map((event) => event.at),
+    rows.map((row) => row[0]),
+  );
+  const broken: EventRow[] = [
+    [1, 10, 'list-served', '{}'],
+    ...rows.slice(0, 2_500).map((row) => [row[0], 10, null as unknown as string, '{}'] as EventRow),
+  ];
+  const failure = await new Promise<Error | null>((resolve) => committer.commit(broken, resolve));
+  assert.instance(failure, Error);
+  assert.is(postgresCondition(failure), 'refused');
+  assert.is((await readEvents(pool, { session: 10 })).length, 0, 'the transaction stored nothing');
+  await committer.close();
+});
+
+test('a URL names PostgreSQL; its password is hidden in what is logged; an unreachable server is said as such', () => {
+  assert.ok(isPostgresUrl('postgres://u@h/db') && isPostgresUrl('postgresql://u@h/db'));
+  assert.not.ok(isPostgresUrl('postgres.sqlite') || isPostgresUrl('./history.sqlite'));
+  assert.is(
+    redactUrl('postgres://imgcache:s3cret@db.example:5432/imgcache'),
+    'postgres://imgcache:***@db.example:5432/imgcache',
+  );
+  assert.is(redactUrl('postgres://imgcache@db.example/imgcache'), 'postgres://imgcache@db.example/imgcache');
+  assert.is(
+    postgresCondition(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })),
+    'unreachable',
+  );
+  assert.is(postgresCondition(Object.assign(new Error('terminating connection'), { code: '57P01' })), 'unreachable');
+  assert.is(postgresCondition(new Error('Connection terminated unexpectedly')), 'unreachable');
+});
+
+test.run();

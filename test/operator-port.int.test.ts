@@ -1,0 +1,206 @@
+/**
+ * [P-90] The operator port over real HTTP: /health says up or down (a history that cannot record, a server that
+ * stops), /metrics counts what the history recorded, in the Prometheus text format.
+ */
+import http from 'node:http';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MessageType } from '../src/protocol/index.ts';
+import { RawConnection } from './helpers/raw-connection.ts';
+import { holdWriteLock } from './helpers/sqlite-conditions.ts';
+import { startTestServer, type TestServer } from './helpers/test-server.ts';
+import { within } from './helpers/within.ts';
+
+interface Answer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/** One request on a connection of its own (no keep-alive pool between tests). */
+function request(server: TestServer, path: string, method = 'GET'): Promise<Answer> {
+  const operator = server.server.operator;
+  if (!operator) throw new Error('the operator port is off');
+  return within(
+    new Promise<Answer>((resolve, reject) => {
+      const outgoing = http.request(
+        { host: operator.host, port: operator.port, path, method, agent: false },
+        (response) => {
+          const pieces: Buffer[] = [];
+          response.on('data', (piece: Buffer) => pieces.push(piece));
+          response.on('end', () =>
+            resolve({
+              status: response.statusCode ?? 0,
+              contentType: String(response.headers['content-type']),
+              body: Buffer.concat(pieces).toString('utf8'),
+            }),
+          );
+        },
+      );
+      outgoing.on('error', reject);
+      outgoing.end();
+    }),
+    `${method} ${path}`,
+  );
+}
+
+/** The samples of a Prometheus text exposition: `name{labels}` (as written) to value. */
+function samples(text: string): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const space = line.lastIndexOf(' ');
+    values.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return values;
+}
+
+async function admitted(server: TestServer): Promise<RawConnection> {
+  const peer = await RawConnection.open(server.port);
+  peer.hello();
+  await within(peer.nextJson(MessageType.WELCOME), 'WELCOME');
+  return peer;
+}
+
+test('[P-90] the operator port is off unless asked for', async () => {
+  const server = await startTestServer();
+  try {
+    assert.is(server.server.operator, null);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('[P-90] GET /health is 200 up on a working node; other paths 404, other methods 405', async () => {
+  const server = await startTestServer({ operatorPort: 0 });
+  try {
+    const operator = server.server.operator;
+    assert.ok(operator && operator.port > 0 && operator.host === '127.0.0.1', 'listening on a free loopback port');
+    const health = await request(server, '/health');
+    assert.is(health.status, 200);
+    assert.is(health.contentType, 'application/json');
+    assert.equal(JSON.parse(health.body), { status: 'up' });
+    assert.is((await request(server, '/')).status, 404);
+    assert.is((await request(server, '/healthz')).status, 404);
+    assert.is((await request(server, '/health', 'POST')).status, 405);
+    const head = await request(server, '/health', 'HEAD');
+    assert.is(head.status, 200);
+    assert.is(head.body, '');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('[P-90] GET /metrics counts admissions, rejections by reason, images and bytes as recorded, and commit times', async () => {
+  const server = await startTestServer({ operatorPort: 0, capacity: 1, codes: [950] });
+  try {
+    const before = samples((await request(server, '/metrics')).body);
+    assert.is(before.get('imgcache_sessions_open'), 0);
+    assert.is(before.get('imgcache_admissions_total'), 0);
+
+    const peer = await admitted(server);
+    peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: 'sunset.png' });
+    const reply = await within(peer.nextJson(MessageType.REPLY), 'the REPLY of the get');
+    const { content } = await within(peer.readStream(1), 'the image');
+    assert.is(reply.status, 'ok');
+    const turnedAway = await RawConnection.open(server.port);
+    turnedAway.hello();
+    assert.is((await within(turnedAway.nextJson(MessageType.REJECT), 'REJECT')).reason, 'server-full');
+    turnedAway.destroy();
+
+    const metrics = await request(server, '/metrics');
+    assert.is(metrics.status, 200);
+    assert.match(metrics.contentType, /^text\/plain; version=0\.0\.4/);
+    const after = samples(metrics.body);
+    assert.is(after.get('imgcache_sessions_open'), 1);
+    assert.is(after.get('imgcache_admissions_total'), 1);
+    assert.is(after.get('imgcache_rejections_total{reason="server-full"}'), 1);
+    assert.is(after.get('imgcache_images_served_total'), 1);
+    assert.is(after.get('imgcache_bytes_served_total'), content.length);
+    const commits = after.get('imgcache_history_commit_seconds_count') ?? 0;
+    assert.ok(commits >= 3, `the admissions, the get and the rejection were commits (${commits})`);
+    assert.is(after.get('imgcache_history_commit_seconds_bucket{le="+Inf"}'), commits);
+    assert.ok((after.get('imgcache_history_commit_seconds_sum') ?? -1) > 0);
+    assert.is(after.get('imgcache_history_events_waiting'), 0);
+    assert.ok(after.has('process_cpu_seconds_total'), 'the process defaults are there');
+    assert.ok(after.has('nodejs_eventloop_lag_seconds'));
+
+    peer.sendJson(MessageType.REQUEST, { id: 2, command: 'exit' });
+    await within(peer.nextJson(MessageType.REPLY), 'the REPLY of the exit');
+    await within(
+      server.waitForEvent((event) => event.type === 'session-closed'),
+      'the close on record',
+    );
+    assert.is(samples((await request(server, '/metrics')).body).get('imgcache_sessions_open'), 0);
+    peer.destroy();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('[P-90] two servers in one process keep their metrics apart', async () => {
+  const first = await startTestServer({ operatorPort: 0 });
+  const second = await startTestServer({ operatorPort: 0 });
+  try {
+    (await admitted(first)).destroy();
+    await within(
+      first.waitForEvent((event) => event.type === 'session-closed'),
+      'the close on record',
+    );
+    assert.is(samples((await request(first, '/metrics')).body).get('imgcache_admissions_total'), 1);
+    assert.is(samples((await request(second, '/metrics')).body).get('imgcache_admissions_total'), 0);
+  } finally {
+    await first.stop();
+    await second.stop();
+  }
+});
+
+test('[P-90] /health is 503 history-unavailable while the history cannot record, and 200 again once it can', async () => {
+  const server = await startTestServer({ operatorPort: 0 });
+  try {
+    const lock = await holdWriteLock(server.database);
+    try {
+      const refused = await RawConnection.open(server.port);
+      refused.hello();
+      const reject = await within(refused.nextJson(MessageType.REJECT), 'REJECT history-unavailable', 15_000);
+      assert.is(reject.reason, 'history-unavailable');
+      refused.destroy();
+      const down = await request(server, '/health');
+      assert.is(down.status, 503);
+      assert.equal(JSON.parse(down.body), { status: 'down', reason: 'history-unavailable' });
+      const waiting = samples((await request(server, '/metrics')).body).get('imgcache_history_events_waiting') ?? 0;
+      assert.ok(waiting >= 1, `the rejection is held, waiting (${waiting})`);
+    } finally {
+      await lock.release();
+    }
+    // The held rejection is committed by the history's own retry: no client is needed for the node to come back.
+    await within(
+      server.waitForEvent(
+        (event) => event.type === 'connection-rejected' && event.data.reason === 'history-unavailable',
+      ),
+      'the held rejection on record',
+      15_000,
+    );
+    const up = await request(server, '/health');
+    assert.is(up.status, 200);
+    assert.equal(JSON.parse(up.body), { status: 'up' });
+  } finally {
+    await server.stop();
+  }
+});
+
+test('[P-90] /health is 503 shutting-down as soon as the server begins to stop', async () => {
+  const server = await startTestServer({ operatorPort: 0 });
+  const peer = await admitted(server);
+  const closing = server.stop();
+  try {
+    const down = await request(server, '/health');
+    assert.is(down.status, 503);
+    assert.equal(JSON.parse(down.body), { status: 'down', reason: 'shutting-down' });
+  } finally {
+    peer.destroy();
+    await closing;
+  }
+});
+
+test.run();

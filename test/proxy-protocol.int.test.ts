@@ -22,7 +22,19 @@ function header(source = CLIENT, command: 'proxy' | 'local' = 'proxy'): Buffer {
   return proxyV2Header({ command, source, destination: { address: '127.0.0.1', port: 7878 } });
 }
 
+const HELLO = encodeJsonFrame(MessageType.HELLO, { versions: [1] });
+
 const admittedEvent = (event: NewEvent) => event.type === 'session-admitted';
+
+/** Connects, sends `before` and a HELLO in one write, reads the WELCOME: the peer, and its session's remote on record. */
+async function admittedAfter(server: TestServer, before: Buffer): Promise<{ peer: RawConnection; remote: string }> {
+  const peer = await RawConnection.open(server.port);
+  peer.send(Buffer.concat([before, HELLO]));
+  const welcome = await within(peer.nextJson(MessageType.WELCOME), 'WELCOME');
+  const session = Number((welcome.session as { name: string }).name.replace('client-', ''));
+  const admitted = await server.waitForEvent((event) => admittedEvent(event) && event.session === session);
+  return { peer, remote: (admitted.data as { remote: string }).remote };
+}
 
 /** The drop on record of the connection `peer` opened (its remote is the socket's: no header named a client). */
 async function droppedReason(server: TestServer, peer: RawConnection): Promise<{ reason: string; remote: string }> {
@@ -37,17 +49,13 @@ async function droppedReason(server: TestServer, peer: RawConnection): Promise<{
 test('[P-87] from a listed address, the header names the client: its address and port are the remote on record', async () => {
   const server = await startTestServer({ proxyProtocolFrom: ['127.0.0.1'] });
   try {
-    const peer = await RawConnection.open(server.port);
-    peer.send(Buffer.concat([header(), encodeJsonFrame(MessageType.HELLO, { versions: [1] })]));
-    await within(peer.nextJson(MessageType.WELCOME), 'WELCOME');
-    const admitted = await server.waitForEvent(admittedEvent);
-    assert.is((admitted.data as { remote: string }).remote, '203.0.113.7:40123');
+    const { peer, remote } = await admittedAfter(server, header());
+    assert.is(remote, '203.0.113.7:40123');
     peer.destroy();
-    const closed = await within(
+    await within(
       server.waitForEvent((event) => event.type === 'session-closed'),
       'the close on record',
     );
-    assert.is(closed.session, admitted.session);
   } finally {
     await server.stop();
   }
@@ -81,24 +89,13 @@ test('[P-87] [P-43] the bound on handshakes per address counts the client the he
     first.send(header({ address: '198.51.100.1', port: 1_001 })); // in its handshake: no HELLO yet
     await eventually(() => server.server.stats().connections === 1, 'the first client in its handshake');
     // Another client through the same balancer is not held back by the first's handshake.
-    const other = await RawConnection.open(server.port);
-    peers.push(other);
-    other.send(
-      Buffer.concat([
-        header({ address: '198.51.100.2', port: 1_002 }),
-        encodeJsonFrame(MessageType.HELLO, { versions: [1] }),
-      ]),
-    );
-    await within(other.nextJson(MessageType.WELCOME), 'WELCOME to a client from another address');
+    const other = await admittedAfter(server, header({ address: '198.51.100.2', port: 1_002 }));
+    peers.push(other.peer);
+    assert.is(other.remote, '198.51.100.2:1002');
     // The first client's second connection is.
     const again = await RawConnection.open(server.port);
     peers.push(again);
-    again.send(
-      Buffer.concat([
-        header({ address: '198.51.100.1', port: 1_003 }),
-        encodeJsonFrame(MessageType.HELLO, { versions: [1] }),
-      ]),
-    );
+    again.send(Buffer.concat([header({ address: '198.51.100.1', port: 1_003 }), HELLO]));
     const reject = await within(again.nextJson(MessageType.REJECT), 'REJECT of the same address');
     assert.is(reject.reason, 'too-many-handshakes');
     const rejected = await server.waitForEvent((event) => event.type === 'connection-rejected');
@@ -113,16 +110,15 @@ test('[P-87] from an address not listed, a header is not honoured: its bytes are
   const server = await startTestServer({ proxyProtocolFrom: ['10.9.9.9'] });
   try {
     const spoofing = await RawConnection.open(server.port);
-    spoofing.send(Buffer.concat([header(), encodeJsonFrame(MessageType.HELLO, { versions: [1] })]));
+    spoofing.send(Buffer.concat([header(), HELLO]));
     const reject = await within(spoofing.nextJson(MessageType.REJECT), 'REJECT of a HELLO that is not one');
     assert.ok(['bad-hello', 'frame-too-large'].includes(String(reject.reason)), String(reject.reason));
     const rejected = await server.waitForEvent((event) => event.type === 'connection-rejected');
     assert.is((rejected.data as { remote: string }).remote, `127.0.0.1:${spoofing.socket.localPort}`);
     spoofing.destroy();
-    const plain = await RawConnection.admitted(server.port);
-    const admitted = await server.waitForEvent(admittedEvent);
-    assert.is((admitted.data as { remote: string }).remote, `127.0.0.1:${plain.socket.localPort}`);
-    plain.destroy();
+    const plain = await admittedAfter(server, Buffer.alloc(0));
+    assert.is(plain.remote, `127.0.0.1:${plain.peer.socket.localPort}`);
+    plain.peer.destroy();
   } finally {
     await server.stop();
   }
@@ -131,11 +127,8 @@ test('[P-87] from an address not listed, a header is not honoured: its bytes are
 test('[P-88] LOCAL (the balancer speaking for itself): the connection keeps the socket address', async () => {
   const server = await startTestServer({ proxyProtocolFrom: ['127.0.0.1'] });
   try {
-    const peer = await RawConnection.open(server.port);
-    peer.send(Buffer.concat([header(CLIENT, 'local'), encodeJsonFrame(MessageType.HELLO, { versions: [1] })]));
-    await within(peer.nextJson(MessageType.WELCOME), 'WELCOME');
-    const admitted = await server.waitForEvent(admittedEvent);
-    assert.is((admitted.data as { remote: string }).remote, `127.0.0.1:${peer.socket.localPort}`);
+    const { peer, remote } = await admittedAfter(server, header(CLIENT, 'local'));
+    assert.is(remote, `127.0.0.1:${peer.socket.localPort}`);
     peer.destroy();
   } finally {
     await server.stop();
@@ -146,7 +139,7 @@ test('[P-89] from a listed address, a missing, malformed, truncated or late head
   const server = await startTestServer({ proxyProtocolFrom: ['127.0.0.1'], handshakeTimeoutMs: 300 });
   try {
     const cases: Array<{ bytes: Buffer; end: boolean; reason: string }> = [
-      { bytes: encodeJsonFrame(MessageType.HELLO, { versions: [1] }), end: false, reason: 'proxy-header-missing' },
+      { bytes: HELLO, end: false, reason: 'proxy-header-missing' },
       {
         bytes: Buffer.from('PROXY TCP4 203.0.113.7 127.0.0.1 40123 7878\r\n'),
         end: false,
@@ -199,7 +192,7 @@ test('[P-87] [P-69] the header comes before the TLS bytes: a TLS client through 
       ),
       'WELCOME over TLS',
     );
-    secure.write(encodeJsonFrame(MessageType.HELLO, { versions: [1] }));
+    secure.write(HELLO);
     assert.is((await welcome).type, MessageType.WELCOME);
     const admitted = await server.waitForEvent(admittedEvent);
     assert.is((admitted.data as { remote: string }).remote, '203.0.113.7:40123');

@@ -195,6 +195,8 @@ test('[P-65] [P-85] a keyed identity: one session across nodes, its quota of 3 u
   await within(waitFor(pool, 'SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM open_sessions)'), 'the slot freed');
   const third = await hello(b.port, key);
   assert.is(third.type, MessageType.WELCOME);
+  // b started before a served anything: its WELCOME still tells the count the cluster holds
+  assert.is((third.body.quota as { remaining: number }).remaining, 1, 'the WELCOME says 2 of 3 are used');
   const served = await get(third.peer, 1);
   assert.is(served.type, MessageType.REPLY);
   assert.equal((served.body.quota as { used: number; remaining: number }).remaining, 0);

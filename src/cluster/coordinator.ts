@@ -40,6 +40,8 @@ export interface ClusterCoordinator {
    * ledger counts it as it is served). The promise rejects when the cluster cannot be asked.
    */
   reserveImage(window: QuotaWindow): Promise<ImageReservation> | null;
+  /** [P-85] The identity's images in the window across the cluster; null when no quota is shared. */
+  quotaUsed(window: QuotaWindow): Promise<number> | null;
   /** [P-85] A reserved image that was not served whole, or whose record failed, is given back. */
   giveBackImage(window: QuotaWindow): void;
   /** [P-83] Whether the session's close was recorded by another node (this one was declared lost): not again. */
@@ -54,6 +56,7 @@ export const localCoordinator: ClusterCoordinator = {
   releaseSlot: () => {},
   recorded: () => {},
   reserveImage: () => null,
+  quotaUsed: () => null,
   giveBackImage: () => {},
   closedElsewhere: () => false,
   close: async () => {},

@@ -6,7 +6,7 @@
  */
 import type { NewEvent } from '../../db/events.ts';
 import { beatHeart, closeLostNodes, registerNode, unregisterNode } from '../../db/postgres/cluster-nodes.ts';
-import { giveBackQuotaImage, reserveQuotaImage } from '../../db/postgres/cluster-quota.ts';
+import { giveBackQuotaImage, quotaUsed, reserveQuotaImage } from '../../db/postgres/cluster-quota.ts';
 import { listenForRegistry, type RegistryListener } from '../../db/postgres/cluster-registry-listener.ts';
 import { claimClusterSlot, releaseClusterSlots } from '../../db/postgres/cluster-slots.ts';
 import type { Pool } from '../../db/postgres/pool.ts';
@@ -92,6 +92,10 @@ export class PostgresCoordinator implements ClusterCoordinator {
 
   reserveImage(window: QuotaWindow): Promise<ImageReservation> {
     return reserveQuotaImage(this.#options.pool, window, window.limit);
+  }
+
+  quotaUsed(window: QuotaWindow): Promise<number> {
+    return quotaUsed(this.#options.pool, window);
   }
 
   giveBackImage(window: QuotaWindow): void {

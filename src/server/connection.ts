@@ -373,16 +373,32 @@ export class Connection {
     session: SessionActorRef,
   ): void {
     const gone = () => this.#finished || session.getSnapshot().status !== 'active';
-    claim.then(
-      (refusal) => {
-        if (!gone()) return this.#helloWithSlot(refusal, hello, access, session);
-        if (!refusal) this.#server.cluster.releaseSlot(this.number);
-      },
-      (error: Error) => {
-        this.#server.logHistoryFailure(error, this.number);
-        if (!gone()) this.#rejectHistoryUnavailable(session);
-      },
-    );
+    const keyed = access.kind === 'keyed' ? access.identity : undefined;
+    claim
+      .then(async (refusal) => {
+        // [P-85] a keyed session's WELCOME tells its quota as the cluster counts it, not as this node last saw it
+        if (!refusal && keyed !== undefined && !gone()) await this.#adoptClusterQuotaCount(keyed);
+        return refusal;
+      })
+      .then(
+        (refusal) => {
+          if (!gone()) return this.#helloWithSlot(refusal, hello, access, session);
+          if (!refusal) this.#server.cluster.releaseSlot(this.number);
+        },
+        (error: Error) => {
+          this.#server.logHistoryFailure(error, this.number);
+          // a slot granted is freed by the REJECT's record, or at once if the client is gone
+          if (!gone()) this.#rejectHistoryUnavailable(session);
+          else this.#server.cluster.releaseSlot(this.number);
+        },
+      );
+  }
+
+  /** [P-85] The node's count of the identity's images in its current window, from the cluster's. */
+  async #adoptClusterQuotaCount(identity: string): Promise<void> {
+    const current = this.#server.access.quotaOf(identity, this.#server.now());
+    const used = current ? await this.#server.cluster.quotaUsed(current.window) : null;
+    if (current && used !== null) this.#server.access.ledger.set(identity, current.window.start, used);
   }
 
   /** [P-43] [P-65] The HELLO's slot is decided: REJECT if refused, else the session is told its HELLO. */

@@ -15,6 +15,7 @@ import {
   parseHello,
   parseJsonBody,
   parseNotice,
+  parseReceipt,
   parseReject,
   parseReply,
   parseRequest,
@@ -79,6 +80,45 @@ for (const [name, body] of BAD_BODIES) {
 test('[P-5] a UTF-8 JSON object is parsed, with whitespace around it and non-ASCII text', () => {
   assert.equal(parseJsonBody(bytes(' {"image":"日本.png","n":[1]}\n')), { image: '日本.png', n: [1] });
   assert.equal(parseJsonBody(new Uint8Array(bytes('{}'))), {});
+});
+
+/** Bodies of RECEIVED frames: the plain form read straight from its bytes, and every other form, good or bad. */
+const RECEIPT_BODIES = [
+  '{"id":7}',
+  '{"id":0}',
+  '{"id":4294967295}',
+  '{"id":99999999999}',
+  '{"id":07}',
+  '{"id":-1}',
+  '{"id":1.5}',
+  '{"id":}',
+  '{"id":"7"}',
+  '{"id":7,"bytes":1024}',
+  '{"id":7,"id":8}',
+  '{ "id": 7 }',
+  '{"\\u0069d":7}',
+  '{"id":7}\n',
+  '{"id":7',
+  '[7]',
+  '',
+];
+
+test('[P-40] a RECEIVED body is read as parseJsonBody reads it, the plain {"id":N} straight from its bytes', () => {
+  const outcome = (parse: () => unknown) => {
+    try {
+      return { value: parse() };
+    } catch (error) {
+      return { code: (error as ImgcacheError).code, message: (error as Error).message };
+    }
+  };
+  for (const body of RECEIPT_BODIES) {
+    assert.equal(
+      outcome(() => parseReceipt(bytes(body))),
+      outcome(() => parseJsonBody(bytes(body))),
+      body,
+    );
+  }
+  assert.equal(parseReceipt(bytes('{"id":4294967295}')), { id: 4294967295 });
 });
 
 // ---- [P-8] [P-11] HELLO ----------------------------------------------------------------------------------------

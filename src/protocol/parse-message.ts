@@ -70,6 +70,37 @@ export function parseJsonBody(body: Uint8Array): JsonObject {
 }
 
 /**
+ * [P-40] A RECEIVED's body, read as `parseJsonBody` reads it. The usual one, `{"id":N}` and nothing else (what
+ * `JSON.stringify` writes), is read straight from its bytes, without decoding text or scanning for duplicate names:
+ * a receipt follows nearly every get. Any other body goes through `parseJsonBody`.
+ */
+export function parseReceipt(body: Uint8Array): JsonObject {
+  const id = plainReceiptId(body);
+  return id === null ? parseJsonBody(body) : { id };
+}
+
+const PLAIN_RECEIPT_PREFIX = Buffer.from('{"id":', 'latin1');
+/** Digits of an id a plain receipt carries: up to 10, as a u32 has ([P-15]); longer ones go the general way. */
+const PLAIN_RECEIPT_MAX_DIGITS = 10;
+
+/** The id of a body that is exactly `{"id":` digits `}` (no leading zero, as JSON has none), else null. */
+function plainReceiptId(body: Uint8Array): number | null {
+  const first = PLAIN_RECEIPT_PREFIX.length;
+  const close = body.length - 1;
+  const digits = close - first;
+  if (digits < 1 || digits > PLAIN_RECEIPT_MAX_DIGITS || body[close] !== 0x7d /* } */) return null;
+  for (let index = 0; index < first; index++) if (body[index] !== PLAIN_RECEIPT_PREFIX[index]) return null;
+  if (digits > 1 && body[first] === 0x30 /* 0 */) return null;
+  let id = 0;
+  for (let index = first; index < close; index++) {
+    const digit = (body[index] ?? 0) - 0x30;
+    if (digit < 0 || digit > 9) return null;
+    id = id * 10 + digit;
+  }
+  return id;
+}
+
+/**
  * [P-50] The first member name that occurs twice in one object of `text`, or null. `text` is valid JSON (JSON.parse
  * took it), so a scan that follows strings, objects and arrays is enough; names are compared after unescaping
  * (`"a"` and `"\u0061"` are the same name). JSON.parse would keep the last of the two silently.

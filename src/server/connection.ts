@@ -28,7 +28,7 @@ import {
   type Request,
   type UsageCommandRequest,
 } from '../protocol/messages.ts';
-import { parseHello, parseJsonBody, parseRequest } from '../protocol/parse-message.ts';
+import { parseHello, parseJsonBody, parseReceipt, parseRequest } from '../protocol/parse-message.ts';
 import { holdsCurrentImage, notModifiedReply } from './conditional-get.ts';
 import { ReceiptWatch } from './drain-watch.ts';
 import { type BudgetState, costsNoQuota, fullBudget, spendFreeRequest } from './free-request-budget.ts';
@@ -216,23 +216,19 @@ export class Connection {
 
   /**
    * [P-40] A RECEIVED, in its turn (every request before it is answered): the oldest stream awaiting one with its id
-   * is delivered, and the session told (the idle clock [P-27]); null then. One naming no stream that awaits a receipt
-   * is the fatal `unexpected-message` (a body that is not a JSON object: `malformed-message`): that error then.
+   * is delivered; null then (#processNext tells the session). One naming no stream that awaits a receipt is the
+   * fatal `unexpected-message` (a body that is not a JSON object: `malformed-message`): that error then.
    */
   #takeReceipt(frame: Frame): QueueItem | null {
     try {
-      const { id, bytes } = parseJsonBody(frame.body);
+      const { id, bytes } = parseReceipt(frame.body);
       // [P-40] A progress receipt #takeProgress did not take as it arrived (its stream had not begun, or its key was
       // written with escapes): progress if its stream awaits a receipt now; it delivers nothing either way.
       if (bytes !== undefined) {
         if (isProgressReceipt(id, bytes) && this.#receipts.progress(id)) return null;
         return { kind: 'error', code: 'unexpected-message', message: RECEIPT_UNEXPECTED };
       }
-      if (typeof id === 'number' && this.#receipts.receipt(id)) {
-        const receiptPending = this.#receipts.pending > 0;
-        this.#session?.send({ type: 'DELIVERED', at: performance.now(), receiptPending });
-        return null;
-      }
+      if (typeof id === 'number' && this.#receipts.receipt(id)) return null;
     } catch (error) {
       return { kind: 'error', code: errorCode(error, 'malformed-message'), message: errorMessage(error) };
     }
@@ -301,6 +297,7 @@ export class Connection {
     const session = this.#session;
     if (this.#busy || this.#finished || !session) return;
     let item = this.#queue.shift();
+    let delivered = false;
     while (item?.kind === 'receipt') {
       this.#queuedReceipts--;
       const refused = this.#takeReceipt(item.frame);
@@ -311,10 +308,17 @@ export class Connection {
         item = refused;
         break;
       }
-      if (this.#finished) return;
+      delivered = true;
       item = this.#queue.shift();
     }
     if (!item) {
+      // [P-27] [P-40] The receipts taken are told to the session once, as one DELIVERED: the idle clock counts from
+      // now, unless a stream still awaits its RECEIVED. Receipts followed at once by a request are not told: that
+      // request puts an answer in flight (or closes the session), and the REPLY_SENT that ends it sets the idle
+      // clock and the receipts still awaited, as the DELIVERED would have: one machine step less per get.
+      if (delivered) {
+        session.send({ type: 'DELIVERED', at: performance.now(), receiptPending: this.#receipts.pending > 0 });
+      }
       if (this.#peerEnded) session.send({ type: 'PEER_CLOSED', reason: 'client-closed' });
       return;
     }

@@ -2,57 +2,20 @@
  * [P-90] The operator port over real HTTP: /health says up or down (a history that cannot record, a server that
  * stops), /metrics counts what the history recorded, in the Prometheus text format.
  */
-import http from 'node:http';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MessageType } from '../src/protocol/index.ts';
+import { metricSamples, type OperatorAnswer, operatorRequest } from './helpers/operator-http.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { holdWriteLock } from './helpers/sqlite-conditions.ts';
 import { startTestServer, type TestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
-interface Answer {
-  status: number;
-  contentType: string;
-  body: string;
-}
-
-/** One request on a connection of its own (no keep-alive pool between tests). */
-function request(server: TestServer, path: string, method = 'GET'): Promise<Answer> {
+/** One request to the server's operator port. */
+function request(server: TestServer, path: string, method = 'GET'): Promise<OperatorAnswer> {
   const operator = server.server.operator;
   if (!operator) throw new Error('the operator port is off');
-  return within(
-    new Promise<Answer>((resolve, reject) => {
-      const outgoing = http.request(
-        { host: operator.host, port: operator.port, path, method, agent: false },
-        (response) => {
-          const pieces: Buffer[] = [];
-          response.on('data', (piece: Buffer) => pieces.push(piece));
-          response.on('end', () =>
-            resolve({
-              status: response.statusCode ?? 0,
-              contentType: String(response.headers['content-type']),
-              body: Buffer.concat(pieces).toString('utf8'),
-            }),
-          );
-        },
-      );
-      outgoing.on('error', reject);
-      outgoing.end();
-    }),
-    `${method} ${path}`,
-  );
-}
-
-/** The samples of a Prometheus text exposition: `name{labels}` (as written) to value. */
-function samples(text: string): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const space = line.lastIndexOf(' ');
-    values.set(line.slice(0, space), Number(line.slice(space + 1)));
-  }
-  return values;
+  return operatorRequest(operator, path, method);
 }
 
 async function admitted(server: TestServer): Promise<RawConnection> {
@@ -94,7 +57,7 @@ test('[P-90] GET /health is 200 up on a working node; other paths 404, other met
 test('[P-90] GET /metrics counts admissions, rejections by reason, images and bytes as recorded, and commit times', async () => {
   const server = await startTestServer({ operatorPort: 0, capacity: 1, codes: [950] });
   try {
-    const before = samples((await request(server, '/metrics')).body);
+    const before = metricSamples((await request(server, '/metrics')).body);
     assert.is(before.get('imgcache_sessions_open'), 0);
     assert.is(before.get('imgcache_admissions_total'), 0);
 
@@ -111,7 +74,7 @@ test('[P-90] GET /metrics counts admissions, rejections by reason, images and by
     const metrics = await request(server, '/metrics');
     assert.is(metrics.status, 200);
     assert.match(metrics.contentType, /^text\/plain; version=0\.0\.4/);
-    const after = samples(metrics.body);
+    const after = metricSamples(metrics.body);
     assert.is(after.get('imgcache_sessions_open'), 1);
     assert.is(after.get('imgcache_admissions_total'), 1);
     assert.is(after.get('imgcache_rejections_total{reason="server-full"}'), 1);
@@ -131,7 +94,7 @@ test('[P-90] GET /metrics counts admissions, rejections by reason, images and by
       server.waitForEvent((event) => event.type === 'session-closed'),
       'the close on record',
     );
-    assert.is(samples((await request(server, '/metrics')).body).get('imgcache_sessions_open'), 0);
+    assert.is(metricSamples((await request(server, '/metrics')).body).get('imgcache_sessions_open'), 0);
     peer.destroy();
   } finally {
     await server.stop();
@@ -147,8 +110,8 @@ test('[P-90] two servers in one process keep their metrics apart', async () => {
       first.waitForEvent((event) => event.type === 'session-closed'),
       'the close on record',
     );
-    assert.is(samples((await request(first, '/metrics')).body).get('imgcache_admissions_total'), 1);
-    assert.is(samples((await request(second, '/metrics')).body).get('imgcache_admissions_total'), 0);
+    assert.is(metricSamples((await request(first, '/metrics')).body).get('imgcache_admissions_total'), 1);
+    assert.is(metricSamples((await request(second, '/metrics')).body).get('imgcache_admissions_total'), 0);
   } finally {
     await first.stop();
     await second.stop();
@@ -168,7 +131,8 @@ test('[P-90] /health is 503 history-unavailable while the history cannot record,
       const down = await request(server, '/health');
       assert.is(down.status, 503);
       assert.equal(JSON.parse(down.body), { status: 'down', reason: 'history-unavailable' });
-      const waiting = samples((await request(server, '/metrics')).body).get('imgcache_history_events_waiting') ?? 0;
+      const waiting =
+        metricSamples((await request(server, '/metrics')).body).get('imgcache_history_events_waiting') ?? 0;
       assert.ok(waiting >= 1, `the rejection is held, waiting (${waiting})`);
     } finally {
       await lock.release();

@@ -113,3 +113,21 @@ export function historyHealthTracker(now: () => number = () => performance.now()
     failing: (eventsWaiting) => failedAt !== null && (eventsWaiting > 0 || now() - failedAt < FAILURE_REMEMBERED_MS),
   };
 }
+
+/**
+ * [P-90] A check that fails again and again while something is out of reach (a cluster node's heartbeat, every
+ * `--node-heartbeat-ms`): failing while the last failure is younger than `windowMs`. It lets an idle node, which
+ * commits nothing, see that its history's server is gone, and see it back once the failures stop.
+ */
+export function repeatedCheckTracker(
+  windowMs: number,
+  now: () => number = () => performance.now(),
+): { failed(): void; failing(): boolean } {
+  let failedAt: number | null = null;
+  return {
+    failed: () => {
+      failedAt = now();
+    },
+    failing: () => failedAt !== null && now() - failedAt < windowMs,
+  };
+}

@@ -21,7 +21,13 @@ import { Connection } from './connection.ts';
 import { historyOutageLog } from './history-outage-log.ts';
 import { ImageCatalog } from './image-catalog.ts';
 import { ServerMetrics } from './metrics.ts';
-import { historyHealthTracker, type NodeHealth, type OperatorPort, startOperatorPort } from './operator-port.ts';
+import {
+  historyHealthTracker,
+  type NodeHealth,
+  type OperatorPort,
+  repeatedCheckTracker,
+  startOperatorPort,
+} from './operator-port.ts';
 import { type Peer, proxyHeaderReader } from './proxy-header-reader.ts';
 import { proxySourceMatcher } from './proxy-protocol.ts';
 import { ReplyWriter } from './reply-writer.ts';
@@ -87,6 +93,8 @@ export async function startServer(
           eventsWaiting: () => history.waitingEvents,
         });
   const historyHealth = historyHealthTracker();
+  // [P-90] A node's heartbeat fails every --node-heartbeat-ms while PostgreSQL is out of reach, committing or not.
+  const heartbeats = repeatedCheckTracker(2 * config.nodeHeartbeatMs);
   const outageLog = historyOutageLog(logger);
   // The history: an SQLite file, or PostgreSQL shared by the nodes of a cluster (db/history-backend.ts).
   const backend = await openHistoryBackend({
@@ -186,8 +194,10 @@ export async function startServer(
           },
           // [P-86] on a later turn: the first comes while the node starts, before the registry's reader is set up
           onRegistryChange: () => setImmediate(() => void catchUpRegistry()),
-          onProblem: (error, what) =>
-            logger.warn({ err: error, what }, 'cluster: cannot reach the history; trying again'),
+          onProblem: (error, what) => {
+            if (what === 'heartbeat') heartbeats.failed(); // [P-90]
+            logger.warn({ err: error, what }, 'cluster: cannot reach the history; trying again');
+          },
         })
       : localCoordinator;
   const admission = createActor(admissionMachine, {
@@ -371,7 +381,9 @@ export async function startServer(
   // [P-90] Down while the history cannot record, or the server stops: a balancer sends clients elsewhere.
   const nodeHealth = (): NodeHealth => {
     if (stopping) return { status: 'down', reason: 'shutting-down' };
-    if (historyHealth.failing(history.waitingEvents)) return { status: 'down', reason: 'history-unavailable' };
+    if (historyHealth.failing(history.waitingEvents) || heartbeats.failing()) {
+      return { status: 'down', reason: 'history-unavailable' };
+    }
     return { status: 'up' };
   };
   let operatorPort: OperatorPort | null = null;

@@ -31,6 +31,8 @@ export interface BenchResults {
   machine: MachineInfo;
   code: CodeVersion;
   settings: Omit<BenchOptions, 'outDir'>;
+  /** the history's `synchronous` of every server that records events in this run (IMGCACHE_HISTORY_SYNC) */
+  historySync: 'full' | 'normal';
   rows: ThroughputRow[];
   calibration: Calibration[];
   profile: { run: ServerRun; summary: ProfileSummary } | null;

@@ -8,7 +8,12 @@ import {
   historyCeilingTarget,
   RSS_VERSUS_BASELINE,
 } from './bench-results.ts';
-import type { ClientSpeed, TimedCommand } from './client-speed.ts';
+import {
+  type ClientSpeed,
+  DEFAULT_FREE_REQUEST_BURST,
+  DEFAULT_FREE_REQUESTS_PER_SECOND,
+  type TimedCommand,
+} from './client-speed.ts';
 import type { ServerRun } from './measure-run.ts';
 import type { SoakResult } from './session-soak.ts';
 import type { UsageLatency } from './usage-latency.ts';
@@ -35,6 +40,7 @@ export function renderMarkdown(results: BenchResults): string {
       `- machine: ${machine.cpus} × ${machine.cpuModel}, ${(machine.memoryBytes / 2 ** 30).toFixed(1)} GiB, ${machine.kernel}; load average at start ${machine.loadAverage.join(' / ')}`,
       `- software: Node ${machine.node}, ${machine.nginx ?? 'no nginx'}, ${machine.wrk ?? 'no wrk'}`,
       `- code: commit ${code.commit}${describeUncommitted(code.uncommitted)}`,
+      `- history sync: \`${results.historySync}\` for imgcache, the baseline + history and the common way (IMGCACHE_HISTORY_SYNC; imgcache's default is \`normal\`)`,
       `- each measurement: ${settings.warmupMs / 1000} s warm-up, then ${settings.durationMs / 1000} s measured, the whole matrix ${settings.rounds} time(s), each server's best round kept (repeated, at most twice, while other work used over 0.25 cores); load generator: ${settings.threads} thread(s), one request in flight per client; imgcache started fresh per measurement with \`--capacity C\`, a \`--tiers\` table of quota 10^9, \`--log-level warn\`; whole run ${results.seconds.toFixed(0)} s`,
     ].join('\n'),
   );
@@ -395,6 +401,7 @@ function describeMisses(results: BenchResults): string {
 /** The client's download speed beside curl's, and its pipelined runs beside one request at a time. */
 function clientSpeedSections(speed: ClientSpeed): string[] {
   const { large } = speed;
+  const refreshed = speed.pipelines.find((run) => run.command === 'refresh')?.images ?? 0;
   const seconds = (timing: TimedCommand) => timing.seconds.map((value) => value.toFixed(3)).join(' / ');
   const downloads = [
     ['imgcache get (a session: HELLO, get, hash checked, temporary file renamed)', large.imgcache],
@@ -420,7 +427,12 @@ function clientSpeedSections(speed: ClientSpeed): string[] {
       ? 'curl was not measured (no nginx in this run).'
       : `imgcache / curl: **${large.ratio.toFixed(2)}×** (target ≥ 0.8).`,
     'Many small images (4 KiB each) in one session, pipelined (the CLI keeps several requests in flight, [P-16]) ' +
-      'against one request at a time; images per second of wall time, the process start included:',
+      'against one request at a time; images per second of wall time, the process start included. A not-modified ' +
+      `revalidation costs no quota and takes from the session's free-request budget ([P-48]): this server holds a burst of ` +
+      `${speed.freeRequestBurst.toLocaleString('en-US')}, so that what is timed is the client. With the default budget ` +
+      `(a burst of ${DEFAULT_FREE_REQUEST_BURST}, then ${DEFAULT_FREE_REQUESTS_PER_SECOND} a second) a refresh of ` +
+      `${refreshed.toLocaleString('en-US')} images would wait at least ` +
+      `${(Math.max(0, refreshed - DEFAULT_FREE_REQUEST_BURST) / DEFAULT_FREE_REQUESTS_PER_SECOND).toFixed(0)} s for its budget, however it sends.`,
     table(
       ['run', 'pipelined images/s', 'one at a time images/s', 'pipelined / one at a time', 'commands'],
       speed.pipelines.map((run) => [

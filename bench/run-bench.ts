@@ -29,7 +29,7 @@ import { renderMarkdown } from './report.ts';
 import { runSessionSoak, type SoakResult } from './session-soak.ts';
 import { measureStartup } from './startup-time.ts';
 import { ensureCommands } from './system-packages.ts';
-import { imgcacheTarget, type MatrixContext, runThroughputMatrix } from './throughput.ts';
+import { historySync, imgcacheTarget, type MatrixContext, runThroughputMatrix } from './throughput.ts';
 import { measureUsageLatency, type UsageLatency } from './usage-latency.ts';
 
 const execFileAsync = promisify(execFile);
@@ -134,6 +134,7 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
       machine,
       code,
       settings: withoutOutDir(options),
+      historySync: historySync(),
       rows,
       calibration,
       profile,

@@ -165,7 +165,7 @@ async function measureBaseline(
 }
 
 /** The sync setting of this run, as imgcache and the baseline + history read it. */
-const historySync = () => resolveConfig({}, process.env).historySync;
+export const historySync = (): 'full' | 'normal' => resolveConfig({}, process.env).historySync;
 
 /** The common way, started fresh with a history file of its own. */
 async function measureCommonWay(context: MatrixContext, image: BenchImage, connections: number): Promise<ServerRun> {

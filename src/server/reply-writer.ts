@@ -28,6 +28,12 @@ export function writeErrorFrame(stream: Duplex, body: ErrorBody): boolean {
   return writeJsonFrame(stream, MessageType.ERROR, body);
 }
 
+/**
+ * [P-41] Bytes of an image held in memory handed to the stream at once (in whole DATA frames), before waiting for
+ * the stream to take them: few system calls per image, and the drain deadline still sees progress per window.
+ */
+export const WRITE_WINDOW_BYTES = 4 * 1024 * 1024;
+
 /** [P-46] Starts an export of the usage document, in chunks of at most `chunkBytes`. */
 export type UsageSource = (filter: UsageFilter | undefined, chunkBytes: number) => UsageExport;
 
@@ -50,6 +56,8 @@ export interface ReplyWriterOptions {
 export class ReplyWriter {
   readonly #stream: Duplex;
   readonly #maxFrameBytes: number;
+  /** bytes of an image held in memory written at once: WRITE_WINDOW_BYTES in whole frames, at least one frame */
+  readonly #windowBytes: number;
   readonly #options: ReplyWriterOptions;
   /** [P-42] DATA body bytes of the answer being written handed to the stream, and those the stream has taken */
   #dataQueued = 0;
@@ -58,6 +66,7 @@ export class ReplyWriter {
   constructor(stream: Duplex, options: ReplyWriterOptions) {
     this.#stream = stream;
     this.#maxFrameBytes = options.maxFrameBytes;
+    this.#windowBytes = Math.max(1, Math.floor(WRITE_WINDOW_BYTES / options.maxFrameBytes)) * options.maxFrameBytes;
     this.#options = options;
   }
 
@@ -110,10 +119,11 @@ export class ReplyWriter {
 
   /**
    * [P-19] [P-24] REPLY, the image in DATA frames, END. The REPLY is the entry's constant members with the id and
-   * quota put in, encoded in one buffer with the first DATA header; an image held in memory that fits in one frame
-   * goes out in the same corked writev. A larger one goes out one frame at a time, each once the stream has taken the
-   * one before: every frame taken is progress the drain deadline sees ([P-41]), and a transfer cut short knows what
-   * it sent ([P-42]). `done` runs once the END is written and taken.
+   * quota put in, encoded in one buffer with the first DATA header. An image held in memory goes out a window at a
+   * time: the frames of up to WRITE_WINDOW_BYTES of it (the REPLY in front of the first, the END behind the last)
+   * in one corked writev, the next window once the stream has taken that one. So a large image costs a few system
+   * calls, as one buffer would, and still every window taken is progress the drain deadline sees ([P-41]) and a
+   * transfer cut short knows what it sent ([P-42]). `done` runs once the END is written and taken.
    */
   image(requestId: number, entry: CatalogEntry, quota: Quota, done: () => void): void {
     const stream = this.#stream;
@@ -124,13 +134,7 @@ export class ReplyWriter {
     const end = entry.endFrame;
     const content = entry.content;
     if (content && entry.bytes > 0) {
-      const whole = content.length <= this.#maxFrameBytes;
-      stream.cork();
-      const roomLeft = this.#writeData(whole ? content : content.subarray(0, this.#maxFrameBytes), json);
-      const wroteAll = whole ? stream.write(end) : roomLeft;
-      stream.uncork();
-      if (whole) this.#whenWritable(wroteAll, done);
-      else this.#whenWritable(wroteAll, () => this.#framesFrom(content, this.#maxFrameBytes, end, done));
+      this.#windowsFrom(content, 0, end, done, json);
       return;
     }
     stream.write(encodeJsonTextFrame(MessageType.REPLY, json));
@@ -138,22 +142,21 @@ export class ReplyWriter {
     else this.#imageFromDisk(entry, end, done);
   }
 
-  /** The DATA frames of `content` from `offset` on, each written once the stream took the one before, then END. */
-  #framesFrom(content: Buffer, offset: number, end: Buffer, done: () => void): void {
+  /**
+   * The DATA frames of `content` from `offset` on, one window per corked writev (with `replyJson`, that REPLY in
+   * front of the first frame), each once the stream took the one before; the END goes with the last window.
+   */
+  #windowsFrom(content: Buffer, offset: number, end: Buffer, done: () => void, replyJson?: string): void {
     const stream = this.#stream;
-    let at = offset;
-    while (!stream.destroyed) {
-      if (at >= content.length) {
-        this.#whenWritable(stream.write(end), done);
-        return;
-      }
-      const roomLeft = this.#writeData(content.subarray(at, at + this.#maxFrameBytes));
-      at += this.#maxFrameBytes;
-      if (!roomLeft) {
-        this.#whenWritable(false, () => this.#framesFrom(content, at, end, done));
-        return;
-      }
-    }
+    if (stream.destroyed) return;
+    const windowEnd = Math.min(content.length, offset + this.#windowBytes);
+    const last = windowEnd >= content.length;
+    stream.cork();
+    const roomLeft = this.#writeData(content.subarray(offset, windowEnd), replyJson);
+    const wroteAll = last ? stream.write(end) : roomLeft;
+    stream.uncork();
+    if (last) this.#whenWritable(wroteAll, done);
+    else this.#whenWritable(wroteAll, () => this.#windowsFrom(content, windowEnd, end, done));
   }
 
   /**

@@ -41,7 +41,7 @@ export function renderMarkdown(results: BenchResults): string {
       `- software: Node ${machine.node}, ${machine.nginx ?? 'no nginx'}, ${machine.wrk ?? 'no wrk'}`,
       `- code: commit ${code.commit}${describeUncommitted(code.uncommitted)}`,
       `- history sync: \`${results.historySync}\` for imgcache, the baseline + history and the common way (IMGCACHE_HISTORY_SYNC; imgcache's default is \`normal\`)`,
-      `- each measurement: ${settings.warmupMs / 1000} s warm-up, then ${settings.durationMs / 1000} s measured, the whole matrix ${settings.rounds} time(s), each server's best round kept (repeated, at most twice, while other work used over 0.25 cores); load generator: ${settings.threads} thread(s), one request in flight per client; imgcache started fresh per measurement with \`--capacity C\`, a \`--tiers\` table of quota 10^9, \`--log-level warn\`; whole run ${results.seconds.toFixed(0)} s`,
+      `- each measurement: ${settings.warmupMs / 1000} s warm-up, then ${settings.durationMs / 1000} s measured, the whole matrix ${settings.rounds} time(s), each server's best round kept (repeated, at most ${settings.disturbedRepeats} time(s), while other work used over 0.25 cores); load generator: ${settings.threads} thread(s), one request in flight per client; imgcache started fresh per measurement with \`--capacity C\`, a \`--tiers\` table of quota 10^9, \`--log-level warn\`; whole run ${results.seconds.toFixed(0)} s`,
     ].join('\n'),
   );
 

@@ -96,7 +96,13 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
       wrk: { threads: options.wrkThreads, seconds: options.wrkSeconds },
       log,
     };
-    const { rows, calibration } = await runThroughputMatrix(context, images, options.concurrency, options.rounds);
+    const { rows, calibration } = await runThroughputMatrix(
+      context,
+      images,
+      options.concurrency,
+      options.rounds,
+      options.disturbedRepeats,
+    );
     const busiest = Math.max(...options.concurrency);
     const first = images[0] as BenchImage;
     const profile = options.profile ? await profileImgcache(context, first, busiest) : null;

@@ -210,27 +210,21 @@ function measureNginx(context: MatrixContext, nginx: NginxProcess, image: BenchI
   );
 }
 
-/**
- * Measures every server at every (size, concurrency), the whole matrix `rounds` times over (so a burst of other work
- * on the machine hits one measurement of a server, not all of them), and keeps each server's best round: noise only
- * ever slows a run down. Every round's requests/s stays in `rounds` of the kept run.
- */
 /** A kept measurement during which the rest of the machine used more CPU than this (cores) is measured again. */
 const DISTURBED_CORES = 0.25;
-/** how many times a disturbed measurement is repeated at most */
-const MAX_REPEATS = 2;
 
 /**
  * Measures every server at every (size, concurrency), the whole matrix `rounds` times over (so a burst of other work
  * on the machine hits one measurement of a server, not all of them), and keeps each server's best round: noise only
  * ever slows a run down. A best round that was still disturbed (other work used over 0.25 cores) is measured again,
- * at most twice. Every measurement's requests/s stays in `rounds` of the kept run.
+ * at most `repeats` times. Every measurement's requests/s stays in `rounds` of the kept run.
  */
 export async function runThroughputMatrix(
   context: MatrixContext,
   images: readonly BenchImage[],
   concurrencies: readonly number[],
   rounds: number,
+  repeats: number,
 ): Promise<{ rows: ThroughputRow[]; calibration: Calibration[] }> {
   const runs = new Map<string, ServerRun[]>();
   const wrkRuns = new Map<string, WrkResult[]>();
@@ -268,7 +262,7 @@ export async function runThroughputMatrix(
   const fastest = (key: string): ServerRun =>
     (runs.get(key) ?? []).reduce((a, b) => (b.requestsPerSecond > a.requestsPerSecond ? b : a));
   for (const [key, once] of remeasure) {
-    for (let repeat = 1; repeat <= MAX_REPEATS && fastest(key).otherCpuCores > DISTURBED_CORES; repeat++) {
+    for (let repeat = 1; repeat <= repeats && fastest(key).otherCpuCores > DISTURBED_CORES; repeat++) {
       await measure(key, `repeat ${repeat} (disturbed), ${key}`, once);
     }
   }

@@ -284,7 +284,8 @@ test('[P-83] a node killed with SIGKILL: its sessions closed on record (node-los
 
 test('[P-83] a node declared lost while cut off ends its sessions, records no second close, and joins again', async () => {
   const { url, pool } = await history();
-  const a = await startNode(url, 'a');
+  // heartbeats a second apart: none comes between the test's two statements below, that make a lost
+  const a = await startNode(url, 'a', { nodeHeartbeatMs: 1_000, nodeLostAfterMs: 2_000 });
   const held = await hello(a.port);
   assert.is(held.type, MessageType.WELCOME);
   const session = Number((held.body.session as { name: string }).name.slice(7));
@@ -323,10 +324,48 @@ test('[P-82] [P-84] PostgreSQL down: a HELLO is refused history-unavailable, on 
   assert.is(admitted.type, MessageType.WELCOME, 'the node recovers by itself');
 });
 
+test('[P-83] after an outage of PostgreSQL the first node back does not take the others for lost', async () => {
+  const { url, pool } = await history();
+  // b logs in as a role of its own, so that the test can keep it out a moment longer than a after the outage.
+  await pool.query('CREATE ROLE node_b LOGIN SUPERUSER');
+  const fast = { nodeHeartbeatMs: 50, nodeLostAfterMs: 300 };
+  const a = await startNode(url, 'a', fast);
+  const b = await startNode(url.replace('imgcache@', 'node_b@'), 'b', fast);
+  const held = await hello(b.port);
+  assert.is(held.type, MessageType.WELCOME);
+  await pool.query('ALTER ROLE node_b NOLOGIN'); // its connections live on until PostgreSQL stops
+  await postgres.halt();
+  await postgres.start();
+  // a is back, and has beaten past the time that would declare b lost (b's last heartbeat was before the outage)
+  await within(
+    waitFor(
+      pool,
+      `SELECT 1 FROM nodes a, nodes b WHERE a.node = 'a' AND b.node = 'b'
+       AND a.heartbeat_at > b.heartbeat_at + interval '350 milliseconds'`,
+    ),
+    'a back, b silent for longer than the lost time',
+  );
+  await pool.query('ALTER ROLE node_b LOGIN'); // b is back a heartbeat later, before a has been back 300 ms
+  const judged = Date.now() + 2 * 300;
+  await within(
+    waitFor(
+      pool,
+      `SELECT 1 FROM nodes HAVING count(*) FILTER (WHERE heartbeat_at > to_timestamp(${judged} / 1000.0)) = 2`,
+    ),
+    'both nodes beating long enough to judge',
+  );
+  const lost = await rows(pool, "SELECT data FROM events WHERE type IN ('node-lost', 'session-closed')");
+  assert.equal(lost, [], 'no node lost, no session closed');
+  assert.ok(![a, b].some((node) => node.events.some((event) => event.type === 'node-lost')));
+  held.peer.sendJson(MessageType.REQUEST, { id: 1, command: 'list' });
+  assert.is((await held.peer.next())?.type, MessageType.REPLY, 'the session lives on');
+});
+
 /** Resolves once `sql` returns a row (asked again each turn, at most 5 s). */
 async function waitFor(pool: Pool, sql: string): Promise<void> {
   const deadline = performance.now() + 5_000;
-  while ((await rows(pool, sql)).length === 0) {
+  // a query on a connection PostgreSQL's restart cut fails: the pool makes another for the next one
+  while ((await rows(pool, sql).catch(() => [])).length === 0) {
     if (performance.now() > deadline) throw new Error(`no row for ${sql}`);
     await new Promise((resolve) => setImmediate(resolve));
   }

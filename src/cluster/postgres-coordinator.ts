@@ -44,6 +44,8 @@ export class PostgresCoordinator implements ClusterCoordinator {
   readonly #closedElsewhere = new Set<number>();
   #timer: NodeJS.Timeout | null = null;
   #beating: Promise<void> | null = null;
+  /** [P-83] since when (monotonic ms) every heartbeat of this node has reached the history; null after a failure */
+  #inTouchSince: number | null = performance.now();
   #flushing = false;
   #listener: RegistryListener | null = null;
   #closed = false;
@@ -137,10 +139,17 @@ export class PostgresCoordinator implements ClusterCoordinator {
         onLostSelf();
         await registerNode(pool, node, now());
       }
-      const lost = await closeLostNodes(pool, node, lostAfterMs, now());
-      if (lost.length > 0) onRecorded(lost);
+      // [P-83] Others are judged only by a node in touch with the history for the lost time itself: after an outage of
+      // PostgreSQL every heartbeat is old, and the first node back must not take the others for lost.
+      const at = performance.now();
+      this.#inTouchSince ??= at;
+      if (at - this.#inTouchSince >= lostAfterMs) {
+        const lost = await closeLostNodes(pool, node, lostAfterMs, now());
+        if (lost.length > 0) onRecorded(lost);
+      }
     } catch (error) {
-      onProblem(error as Error, 'heartbeat');
+      this.#inTouchSince = null;
+      onProblem(error as Error, 'heartbeat'); // every time: the operator port's health counts them [P-90]
     }
     this.#flush();
   }

@@ -3,6 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PendingReleases } from '../src/cluster/pending-releases.ts';
 import { decideSlot } from '../src/cluster/slot-rules.ts';
+import { ConfigError, resolveConfig } from '../src/config.ts';
 
 const limits = { capacity: 3, maxSessionsPerIdentity: 1 };
 
@@ -60,6 +61,17 @@ test('[P-83] a node declared lost forgets every slot it held: the cluster freed 
   releases.release(2);
   assert.equal(releases.forgetAll().sort(), [1]);
   assert.equal(releases.take(), []);
+});
+
+test('[P-83] a node is never taken for lost between two heartbeats: the lost time is at least two of them', () => {
+  const flags = { 'node-heartbeat-ms': '1000', 'node-lost-after-ms': '1500' };
+  assert.throws(
+    () => resolveConfig(flags),
+    (error: unknown) => error instanceof ConfigError,
+  );
+  const config = resolveConfig({ 'node-heartbeat-ms': '250', 'node-lost-after-ms': '500' });
+  assert.equal([config.nodeHeartbeatMs, config.nodeLostAfterMs], [250, 500]);
+  assert.equal([resolveConfig().nodeHeartbeatMs, resolveConfig().nodeLostAfterMs], [1000, 5000]);
 });
 
 test.run();

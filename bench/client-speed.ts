@@ -19,9 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { PACKAGE_ROOT } from '../src/config.ts';
 import { sizeLabel } from './bench-fixtures.ts';
 import { NGINX_SETUPS, type NginxProcess, startNginx } from './nginx.ts';
-import { startImgcacheServer } from './server-processes.ts';
-
-export const CLIENT_BIN = path.join(PACKAGE_ROOT, 'client/bin/imgcache.js');
+import { CLIENT_BIN, startImgcacheServer } from './server-processes.ts';
 
 /** How the bench asks the CLI for one request at a time (docs/CLI.md). */
 export const ONE_AT_A_TIME_ENV: Readonly<Record<string, string>> = Object.freeze({ IMGCACHE_MAX_IN_FLIGHT: '1' });

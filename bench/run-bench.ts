@@ -130,7 +130,7 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
     const startup = await measureStartup({
       workDir,
       imageDir,
-      runs: options.smoke ? 3 : 20,
+      runs: options.smoke ? 1 : 20,
       install: options.install,
       log,
     });

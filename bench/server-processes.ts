@@ -10,6 +10,8 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from '../src/config.ts';
 
 export const IMGCACHE_SERVER_BIN = path.join(PACKAGE_ROOT, 'src/bin/imgcache-server.js');
+/** the `imgcache` command, as installed: it runs dist/ (the sources through tsx without it) */
+export const CLIENT_BIN = path.join(PACKAGE_ROOT, 'client/bin/imgcache.js');
 const BARE_SERVER = path.join(PACKAGE_ROOT, 'bench/bare-server.ts');
 const COMMON_WAY_SERVER = path.join(PACKAGE_ROOT, 'bench/common-way-server.ts');
 const START_DEADLINE_MS = 30_000;

@@ -7,12 +7,12 @@
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { PACKAGE_ROOT } from '../src/config.ts';
-import { commandVersion } from './system-packages.ts';
+import { CLIENT_BIN, freePort, IMGCACHE_SERVER_BIN } from './server-processes.ts';
+import { commandVersion, hasCommand } from './system-packages.ts';
 
 export interface StartupRow {
   what: string;
@@ -29,13 +29,6 @@ export interface StartupTime {
   compiled: boolean;
   /** redis-cli's version, or why it was not measured */
   redis: string;
-}
-
-const CLIENT_BIN = path.join(PACKAGE_ROOT, 'client/bin/imgcache.js');
-const SERVER_BIN = path.join(PACKAGE_ROOT, 'src/bin/imgcache-server.js');
-
-function hasCommand(command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
 
 /** redis-cli comes in Debian's redis-tools, redis-server in redis-server: installed when missing and allowed. */
@@ -111,14 +104,6 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** The server's start: spawn to its `listening` log line, `runs` times. */
 async function timeServerStart(what: string, args: string[], serverArgs: string[], runs: number): Promise<StartupRow> {
   const samples: number[] = [];
@@ -166,7 +151,7 @@ export async function measureStartup(options: {
   rows.push(
     await timeServerStart(
       'imgcache-server to listening (compiled, npm start)',
-      [SERVER_BIN],
+      [IMGCACHE_SERVER_BIN],
       serverArgs('s1.sqlite'),
       Math.min(runs, 5),
     ),
@@ -181,7 +166,7 @@ export async function measureStartup(options: {
   );
 
   let port = 0;
-  const server = await startUntil(process.execPath, [SERVER_BIN, ...serverArgs('startup.sqlite')], (line) => {
+  const server = await startUntil(process.execPath, [IMGCACHE_SERVER_BIN, ...serverArgs('startup.sqlite')], (line) => {
     if (!line.includes('"listening"')) return false;
     port = Number((JSON.parse(line) as { port: number }).port);
     return true;

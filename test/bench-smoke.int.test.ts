@@ -153,6 +153,15 @@ test("the client's own speed: the real CLI's get of a large image, and its refre
   assert.match(markdown, /## The client: one large image, and many images pipelined/);
 });
 
+test('start-up: the CLI and the server timed, compiled and through tsx', () => {
+  const { startup } = results;
+  for (const what of ['imgcache list (as installed', 'imgcache-server to listening (compiled']) {
+    const row = startup.rows.find((entry) => entry.what.startsWith(what));
+    assert.ok(row, `no start-up row '${what}'`);
+    assert.ok(row && row.runs === 1 && row.medianMs > 0 && row.minMs <= row.maxMs, what);
+  }
+});
+
 test('the results are written as JSON and as a markdown page that states the machine and the targets', () => {
   assert.ok(existsSync(path.join(outDir, 'latest.json')));
   assert.match(markdown, /^# imgcache benchmark, \d{4}-\d{2}-\d{2} \(smoke run\)/);

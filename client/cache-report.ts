@@ -49,7 +49,14 @@ export function formatRefresh(items: readonly RefreshItem[], quota: Quota, folde
   const parts = [`${count('not-modified')} not modified`, `${count('downloaded')} changed and downloaded`];
   if (count('gone') > 0) parts.push(`${count('gone')} no longer on the server`);
   if (count('failed') > 0) parts.push(`${count('failed')} failed`);
-  const order: Record<RefreshItem['status'], number> = { downloaded: 0, gone: 1, failed: 2, 'not-modified': 3 };
+  if (count('skipped') > 0) parts.push(`${count('skipped')} not revalidated (the session ended)`);
+  const order: Record<RefreshItem['status'], number> = {
+    downloaded: 0,
+    gone: 1,
+    failed: 2,
+    skipped: 3,
+    'not-modified': 4,
+  };
   const sorted = [...items].sort((a, b) => order[a.status] - order[b.status]);
   const width = Math.max(...items.map((item) => item.name.length));
   const lines = sorted.map((item) => `  ${item.name.padEnd(width)}  ${describeItem(item)}`);
@@ -67,5 +74,7 @@ function describeItem(item: RefreshItem): string {
       return 'no longer on the server (the local copy is kept)';
     case 'failed':
       return `not refreshed: ${item.error}`;
+    case 'skipped':
+      return 'not refreshed: the session ended before its answer';
   }
 }

@@ -17,7 +17,8 @@ import { KEY_ON_COMMAND_LINE, readClientKey } from './client-key.ts';
 import { DEFAULT_CACHE_DIR } from './download.ts';
 import { formatBytes, formatReject } from './format.ts';
 import { DEFAULT_HOST, DEFAULT_PORT, ImgcacheClient, type UsageFilters } from './imgcache-client.ts';
-import { type FetchOutcome, LocalCache, type LocalState } from './local-cache.ts';
+import { type FetchOutcome, type FetchSettled, LocalCache, type LocalState } from './local-cache.ts';
+import { leftUndone, MAX_IN_FLIGHT } from './pipeline.ts';
 import { refreshAll } from './refresh.ts';
 import { type ClientTlsOptions, clientTlsOptions } from './tls-connect.ts';
 
@@ -61,7 +62,7 @@ const COMMANDS: Readonly<Record<string, { synopsis: string; summary: string; abo
     summary: 'revalidate every downloaded image; download only those that changed',
     about:
       'Revalidates every downloaded image at once; downloads only those that changed on the server.\n' +
-      '--json: {"images":[{"name","status":"not-modified|downloaded|gone|failed",...}],"quota":{...}}',
+      '--json: {"images":[{"name","status":"not-modified|downloaded|gone|failed|skipped",...}],"quota":{...}}',
   },
   usage: {
     synopsis: 'usage [--output F]',
@@ -97,6 +98,9 @@ const COMMON_OPTIONS = `options:
   --cache-dir D    where downloads go (default ./${DEFAULT_CACHE_DIR}; env IMGCACHE_CLIENT_CACHE)
   --key-file F     the client's key, for a server that admits registered clients (env IMGCACHE_KEY_FILE, or the
                    key itself in IMGCACHE_KEY; never on the command line, where ps shows it)
+  --max-in-flight N
+                   get and refresh send up to N requests ahead of their answers (pipelined), 1 to ${MAX_IN_FLIGHT}
+                   (default ${MAX_IN_FLIGHT}; 1: one at a time; env IMGCACHE_MAX_IN_FLIGHT)
   --tls            connect with TLS; the server's certificate must be valid for H and signed by a CA of the
                    system's store (env IMGCACHE_TLS=1)
   --tls-ca F       trust the CA certificates in F (PEM; a self-signed server certificate is its own CA) instead of
@@ -138,6 +142,8 @@ interface CliOptions {
   usageFilters: UsageFilters;
   /** [P-69] connect with TLS (undefined: plain TCP) */
   tls: ClientTlsOptions | undefined;
+  /** [P-16] [P-75] requests get and refresh keep in flight (1: one at a time) */
+  maxInFlight: number;
 }
 
 type Print = (line: string) => void;
@@ -159,6 +165,7 @@ const CLI_OPTIONS = {
   since: { type: 'string' },
   until: { type: 'string' },
   'key-file': { type: 'string' },
+  'max-in-flight': { type: 'string' },
   key: { type: 'string' },
   tls: { type: 'boolean', default: false },
   'tls-ca': { type: 'string' },
@@ -193,6 +200,15 @@ function parsePort(raw: string): number {
   return port;
 }
 
+/** [P-16] A count of requests in flight, 1 to MAX_IN_FLIGHT. */
+function parseMaxInFlight(raw: string): number {
+  const count = /^[0-9]{1,2}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(count >= 1 && count <= MAX_IN_FLIGHT)) {
+    throw new UsageError(`--max-in-flight takes a count from 1 to ${MAX_IN_FLIGHT}, not '${raw}'`);
+  }
+  return count;
+}
+
 function parseCli(argv: string[]): ParsedCommandLine {
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
   try {
@@ -216,6 +232,7 @@ function parseCli(argv: string[]): ParsedCommandLine {
     throw new UsageError((error as Error).message);
   }
   const rawPort = values.port ?? process.env.IMGCACHE_PORT;
+  const rawInFlight = values['max-in-flight'] ?? process.env.IMGCACHE_MAX_IN_FLIGHT;
   return {
     command,
     args,
@@ -234,6 +251,7 @@ function parseCli(argv: string[]): ParsedCommandLine {
         ...(values.until === undefined ? {} : { until: values.until }),
       },
       tls: tlsOptionsOf(values.tls, values['tls-ca']),
+      maxInFlight: rawInFlight === undefined ? MAX_IN_FLIGHT : parseMaxInFlight(rawInFlight),
     },
   };
 }
@@ -259,34 +277,36 @@ function getItemOf(outcome: FetchOutcome): GetItem {
 }
 
 /**
- * `get a b c`: each image in turn, as `cp` copies each file: one that fails (not on the server, a refusal that leaves
- * the session open) is reported and the others are still fetched; the status is that of the first failure. A
- * failure that ends the session (quota exhausted, connection lost) leaves the rest not fetched ("skipped").
+ * `get a b c`: every image, as `cp` copies each file: one that fails (not on the server, a refusal that leaves the
+ * session open) is reported and the others are still fetched; the status is that of the first failure. The requests
+ * are pipelined ([P-16], [P-75]; `--max-in-flight`), the results reported in the order of the names. A failure that
+ * ends the session (quota exhausted, connection lost) leaves the requests after it not carried out [P-55]: those are
+ * reported as not fetched ("skipped").
  */
 async function getImages(client: ImgcacheClient, names: string[], options: CliOptions, io: Streams): Promise<number> {
   if (names.length === 0) throw new UsageError('get needs an image name', 'get');
   const cache = await openCache(options);
+  const settled = await cache.fetchMany(client, names, options.maxInFlight); // [P-34]: each sends the hash held
   const items: GetItem[] = [];
+  const skipped: string[] = [];
+  const undone = leftUndone(settled);
   let status: number = EXIT.ok;
   for (const [index, name] of names.entries()) {
-    try {
-      const outcome = await cache.fetch(client, name); // [P-34]: sends the hash held, if any
-      items.push(getItemOf(outcome));
-      if (!options.json) io.out(formatFetch(outcome));
-    } catch (error) {
-      const failure = describeError(error);
+    const result = settled[index] as FetchSettled;
+    if (result.status === 'fulfilled') {
+      items.push(getItemOf(result.value));
+      if (!options.json) io.out(formatFetch(result.value));
+    } else if (undone[index]) {
+      skipped.push(name);
+      items.push({ name, status: 'skipped' });
+    } else {
+      const failure = describeError(result.reason);
       if (status === EXIT.ok) status = failure.status;
       items.push({ name, status: 'failed', error: { code: failure.code, message: failure.message } });
       if (!options.json) io.err(`imgcache: ${name}: ${failure.text}`);
-      const sessionOver = client.closed || !(error instanceof ServerError) || error.fatal;
-      if (sessionOver) {
-        const rest = names.slice(index + 1);
-        items.push(...rest.map((skipped) => ({ name: skipped, status: 'skipped' as const })));
-        if (rest.length > 0 && !options.json) io.err(`imgcache: not fetched (the session ended): ${rest.join(', ')}`);
-        break;
-      }
     }
   }
+  if (skipped.length > 0 && !options.json) io.err(`imgcache: not fetched (the session ended): ${skipped.join(', ')}`);
   if (options.json) io.out(JSON.stringify({ images: items, quota: client.quota }));
   return status;
 }
@@ -316,7 +336,7 @@ async function runCommand(
       return getImages(client, args, options, io);
     case 'refresh': {
       const cache = await openCache(options);
-      const result = await refreshAll(cache, client);
+      const result = await refreshAll(cache, client, options.maxInFlight);
       const { items, quota } = result;
       io.out(options.json ? JSON.stringify({ images: items, quota }) : formatRefresh(items, quota, cache.folder));
       if (result.fatal) throw result.fatal;

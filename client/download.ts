@@ -10,7 +10,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Quota } from '../src/protocol/index.ts';
-import type { ImgcacheClient, ProgressListener } from './imgcache-client.ts';
+import type { GetOutcome, ImgcacheClient, ProgressListener, StreamSink } from './imgcache-client.ts';
 
 export const DEFAULT_CACHE_DIR = 'client-cache';
 
@@ -63,57 +63,109 @@ function untilDrained(file: WriteStream): Promise<void> {
   });
 }
 
+/**
+ * The temporary file beside the target that a stream's bytes go to: created at the first byte (a get answered
+ * not-modified [P-35], or refused, creates and removes nothing), renamed over the target once the stream checked
+ * out [P-24], removed otherwise.
+ */
+class TemporaryFile implements StreamSink {
+  readonly #folder: string;
+  readonly #image: string;
+  #path = '';
+  #file: WriteStream | null = null;
+  /** rejects when the file fails (cannot be created or written) */
+  readonly failed: Promise<never>;
+  #fail: (error: Error) => void = () => {};
+
+  constructor(folder: string, image: string) {
+    this.#folder = folder;
+    this.#image = image;
+    this.failed = new Promise<never>((_resolve, reject) => {
+      this.#fail = reject;
+    });
+    this.failed.catch(() => {});
+  }
+
+  write(piece: Buffer): undefined | Promise<void> {
+    const file = this.#open();
+    return file.write(piece) ? undefined : untilDrained(file);
+  }
+
+  /** Writes what is buffered, then renames the file over `target`. */
+  async keep(target: string): Promise<void> {
+    const file = this.#open();
+    file.end();
+    await Promise.race([once(file, 'finish'), this.failed]);
+    await rename(this.#path, target);
+  }
+
+  /** Closes the file (once it is open, if it was still opening) and removes it. */
+  async discard(): Promise<void> {
+    const file = this.#file;
+    if (!file) return;
+    if (!file.closed) {
+      const closed = once(file, 'close').catch(() => {});
+      file.destroy();
+      await closed;
+    }
+    await rm(this.#path, { force: true });
+  }
+
+  #open(): WriteStream {
+    if (!this.#file) {
+      this.#path = path.join(this.#folder, `.${this.#image}.${randomBytes(4).toString('hex')}.part`);
+      this.#file = createWriteStream(this.#path, { highWaterMark: FILE_BUFFER_BYTES });
+      this.#file.once('error', (error) => this.#fail(error));
+    }
+    return this.#file;
+  }
+}
+
 /** The unconditional download: always transfers the image (and counts against the quota [P-21]). */
 export async function downloadImage(client: ImgcacheClient, image: string, folder: string): Promise<Downloaded> {
+  await mkdir(folder, { recursive: true });
   const received = await receiveImage(client, image, folder);
   const { status: _status, ...downloaded } = received;
   return downloaded;
 }
 
 /**
- * A get into `folder/image`, conditional when `options.have` is given: on not-modified the target is not touched;
- * otherwise the image lands in a temporary file renamed over the target once END checked out [P-24].
+ * A get into `folder/image` (the folder exists), conditional when `options.have` is given: on not-modified the
+ * target is not touched; otherwise the image lands in a temporary file renamed over the target once END checked out
+ * [P-24]. The request is sent at once, before this returns: calls made one after the other send their requests in
+ * that order, and their answers come in that order [P-16].
  */
-export async function receiveImage(
+export function receiveImage(
   client: ImgcacheClient,
   image: string,
   folder: string,
   options: ReceiveOptions = {},
 ): Promise<Received> {
-  if (!isSafeFileName(image)) throw new Error(`refusing to save an image named '${image}': not a plain file name`);
-  await mkdir(folder, { recursive: true });
-  const target = path.join(folder, image);
-  const temporary = path.join(folder, `.${image}.${randomBytes(4).toString('hex')}.part`);
-  const file = createWriteStream(temporary, { highWaterMark: FILE_BUFFER_BYTES });
-  const fileFailed = once(file, 'error').then(([error]) => Promise.reject(error as Error));
-  fileFailed.catch(() => {});
+  if (!isSafeFileName(image)) {
+    return Promise.reject(new Error(`refusing to save an image named '${image}': not a plain file name`));
+  }
+  const file = new TemporaryFile(folder, image);
+  return settle(client.getImage(image, file, options), file, image, path.join(folder, image));
+}
+
+async function settle(
+  answer: Promise<GetOutcome>,
+  file: TemporaryFile,
+  image: string,
+  target: string,
+): Promise<Received> {
   try {
-    const outcome = await Promise.race([
-      client.getImage(image, { write: (piece) => (file.write(piece) ? undefined : untilDrained(file)) }, options),
-      fileFailed,
-    ]);
+    const outcome = await Promise.race([answer, file.failed]);
     if (outcome.status === 'not-modified') {
-      await discard(file, temporary);
       const { bytes, sha256, quota } = outcome.reply;
       return { status: 'not-modified', image, path: target, bytes, sha256, quota };
     }
-    file.end();
-    await Promise.race([once(file, 'finish'), fileFailed]);
-    await rename(temporary, target);
+    await file.keep(target);
     const { bytes, sha256 } = outcome.end;
     return { status: 'downloaded', image, path: target, bytes, sha256, quota: outcome.quota };
   } catch (error) {
-    await discard(file, temporary);
+    answer.catch(() => {}); // the file failed first: the answer, whatever it is, is not awaited any more
+    await file.discard();
     throw error;
   }
-}
-
-/** Closes the temporary file (once it is open, if it was still opening) and removes it. */
-async function discard(file: WriteStream, temporary: string): Promise<void> {
-  if (!file.closed) {
-    const closed = once(file, 'close').catch(() => {});
-    file.destroy();
-    await closed;
-  }
-  await rm(temporary, { force: true });
 }

@@ -139,6 +139,10 @@ export class ImgcacheClient extends EventEmitter<{
   #closed = false;
   #closingNotice: ReceivedNotice | null = null;
   #slowWrites = 0;
+  /** [P-48] [P-75] requests waiting their turn after a rate-limited refusal, the last of them, and the last hint */
+  #pacedWaiting = 0;
+  #pacedTail: Promise<unknown> = Promise.resolve();
+  #retryAfterMs = 0;
 
   private constructor(socket: net.Socket, reader: DataPassThroughReader, welcome: Welcome, leftover: Frame[]) {
     super();
@@ -262,19 +266,41 @@ export class ImgcacheClient extends EventEmitter<{
   /**
    * [P-48] Runs a request again, after the hint, when the server answers that the session's budget of free requests
    * is spent (a long catalog in many pages, or revalidating many images, can do that); at most a few times, then the
-   * refusal stands.
+   * refusal stands. [P-75] Requests were maybe pipelined: those sent before the refusal arrived are refused too, so
+   * the retries, and every request asked for while any wait, go one at a time, each the hint after the answer to the
+   * one before: not all together, which the budget would refuse again but one. The first request sent at once is
+   * sent before this returns (call order is send order, [P-16]).
    */
   async #waitingIfRateLimited<T>(ask: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await ask();
-      } catch (error) {
-        const hint =
-          error instanceof ServerError && error.code === 'rate-limited' ? error.body.retryAfterMs : undefined;
-        if (hint === undefined || attempt >= 8) throw error;
-        await new Promise((resolve) => setTimeout(resolve, hint));
+    // A request counts as waiting from its first paced turn until it is answered for good.
+    let waiting = false;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        if (!waiting && (attempt > 1 || this.#pacedWaiting > 0)) {
+          waiting = true;
+          this.#pacedWaiting += 1;
+        }
+        try {
+          return await (waiting ? this.#paced(ask) : ask());
+        } catch (error) {
+          const hint =
+            error instanceof ServerError && error.code === 'rate-limited' ? error.body.retryAfterMs : undefined;
+          if (hint === undefined || attempt >= 8) throw error;
+          this.#retryAfterMs = hint;
+        }
       }
+    } finally {
+      if (waiting) this.#pacedWaiting -= 1;
     }
+  }
+
+  /** [P-75] Sends `ask` once every paced request before it has been answered, and then the last hint later. */
+  #paced<T>(ask: () => Promise<T>): Promise<T> {
+    const turn = this.#pacedTail
+      .then(() => new Promise((resolve) => setTimeout(resolve, this.#retryAfterMs)))
+      .then(ask);
+    this.#pacedTail = turn.catch(() => {});
+    return turn;
   }
 
   /** Downloads an image into `sink`; resolves once END arrived and the length and SHA-256 matched [P-24]. */
@@ -343,8 +369,20 @@ export class ImgcacheClient extends EventEmitter<{
         received: 0,
         reply: null,
       });
-      this.#socket.write(encodeJsonFrame(MessageType.REQUEST, { id, ...fields }));
+      this.#send(encodeJsonFrame(MessageType.REQUEST, { id, ...fields }));
     });
+  }
+
+  /**
+   * Writes a frame; the frames written in the same tick (pipelined requests [P-16], a receipt and the requests after
+   * it) leave together, in one system call.
+   */
+  #send(frame: Buffer): void {
+    if (this.#socket.writableCorked === 0) {
+      this.#socket.cork();
+      process.nextTick(() => this.#socket.uncork());
+    }
+    this.#socket.write(frame);
   }
 
   #onData(chunk: Buffer): void {
@@ -371,7 +409,7 @@ export class ImgcacheClient extends EventEmitter<{
     current.progressReportedAt ??= now;
     if (now - current.progressReportedAt < PROGRESS_RECEIPT_MS) return;
     current.progressReportedAt = now;
-    this.#socket.write(encodeJsonFrame(MessageType.RECEIVED, { id: current.reply.id, bytes: current.received }));
+    this.#send(encodeJsonFrame(MessageType.RECEIVED, { id: current.reply.id, bytes: current.received }));
   }
 
   #onFrame(frame: Frame): void {
@@ -479,7 +517,7 @@ export class ImgcacheClient extends EventEmitter<{
     this.#pending.shift();
     // [P-40] The stream is read: say so, whatever its check gives, or the server cuts the connection at its drain
     // deadline.
-    if (!this.#socket.destroyed) this.#socket.write(encodeJsonFrame(MessageType.RECEIVED, { id: current.reply.id }));
+    if (!this.#socket.destroyed) this.#send(encodeJsonFrame(MessageType.RECEIVED, { id: current.reply.id }));
     const digest = current.hash.digest('hex');
     if (end.bytes !== current.received || end.sha256 !== digest) {
       current.reject(new IntegrityError(end, { bytes: current.received, sha256: digest }));

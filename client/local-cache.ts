@@ -16,6 +16,7 @@ import path from 'node:path';
 import { MalformedMessageError, type Quota } from '../src/protocol/index.ts';
 import { isSafeFileName, receiveImage } from './download.ts';
 import type { ImgcacheClient } from './imgcache-client.ts';
+import { pipelined } from './pipeline.ts';
 
 export type LocalState = 'absent' | 'current' | 'stale';
 
@@ -33,6 +34,9 @@ export interface ManifestEntry {
 export type FetchOutcome =
   | { status: 'downloaded'; entry: ManifestEntry; path: string; quota: Quota }
   | { status: 'not-modified'; entry: ManifestEntry; path: string; quota: Quota };
+
+/** One fetch of many ([P-16]): its outcome, or why it failed. */
+export type FetchSettled = PromiseSettledResult<FetchOutcome>;
 
 export const MANIFEST_FILE = '.imgcache-manifest.json';
 export const UNKNOWN_SERVER = 'unknown';
@@ -121,6 +125,8 @@ export class LocalCache {
   readonly rebuilt: boolean;
   readonly #records: Map<string, ManifestRecord>;
   #saving: Promise<void> = Promise.resolve();
+  /** a save that has not started writing yet */
+  #waitingSave: Promise<void> | null = null;
 
   private constructor(folder: string, server: string, records: Map<string, ManifestRecord>, rebuilt: boolean) {
     this.folder = folder;
@@ -178,8 +184,31 @@ export class LocalCache {
     name: string,
     onProgress?: (received: number, total: number) => void,
   ): Promise<FetchOutcome> {
+    return this.#fetchHeld(client, name, await this.#revalidateLocally(name), onProgress);
+  }
+
+  /**
+   * Many fetches in one session, pipelined ([P-16], [P-75]): up to `inFlight` requests sent ahead of their answers
+   * (1: one at a time), in the order of `names`. Every name's outcome, in order: one that fails does not stop the
+   * others, but after one that ends the session the rest fail with the connection's end, not carried out [P-55].
+   */
+  fetchMany(client: ImgcacheClient, names: readonly string[], inFlight: number): Promise<FetchSettled[]> {
+    return pipelined(
+      names,
+      inFlight,
+      (name) => this.#revalidateLocally(name),
+      (name, held) => this.#fetchHeld(client, name, held),
+    );
+  }
+
+  /** The get of `name` with the hash of the copy `held`, sent before the first await ([P-16]: in call order). */
+  async #fetchHeld(
+    client: ImgcacheClient,
+    name: string,
+    held: ManifestRecord | undefined,
+    onProgress?: (received: number, total: number) => void,
+  ): Promise<FetchOutcome> {
     const target = this.pathOf(name);
-    const held = await this.#revalidateLocally(name);
     const received = await receiveImage(client, name, this.folder, {
       ...(held ? { have: held.sha256 } : {}),
       ...(onProgress ? { onProgress } : {}),
@@ -217,9 +246,18 @@ export class LocalCache {
     return fresh ?? undefined;
   }
 
-  /** Writes the manifest as it stands, after any write in progress: one writer at a time, the last state wins. */
+  /**
+   * Writes the manifest as it stands, after any write in progress: one writer at a time, the last state wins. Saves
+   * asked for while one waits for its turn share it (it takes the state when it starts): many downloads finishing
+   * together cost one or two writes of the manifest, not one each.
+   */
   #save(): Promise<void> {
-    const next = this.#saving.then(() => writeAtomically(path.join(this.folder, MANIFEST_FILE), this.#snapshot()));
+    if (this.#waitingSave) return this.#waitingSave;
+    const next = this.#saving.then(() => {
+      this.#waitingSave = null;
+      return writeAtomically(path.join(this.folder, MANIFEST_FILE), this.#snapshot());
+    });
+    this.#waitingSave = next;
     this.#saving = next.catch(() => {});
     return next;
   }

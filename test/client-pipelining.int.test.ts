@@ -1,0 +1,226 @@
+/**
+ * The client's pipelined sessions [P-16] [P-75] and its downloads [P-24], against a real server on 127.0.0.1 (a
+ * proxy in between reads the frames to count the requests in flight, or cuts a transfer midway): refresh and get
+ * pipelined give what one at a time gives, quota exhausted mid-pipeline, a large image hashed and renamed, a
+ * transfer cut short leaving no file.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { main } from '../client/cli.ts';
+import { MAX_IN_FLIGHT } from '../client/pipeline.ts';
+import type { TierRange } from '../machines/tiers.ts';
+import type { ServerConfig } from '../src/config.ts';
+import { type FrameProxy, type FrameProxyOptions, startFrameProxy } from './helpers/frame-proxy.ts';
+import { makeTemporaryFolder, startTestServer, type TestServer } from './helpers/test-server.ts';
+
+const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const IMAGES = 40;
+const names = Array.from({ length: IMAGES }, (_, index) => `image-${String(index).padStart(2, '0')}.png`);
+const LARGE = 'large.png';
+/** several DATA frames of the default 1 MiB, and a last one cut short */
+const LARGE_BYTES = 5 * 1024 * 1024 + 12_345;
+const TIERS: TierRange[] = [
+  { from: 100, to: 199, tier: 'bronze', quota: 3, canReadUsage: false },
+  { from: 200, to: 999, tier: 'roomy', quota: 1000, canReadUsage: false },
+];
+
+interface Setup {
+  folder: string;
+  images: string;
+  server: TestServer;
+  proxy: FrameProxy;
+}
+
+interface SetupOptions {
+  /** session codes, handed out in turn */
+  codes: number[];
+  proxy?: FrameProxyOptions;
+  server?: Partial<Omit<ServerConfig, 'codes'>>;
+}
+
+/**
+ * A test's handler that runs `run` against a server over IMAGES small images and one large one, with a
+ * frame-reading proxy in front of it, and always stops both and removes the folder.
+ */
+function withServer(options: SetupOptions, run: (setup: Setup) => Promise<void>): () => Promise<void> {
+  return async () => {
+    const folder = makeTemporaryFolder('imgcache-pipeline-');
+    const images = path.join(folder, 'images');
+    mkdirSync(images);
+    for (const name of names) writeFileSync(path.join(images, name), randomBytes(3000));
+    writeFileSync(path.join(images, LARGE), randomBytes(LARGE_BYTES));
+    const server = await startTestServer({
+      folder,
+      cacheDir: images,
+      codes: options.codes,
+      tiers: TIERS,
+      ...options.server,
+    });
+    const proxy = await startFrameProxy(server.port, options.proxy);
+    try {
+      await run({ folder, images, server, proxy });
+    } finally {
+      await proxy.close();
+      await server.stop();
+      rmSync(folder, { recursive: true, force: true });
+    }
+  };
+}
+
+/** Runs the CLI against the proxy; returns its exit status, stdout and stderr. */
+async function cli(setup: Setup, cacheDir: string, ...args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const status = await main(
+    [...args, '--port', String(setup.proxy.port), '--cache-dir', cacheDir],
+    (line) => out.push(line),
+    (line) => err.push(line),
+  );
+  return { status, out: out.join('\n'), err: err.join('\n') };
+}
+
+function json(run: { out: string }) {
+  return JSON.parse(run.out) as { images: Array<Record<string, unknown>>; quota: Record<string, unknown> };
+}
+
+/** The files of a cache folder: names, without the manifest; temporary files would show as dot files. */
+function filesIn(folder: string): string[] {
+  return readdirSync(folder)
+    .filter((name) => name !== '.imgcache-manifest.json')
+    .sort();
+}
+
+test(
+  '[P-16] [P-75] get of many images keeps several requests in flight, at most 16; one at a time gives the same',
+  withServer({ codes: [500, 500] }, async (setup) => {
+    const pipelined = await cli(setup, path.join(setup.folder, 'a'), 'get', ...names, '--json');
+    assert.is(pipelined.status, 0, pipelined.err);
+    const inFlight = setup.proxy.maxUnanswered();
+    assert.ok(inFlight > 1 && inFlight <= MAX_IN_FLIGHT, `${inFlight} requests in flight`);
+
+    const single = await cli(setup, path.join(setup.folder, 'b'), 'get', ...names, '--json', '--max-in-flight', '1');
+    assert.is(single.status, 0, single.err);
+    const withoutPath = (run: { out: string }) => json(run).images.map(({ path: _path, ...item }) => item);
+    assert.equal(withoutPath(pipelined), withoutPath(single));
+    for (const name of names) {
+      const served = readFileSync(path.join(setup.images, name));
+      assert.ok(readFileSync(path.join(setup.folder, 'a', name)).equals(served), name);
+    }
+  }),
+);
+
+test(
+  '[P-75] refresh pipelined gives the same items as one at a time: not modified, changed, gone',
+  withServer({ codes: [500, 500, 500, 500] }, async (setup) => {
+    const folders = ['pipelined', 'single'].map((name) => path.join(setup.folder, name));
+    for (const folder of folders) {
+      assert.is((await cli(setup, folder, 'get', ...names)).status, 0);
+      // Changed here (so revalidated with another hash: the server sends the image again) and one unknown there.
+      for (const name of names.slice(0, 3)) writeFileSync(path.join(folder, name), 'edited by hand');
+      writeFileSync(path.join(folder, 'gone.png'), 'not on the server');
+    }
+    const [pipelined, single] = [
+      await cli(setup, folders[0] as string, 'refresh', '--json'),
+      await cli(setup, folders[1] as string, 'refresh', '--json', '--max-in-flight', '1'),
+    ];
+    assert.is(pipelined.status, 0, pipelined.err);
+    assert.is(single.status, 0, single.err);
+    assert.equal(json(pipelined).images, json(single).images);
+    const statuses = json(pipelined).images.map((item) => item.status);
+    assert.is(statuses.filter((status) => status === 'downloaded').length, 3);
+    assert.is(statuses.filter((status) => status === 'not-modified').length, IMAGES - 3);
+    assert.is(statuses.filter((status) => status === 'gone').length, 1);
+    assert.ok(setup.proxy.maxUnanswered() > 1, 'the refresh was pipelined');
+  }),
+);
+
+test(
+  '[P-48] [P-75] a pipelined refresh past the budget of free requests is paced: every image revalidated, none refused',
+  // A small burst refilled fast: the requests sent before the first refusal are refused too, and retried in turn.
+  withServer({ codes: [500, 500], server: { freeRequestBurst: 4, freeRequestsPerSecond: 200 } }, async (setup) => {
+    const folder = path.join(setup.folder, 'paced');
+    assert.is((await cli(setup, folder, 'get', ...names)).status, 0);
+    const run = await cli(setup, folder, 'refresh', '--json');
+    assert.is(run.status, 0, run.err);
+    assert.equal(
+      json(run).images.map((item) => item.status),
+      names.map(() => 'not-modified'),
+    );
+    const refused = setup.proxy.errorCodes().filter((code) => code === 'rate-limited');
+    assert.ok(refused.length > 1, 'the budget was spent: requests were refused and asked again');
+  }),
+);
+
+test(
+  '[P-21] [P-55] [P-75] quota exhausted mid-pipeline: the refusal, then the rest not fetched; what arrived whole is kept',
+  withServer({ codes: [108] }, async (setup) => {
+    const folder = path.join(setup.folder, 'bronze');
+    const wanted = ['missing.png', ...names.slice(0, 6)];
+    const run = await cli(setup, folder, 'get', ...wanted, '--json');
+    assert.is(run.status, 4, 'the status of the first failure: refused');
+    assert.ok(setup.proxy.maxUnanswered() > 1, 'the gets were pipelined');
+    const items = json(run).images;
+    assert.equal(
+      items.map((item) => [item.name, item.status]),
+      [
+        ['missing.png', 'failed'],
+        [names[0], 'downloaded'],
+        [names[1], 'downloaded'],
+        [names[2], 'downloaded'],
+        [names[3], 'failed'],
+        [names[4], 'skipped'],
+        [names[5], 'skipped'],
+      ],
+    );
+    const codeOf = (index: number) => (items[index]?.error as { code?: string } | undefined)?.code;
+    assert.equal([codeOf(0), codeOf(4)], ['image-not-found', 'quota-exhausted']);
+    assert.equal(filesIn(folder), names.slice(0, 3), 'the three images whole, and no temporary file');
+    const manifest = JSON.parse(readFileSync(path.join(folder, '.imgcache-manifest.json'), 'utf8'));
+    assert.equal(
+      manifest.images.map((image: { name: string }) => image.name),
+      names.slice(0, 3),
+    );
+
+    const text = await cli(setup, path.join(setup.folder, 'again'), 'get', ...names.slice(0, 5));
+    assert.match(text.err, /refused: .*\[quota-exhausted\]/);
+    assert.match(text.err, new RegExp(`not fetched \\(the session ended\\): ${names[4]}$`, 'm'));
+  }),
+);
+
+test(
+  '[P-24] a large image is hashed as it arrives and renamed into place whole',
+  withServer({ codes: [500] }, async (setup) => {
+    const folder = path.join(setup.folder, 'large');
+    const run = await cli(setup, folder, 'get', LARGE, '--json');
+    assert.is(run.status, 0, run.err);
+    const served = readFileSync(path.join(setup.images, LARGE));
+    const [item] = json(run).images;
+    assert.equal([item?.status, item?.bytes, item?.sha256], ['downloaded', LARGE_BYTES, sha(served)]);
+    assert.ok(readFileSync(path.join(folder, LARGE)).equals(served));
+    assert.equal(filesIn(folder), [LARGE]);
+  }),
+);
+
+test(
+  '[P-56] [P-55] a transfer cut midway leaves no file, and the images after it are not fetched',
+  // Cut inside the large image, the second of three: the first is saved, the large one not, the third not tried.
+  withServer({ codes: [500], proxy: { cutAfterServerBytes: 2 * 1024 * 1024 } }, async (setup) => {
+    const folder = path.join(setup.folder, 'cut');
+    const run = await cli(setup, folder, 'get', names[0] as string, LARGE, names[1] as string, '--json');
+    assert.is(run.status, 5, 'the connection was lost');
+    assert.equal(
+      json(run).images.map((item) => [item.name, item.status]),
+      [
+        [names[0], 'downloaded'],
+        [LARGE, 'failed'],
+        [names[1], 'skipped'],
+      ],
+    );
+    assert.equal(filesIn(folder), [names[0]], 'no partial or temporary file of the large image');
+  }),
+);
+
+test.run();

@@ -1,0 +1,76 @@
+/**
+ * A TCP proxy on 127.0.0.1 between a client and a real server that reads the frames going both ways, to tell how
+ * many requests a client kept unanswered at once ([P-16]); it can also cut the connection after so many bytes
+ * from the server (a transfer lost midway).
+ */
+import net from 'node:net';
+import { FrameDecoder, MessageType, parseJsonBody } from '../../src/protocol/index.ts';
+
+export interface FrameProxy {
+  port: number;
+  /** the most requests of one connection sent by the client and not yet answered whole, as they passed */
+  maxUnanswered(): number;
+  /** the code of every ERROR the server sent, in order */
+  errorCodes(): string[];
+  close(): Promise<void>;
+}
+
+export interface FrameProxyOptions {
+  /** cut each connection once this many bytes came from the server */
+  cutAfterServerBytes?: number;
+}
+
+export async function startFrameProxy(serverPort: number, options: FrameProxyOptions = {}): Promise<FrameProxy> {
+  let most = 0;
+  const errorCodes: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const proxy = net.createServer((client) => {
+    const server = net.connect(serverPort, '127.0.0.1');
+    for (const socket of [client, server]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {});
+    }
+    const upward = new FrameDecoder({ maxBodyBytes: 1 << 20 });
+    const downward = new FrameDecoder({ maxBodyBytes: 1 << 24 });
+    let unanswered = 0;
+    let fromServer = 0;
+    client.on('data', (chunk: Buffer) => {
+      for (const frame of upward.push(chunk)) if (frame.type === MessageType.REQUEST) unanswered += 1;
+      most = Math.max(most, unanswered);
+      server.write(chunk);
+    });
+    server.on('data', (chunk: Buffer) => {
+      const cut = options.cutAfterServerBytes;
+      const room = cut === undefined ? chunk.length : Math.max(0, cut - fromServer);
+      const passed = chunk.subarray(0, room);
+      fromServer += passed.length;
+      for (const frame of downward.push(passed)) {
+        if (frame.type === MessageType.ERROR) errorCodes.push(String(parseJsonBody(frame.body).code));
+        const answers =
+          frame.type === MessageType.END ||
+          frame.type === MessageType.ERROR ||
+          (frame.type === MessageType.REPLY && parseJsonBody(frame.body).stream !== true);
+        if (answers) unanswered -= 1;
+      }
+      client.write(passed);
+      if (passed.length < chunk.length) {
+        client.destroy();
+        server.destroy();
+      }
+    });
+    client.on('close', () => server.destroy());
+    server.on('close', () => client.end());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const address = proxy.address() as net.AddressInfo;
+  return {
+    port: address.port,
+    maxUnanswered: () => most,
+    errorCodes: () => [...errorCodes],
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    },
+  };
+}

@@ -10,6 +10,8 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { isListening } from '../../bench/server-processes.ts';
+import { eventually } from './test-server.ts';
 import { within } from './within.ts';
 
 export interface HaproxyNode {
@@ -106,7 +108,8 @@ export async function freePort(): Promise<number> {
 
 /**
  * Writes the configuration into `folder` and starts HAProxy in the foreground (-db) on a free loopback port;
- * resolves once its listeners are bound (in verbose mode it names its polling mechanism just after binding them).
+ * resolves once the kernel lists its frontend as listening (HAProxy says nothing then: in verbose mode it names its
+ * polling mechanism once it has bound its sockets, a moment before it listens on them).
  */
 export async function startHaproxy(folder: string, nodes: readonly HaproxyNode[]): Promise<RunningHaproxy> {
   const port = await freePort();
@@ -137,6 +140,7 @@ export async function startHaproxy(folder: string, nodes: readonly HaproxyNode[]
   });
   await Promise.race([started, early]);
   early.catch(() => {});
+  await eventually(() => isListening(port), 'HAProxy listening on its frontend');
   return {
     child,
     port,

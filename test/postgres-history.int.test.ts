@@ -109,6 +109,9 @@ test('seed cases on PostgreSQL: three clients welcomed and listing, the fourth r
       ],
     );
     assert.is(usage.rejected.length, 1, 'the fourth connection is on record as rejected');
+    // [P-46] one client's part of the document, read by its session alone
+    const one = JSON.parse(await platinum.usageText({ client: bronze.welcome.session.name })) as UsageDocument;
+    assert.equal([one.clients, one.rejected], [[record], []]);
     await Promise.all([silver.exit(), platinum.exit()]);
   } finally {
     await running.stop();

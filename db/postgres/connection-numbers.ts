@@ -46,6 +46,11 @@ export class ConnectionNumbers {
     return number;
   }
 
+  /** Resolves once the block being fetched in the background, if any, has come (or its fetch failed). */
+  refilled(): Promise<void> {
+    return this.#fetching ?? Promise.resolve();
+  }
+
   #advance(): void {
     const start = this.#blocks.shift();
     if (start === undefined) {

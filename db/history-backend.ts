@@ -20,8 +20,8 @@ import { openDatabase, type Synchronous } from './open-database.ts';
 import { PostgresCommitter, postgresCondition } from './postgres/committer.ts';
 import { ConnectionNumbers } from './postgres/connection-numbers.ts';
 import * as pgStore from './postgres/history-store.ts';
-import { isPostgresUrl, openPool, type Pool, redactUrl } from './postgres/pool.ts';
-import { migratePostgres } from './postgres/schema.ts';
+import { isPostgresUrl, type Pool, redactUrl } from './postgres/pool.ts';
+import { openHistoryPool } from './postgres/schema.ts';
 import { postgresUsageChunks, usageExportOf } from './postgres/usage-export.ts';
 import { closeOrphanedSessions } from './recover-sessions.ts';
 import { identityUsageFromDatabase, loadRegistry, readRegistryEvents } from './registry-store.ts';
@@ -156,9 +156,8 @@ async function openPostgresBackend(options: HistoryBackendOptions): Promise<Hist
   const url = options.location;
   const location = redactUrl(url);
   const onProblem = options.onProblem ?? (() => undefined);
-  const pool = openPool(url, { max: 6, onError: onProblem });
+  const pool = await openHistoryPool(url, { max: 6, onError: onProblem });
   try {
-    await migratePostgres(pool, url);
     const node = nodeName(options.nodeName);
     const committer = new PostgresCommitter(pool, node);
     const log = new EventLog(null, { ...options.log, background: committer, location, condition: postgresCondition });
@@ -209,9 +208,8 @@ export async function* usageChunksOf(location: string, filter?: UsageFilter): As
     yield* usageFromFile(location, filter);
     return;
   }
-  const pool = openPool(location, { max: 1 });
+  const pool = await openHistoryPool(location, { max: 1 });
   try {
-    await migratePostgres(pool, location);
     yield* postgresUsageChunks(pool, filter ? { filter } : {});
   } finally {
     await pool.end();

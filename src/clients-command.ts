@@ -10,8 +10,8 @@ import type { HistoryEvent } from '../db/events.ts';
 import { isoTime } from '../db/iso-time.ts';
 import { openDatabase } from '../db/open-database.ts';
 import * as pgStore from '../db/postgres/history-store.ts';
-import { isPostgresUrl, openPool } from '../db/postgres/pool.ts';
-import { migratePostgres } from '../db/postgres/schema.ts';
+import { isPostgresUrl } from '../db/postgres/pool.ts';
+import { openHistoryPool } from '../db/postgres/schema.ts';
 import {
   changeRegistry,
   closesOf,
@@ -173,9 +173,8 @@ export async function runClientsCommandOn(
     return;
   }
   const action = clientsAction(args, options, config);
-  const pool = openPool(config.database, { max: 1 });
+  const pool = await openHistoryPool(config.database, { max: 1 });
   try {
-    await migratePostgres(pool, config.database);
     if (action.kind === 'change') {
       await pgStore.changeRegistry(pool, action.decide, now);
       action.report(output);

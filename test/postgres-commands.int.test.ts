@@ -81,4 +81,15 @@ test('[P-32] history prints the usage document of a PostgreSQL history', async (
   assert.not.match(printed.stderr, /password/);
 });
 
+test('a PostgreSQL history out of reach: the server, history and clients refuse with history-unavailable, no password shown', async () => {
+  const unreachable = 'postgres://imgcache:s3cret-word@127.0.0.1:1/imgcache';
+  for (const args of [['--port', '0'], ['history'], ['clients', 'list']]) {
+    const result = await server([...args, '--history', unreachable]);
+    assert.is(result.status, 1, `${args[0]}: ${result.stderr}`);
+    assert.match(result.stderr, '[history-unavailable]');
+    assert.match(result.stderr, 'postgres://imgcache:***@127.0.0.1:1/imgcache');
+    assert.not.match(result.stderr + result.stdout, 's3cret-word', 'the password is never shown');
+  }
+});
+
 test.run();

@@ -3,9 +3,9 @@
  * of each one applied. Nodes starting together migrate one at a time: the migrator holds a session-level advisory
  * lock while it reads the version and applies what is missing, each migration in its own transaction.
  */
-import { HistoryTooNewError } from '../errors.ts';
+import { HistoryError, HistoryTooNewError, HistoryUnavailableError } from '../errors.ts';
 import { CLUSTER_MIGRATION } from './cluster-schema.ts';
-import { type Pool, redactUrl } from './pool.ts';
+import { openPool, type Pool, type PoolOptions, redactUrl } from './pool.ts';
 
 /**
  * Advisory lock keys of the history (one 64-bit key space per database: keys are allotted here, in one place).
@@ -52,6 +52,22 @@ export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.length;
 
 /** Connection numbers a node takes at a time: the INCREMENT of the sequence. */
 export const CONNECTION_NUMBER_BLOCK = 64;
+
+/**
+ * A pool to the history at `url`, its schema brought up to date: what every user of a PostgreSQL history starts with
+ * (the server, the `history` and `clients` commands). A history that cannot be reached or migrated is refused with
+ * history-unavailable, naming the URL without its password.
+ */
+export async function openHistoryPool(url: string, options: PoolOptions = {}): Promise<Pool> {
+  const pool = openPool(url, options);
+  try {
+    await migratePostgres(pool, url);
+    return pool;
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw error instanceof HistoryError ? error : new HistoryUnavailableError(redactUrl(url), error);
+  }
+}
 
 /** Brings the history at `url` up to POSTGRES_SCHEMA_VERSION; resolves with how many migrations ran here. */
 export async function migratePostgres(pool: Pool, url: string): Promise<number> {

@@ -5,6 +5,7 @@ import type { InProcessAdmission } from './admission-in-process.ts';
 import type { SocketAdmission } from './admission-over-sockets.ts';
 import type { BenchOptions } from './bench-options.ts';
 import type { ClientSpeed } from './client-speed.ts';
+import type { ClusterBench } from './cluster-bench.ts';
 import type { ProfileSummary } from './cpu-profile.ts';
 import type { EventLogCapacity } from './event-log-capacity.ts';
 import type { FloodRun } from './free-request-flood.ts';
@@ -53,6 +54,8 @@ export interface BenchResults {
   startup: StartupTime;
   /** the client's own download and pipelining speed; null when skipped (--client-large-bytes 0) */
   clientSpeed: ClientSpeed | null;
+  /** nodes on one PostgreSQL history, and a commit there beside SQLite's (absent in results from before it) */
+  cluster?: ClusterBench;
   targets: TargetCheck[];
   seconds: number;
 }

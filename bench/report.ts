@@ -14,6 +14,7 @@ import {
   DEFAULT_FREE_REQUESTS_PER_SECOND,
   type TimedCommand,
 } from './client-speed.ts';
+import { clusterSection } from './cluster-report.ts';
 import type { ServerRun } from './measure-run.ts';
 import type { SoakResult } from './session-soak.ts';
 import type { UsageLatency } from './usage-latency.ts';
@@ -314,6 +315,8 @@ export function renderMarkdown(results: BenchResults): string {
       ),
     );
   }
+
+  sections.push(...clusterSection(results.cluster));
 
   const misses = results.targets.filter((check) => check.met === false);
   sections.push('## Targets');

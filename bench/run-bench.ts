@@ -18,6 +18,7 @@ import { type BenchImage, writeBenchImages, writeBenchTiers } from './bench-fixt
 import { type BenchOptions, parseBenchOptions, USAGE } from './bench-options.ts';
 import { admissionFigures, type BenchResults, checkTargets } from './bench-results.ts';
 import { measureClientSpeed } from './client-speed.ts';
+import { measureCluster } from './cluster-bench.ts';
 import { type CpuProfile, summarizeProfile } from './cpu-profile.ts';
 import { type EventLogCapacity, measureEventLogCapacity } from './event-log-capacity.ts';
 import { type FloodRun, measureFreeRequestFlood } from './free-request-flood.ts';
@@ -134,6 +135,19 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
       install: options.install,
       log,
     });
+    // One node and three on one PostgreSQL (a section of its own: it needs PostgreSQL and HAProxy, and time)
+    const cluster = options.smoke
+      ? { skipped: 'not in a smoke run' }
+      : await measureCluster({
+          workDir,
+          imageDir,
+          tiersFile,
+          settings,
+          image: images.find((image) => image.bytes === 4096) ?? first,
+          connections: 64,
+          commitMs: options.eventLogCapacityMs,
+          log,
+        });
     const partial = {
       date: new Date().toISOString().slice(0, 10),
       mode: options.smoke ? ('smoke' as const) : ('full' as const),
@@ -153,6 +167,7 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
       soak,
       startup,
       clientSpeed,
+      cluster,
       seconds: (performance.now() - startedAt) / 1000,
     };
     return { ...partial, targets: checkTargets(partial) };

@@ -206,6 +206,23 @@ test('[P-65] [P-85] a keyed identity: one session across nodes, its quota of 3 u
   assert.equal(usage, [{ used: 3 }]);
 });
 
+test('[P-60] [P-86] a key registered a moment ago is admitted at once, its notification not needed', async () => {
+  const { url, pool } = await history();
+  const a = await startNode(url, 'a', { access: 'keys' });
+  for (const name of ['one', 'two', 'three']) {
+    // As if the notification were missed (the node's listener reconnecting): the event alone, no NOTIFY.
+    const { key, keyId, keyHash } = newClientKey();
+    const data = JSON.stringify({ name, tier: 'bronze', keyId, keyHash });
+    await pool.query("INSERT INTO events (at, session, type, data) VALUES ($1, NULL, 'client-registered', $2)", [
+      Date.now(),
+      data,
+    ]);
+    const answer = await hello(a.port, key);
+    assert.is(answer.type, MessageType.WELCOME, JSON.stringify(answer.body));
+    answer.peer.destroy();
+  }
+});
+
 test('[P-86] [P-66] a revocation made through another connection closes the session on another node within a second', async () => {
   const { url, pool } = await history();
   const key = await register(pool, 'acme');

@@ -107,6 +107,16 @@ export class AccessControl {
   }
 
   /**
+   * [P-60] [P-86] Whether the registry as held knows the key id `credential` names; true for anything that is not a
+   * key (there is nothing to look up for it).
+   */
+  knowsKeyOf(credential: unknown): boolean {
+    if (this.mode === 'open' || credential === undefined || credential === null) return true;
+    const key = parseClientKey(credential);
+    return !key || clientByKeyId(this.#registry, key.keyId) !== undefined;
+  }
+
+  /**
    * [P-60] [P-62] [P-63] The decision on a HELLO's `credential` from `address`, at `now` (a monotonic clock, ms). In
    * open mode the credential is ignored ([P-8]). A key is checked in constant time; a failed one counts against the
    * address, and an address past its failures is refused before its key is looked at.

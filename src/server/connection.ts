@@ -342,27 +342,45 @@ export class Connection {
       // [P-43] The HELLO is in: only now does the connection take a session slot (unless it is to be turned away
       // for its versions [P-10], which the session decides).
       const speaks = hello.versions.some((version) => (PROTOCOL_VERSIONS as readonly number[]).includes(version));
-      // [P-60] [P-62] [P-63] Who it is, before it takes a slot: a refused key takes none. The credential goes no further
-      // than this check: it is in no record, log line or message.
-      const access = speaks
-        ? this.#server.access.decide(body.credential, addressOf(this.remote), performance.now())
-        : ({ kind: 'open' } as const);
-      if (access.kind === 'refused') {
-        const { reason, message, identity, keyId, retryAfterMs } = access;
-        this.#sendReject(
-          { reason, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
-          { identity, keyId },
-        );
-        session.send({ type: 'PEER_CLOSED', reason });
+      // [P-60] [P-86] A key this node has not heard of may have been registered a moment ago through another
+      // connection: on a history the access control cannot read at once (PostgreSQL), it is looked up first.
+      const known = !speaks || this.#server.access.knowsKeyOf(body.credential);
+      const lookup = known ? null : this.#server.catchUpRegistry();
+      if (!lookup) {
+        this.#decideHello(body.credential, hello, speaks, session);
         return;
       }
-      const keyed = access.kind === 'keyed' ? access.identity : undefined;
-      const refusal = speaks ? this.#server.claimSlot(this.number, keyed) : null;
-      if (refusal instanceof Promise) this.#awaitClusterSlot(refusal, hello, access, session);
-      else this.#helloWithSlot(refusal, hello, access, session);
+      lookup.then(() => {
+        if (!this.#finished && session.getSnapshot().status === 'active') {
+          this.#decideHello(body.credential, hello, speaks, session);
+        }
+      });
     } catch (error) {
       this.#rejectHandshake('bad-hello', errorMessage(error));
     }
+  }
+
+  /**
+   * [P-60] [P-62] [P-63] Who it is, before it takes a slot: a refused key takes none. The credential goes no further
+   * than this check: it is in no record, log line or message.
+   */
+  #decideHello(credential: unknown, hello: Hello, speaks: boolean, session: SessionActorRef): void {
+    const access = speaks
+      ? this.#server.access.decide(credential, addressOf(this.remote), performance.now())
+      : ({ kind: 'open' } as const);
+    if (access.kind === 'refused') {
+      const { reason, message, identity, keyId, retryAfterMs } = access;
+      this.#sendReject(
+        { reason, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+        { identity, keyId },
+      );
+      session.send({ type: 'PEER_CLOSED', reason });
+      return;
+    }
+    const keyed = access.kind === 'keyed' ? access.identity : undefined;
+    const refusal = speaks ? this.#server.claimSlot(this.number, keyed) : null;
+    if (refusal instanceof Promise) this.#awaitClusterSlot(refusal, hello, access, session);
+    else this.#helloWithSlot(refusal, hello, access, session);
   }
 
   /**

@@ -36,6 +36,11 @@ export interface ServerContext {
    * promise: the cluster's gate (it rejects when the cluster cannot be asked).
    */
   claimSlot(connection: number, identity?: string): SlotRefusal | null | Promise<SlotRefusal | null>;
+  /**
+   * [P-60] [P-86] Reads the registry's events recorded since the last look, when the access control cannot read them
+   * itself at once (a PostgreSQL history); null when it can (SQLite).
+   */
+  catchUpRegistry(): Promise<void> | null;
   /** [P-82]-[P-85] what the nodes of a cluster share (alone: the local coordinator, which adds nothing) */
   readonly cluster: ClusterCoordinator;
   replyWriter(

@@ -242,6 +242,7 @@ export async function startServer(
       return refusal ?? cluster.claimSlot(connection, identity);
     },
     cluster,
+    catchUpRegistry: () => (backend.readRegistryEventsNow ? null : catchUpRegistry()),
     replyWriter: (stream, onAbort, reportedProgressAt) =>
       new ReplyWriter(stream, {
         maxFrameBytes: config.maxFrameBytes,

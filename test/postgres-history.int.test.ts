@@ -112,6 +112,16 @@ test('seed cases on PostgreSQL: three clients welcomed and listing, the fourth r
     // [P-46] one client's part of the document, read by its session alone
     const one = JSON.parse(await platinum.usageText({ client: bronze.welcome.session.name })) as UsageDocument;
     assert.equal([one.clients, one.rejected], [[record], []]);
+    // [P-46] a time range: none admitted in the future, all since an hour ago
+    const future = new Date(Date.now() + 3_600_000).toISOString();
+    const none = JSON.parse(await platinum.usageText({ since: future })) as UsageDocument;
+    assert.equal([none.clients, none.rejected], [[], []]);
+    const past = new Date(Date.now() - 3_600_000).toISOString();
+    const all = JSON.parse(await platinum.usageText({ since: past })) as UsageDocument;
+    assert.equal(
+      all.clients.map((client) => client.name),
+      usage.clients.map((client) => client.name),
+    );
     await Promise.all([silver.exit(), platinum.exit()]);
   } finally {
     await running.stop();

@@ -43,8 +43,8 @@ export async function* postgresUsageChunks(
     }
     session = [];
   };
-  const sessions = filter?.session === undefined ? null : filter.session;
-  for await (const event of pages(db, 'sessions', upTo, sessions)) {
+  const range = await sessionRange(db, filter, upTo);
+  for await (const event of range ? pages(db, 'sessions', upTo, range) : []) {
     if (session.length > 0 && session[0]?.session !== event.session) endSession();
     session.push(event);
     if (text.length >= PIECE_CHARS) {
@@ -56,7 +56,7 @@ export async function* postgresUsageChunks(
   text += '],"rejected":[';
   separator = '';
   if (filter?.session === undefined) {
-    for await (const event of pages(db, 'rejected', upTo, null)) {
+    for await (const event of pages(db, 'rejected', upTo, ALL_SESSIONS)) {
       for (const rejection of rejections([event], filter)) add(JSON.stringify(rejection));
       if (text.length >= PIECE_CHARS) {
         yield text;
@@ -67,22 +67,47 @@ export async function* postgresUsageChunks(
   yield `${text}]}`;
 }
 
+/** Session numbers from, to (inclusive). */
+type SessionRange = [from: number, to: number];
+
+const ALL_SESSIONS: SessionRange = [0, Number.MAX_SAFE_INTEGER];
+
+/**
+ * [P-46] The numbers of the sessions a filter can select: one session; or those admitted in a time range, from the
+ * first to the last of them (numbers grow with time on each node, so others in between are read and left out by the
+ * projection); or all. Null when no session is selected.
+ */
+async function sessionRange(
+  db: Queryable,
+  filter: UsageExportOptions['filter'],
+  upTo: number,
+): Promise<SessionRange | null> {
+  if (filter?.session !== undefined) return [filter.session, filter.session];
+  if (filter?.since === undefined && filter?.until === undefined) return ALL_SESSIONS;
+  const result = await db.query<{ low: number | null; high: number | null }>(
+    `SELECT min(session) AS low, max(session) AS high FROM events
+     WHERE type = 'session-admitted' AND at >= $1 AND at < $2 AND position <= $3`,
+    [filter.since ?? Number.MIN_SAFE_INTEGER, filter.until ?? Number.MAX_SAFE_INTEGER, upTo],
+  );
+  const { low, high } = result.rows[0] ?? { low: null, high: null };
+  return low === null || high === null ? null : [low, high];
+}
+
 /** The events of numbered connections but rejections (or the rejections), in (session, position) order, by pages. */
 async function* pages(
   db: Queryable,
   which: 'sessions' | 'rejected',
   upTo: number,
-  onlySession: number | null,
+  [from, to]: SessionRange,
 ): AsyncGenerator<StoredEvent, void, undefined> {
   const kind = which === 'sessions' ? "type <> 'connection-rejected'" : "type = 'connection-rejected'";
-  let after: [number, number] = [onlySession === null ? -1 : onlySession - 1, Number.MAX_SAFE_INTEGER];
+  let after: [number, number] = [from - 1, Number.MAX_SAFE_INTEGER];
   for (;;) {
     const page = await db.query(
       `SELECT position, at, session, type, data FROM events
-       WHERE session IS NOT NULL AND ${kind} AND position <= $1 AND (session, position) > ($2, $3)
-         AND ($4::bigint IS NULL OR session = $4)
+       WHERE session IS NOT NULL AND ${kind} AND position <= $1 AND (session, position) > ($2, $3) AND session <= $4
        ORDER BY session, position LIMIT ${PAGE_ROWS}`,
-      [upTo, after[0], after[1], onlySession],
+      [upTo, after[0], after[1], to],
     );
     for (const row of page.rows) {
       yield toStoredEvent([row.position, row.at, row.session, row.type, row.data] as EventRow);

@@ -22,9 +22,10 @@ test.after(async () => {
   await postgres?.stop();
 });
 
-test('[P-90] on PostgreSQL: up, metrics as on SQLite; down while PostgreSQL is gone though no client came; up once it is back', async () => {
+test('[P-90] on PostgreSQL: up with its node name, metrics as on SQLite; down while PostgreSQL is gone though no client came; up once it is back', async () => {
   const running = await startTestServer({
     database: await postgres.createDatabase('operator_port'),
+    nodeName: 'node-a',
     operatorPort: 0,
     nodeHeartbeatMs: 100,
     nodeLostAfterMs: 1_000,
@@ -32,7 +33,7 @@ test('[P-90] on PostgreSQL: up, metrics as on SQLite; down while PostgreSQL is g
   const operator = running.server.operator;
   try {
     if (!operator) throw new Error('the operator port is off');
-    assert.equal(await healthBecomes(operator, 200), { status: 'up' });
+    assert.equal(await healthBecomes(operator, 200), { status: 'up', node: 'node-a' });
     const peer = await RawConnection.open(running.port);
     peer.hello();
     await within(peer.nextJson(MessageType.WELCOME), 'WELCOME');
@@ -47,9 +48,9 @@ test('[P-90] on PostgreSQL: up, metrics as on SQLite; down while PostgreSQL is g
     );
 
     await postgres.halt();
-    assert.equal(await healthBecomes(operator, 503), { status: 'down', reason: 'history-unavailable' });
+    assert.equal(await healthBecomes(operator, 503), { status: 'down', reason: 'history-unavailable', node: 'node-a' });
     await postgres.start();
-    assert.equal(await healthBecomes(operator, 200), { status: 'up' });
+    assert.equal(await healthBecomes(operator, 200), { status: 'up', node: 'node-a' });
   } finally {
     if (!postgres.running()) await postgres.start();
     await running.stop();

@@ -12,7 +12,8 @@ import type { HistoryHealth } from '../../db/event-log.ts';
 /** [P-90] Why a node says it is down. */
 export type DownReason = 'history-unavailable' | 'shutting-down' | (string & {});
 
-export type NodeHealth = { status: 'up' } | { status: 'down'; reason: DownReason };
+/** [P-90] The body of /health; `node` is the node's name in a cluster (absent on a server alone). */
+export type NodeHealth = ({ status: 'up' } | { status: 'down'; reason: DownReason }) & { node?: string };
 
 export interface OperatorPortOptions {
   host: string;

@@ -380,12 +380,13 @@ export async function startServer(
   const bound = listener.address() as net.AddressInfo;
   let stopping = false;
   // [P-90] Down while the history cannot record, or the server stops: a balancer sends clients elsewhere.
+  const named = cluster.node === null ? {} : { node: cluster.node };
   const nodeHealth = (): NodeHealth => {
-    if (stopping) return { status: 'down', reason: 'shutting-down' };
+    if (stopping) return { status: 'down', reason: 'shutting-down', ...named };
     if (historyHealth.failing(history.waitingEvents) || heartbeats.failing()) {
-      return { status: 'down', reason: 'history-unavailable' };
+      return { status: 'down', reason: 'history-unavailable', ...named };
     }
-    return { status: 'up' };
+    return { status: 'up', ...named };
   };
   let operatorPort: OperatorPort | null = null;
   if (metrics && config.operatorPort !== null) {

@@ -209,6 +209,35 @@ test(
 );
 
 test(
+  '[P-18] the list is sorted once per version of the catalog, not per list page, and follows every change',
+  withFolder(async (folder) => {
+    writeFileSync(path.join(folder, 'b.png'), bytesOf(10, 1));
+    writeFileSync(path.join(folder, 'a.png'), bytesOf(10, 2));
+    const catalog = new ImageCatalog(folder, 1_000_000, { settleMs: 0 }).load();
+    const first = catalog.list();
+    assert.equal(
+      first.map((image) => image.name),
+      ['a.png', 'b.png'],
+    );
+    assert.is(catalog.list(), first, 'the same version: the same list, not sorted again');
+    assert.ok(Object.isFrozen(first), 'read only: a caller cannot reorder what the next one is given');
+    writeFileSync(path.join(folder, 'c.png'), bytesOf(10, 3));
+    await catalog.rescan(); // c.png is seen, and settles
+    await catalog.rescan(); // c.png enters: a new version
+    assert.equal(
+      catalog.list().map((image) => image.name),
+      ['a.png', 'b.png', 'c.png'],
+    );
+    unlinkSync(path.join(folder, 'a.png'));
+    await catalog.rescan();
+    assert.equal(
+      catalog.list().map((image) => image.name),
+      ['b.png', 'c.png'],
+    );
+  }),
+);
+
+test(
   '[P-37] a removed file leaves the catalog at the next look',
   withFolder(async (folder) => {
     writeFileSync(path.join(folder, 'a.png'), bytesOf(10, 1));

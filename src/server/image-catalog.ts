@@ -137,6 +137,8 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
   #watcher: CatalogWatcher | null = null;
   #unwatchedLooks: Promise<void> = Promise.resolve();
   #version = 0;
+  /** [P-18] the last list built while no file was settling, and the version it is of */
+  #listed: { version: number; images: readonly ImageInfo[] } | null = null;
   #closed = false;
 
   constructor(folder: string, memoryBudgetBytes: number, options: CatalogOptions = {}) {
@@ -238,12 +240,20 @@ export class ImageCatalog extends EventEmitter<CatalogEvents> {
     for (const [name, stored] of this.#entries) if (this.#servable(stored)) yield name;
   }
 
-  /** [P-18] The images that can be served, in catalog order (code points of their names, [P-38]). */
-  list(): ImageInfo[] {
-    return [...this.#entries.values()]
+  /**
+   * [P-18] The images that can be served, in catalog order (code points of their names, [P-38]); read only. Sorted
+   * once per version of the catalog, not per `list` page: while no file is settling every entry can be served, so the
+   * same version has the same list. While one is, whether it can be depends on the memory too: it is built afresh.
+   */
+  list(): readonly ImageInfo[] {
+    const listed = this.#listed;
+    if (listed !== null && listed.version === this.#version && this.#settling.size === 0) return listed.images;
+    const images = [...this.#entries.values()]
       .filter((stored) => this.#servable(stored))
       .map((stored) => describeEntry(stored.entry))
       .sort((a, b) => compareImageNames(a.name, b.name));
+    this.#listed = this.#settling.size === 0 ? { version: this.#version, images: Object.freeze(images) } : null;
+    return images;
   }
 
   /** [P-38] The files of the folder that look like images but are not catalogued, and why, as of the last look. */

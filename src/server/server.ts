@@ -93,8 +93,9 @@ export async function startServer(
           eventsWaiting: () => history.waitingEvents,
         });
   const historyHealth = historyHealthTracker();
-  // [P-90] A node's heartbeat fails every --node-heartbeat-ms while PostgreSQL is out of reach, committing or not.
-  const heartbeats = repeatedCheckTracker(2 * config.nodeHeartbeatMs);
+  // [P-90] A node's heartbeat fails every --node-heartbeat-ms while PostgreSQL is out of reach, committing or not; a
+  // busy machine may space the failures out, so one counts for a second at least.
+  const heartbeats = repeatedCheckTracker(Math.max(2 * config.nodeHeartbeatMs, 1_000));
   const outageLog = historyOutageLog(logger);
   // The history: an SQLite file, or PostgreSQL shared by the nodes of a cluster (db/history-backend.ts).
   const backend = await openHistoryBackend({

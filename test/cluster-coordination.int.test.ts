@@ -299,7 +299,7 @@ test('[P-83] a node killed with SIGKILL: its sessions closed on record (node-los
   }
 });
 
-test('[P-83] a node declared lost while cut off ends its sessions, records no second close, and joins again', async () => {
+test('[P-83] a node declared lost while cut off ends its sessions, records each close once, and joins again', async () => {
   const { url, pool } = await history();
   // heartbeats a second apart: none comes between the test's two statements below, that make a lost
   const a = await startNode(url, 'a', { nodeHeartbeatMs: 1_000, nodeLostAfterMs: 2_000 });
@@ -313,11 +313,25 @@ test('[P-83] a node declared lost while cut off ends its sessions, records no se
     recorded.map((event) => event.type),
     ['session-closed', 'node-lost'],
   );
-  // a's next heartbeat finds its row gone: its session ends at once.
+  // A session admitted after that, before a's next heartbeat: its close is not on record anywhere yet.
+  const later = await hello(a.port);
+  assert.is(later.type, MessageType.WELCOME);
+  const laterSession = Number((later.body.session as { name: string }).name.slice(7));
+  // a's next heartbeat finds its row gone: its sessions end at once.
   await within(held.peer.closed, 'the session ended by its node');
+  await within(later.peer.closed, 'the later session ended by its node');
   await within(waitFor(pool, "SELECT 1 FROM nodes WHERE node = 'a'"), 'a registered again');
   const closes = await rows(pool, `SELECT data FROM events WHERE type = 'session-closed' AND session = ${session}`);
   assert.equal(closes, [{ data: '{"reason":"node-lost","node":"a"}' }], "one close on record, the survivor's");
+  await within(
+    a.waitForEvent((event) => event.type === 'session-closed' && event.session === laterSession),
+    "the later session's close, recorded by a",
+  );
+  const laterCloses = await rows(
+    pool,
+    `SELECT data FROM events WHERE type = 'session-closed' AND session = ${laterSession}`,
+  );
+  assert.equal(laterCloses, [{ data: '{"reason":"node-lost"}' }], 'the later session closed on record once, by a');
   const again = await hello(a.port);
   assert.is(again.type, MessageType.WELCOME, 'a serves again');
 });

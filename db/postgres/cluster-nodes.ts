@@ -30,6 +30,16 @@ export async function beatHeart(pool: Pool, node: string): Promise<boolean> {
   return (result.rowCount ?? 0) > 0;
 }
 
+/** [P-83] Of `sessions`, those whose close is on record (a node that declared this one lost recorded it). */
+export async function closedOnRecord(pool: Pool, sessions: readonly number[]): Promise<number[]> {
+  if (sessions.length === 0) return [];
+  const { rows } = await pool.query<{ session: number }>(
+    "SELECT DISTINCT session FROM events WHERE type = 'session-closed' AND session = ANY($1::bigint[])",
+    [sessions],
+  );
+  return rows.map((row) => row.session);
+}
+
 /** A node leaving cleanly: its row and any slot it still holds (its sessions' ends are on record by then). */
 export async function unregisterNode(pool: Pool, node: string): Promise<void> {
   await inTransaction(pool, async (client) => {

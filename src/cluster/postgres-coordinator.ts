@@ -5,7 +5,13 @@
  * own history tells its commits.
  */
 import type { NewEvent } from '../../db/events.ts';
-import { beatHeart, closeLostNodes, registerNode, unregisterNode } from '../../db/postgres/cluster-nodes.ts';
+import {
+  beatHeart,
+  closedOnRecord,
+  closeLostNodes,
+  registerNode,
+  unregisterNode,
+} from '../../db/postgres/cluster-nodes.ts';
 import { giveBackQuotaImage, quotaUsed, reserveQuotaImage } from '../../db/postgres/cluster-quota.ts';
 import { listenForRegistry, type RegistryListener } from '../../db/postgres/cluster-registry-listener.ts';
 import { claimClusterSlot, releaseClusterSlots } from '../../db/postgres/cluster-slots.ts';
@@ -134,8 +140,10 @@ export class PostgresCoordinator implements ClusterCoordinator {
     const { pool, node, lostAfterMs, now, onRecorded, onLostSelf, onProblem } = this.#options;
     try {
       if (!(await beatHeart(pool, node))) {
-        // [P-83] Declared lost while cut off: its sessions' closes are on record already, their slots freed.
-        for (const session of this.#releases.forgetAll()) this.#closedElsewhere.add(session);
+        // [P-83] Declared lost while cut off: the closes of the sessions it held then are on record already, their
+        // slots freed (a session admitted since is closed on record here, as any).
+        for (const session of await closedOnRecord(pool, this.#releases.forgetAll()))
+          this.#closedElsewhere.add(session);
         onLostSelf();
         await registerNode(pool, node, now());
       }

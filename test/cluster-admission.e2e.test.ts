@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { downloadImage } from '../client/download.ts';
 import type { ImgcacheClient } from '../client/imgcache-client.ts';
 import { MessageType, parseJsonBody, RejectedError, ServerError } from '../src/protocol/index.ts';
-import { type Cluster, sessionNamed, startCluster } from './helpers/cluster.ts';
+import { type Cluster, closedOnRecord, sessionNamed, startCluster } from './helpers/cluster.ts';
 import { runCommand, SERVER_BIN } from './helpers/processes.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { makeTemporaryFolder } from './helpers/test-server.ts';
@@ -169,6 +169,30 @@ test("a registered client's session limit holds across nodes: a third session an
     'the refusal on record',
   );
   await Promise.all(held.map((session) => session.exit()));
+});
+
+test("a revocation reaches every node within a second and closes the client's sessions on each [P-66] [P-86]", async () => {
+  const key = await register('carol', 'gold');
+  const [one, two] = cluster.nodes;
+  if (!one || !two) throw new Error('two nodes');
+  const sessions = await Promise.all([
+    cluster.connect({ port: await one.direct(), credential: key }),
+    cluster.connect({ port: await two.direct(), credential: key }),
+  ]);
+  const closed = sessions.map((session) => new Promise<void>((resolve) => session.once('close', () => resolve())));
+  const revoked = await runCommand(SERVER_BIN, ['clients', 'revoke', 'carol', '--history', cluster.history]);
+  assert.is(revoked.status, 0, revoked.stderr);
+  await cluster.waitForRegistry('carol', 1_000, 'revoked');
+  await Promise.all(closed);
+  const history = await cluster.waitForHistory(
+    (events) => sessions.every((session) => closedOnRecord(events, session.welcome.session.name)),
+    "carol's sessions closed",
+  );
+  for (const session of sessions) {
+    const number = sessionNamed(history, session.welcome.session.name);
+    const close = history.find((event) => event.type === 'session-closed' && event.session === number);
+    assert.is(close?.data.reason, 'identity-revoked', `${session.welcome.session.name} closed as revoked`);
+  }
 });
 
 test.run();

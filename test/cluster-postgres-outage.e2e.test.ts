@@ -104,4 +104,29 @@ test('PostgreSQL stopped and restarted under load: refusals, health down, recove
   assert.equal(lost, [], 'no node is declared lost for an outage of PostgreSQL: every node lived through it');
 });
 
+test('PostgreSQL stopped under an idle cluster: every node down on its health check at once, then up, none lost', async () => {
+  const before = (await cluster.events()).length;
+  // no client to fail a record: the nodes see the outage by themselves (their heartbeats), and HAProxy takes them out
+  const down = cluster.nodes.map((node) =>
+    cluster.haproxy.waitForNextLine(new RegExp(`${node.name} is DOWN`), `HAProxy taking ${node.name} out`, 5_000),
+  );
+  await cluster.postgres.halt();
+  await Promise.all(down);
+  for (const node of cluster.nodes) assert.is(await node.health(), 503, `${node.name} says it is down`);
+  const up = cluster.nodes.map((node) =>
+    cluster.haproxy.waitForNextLine(new RegExp(`${node.name} is UP`), `HAProxy taking ${node.name} back`, 5_000),
+  );
+  await cluster.postgres.start();
+  await Promise.all(up);
+  for (const node of cluster.nodes) assert.is(await node.health(), 200, `${node.name} says it is up again`);
+  const client = await cluster.connect();
+  assert.ok(client.welcome.session.name, 'a client is admitted again');
+  const after = (await cluster.events()).slice(before);
+  assert.equal(
+    after.filter((event) => event.type === 'node-lost'),
+    [],
+    'no node is declared lost for an outage of PostgreSQL',
+  );
+});
+
 test.run();

@@ -70,8 +70,11 @@ export interface Cluster {
   slotsHeld(): Promise<number[]>;
   /** waits (up to `ms`) until the history holds what `holds` looks for; resolves with the events then */
   waitForHistory(holds: (events: ClusterEvent[]) => boolean, what: string, ms?: number): Promise<ClusterEvent[]>;
-  /** waits until every running node has logged a change of the registry for the client `name` (a registration...) */
-  waitForRegistry(name: string, ms?: number): Promise<void>;
+  /**
+   * waits until every running node has logged a change of the registry for the client `name` (of the `kind` given:
+   * registered, revoked, ...; any when none is)
+   */
+  waitForRegistry(name: string, ms?: number, kind?: string): Promise<void>;
   /** a client session (through HAProxy unless `port` says otherwise), closed by `closeClients` if still open */
   connect(options?: ConnectOptions): Promise<ImgcacheClient>;
   /**
@@ -219,12 +222,19 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     events,
     slotsHeld,
     waitForHistory,
-    waitForRegistry: (name, ms = 5_000) =>
+    waitForRegistry: (name, ms = 5_000, kind) =>
       eventually(
         () =>
           nodes
             .filter((node) => node.process.child.exitCode === null && node.process.child.signalCode === null)
-            .every((node) => node.logs.some((entry) => entry.msg === 'registry-changed' && entry.client === name)),
+            .every((node) =>
+              node.logs.some(
+                (entry) =>
+                  entry.msg === 'registry-changed' &&
+                  entry.client === name &&
+                  (kind === undefined || entry.change === kind),
+              ),
+            ),
         `every node told of the registry change of ${name}`,
         ms,
       ),

@@ -90,6 +90,8 @@ export interface RunningHaproxy {
   lines: string[];
   /** resolves with the first line (past or future) that matches */
   waitForLine(matches: RegExp, what: string, ms?: number): Promise<string>;
+  /** resolves with the first line printed from now on that matches */
+  waitForNextLine(matches: RegExp, what: string, ms?: number): Promise<string>;
   /** HAProxy's view of each node: name to state (UP, DOWN, MAINT, ...) */
   serverStates(): Promise<Map<string, string>>;
   /** stops HAProxy (SIGTERM) and waits for it to exit */
@@ -129,10 +131,11 @@ export async function startHaproxy(folder: string, nodes: readonly HaproxyNode[]
   };
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', onLine);
   createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', onLine);
+  const waitForNextLine = (matches: RegExp, what: string, ms = 10_000): Promise<string> =>
+    within(new Promise<string>((resolve) => waiters.push({ matches, resolve })), what, ms);
   const waitForLine = (matches: RegExp, what: string, ms = 10_000): Promise<string> => {
     const seen = lines.find((line) => matches.test(line));
-    if (seen !== undefined) return Promise.resolve(seen);
-    return within(new Promise<string>((resolve) => waiters.push({ matches, resolve })), what, ms);
+    return seen !== undefined ? Promise.resolve(seen) : waitForNextLine(matches, what, ms);
   };
   const started = waitForLine(/as the polling mechanism/, 'HAProxy binding its listeners');
   const early = exited.then(() => {
@@ -146,6 +149,7 @@ export async function startHaproxy(folder: string, nodes: readonly HaproxyNode[]
     port,
     lines,
     waitForLine,
+    waitForNextLine,
     serverStates: () => serverStates(statsSocket),
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {

@@ -12,6 +12,7 @@ import { readEvents } from '../db/postgres/history-store.ts';
 import { isPostgresUrl, openPool, type Pool, redactUrl } from '../db/postgres/pool.ts';
 import { migratePostgres } from '../db/postgres/schema.ts';
 import { type PostgresInstance, startPostgres } from './helpers/postgres.ts';
+import { within } from './helpers/within.ts';
 
 let postgres: PostgresInstance;
 let pool: Pool;
@@ -84,6 +85,31 @@ test('a group longer than one INSERT takes commits whole and in order; one that 
   assert.is(postgresCondition(failure), 'refused');
   assert.is((await readEvents(pool, { session: 10 })).length, 0, 'the transaction stored nothing');
   await committer.close();
+});
+
+test('PostgreSQL cut off without a reset: a commit fails within the query timeout (unreachable), then works again', async () => {
+  const url = await postgres.createDatabase('frozen');
+  const quick = openPool(url, { connectTimeoutMs: 500, queryTimeoutMs: 500 });
+  await migratePostgres(quick, url);
+  const committer = new PostgresCommitter(quick, null);
+  const commit = (at: number) =>
+    new Promise<Error | null>((resolve) => committer.commit([[at, 11, 'list-served', '{}']], resolve));
+  try {
+    assert.is(await commit(1), null);
+    postgres.freeze();
+    let failure: Error | null;
+    try {
+      failure = await within(commit(2), 'the commit to a silent server fails rather than waits', 5_000);
+    } finally {
+      postgres.thaw();
+    }
+    assert.instance(failure, Error);
+    assert.is(postgresCondition(failure), 'unreachable', String(failure));
+    assert.is(await commit(3), null, 'the next commit goes through');
+  } finally {
+    await committer.close();
+    await quick.end();
+  }
 });
 
 test('a URL names PostgreSQL; its password is hidden in what is logged; an unreachable server is said as such', () => {

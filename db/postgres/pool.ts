@@ -18,6 +18,11 @@ export interface PoolOptions {
   max?: number;
   /** how long to wait for a connection before failing, in milliseconds (default 5000) */
   connectTimeoutMs?: number;
+  /**
+   * how long a query may wait for its answer before it fails, in milliseconds (default 10000): a PostgreSQL cut off
+   * by the network sends no reset, and a commit waiting forever would hold every answer behind it
+   */
+  queryTimeoutMs?: number;
   /** shown in pg_stat_activity (default 'imgcache') */
   applicationName?: string;
   /** told of each connection lost or broken in the background (default: ignored) */
@@ -55,6 +60,8 @@ export function openPool(url: string, options: PoolOptions = {}): Pool {
     connectionString: url,
     max: options.max ?? 4,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+    query_timeout: options.queryTimeoutMs ?? 10_000,
+    keepAlive: true,
     application_name: options.applicationName ?? 'imgcache',
     types: TYPES,
   });

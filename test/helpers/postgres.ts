@@ -38,6 +38,12 @@ export interface PostgresInstance {
   halt(): Promise<void>;
   /** stops the server at once, as a crash would (immediate shutdown), and keeps the data */
   kill(): Promise<void>;
+  /**
+   * stops every process of the server with SIGSTOP: it keeps its sockets open and answers nothing, as a server cut
+   * off by the network does (no reset, no refusal); `thaw` lets them go on
+   */
+  freeze(): void;
+  thaw(): void;
   /** starts the server again on the same port and data; resolves once it accepts connections */
   start(): Promise<void>;
   /** halt then start */
@@ -126,6 +132,8 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
       await startOn(port);
     },
     running: () => isRunning,
+    freeze: () => signalAll(data, 'SIGSTOP'),
+    thaw: () => signalAll(data, 'SIGCONT'),
     log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
     async stop() {
       isRunning = false;
@@ -137,9 +145,34 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
 async function destroy(entry: { folder: string; data: string }): Promise<void> {
   if (!live.delete(entry)) return;
   if (existsSync(path.join(entry.data, 'postmaster.pid'))) {
+    thawQuietly(entry.data);
     await pgCommand('pg_ctl', ['-D', entry.data, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
   }
   rmSync(entry.folder, { recursive: true, force: true });
+}
+
+/** Sends `signal` to the server's postmaster and each of its processes (its children), by their pids. */
+function signalAll(data: string, signal: NodeJS.Signals): void {
+  const postmaster = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  let children: number[] = [];
+  try {
+    children = execFileSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map(Number);
+  } catch {
+    // no children
+  }
+  for (const pid of [postmaster, ...children]) process.kill(pid, signal);
+}
+
+/** A frozen server cannot stop: it is let go on first (nothing happens to one that is not frozen). */
+function thawQuietly(data: string): void {
+  try {
+    signalAll(data, 'SIGCONT');
+  } catch {
+    // gone already
+  }
 }
 
 /** Runs one of PostgreSQL's programs, as the postgres user when we are root. */
@@ -193,6 +226,7 @@ function installExitHook(): void {
 function stopAllNow(): void {
   for (const entry of live) {
     if (existsSync(path.join(entry.data, 'postmaster.pid'))) {
+      thawQuietly(entry.data);
       const [file, argv] = commandLine('pg_ctl', ['-D', entry.data, '-m', 'immediate', '-w', 'stop']);
       try {
         execFileSync(file, argv, { stdio: 'ignore', timeout: 30_000 });

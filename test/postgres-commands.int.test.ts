@@ -57,7 +57,14 @@ test('[P-60] clients add, list, set-tier, rotate and revoke on PostgreSQL; a run
     assert.equal([client.welcome.session.identity, client.welcome.session.tier], ['alice', 'silver']);
     const open = await server(['clients', 'list', '--json', '--history', url]);
     assert.is((JSON.parse(open.stdout) as Array<{ sessionsOpen: number }>)[0]?.sessionsOpen, 1);
-    const closed = running.waitForEvent((event) => event.type === 'session-closed');
+    // [P-60] [P-86] a client registered while the node runs is admitted at once, not after the node's next look
+    const late = await server(['clients', 'add', 'bob', '--tier', 'gold', '--history', url]);
+    const bob = await ImgcacheClient.connect({ port: running.port, credential: late.stdout.trim() });
+    assert.is(bob.welcome.session.identity, 'bob');
+    await bob.exit();
+    const closed = running.waitForEvent(
+      (event) => event.type === 'session-closed' && `client-${event.session}` === client.welcome.session.name,
+    );
     const revoked = await server(['clients', 'revoke', 'alice', '--history', url]);
     assert.is(revoked.status, 0, revoked.stderr);
     const close = await within(closed, 'the revoked session closed by the running server', 5_000);
@@ -76,7 +83,10 @@ test('[P-32] history prints the usage document of a PostgreSQL history', async (
   const document = JSON.parse(printed.stdout) as { clients: Array<{ identity?: string; closeReason: string }> };
   assert.equal(
     document.clients.map((client) => [client.identity, client.closeReason]),
-    [['alice', 'identity-revoked']],
+    [
+      ['alice', 'identity-revoked'],
+      ['bob', 'client-exit'],
+    ],
   );
   assert.not.match(printed.stderr, /password/);
 });

@@ -118,7 +118,7 @@ export type NewEvent = (HistoryEvent & { session: number | null; at?: number }) 
  * [P-49] Not a row of its own: recorded in place of an answer's event that is the same as the session's previous row
  * (the same refusal again), it adds one to that row's `repeats` and sets its `lastAt` and `lastRequestId`; in place
  * of a `rate-limited` refusal, it adds one to the previous row's `rateLimited` and sets its `lastRateLimitedAt`
- * (rowCommitter, db/event-log.ts). So a flood of identical free requests is committed answer by
+ * (rowCommitter, db/row-committer.ts). So a flood of identical free requests is committed answer by
  * answer, and does not grow the history.
  */
 export interface AnswerRepeated {

@@ -19,6 +19,7 @@ import {
   parseReject,
   parseReply,
   parseRequest,
+  parseRequestBody,
   parseStreamEnd,
   parseWelcome,
 } from '../src/protocol/index.ts';
@@ -119,6 +120,55 @@ test('[P-40] a RECEIVED body is read as parseJsonBody reads it, the plain {"id":
     );
   }
   assert.equal(parseReceipt(bytes('{"id":4294967295}')), { id: 4294967295 });
+});
+
+/** Bodies of REQUEST frames: the plain get read straight from its bytes, and every other form, good or bad. */
+const REQUEST_BODIES: Buffer[] = [
+  '{"id":1,"command":"get","image":"cat.png"}',
+  '{"id":0,"command":"get","image":""}',
+  '{"id":4294967295,"command":"get","image":"日本 猫.png"}',
+  '{"id":4294967296,"command":"get","image":"cat.png"}',
+  '{"id":01,"command":"get","image":"cat.png"}',
+  '{"id":1,"command":"get","image":"a\\"b.png"}',
+  '{"id":1,"command":"get","image":"\\u0063at.png"}',
+  '{"id":1,"command":"get","image":"cat.png"}"}',
+  `{"id":1,"command":"get","image":"cat.png","have":"${'ab'.repeat(32)}"}`,
+  '{"id":1,"command":"get","image":"cat.png","image":"dog.png"}',
+  '{"command":"get","id":1,"image":"cat.png"}',
+  '{"id":1,"command":"get","image":7}',
+  '{"id":1, "command":"get","image":"cat.png"}',
+  '{"id":1,"command":"gets","image":"cat.png"}',
+  '{"id":1,"command":"list"}',
+  '{"id":1,"command":"get","image":"\u007f.png"}',
+].map((text) => Buffer.from(text, 'utf8'));
+REQUEST_BODIES.push(
+  Buffer.concat([Buffer.from('{"id":1,"command":"get","image":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]),
+  Buffer.concat([Buffer.from('{"id":1,"command":"get","image":"'), Buffer.from([0x01]), Buffer.from('"}')]),
+  Buffer.concat([Buffer.from('{"id":1,"command":"get","image":"'), Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('"}')]),
+);
+
+test('[P-5] [P-15] [P-50] a REQUEST body is read as parseRequest(parseJsonBody()) reads it, the plain get straight', () => {
+  const outcome = (parse: () => unknown) => {
+    try {
+      return { value: parse() };
+    } catch (error) {
+      const { name, message } = error as Error;
+      const { code, requestId, request } = error as { code?: string; requestId?: unknown; request?: unknown };
+      return { name, message, code, requestId, request };
+    }
+  };
+  for (const body of REQUEST_BODIES) {
+    assert.equal(
+      outcome(() => parseRequestBody(body)),
+      outcome(() => parseRequest(parseJsonBody(body))),
+      body.toString('utf8'),
+    );
+  }
+  assert.equal(parseRequestBody(bytes('{"id":7,"command":"get","image":"a b.png"}')), {
+    id: 7,
+    command: 'get',
+    image: 'a b.png',
+  });
 });
 
 // ---- [P-8] [P-11] HELLO ----------------------------------------------------------------------------------------

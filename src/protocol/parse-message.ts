@@ -75,29 +75,66 @@ export function parseJsonBody(body: Uint8Array): JsonObject {
  * a receipt follows nearly every get. Any other body goes through `parseJsonBody`.
  */
 export function parseReceipt(body: Uint8Array): JsonObject {
-  const id = plainReceiptId(body);
-  return id === null ? parseJsonBody(body) : { id };
+  const at = plainIdOf(body);
+  if (at === null || at.end !== body.length - 1 || body[at.end] !== 0x7d /* } */) return parseJsonBody(body);
+  return { id: at.id };
 }
 
-const PLAIN_RECEIPT_PREFIX = Buffer.from('{"id":', 'latin1');
-/** Digits of an id a plain receipt carries: up to 10, as a u32 has ([P-15]); longer ones go the general way. */
-const PLAIN_RECEIPT_MAX_DIGITS = 10;
+/**
+ * [P-5] [P-15] A REQUEST's body, read as `parseRequest(parseJsonBody(body))` reads it. The usual get, exactly
+ * `{"id":N,"command":"get","image":"NAME"}` (what `JSON.stringify` writes) with a name that needs no escape, is read
+ * straight from its bytes: JSON.parse and the scan for duplicate names ([P-50]) are for every other body.
+ */
+export function parseRequestBody(body: Uint8Array): Request {
+  return plainGet(body) ?? parseRequest(parseJsonBody(body));
+}
 
-/** The id of a body that is exactly `{"id":` digits `}` (no leading zero, as JSON has none), else null. */
-function plainReceiptId(body: Uint8Array): number | null {
-  const first = PLAIN_RECEIPT_PREFIX.length;
-  const close = body.length - 1;
-  const digits = close - first;
-  if (digits < 1 || digits > PLAIN_RECEIPT_MAX_DIGITS || body[close] !== 0x7d /* } */) return null;
-  for (let index = 0; index < first; index++) if (body[index] !== PLAIN_RECEIPT_PREFIX[index]) return null;
-  if (digits > 1 && body[first] === 0x30 /* 0 */) return null;
+const PLAIN_ID_PREFIX = Buffer.from('{"id":', 'latin1');
+/** Digits of an id read straight from the bytes: up to 10, as a u32 has ([P-15]); longer ones go the general way. */
+const PLAIN_ID_MAX_DIGITS = 10;
+const PLAIN_GET_MEMBERS = Buffer.from(',"command":"get","image":"', 'latin1');
+
+/**
+ * The id of a body that starts `{"id":` and digits (no leading zero, as JSON has none), and the index after its
+ * digits; else null.
+ */
+function plainIdOf(body: Uint8Array): { id: number; end: number } | null {
+  const first = PLAIN_ID_PREFIX.length;
+  if (body.length <= first) return null;
+  for (let index = 0; index < first; index++) if (body[index] !== PLAIN_ID_PREFIX[index]) return null;
+  let end = first;
   let id = 0;
-  for (let index = first; index < close; index++) {
-    const digit = (body[index] ?? 0) - 0x30;
-    if (digit < 0 || digit > 9) return null;
+  while (end < body.length && end - first < PLAIN_ID_MAX_DIGITS) {
+    const digit = (body[end] ?? 0) - 0x30;
+    if (digit < 0 || digit > 9) break;
     id = id * 10 + digit;
+    end++;
   }
-  return id;
+  const digits = end - first;
+  if (digits === 0 || (digits > 1 && body[first] === 0x30) /* 0 */) return null;
+  return { id, end };
+}
+
+/** A get whose body is exactly `{"id":N,"command":"get","image":"NAME"}`, NAME with no escape; else null. */
+function plainGet(body: Uint8Array): Request | null {
+  const at = plainIdOf(body);
+  if (at === null || at.id > MAX_REQUEST_ID) return null;
+  const nameStart = at.end + PLAIN_GET_MEMBERS.length;
+  const nameEnd = body.length - 2;
+  if (nameEnd < nameStart || body[nameEnd] !== 0x22 /* " */ || body[nameEnd + 1] !== 0x7d /* } */) return null;
+  for (let index = 0; index < PLAIN_GET_MEMBERS.length; index++) {
+    if (body[at.end + index] !== PLAIN_GET_MEMBERS[index]) return null;
+  }
+  for (let index = nameStart; index < nameEnd; index++) {
+    const byte = body[index] ?? 0;
+    // A control character is not JSON; a quote or a backslash would need the general reading.
+    if (byte < 0x20 || byte === 0x22 /* " */ || byte === 0x5c /* \ */) return null;
+  }
+  try {
+    return { id: at.id, command: 'get', image: utf8.decode(body.subarray(nameStart, nameEnd)) };
+  } catch {
+    return null; // not UTF-8: the general reading says so
+  }
 }
 
 /**

@@ -28,7 +28,7 @@ import {
   type Request,
   type UsageCommandRequest,
 } from '../protocol/messages.ts';
-import { parseHello, parseJsonBody, parseReceipt, parseRequest } from '../protocol/parse-message.ts';
+import { parseHello, parseJsonBody, parseReceipt, parseRequestBody } from '../protocol/parse-message.ts';
 import { holdsCurrentImage, notModifiedReply } from './conditional-get.ts';
 import { ReceiptWatch } from './drain-watch.ts';
 import { type BudgetState, costsNoQuota, fullBudget, spendFreeRequest } from './free-request-budget.ts';
@@ -462,7 +462,7 @@ export class Connection {
     }
     this.#adoptKeyedQuota(session);
     try {
-      const request = parseRequest(parseJsonBody(item.frame.body));
+      const request = parseRequestBody(item.frame.body);
       this.#request = request;
       this.#image = request.command === 'get' ? this.#server.catalog.get(request.image) : undefined;
       const imageUnchanged = holdsCurrentImage(request, this.#image); // [P-34]

@@ -61,6 +61,12 @@ test('[P-60] clients add, list, set-tier, rotate and revoke on PostgreSQL; a run
     const late = await server(['clients', 'add', 'bob', '--tier', 'gold', '--history', url]);
     const bob = await ImgcacheClient.connect({ port: running.port, credential: late.stdout.trim() });
     assert.is(bob.welcome.session.identity, 'bob');
+    // [P-67] a keyed client reads its own sessions only: alice's open session is not in bob's document
+    const own = (await bob.usage()) as { clients: Array<{ name: string; identity: string }>; rejected: unknown[] };
+    assert.equal(
+      [own.clients.map((entry) => [entry.name, entry.identity]), own.rejected],
+      [[[bob.welcome.session.name, 'bob']], []],
+    );
     await bob.exit();
     const closed = running.waitForEvent(
       (event) => event.type === 'session-closed' && `client-${event.session}` === client.welcome.session.name,

@@ -9,7 +9,7 @@
 import { applyRegistryEvent, emptyRegistry, type Registry } from '../client-registry.ts';
 import type { HistoryEvent, StoredEvent } from '../events.ts';
 import { type CountedEvent, type KeyedAdmission, projectIdentityUsage } from '../identity-usage.ts';
-import { type EventRow, toStoredEvent } from '../read-events.ts';
+import { EVENT_COLUMNS, type EventRow, toStoredEvent } from '../read-events.ts';
 import { inTransaction, type Pool } from './pool.ts';
 import { ADVISORY_LOCKS } from './schema.ts';
 
@@ -17,22 +17,24 @@ import { ADVISORY_LOCKS } from './schema.ts';
 export const REGISTRY_NOTIFY_CHANNEL = 'imgcache_registry';
 
 const REGISTRY_TYPES = `('client-registered', 'client-key-rotated', 'client-tier-changed', 'client-revoked')`;
-const COLUMNS = 'position, at, session, type, data';
 /** Rows read per page: a long history is never held in memory whole. */
 export const PAGE_ROWS = 2_000;
 
 type Queryable = Pick<Pool, 'query'>;
 
+/** A row of `SELECT ${EVENT_COLUMNS}` as an event. */
+export function toEvent(row: Record<string, unknown>): StoredEvent {
+  return toStoredEvent([row.position, row.at, row.session, row.type, row.data] as EventRow);
+}
+
 function toEvents(rows: readonly Record<string, unknown>[]): StoredEvent[] {
-  return rows.map((row) =>
-    toStoredEvent([row.position, row.at, row.session, row.type, row.data] as unknown as EventRow),
-  );
+  return rows.map(toEvent);
 }
 
 /** The registry events after `afterPosition`, in order. */
 export async function readRegistryEvents(db: Queryable, afterPosition = 0): Promise<StoredEvent[]> {
   const result = await db.query(
-    `SELECT ${COLUMNS} FROM events WHERE type IN ${REGISTRY_TYPES} AND position > $1 ORDER BY position`,
+    `SELECT ${EVENT_COLUMNS} FROM events WHERE type IN ${REGISTRY_TYPES} AND position > $1 ORDER BY position`,
     [afterPosition],
   );
   return toEvents(result.rows);
@@ -165,7 +167,7 @@ export async function readEvents(
 ): Promise<StoredEvent[]> {
   const bySession = query.session !== undefined;
   const result = await db.query(
-    `SELECT ${COLUMNS} FROM events WHERE position > $1 ${bySession ? 'AND session = $3' : ''}
+    `SELECT ${EVENT_COLUMNS} FROM events WHERE position > $1 ${bySession ? 'AND session = $3' : ''}
      ORDER BY position LIMIT $2`,
     bySession
       ? [query.afterPosition ?? 0, query.limit ?? null, query.session]

@@ -7,11 +7,11 @@
 import { createHash } from 'node:crypto';
 import type { StoredEvent } from '../events.ts';
 import { isoTime } from '../iso-time.ts';
-import { type EventRow, toStoredEvent } from '../read-events.ts';
+import { EVENT_COLUMNS } from '../read-events.ts';
 import type { UsageExportOptions } from '../usage-export.ts';
 import { clientEntries, rejections, selectsClient } from '../usage-projection.ts';
 import type { UsageExport, UsageRead } from '../usage-threads.ts';
-import { PAGE_ROWS } from './history-store.ts';
+import { PAGE_ROWS, toEvent } from './history-store.ts';
 import type { Pool } from './pool.ts';
 
 type Queryable = Pick<Pool, 'query'>;
@@ -43,8 +43,7 @@ export async function* postgresUsageChunks(
     }
     session = [];
   };
-  const range = await sessionRange(db, filter, upTo);
-  for await (const event of range ? pages(db, 'sessions', upTo, range) : []) {
+  for await (const event of await selectedEvents(db, filter, upTo)) {
     if (session.length > 0 && session[0]?.session !== event.session) endSession();
     session.push(event);
     if (text.length >= PIECE_CHARS) {
@@ -55,7 +54,8 @@ export async function* postgresUsageChunks(
   endSession();
   text += '],"rejected":[';
   separator = '';
-  if (filter?.session === undefined) {
+  // [P-46] [P-67] One client's document, by its session or its identity, holds no rejections.
+  if (filter?.session === undefined && filter?.identity === undefined) {
     for await (const event of pages(db, 'rejected', upTo, ALL_SESSIONS)) {
       for (const rejection of rejections([event], filter)) add(JSON.stringify(rejection));
       if (text.length >= PIECE_CHARS) {
@@ -65,6 +65,57 @@ export async function* postgresUsageChunks(
     }
   }
   yield `${text}]}`;
+}
+
+/** Sessions read at once when they are named one by one (an identity's). */
+const SESSIONS_PER_READ = 50;
+
+/** The events of the sessions a filter can select, in (session, position) order. */
+async function selectedEvents(
+  db: Queryable,
+  filter: UsageExportOptions['filter'],
+  upTo: number,
+): Promise<AsyncIterable<StoredEvent> | Iterable<StoredEvent>> {
+  if (filter?.session === undefined && filter?.identity !== undefined) {
+    return identityEvents(db, await sessionsOf(db, filter.identity, filter, upTo), upTo);
+  }
+  const range = await sessionRange(db, filter, upTo);
+  return range ? pages(db, 'sessions', upTo, range) : [];
+}
+
+/**
+ * [P-67] The sessions of one identity admitted in the filter's time range: a keyed client reading its own history
+ * reads only its sessions' rows, however long the history.
+ */
+async function sessionsOf(
+  db: Queryable,
+  identity: string,
+  filter: NonNullable<UsageExportOptions['filter']>,
+  upTo: number,
+): Promise<number[]> {
+  const result = await db.query<{ session: number }>(
+    `SELECT session FROM events
+     WHERE type = 'session-admitted' AND position <= $1 AND data::json ->> 'identity' = $2 AND at >= $3 AND at < $4
+     ORDER BY session`,
+    [upTo, identity, filter.since ?? Number.MIN_SAFE_INTEGER, filter.until ?? Number.MAX_SAFE_INTEGER],
+  );
+  return result.rows.map((row) => row.session);
+}
+
+async function* identityEvents(
+  db: Queryable,
+  sessions: readonly number[],
+  upTo: number,
+): AsyncGenerator<StoredEvent, void, undefined> {
+  for (let index = 0; index < sessions.length; index += SESSIONS_PER_READ) {
+    const page = await db.query(
+      `SELECT ${EVENT_COLUMNS} FROM events
+       WHERE session = ANY($1::bigint[]) AND type <> 'connection-rejected' AND position <= $2
+       ORDER BY session, position`,
+      [sessions.slice(index, index + SESSIONS_PER_READ), upTo],
+    );
+    for (const row of page.rows) yield toEvent(row);
+  }
 }
 
 /** Session numbers from, to (inclusive). */
@@ -104,14 +155,12 @@ async function* pages(
   let after: [number, number] = [from - 1, Number.MAX_SAFE_INTEGER];
   for (;;) {
     const page = await db.query(
-      `SELECT position, at, session, type, data FROM events
+      `SELECT ${EVENT_COLUMNS} FROM events
        WHERE session IS NOT NULL AND ${kind} AND position <= $1 AND (session, position) > ($2, $3) AND session <= $4
        ORDER BY session, position LIMIT ${PAGE_ROWS}`,
       [upTo, after[0], after[1], to],
     );
-    for (const row of page.rows) {
-      yield toStoredEvent([row.position, row.at, row.session, row.type, row.data] as EventRow);
-    }
+    for (const row of page.rows) yield toEvent(row);
     const tail = page.rows[page.rows.length - 1];
     if (page.rows.length < PAGE_ROWS || !tail) return;
     after = [tail.session, tail.position];

@@ -220,7 +220,7 @@ export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetChec
         `${large.imgcache.megabytesPerSecond.toFixed(0)} MB/s` +
         (large.curl && large.ratio !== null
           ? ` vs ${large.curl.megabytesPerSecond.toFixed(0)} MB/s (${large.ratio.toFixed(2)} x)`
-          : ', curl not measured (no nginx)'),
+          : ', curl not measured (no nginx or no curl)'),
       met: large.ratio === null ? null : large.ratio >= 0.8,
     });
   }

@@ -13,13 +13,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PACKAGE_ROOT } from '../src/config.ts';
 import { sizeLabel } from './bench-fixtures.ts';
 import { NGINX_SETUPS, type NginxProcess, startNginx } from './nginx.ts';
 import { CLIENT_BIN, startImgcacheServer } from './server-processes.ts';
+import { hasCommand } from './system-packages.ts';
 
 /** How the bench asks the CLI for one request at a time (docs/CLI.md). */
 export const ONE_AT_A_TIME_ENV: Readonly<Record<string, string>> = Object.freeze({ IMGCACHE_MAX_IN_FLIGHT: '1' });
@@ -52,7 +53,7 @@ export interface LargeDownload {
   bytes: number;
   label: string;
   imgcache: TimedCommand & { megabytesPerSecond: number };
-  /** curl from the faster nginx setup; null when nginx was not run */
+  /** curl from the faster nginx setup; null when nginx was not run or curl is not installed */
   curl: (TimedCommand & { megabytesPerSecond: number; nginx: string }) | null;
   /** imgcache's speed over curl's (target >= 0.8) */
   ratio: number | null;
@@ -81,7 +82,7 @@ const MIB = 1024 * 1024;
 const WRITE_CHUNK = 16 * MIB;
 const COMMAND_DEADLINE_MS = 300_000;
 
-/** Random bytes (nothing on the way can compress them), written in pieces so the bench never holds the whole file. */
+/** Random bytes (nothing on the way can compress them), written in pieces: the bench never holds the whole file. */
 function writeRandomFile(file: string, bytes: number): string {
   const hash = createHash('sha256');
   const fd = openSync(file, 'w', 0o644);
@@ -97,8 +98,17 @@ function writeRandomFile(file: string, bytes: number): string {
   return hash.digest('hex');
 }
 
+/** The file's sha256, read in pieces (the large image is never held whole). */
 function sha256Of(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
+  const hash = createHash('sha256');
+  const piece = Buffer.allocUnsafe(WRITE_CHUNK);
+  const fd = openSync(file, 'r');
+  try {
+    for (let read = readSync(fd, piece); read > 0; read = readSync(fd, piece)) hash.update(piece.subarray(0, read));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 /** Runs a command to its end; its wall time, fork to exit, in seconds. Fails on any status but 0. */
@@ -155,7 +165,8 @@ export async function measureClientSpeed(options: ClientSpeedOptions): Promise<C
   const nginx: NginxProcess[] = [];
   let result: ClientSpeed;
   try {
-    if (options.nginx) {
+    // Without curl (a run that installs nothing) the download is measured alone.
+    if (options.nginx && hasCommand('curl')) {
       for (const [index, setup] of NGINX_SETUPS.entries()) {
         nginx.push(await startNginx(setup, path.join(workDir, `client-nginx-${index}`), imageDir));
       }

@@ -427,7 +427,7 @@ function clientSpeedSections(speed: ClientSpeed): string[] {
       ]),
     ),
     large.ratio === null
-      ? 'curl was not measured (no nginx in this run).'
+      ? 'curl was not measured (no nginx in this run, or no curl installed).'
       : `imgcache / curl: **${large.ratio.toFixed(2)}×** (target ≥ 0.8).`,
     'Many small images (4 KiB each) in one session, pipelined (the CLI keeps several requests in flight, [P-16]) ' +
       'against one request at a time; images per second of wall time, the process start included. A not-modified ' +

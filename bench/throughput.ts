@@ -100,7 +100,13 @@ export async function imgcacheTarget(
     logLevel: 'warn',
     ...extra,
   });
-  const events = eventCounter(database);
+  let events: ReturnType<typeof eventCounter>;
+  try {
+    events = eventCounter(database);
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
   return {
     server,
     target: {

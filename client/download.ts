@@ -88,6 +88,9 @@ class TemporaryFile implements StreamSink {
 
   write(piece: Buffer): undefined | Promise<void> {
     const file = this.#open();
+    // A file that failed takes nothing more and never drains: the rest of the stream is read and dropped, so the
+    // connection goes on to the answers after it (the get has failed already, with the file's error).
+    if (file.destroyed) return undefined;
     return file.write(piece) ? undefined : untilDrained(file);
   }
 

@@ -10,11 +10,14 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { main } from '../client/cli.ts';
+import { receiveImage } from '../client/download.ts';
+import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { MAX_IN_FLIGHT } from '../client/pipeline.ts';
 import type { TierRange } from '../machines/tiers.ts';
 import type { ServerConfig } from '../src/config.ts';
 import { type FrameProxy, type FrameProxyOptions, startFrameProxy } from './helpers/frame-proxy.ts';
 import { makeTemporaryFolder, startTestServer, type TestServer } from './helpers/test-server.ts';
+import { within } from './helpers/within.ts';
 
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const IMAGES = 40;
@@ -220,6 +223,27 @@ test(
       ],
     );
     assert.equal(filesIn(folder), [names[0]], 'no partial or temporary file of the large image');
+  }),
+);
+
+test(
+  'a file that cannot be written fails its image, and the session goes on to the next answer',
+  withServer({ codes: [500] }, async (setup) => {
+    const client = await ImgcacheClient.connect({ port: setup.proxy.port });
+    try {
+      const nowhere = path.join(setup.folder, 'no-such-folder');
+      const failed = await receiveImage(client, LARGE, nowhere).then(
+        () => null,
+        (error: NodeJS.ErrnoException) => error.code,
+      );
+      assert.is(failed, 'ENOENT');
+      const folder = path.join(setup.folder, 'next');
+      mkdirSync(folder);
+      const next = await within(receiveImage(client, names[0] as string, folder), 'the get after the failed file');
+      assert.is(next.status, 'downloaded');
+    } finally {
+      client.close();
+    }
   }),
 );
 

@@ -54,7 +54,7 @@ test('[P-90] GET /health is 200 up on a working node; other paths 404, other met
   }
 });
 
-test('[P-90] GET /metrics counts admissions, rejections by reason, images and bytes as recorded, and commit times', async () => {
+test('[P-90] GET /metrics counts admissions, rejections, images and bytes, closes and drops as recorded, and commit times', async () => {
   const server = await startTestServer({ operatorPort: 0, capacity: 1, codes: [950] });
   try {
     const before = metricSamples((await request(server, '/metrics')).body);
@@ -94,8 +94,17 @@ test('[P-90] GET /metrics counts admissions, rejections by reason, images and by
       server.waitForEvent((event) => event.type === 'session-closed'),
       'the close on record',
     );
-    assert.is(metricSamples((await request(server, '/metrics')).body).get('imgcache_sessions_open'), 0);
     peer.destroy();
+    const silent = await RawConnection.open(server.port);
+    silent.destroy(); // gone before its HELLO
+    await within(
+      server.waitForEvent((event) => event.type === 'connection-dropped'),
+      'the drop on record',
+    );
+    const closed = metricSamples((await request(server, '/metrics')).body);
+    assert.is(closed.get('imgcache_sessions_open'), 0);
+    assert.is(closed.get('imgcache_sessions_closed_total{reason="client-exit"}'), 1);
+    assert.is(closed.get('imgcache_connections_dropped_total{reason="client-closed"}'), 1);
   } finally {
     await server.stop();
   }

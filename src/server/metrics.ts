@@ -24,6 +24,8 @@ export class ServerMetrics {
   readonly #images: Counter;
   readonly #bytes: Counter;
   readonly #incomplete: Counter;
+  readonly #dropped: Counter<'reason'>;
+  readonly #closed: Counter<'reason'>;
   readonly #commitSeconds: Histogram;
 
   constructor(sources: MetricsSources) {
@@ -70,6 +72,18 @@ export class ServerMetrics {
       help: 'Image streams that stopped before their end, as recorded',
       registers,
     });
+    this.#dropped = new Counter({
+      name: 'imgcache_connections_dropped_total',
+      help: 'Connections that went away before their HELLO was answered (or their PROXY header read), as recorded, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#closed = new Counter({
+      name: 'imgcache_sessions_closed_total',
+      help: 'Sessions closed, as recorded, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
     this.#commitSeconds = new Histogram({
       name: 'imgcache_history_commit_seconds',
       help: 'Time of one group commit of the history, from handing it over until it is durable',
@@ -95,6 +109,12 @@ export class ServerMetrics {
           break;
         case 'transfer-incomplete':
           this.#incomplete.inc();
+          break;
+        case 'connection-dropped':
+          this.#dropped.inc({ reason: event.data.reason });
+          break;
+        case 'session-closed':
+          this.#closed.inc({ reason: event.data.reason });
           break;
       }
     }

@@ -43,38 +43,46 @@ test.after(async () => {
   await cluster?.stop();
 });
 
-test('50 simultaneous connections over three nodes, capacity 3: exactly 3 welcomes, every rejection on record', async () => {
+test("50 simultaneous connections over three nodes, capacity 3: exactly 3 welcomes, every rejection on record with the client's address [P-87]", async () => {
   const before = (await cluster.events()).length;
   const peers = await Promise.all(Array.from({ length: 50 }, () => RawConnection.open(cluster.port)));
-  for (const peer of peers) peer.hello();
-  const answers = await Promise.all(peers.map((peer) => peer.next()));
-  const welcomes = answers.filter((frame) => frame?.type === MessageType.WELCOME);
-  const rejects = answers.filter((frame) => frame?.type === MessageType.REJECT);
-  assert.is(welcomes.length, 3, 'exactly the capacity is admitted');
-  assert.is(rejects.length, 47, 'every other connection is told so');
-  for (const frame of rejects) {
-    assert.is(parseJsonBody(frame?.body ?? Buffer.alloc(0)).reason, 'server-full');
+  // each client's own address as it connected (read now: a closed socket no longer tells)
+  const clientAddresses = new Set(peers.map((peer) => `127.0.0.1:${peer.socket.localPort}`));
+  try {
+    for (const peer of peers) peer.hello();
+    const answers = await Promise.all(peers.map((peer) => peer.next()));
+    const welcomes = answers.filter((frame) => frame?.type === MessageType.WELCOME);
+    const rejects = answers.filter((frame) => frame?.type === MessageType.REJECT);
+    assert.is(welcomes.length, 3, 'exactly the capacity is admitted');
+    assert.is(rejects.length, 47, 'every other connection is told so');
+    for (const frame of rejects) {
+      assert.is(parseJsonBody(frame?.body ?? Buffer.alloc(0)).reason, 'server-full');
+    }
+    const history = await cluster.waitForHistory(
+      (events) =>
+        events.slice(before).filter((event) => event.type === 'connection-rejected').length >= 47 &&
+        events.slice(before).filter((event) => event.type === 'session-admitted').length >= 3,
+      '3 admissions and 47 rejections',
+    );
+    const burst = history.slice(before);
+    const rejected = burst.filter((event) => event.type === 'connection-rejected');
+    assert.is(rejected.length, 47);
+    assert.ok(
+      rejected.every((event) => event.data.reason === 'server-full'),
+      'each rejection is recorded as server-full',
+    );
+    // [P-87] the recorded remote is the client's own address and port, as HAProxy's PROXY header names it (without
+    // the header a node would see HAProxy's outgoing port)
+    const records = burst.filter((event) => event.type === 'connection-rejected' || event.type === 'session-admitted');
+    const strangers = records
+      .map((event) => String(event.data.remote))
+      .filter((remote) => !clientAddresses.has(remote));
+    assert.equal(strangers, [], "each record names the client's own address and port, from the PROXY header");
+    assert.is(burst.filter((event) => event.type === 'session-admitted').length, 3);
+    assert.ok(new Set(burst.map((event) => event.node)).size >= 2, 'the burst was spread over the nodes');
+  } finally {
+    for (const peer of peers) peer.destroy();
   }
-  const history = await cluster.waitForHistory(
-    (events) =>
-      events.slice(before).filter((event) => event.type === 'connection-rejected').length >= 47 &&
-      events.slice(before).filter((event) => event.type === 'session-admitted').length >= 3,
-    '3 admissions and 47 rejections',
-  );
-  const burst = history.slice(before);
-  const rejected = burst.filter((event) => event.type === 'connection-rejected');
-  assert.is(rejected.length, 47);
-  assert.ok(
-    rejected.every((event) => event.data.reason === 'server-full'),
-    'each rejection is recorded as server-full',
-  );
-  assert.ok(
-    rejected.every((event) => String(event.data.remote).startsWith('127.0.0.1:')),
-    "each record names the client's own address, from the PROXY header",
-  );
-  assert.is(burst.filter((event) => event.type === 'session-admitted').length, 3);
-  assert.ok(new Set(burst.map((event) => event.node)).size >= 2, 'the burst was spread over the nodes');
-  for (const peer of peers) peer.destroy();
   await cluster.waitForHistory(
     (events) => events.slice(before).filter((event) => event.type === 'session-closed').length >= 3,
     'the three sessions closed',

@@ -24,6 +24,8 @@ export interface ClusterOptions {
   nodes?: number;
   /** flags given to every node, after the cluster's own (e.g. ['--capacity', '3', '--codes', '108,950']) */
   args?: readonly string[];
+  /** the folder of images each node serves, by its name (node-1, ...); the sample images unless told */
+  cacheDir?: (node: string) => string;
   /** ms between two heartbeats of a node (short, so that tests see a node lost quickly) */
   heartbeatMs?: number;
   /** ms without a heartbeat after which the other nodes declare a node lost */
@@ -104,7 +106,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       '--history',
       history,
       '--cache-dir',
-      SAMPLE_IMAGES,
+      options.cacheDir?.(name) ?? SAMPLE_IMAGES,
       '--operator-port',
       '0',
       '--proxy-protocol-from',

@@ -80,7 +80,7 @@ export interface HistoryBackendOptions {
 }
 
 export function openHistoryBackend(options: HistoryBackendOptions): Promise<HistoryBackend> {
-  return isPostgresUrl(options.location) ? openPostgresBackend(options) : Promise.resolve(openSqliteBackend(options));
+  return isPostgresUrl(options.location) ? openPostgresBackend(options) : openSqliteBackend(options);
 }
 
 /** A node's name: the one given, or `<hostname>-<pid>-<random>` (unique even for a process restarted with its pid). */

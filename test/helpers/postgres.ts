@@ -74,7 +74,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   try {
     await pgCommand('initdb', ['-D', data, '-A', 'trust', '-U', SUPERUSER, '--no-sync', '-E', 'UTF8']);
   } catch (error) {
-    rmSync(folder, { recursive: true, force: true });
+    rmSync(folder, { recursive: true, force: true, maxRetries: 5 });
     live.delete(entry);
     throw error;
   }
@@ -148,7 +148,7 @@ async function destroy(entry: { folder: string; data: string }): Promise<void> {
     thawQuietly(entry.data);
     await pgCommand('pg_ctl', ['-D', entry.data, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
   }
-  rmSync(entry.folder, { recursive: true, force: true });
+  rmSync(entry.folder, { recursive: true, force: true, maxRetries: 5 });
 }
 
 /** Sends `signal` to the server's postmaster and each of its processes (its children), by their pids. */
@@ -234,7 +234,7 @@ function stopAllNow(): void {
         // already gone
       }
     }
-    rmSync(entry.folder, { recursive: true, force: true });
+    rmSync(entry.folder, { recursive: true, force: true, maxRetries: 5 });
   }
   live.clear();
 }

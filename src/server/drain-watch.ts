@@ -6,44 +6,80 @@
  */
 import type { Duplex } from 'node:stream';
 
-export function waitForDrain(
-  stream: Duplex,
-  stallMs: number,
-  onDrained: () => void,
-  onStalled: () => void,
-  reportedProgressAt: () => number = () => Number.NEGATIVE_INFINITY,
-): void {
-  if (stream.destroyed) return;
-  // [P-41] Looked at four times per deadline, so that a stall is cut between stallMs and 1.25 stallMs after the
-  // last progress seen: bytes the kernel took, or a progress receipt from the client [P-40] (the kernel wakes a
-  // writer only once much of its buffer is free, so a slow reader's progress may not show here otherwise).
-  const lookMs = Math.max(1, Math.floor(stallMs / 4));
-  let lastPending = stream.writableLength;
-  let lastProgressAt = performance.now();
-  const check = () => {
-    const pending = stream.writableLength;
-    const now = performance.now();
-    if (pending < lastPending) {
-      lastPending = pending;
-      lastProgressAt = now;
+export class DrainWaiter {
+  readonly #stream: Duplex;
+  readonly #stallMs: number;
+  readonly #lookMs: number;
+  readonly #reportedProgressAt: () => number;
+  /** the wait in progress: at most one, the writer waits for one answer's bytes at a time */
+  #onDrained: (() => void) | null = null;
+  #onStalled: (() => void) | null = null;
+  #lastPending = 0;
+  #lastProgressAt = 0;
+  /** armed by a wait, kept while waits follow one another, cleared at the first look that finds none */
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(stream: Duplex, stallMs: number, reportedProgressAt: () => number = () => Number.NEGATIVE_INFINITY) {
+    this.#stream = stream;
+    this.#stallMs = stallMs;
+    // [P-41] Looked at four times per deadline, so that a stall is cut between stallMs and 1.25 stallMs after the
+    // last progress seen: bytes the kernel took, or a progress receipt from the client [P-40] (the kernel wakes a
+    // writer only once much of its buffer is free, so a slow reader's progress may not show here otherwise).
+    this.#lookMs = Math.max(1, Math.floor(stallMs / 4));
+    this.#reportedProgressAt = reportedProgressAt;
+    stream.on('drain', () => this.#drained());
+    stream.once('close', () => this.#stop());
+  }
+
+  /**
+   * Calls `onDrained` once the stream has taken all that is written, or `onStalled` if it takes none of it for the
+   * deadline. One listener and one timer per connection, not per wait: an answer that fills the buffer costs no timer.
+   */
+  wait(onDrained: () => void, onStalled: () => void): void {
+    if (this.#stream.destroyed) return;
+    this.#onDrained = onDrained;
+    this.#onStalled = onStalled;
+    this.#lastPending = this.#stream.writableLength;
+    this.#lastProgressAt = performance.now();
+    if (this.#timer === null) this.#timer = setInterval(() => this.#look(), this.#lookMs);
+  }
+
+  #drained(): void {
+    const onDrained = this.#onDrained;
+    if (onDrained === null) return;
+    this.#onDrained = null;
+    this.#onStalled = null;
+    onDrained();
+  }
+
+  #look(): void {
+    const onStalled = this.#onStalled;
+    if (onStalled === null) {
+      this.#clearTimer(); // no wait since the last look: the timer is not needed until the next one
       return;
     }
-    if (now - Math.max(lastProgressAt, reportedProgressAt()) < stallMs) return;
-    finish();
+    const pending = this.#stream.writableLength;
+    const now = performance.now();
+    if (pending < this.#lastPending) {
+      this.#lastPending = pending;
+      this.#lastProgressAt = now;
+      return;
+    }
+    if (now - Math.max(this.#lastProgressAt, this.#reportedProgressAt()) < this.#stallMs) return;
+    this.#stop();
     onStalled();
-  };
-  const timer = setInterval(check, lookMs);
-  const finish = () => {
-    clearInterval(timer);
-    stream.off('drain', drained);
-    stream.off('close', finish);
-  };
-  const drained = () => {
-    finish();
-    onDrained();
-  };
-  stream.once('drain', drained);
-  stream.once('close', finish);
+  }
+
+  #stop(): void {
+    this.#onDrained = null;
+    this.#onStalled = null;
+    this.#clearTimer();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+  }
 }
 
 /**

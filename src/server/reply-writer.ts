@@ -15,7 +15,7 @@ import {
   encodeJsonTextFrameAndNextHeader,
 } from '../protocol/frame.ts';
 import { type ErrorBody, MessageType, type Quota } from '../protocol/messages.ts';
-import { waitForDrain } from './drain-watch.ts';
+import { DrainWaiter } from './drain-watch.ts';
 import type { CatalogEntry } from './image-catalog.ts';
 import { ImageFileReader } from './image-file-reader.ts';
 
@@ -59,6 +59,9 @@ export class ReplyWriter {
   /** bytes of an image held in memory written at once: WRITE_WINDOW_BYTES in whole frames, at least one frame */
   readonly #windowBytes: number;
   readonly #options: ReplyWriterOptions;
+  /** outbound backpressure with the drain deadline [P-41]: one per connection */
+  readonly #drain: DrainWaiter;
+  readonly #onStalled = () => this.#options.onAbort('drain-timeout');
   /** [P-42] DATA body bytes of the answer being written handed to the stream, and those the stream has taken */
   #dataQueued = 0;
   #dataTaken = 0;
@@ -68,6 +71,7 @@ export class ReplyWriter {
     this.#maxFrameBytes = options.maxFrameBytes;
     this.#windowBytes = Math.max(1, Math.floor(WRITE_WINDOW_BYTES / options.maxFrameBytes)) * options.maxFrameBytes;
     this.#options = options;
+    this.#drain = new DrainWaiter(stream, options.drainTimeoutMs, options.reportedProgressAt);
   }
 
   /**
@@ -100,13 +104,7 @@ export class ReplyWriter {
       this.#dataTaken = this.#dataQueued;
       done();
     };
-    waitForDrain(
-      this.#stream,
-      this.#options.drainTimeoutMs,
-      drained,
-      () => this.#options.onAbort('drain-timeout'),
-      this.#options.reportedProgressAt,
-    );
+    this.#drain.wait(drained, this.#onStalled);
   }
 
   /**

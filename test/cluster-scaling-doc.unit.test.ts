@@ -7,7 +7,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { PACKAGE_ROOT } from '../src/config.ts';
+import { OPTION_SPECS, PACKAGE_ROOT, resolveConfig } from '../src/config.ts';
 import { haproxyConfig, SCALING_DOC_EXAMPLE } from './helpers/haproxy.ts';
 import { makeTemporaryFolder } from './helpers/test-server.ts';
 
@@ -28,6 +28,31 @@ test("HAProxy accepts the page's configuration (haproxy -c)", () => {
     assert.match(said, /Configuration file is valid/);
   } finally {
     rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test("SCALING.md's three nodes start with options the server takes, each node on its own ports and name", () => {
+  const lines = page.split('\n').filter((line) => line.startsWith('npm run -s server -- --'));
+  assert.is(lines.length, 3, 'three node command lines');
+  const known = new Set(OPTION_SPECS.map((spec) => spec.flag));
+  const history = /export IMGCACHE_HISTORY=(\S+)/.exec(page)?.[1];
+  assert.ok(history?.startsWith('postgres://'), 'the page sets IMGCACHE_HISTORY to a postgres:// URL');
+  const nodes = lines.map((line) => {
+    const words = line.slice('npm run -s server -- '.length).replace(/&\s*$/, '').trim().split(/\s+/);
+    const flags: Record<string, string> = {};
+    for (let index = 0; index < words.length; index += 2) {
+      const flag = (words[index] ?? '').replace(/^--/, '');
+      assert.ok(known.has(flag), `--${flag} is an option of imgcache-server`);
+      flags[flag] = words[index + 1] ?? '';
+    }
+    return resolveConfig(flags, { IMGCACHE_HISTORY: history });
+  });
+  assert.is(new Set(nodes.map((node) => node.port)).size, 3);
+  assert.is(new Set(nodes.map((node) => node.operatorPort)).size, 3);
+  assert.is(new Set(nodes.map((node) => node.nodeName)).size, 3);
+  for (const node of nodes) {
+    assert.is(node.database, history);
+    assert.equal([...node.proxyProtocolFrom], ['127.0.0.1']);
   }
 });
 

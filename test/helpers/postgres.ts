@@ -8,7 +8,7 @@
  * process's exit stops every instance still running and removes its folder.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +17,8 @@ import pg from 'pg';
 
 const run = promisify(execFile);
 
-export const POSTGRES_BIN = process.env.IMGCACHE_TEST_POSTGRES_BIN ?? '/usr/lib/postgresql/15/bin';
+/** Where initdb and pg_ctl are: IMGCACHE_TEST_POSTGRES_BIN, or the newest version installed the Debian way. */
+export const POSTGRES_BIN = process.env.IMGCACHE_TEST_POSTGRES_BIN ?? newestDebianPostgresBin('/usr/lib/postgresql');
 const SUPERUSER = 'imgcache';
 const AS_ROOT = process.getuid?.() === 0;
 
@@ -54,6 +55,14 @@ export interface PostgresInstance {
   log(): string;
   /** stops the server and removes everything; idempotent */
   stop(): Promise<void>;
+}
+
+function newestDebianPostgresBin(root: string): string {
+  const versions = existsSync(root)
+    ? readdirSync(root).filter((version) => existsSync(path.join(root, version, 'bin', 'initdb')))
+    : [];
+  versions.sort((a, b) => Number(b) - Number(a));
+  return path.join(root, versions[0] ?? '15', 'bin');
 }
 
 const live = new Set<{ folder: string; data: string }>();

@@ -180,6 +180,33 @@ test('[P-17] a finished download marks the row current, moves the quota gauge an
   ]);
 });
 
+test('[P-16] pipelined gets saved out of order: a save finishing late does not put back an older quota', () => {
+  const last = { limit: 3, used: 3, remaining: 0 };
+  const earlier = { limit: 3, used: 2, remaining: 1 };
+  const state = feed(
+    listed(BRONZE, { limit: 3, used: 0, remaining: 3 }),
+    { type: 'quota', quota: earlier },
+    { type: 'quota', quota: last },
+    {
+      type: 'download-finished',
+      name: 'sunset.png',
+      outcome: 'downloaded',
+      saved: saved('sunset.png'),
+      quota: last,
+    },
+    {
+      type: 'download-finished',
+      name: 'mandelbrot.png',
+      outcome: 'downloaded',
+      saved: saved('mandelbrot.png'),
+      quota: earlier,
+    },
+  ).state;
+  assert.equal(state.quota, last, 'the quota of the last answer on the wire stays');
+  assert.match(headerLines(state, 100)[1], '0 of 3 left');
+  assert.match(lastLog(state), '1 of 3 image requests left', 'each save logs the quota its own answer carried');
+});
+
 test('[P-35] a get answered not-modified says the copy is current and that no request was used', () => {
   const state = feed(listed(), ...keys('end', 'enter'), {
     type: 'download-finished',

@@ -271,7 +271,9 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
       };
     case 'download-finished': {
       const { saved, name } = event;
-      const finished = updateRow({ ...state, quota: event.quota, answeredAt: now }, name, (row) => ({
+      // The header's quota is not taken from here: answers are pipelined and their files saved in any order, so a
+      // save finishing late would put back an older quota. The client's 'quota' events keep it, in the wire's order.
+      const finished = updateRow({ ...state, answeredAt: now }, name, (row) => ({
         ...row,
         sha256: saved.sha256,
         bytes: saved.bytes,

@@ -166,7 +166,7 @@ export function renderMarkdown(results: BenchResults): string {
   sections.push('## Event log');
   sections.push(
     `While serving: up to ${rate(Math.max(0, ...results.rows.map((row) => row.imgcache.eventsPerSecond ?? 0)))} events/s sustained (the events/s column above). ` +
-      'On its own (in-process, `synchronous = FULL`, group commit of the records of one event-loop turn, each caller waiting for its commit):',
+      `On its own (in-process, \`--history-sync ${results.historySync}\` as the server runs, group commit of the records of one event-loop turn, each caller waiting for its commit):`,
   );
   sections.push(
     table(

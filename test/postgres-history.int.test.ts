@@ -13,6 +13,7 @@ import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { usageChunksOf } from '../db/history-backend.ts';
 import { readEvents } from '../db/postgres/history-store.ts';
 import { openPool } from '../db/postgres/pool.ts';
+import { CONNECTION_NUMBER_BLOCK } from '../db/postgres/schema.ts';
 import { RejectedError, ServerError } from '../src/protocol/index.ts';
 import { type PostgresInstance, startPostgres } from './helpers/postgres.ts';
 import { makeTemporaryFolder, SAMPLE_IMAGES, startTestServer } from './helpers/test-server.ts';
@@ -235,6 +236,42 @@ test('[P-26] PostgreSQL stopped under a session: answers refused (history-unavai
   assert.equal(served, ['sunset.png', 'mandelbrot.png'], 'the refused answer is not on record, the later one is');
   assert.is(events.filter((event) => event.type === 'session-closed').length, 3, 'every session closed once');
   assert.ok(events.some((event) => event.type === 'server-stopped'));
+});
+
+test('[P-26] a node out of connection numbers while PostgreSQL is away still says REJECT history-unavailable, and it is on record once back', async () => {
+  const url = await freshHistory();
+  const running = await startTestServer({ database: url });
+  // Past every number the node holds (at most two blocks), whatever it used before PostgreSQL went away.
+  const connections = 2 * CONNECTION_NUMBER_BLOCK + 4;
+  const unnumbered = () =>
+    running.waitForEvent((event) => event.type === 'connection-rejected' && event.session === null);
+  try {
+    await postgres.halt();
+    for (let index = 0; index < connections; index++) {
+      const outcome = await within(
+        ImgcacheClient.connect({ port: running.port }).then(
+          () => null,
+          (error: unknown) => error,
+        ),
+        `connection ${index + 1} is answered`,
+      );
+      assert.instance(outcome, RejectedError, `connection ${index + 1} is rejected, not closed without a word`);
+      assert.is((outcome as RejectedError).reject.reason, 'history-unavailable');
+    }
+    await postgres.start();
+    await within(unnumbered(), 'the rejections without a number are on record once PostgreSQL is back', 15_000);
+  } finally {
+    if (!postgres.running()) await postgres.start();
+    await running.stop();
+  }
+  const rejected = (await eventsOf(url)).filter((event) => event.type === 'connection-rejected');
+  assert.is(rejected.length, connections, 'every rejection is on record');
+  assert.ok(
+    rejected.some((event) => event.session === null),
+    'some came after the last number the node held',
+  );
+  assert.ok(rejected.every((event) => event.data.reason === 'history-unavailable'));
+  assert.is((await usageOf(url)).rejected.length, connections, 'and every one is in the usage document');
 });
 
 test.run();

@@ -56,6 +56,16 @@ export async function* postgresUsageChunks(
   separator = '';
   // [P-46] [P-67] One client's document, by its session or its identity, holds no rejections.
   if (filter?.session === undefined && filter?.identity === undefined) {
+    // A connection turned away while the node had no number to give it has none on record (SQLite's order, NULL
+    // first, puts these first too); they are few, the ones of an outage.
+    const unnumbered = await db.query(
+      `SELECT ${EVENT_COLUMNS} FROM events
+       WHERE session IS NULL AND type = 'connection-rejected' AND position <= $1 ORDER BY position`,
+      [upTo],
+    );
+    for (const event of unnumbered.rows.map(toEvent)) {
+      for (const rejection of rejections([event], filter)) add(JSON.stringify(rejection));
+    }
     for await (const event of pages(db, 'rejected', upTo, ALL_SESSIONS)) {
       for (const rejection of rejections([event], filter)) add(JSON.stringify(rejection));
       if (text.length >= PIECE_CHARS) {

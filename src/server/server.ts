@@ -15,9 +15,16 @@ import { PostgresCoordinator } from '../cluster/postgres-coordinator.ts';
 import { resolveConfig, type ServerConfig, tlsEnabled } from '../config.ts';
 import { AccessControl } from '../identity/access-control.ts';
 import { type Logger, silentLogger } from '../logger.ts';
-import { CLOSE_LINGER_MS, PROTOCOL_VERSIONS, type ServerLimits } from '../protocol/messages.ts';
+import {
+  CLOSE_LINGER_MS,
+  MessageType,
+  PROTOCOL_VERSIONS,
+  type Reject,
+  type ServerLimits,
+} from '../protocol/messages.ts';
 import { type CodeSource, sequenceOfCodes } from './code-source.ts';
 import { Connection } from './connection.ts';
+import { closeGracefully } from './graceful-close.ts';
 import { historyOutageLog } from './history-outage-log.ts';
 import { ImageCatalog } from './image-catalog.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -30,7 +37,7 @@ import {
 } from './operator-port.ts';
 import { type Peer, proxyHeaderReader } from './proxy-header-reader.ts';
 import { proxySourceMatcher } from './proxy-protocol.ts';
-import { ReplyWriter } from './reply-writer.ts';
+import { ReplyWriter, writeJsonFrame } from './reply-writer.ts';
 import type { ServerContext } from './server-context.ts';
 import { rejectionEvent } from './session-recorder.ts';
 import { type BeforeTlsOutcome, loadTlsContext, tlsConnectionHandler } from './tls-listener.ts';
@@ -320,8 +327,7 @@ export async function startServer(
     try {
       number = backend.nextConnectionNumber();
     } catch (error) {
-      logger.warn({ err: error }, 'connection refused: no connection number to give it');
-      stream.destroy();
+      refuseUnnumbered(stream, remote, error as Error);
       return;
     }
     const connection = new Connection(stream, number, remote, context);
@@ -332,6 +338,33 @@ export async function startServer(
       streams.delete(stream);
     });
     admission.send({ type: 'CONNECT', connection: number, address, at: performance.now() });
+  }
+
+  /**
+   * [P-26] A node on PostgreSQL that has been out of reach for a while has used every connection number it held: it
+   * cannot number a newcomer, nor record it. The newcomer is still told why, at once (REJECT history-unavailable), and
+   * the rejection is a fact of the history without a number, committed once the history is back, as every fact held.
+   */
+  function refuseUnnumbered(stream: Duplex, remote: string, error: Error): void {
+    logger.warn({ err: error, remote }, 'connection refused: no connection number to give it');
+    const occupancy = context.occupancy();
+    const event: NewEvent = {
+      session: null,
+      type: 'connection-rejected',
+      data: { reason: 'history-unavailable', occupancy, remote },
+    };
+    streams.add(stream);
+    stream.once('close', () => streams.delete(stream));
+    history.recordFact([event], (recordError) => {
+      if (!recordError) context.logEvents([event]);
+      const body: Reject = {
+        reason: 'history-unavailable',
+        message: 'the server cannot record this connection in its history now; try again later',
+        occupancy,
+      };
+      writeJsonFrame(stream, MessageType.REJECT, body);
+      closeGracefully(stream, CLOSE_LINGER_MS);
+    });
   }
 
   /**

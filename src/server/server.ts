@@ -348,11 +348,7 @@ export async function startServer(
   function refuseUnnumbered(stream: Duplex, remote: string, error: Error): void {
     logger.warn({ err: error, remote }, 'connection refused: no connection number to give it');
     const occupancy = context.occupancy();
-    const event: NewEvent = {
-      session: null,
-      type: 'connection-rejected',
-      data: { reason: 'history-unavailable', occupancy, remote },
-    };
+    const event = rejectionEvent(null, remote, 'history-unavailable', occupancy);
     streams.add(stream);
     stream.once('close', () => streams.delete(stream));
     history.recordFact([event], (recordError) => {

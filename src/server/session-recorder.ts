@@ -126,8 +126,9 @@ function refusalEvents(
   return [{ session, type: 'request-refused', data }];
 }
 
+/** A rejected connection's record; `connection` is null for one the server had no number to give ([P-26]). */
 export function rejectionEvent(
-  connection: number,
+  connection: number | null,
   remote: string,
   reason: string,
   occupancy: { open: number; capacity: number },

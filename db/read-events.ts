@@ -1,6 +1,7 @@
 /** Reading the history back, in position order: as an array for small reads, or as an iterator that streams rows. */
 
 import type BetterSqlite3 from 'better-sqlite3';
+import { REGISTRY_EVENT_TYPES } from './client-registry.ts';
 import type { StoredEvent } from './events.ts';
 
 type Database = BetterSqlite3.Database;
@@ -18,6 +19,9 @@ export interface EventQuery {
 export type EventRow = [position: number, at: number, session: number | null, type: string, data: string];
 
 export const EVENT_COLUMNS = 'position, at, session, type, data';
+
+/** [P-60] The registry's event types as an SQL list, `('client-registered', …)`: the same for SQLite and PostgreSQL. */
+export const REGISTRY_TYPES_SQL = `(${REGISTRY_EVENT_TYPES.map((type) => `'${type}'`).join(', ')})`;
 
 export function readEvents(db: Database, query: EventQuery = {}): StoredEvent[] {
   const [statement, params] = selectEvents(db, query);

@@ -11,16 +11,15 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { applyRegistryEvent, emptyRegistry, type Registry } from './client-registry.ts';
 import type { HistoryEvent, StoredEvent } from './events.ts';
 import { type CountedEvent, type KeyedAdmission, projectIdentityUsage } from './identity-usage.ts';
-import { EVENT_COLUMNS, type EventRow, toStoredEvent } from './read-events.ts';
+import { EVENT_COLUMNS, type EventRow, REGISTRY_TYPES_SQL, toStoredEvent } from './read-events.ts';
 
 type Database = BetterSqlite3.Database;
 
-const REGISTRY_TYPES = `('client-registered', 'client-key-rotated', 'client-tier-changed', 'client-revoked')`;
 /**
  * The registry events, in a WHERE that can use their partial index: its two range terms repeat the index's own
  * (schema migration 4: the types that begin with 'client-'), the IN list names them exactly.
  */
-export const REGISTRY_EVENTS = `type > 'client-' AND type < 'client.' AND type IN ${REGISTRY_TYPES}`;
+export const REGISTRY_EVENTS = `type > 'client-' AND type < 'client.' AND type IN ${REGISTRY_TYPES_SQL}`;
 
 /** The registry events after `afterPosition`, in order. */
 export function readRegistryEvents(db: Database, afterPosition = 0): StoredEvent[] {

@@ -9,14 +9,13 @@
 import { applyRegistryEvent, emptyRegistry, type Registry } from '../client-registry.ts';
 import type { HistoryEvent, StoredEvent } from '../events.ts';
 import { type CountedEvent, type KeyedAdmission, projectIdentityUsage } from '../identity-usage.ts';
-import { EVENT_COLUMNS, type EventRow, toStoredEvent } from '../read-events.ts';
+import { EVENT_COLUMNS, type EventRow, REGISTRY_TYPES_SQL, toStoredEvent } from '../read-events.ts';
 import { inTransaction, type Pool } from './pool.ts';
 import { ADVISORY_LOCKS } from './schema.ts';
 
 /** [P-66] The channel a `clients` change is announced on. */
 export const REGISTRY_NOTIFY_CHANNEL = 'imgcache_registry';
 
-const REGISTRY_TYPES = `('client-registered', 'client-key-rotated', 'client-tier-changed', 'client-revoked')`;
 /** Rows read per page: a long history is never held in memory whole. */
 export const PAGE_ROWS = 2_000;
 
@@ -34,7 +33,7 @@ function toEvents(rows: readonly Record<string, unknown>[]): StoredEvent[] {
 /** The registry events after `afterPosition`, in order. */
 export async function readRegistryEvents(db: Queryable, afterPosition = 0): Promise<StoredEvent[]> {
   const result = await db.query(
-    `SELECT ${EVENT_COLUMNS} FROM events WHERE type IN ${REGISTRY_TYPES} AND position > $1 ORDER BY position`,
+    `SELECT ${EVENT_COLUMNS} FROM events WHERE type IN ${REGISTRY_TYPES_SQL} AND position > $1 ORDER BY position`,
     [afterPosition],
   );
   return toEvents(result.rows);

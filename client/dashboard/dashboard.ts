@@ -281,15 +281,13 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
       quit: (status, message) => void quit(status, message),
     });
     // Events of a connection let go by a reconnect are no longer the dashboard's business.
-    const current = (listener: () => void) => () => {
-      if (client === connected) listener();
+    const fromCurrent = (event: DashboardEvent) => {
+      if (client === connected) dispatch(event);
     };
-    connected.on('quota', (quota) => current(() => dispatch({ type: 'quota', quota }))());
-    connected.on('notice', (notice) => current(() => dispatch({ type: 'notice', notice }))());
+    connected.on('quota', (quota) => fromCurrent({ type: 'quota', quota }));
+    connected.on('notice', (notice) => fromCurrent({ type: 'notice', notice }));
     connected.on('close', (error) =>
-      current(() =>
-        dispatch({ type: 'connection-closed', message: error?.message ?? 'the server closed the connection' }),
-      )(),
+      fromCurrent({ type: 'connection-closed', message: error?.message ?? 'the server closed the connection' }),
     );
     // [P-70] The server tells of catalog changes (a NOTICE, by the 'notice' events above): no polling, so an open
     // dashboard the person leaves alone idles out like any session [P-27] and its slot can be reclaimed [P-44].

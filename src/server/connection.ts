@@ -51,6 +51,7 @@ type QueueItem =
 export class Connection {
   readonly number: number;
   readonly remote: string;
+  readonly #address: string;
   readonly #stream: Duplex;
   readonly #server: ServerContext;
   readonly #decoder = new FrameDecoder({ maxBodyBytes: HELLO_MAX_BYTES });
@@ -106,10 +107,15 @@ export class Connection {
   /** [P-55] the session's last frame is decided (a closing NOTICE, the reply to exit, a fatal ERROR): no other NOTICE */
   #lastFrameDecided = false;
 
-  constructor(stream: Duplex, number: number, remote: string, server: ServerContext) {
+  /**
+   * `remote` is the peer as recorded (`address:port`); `address` is the peer's address alone, which the per-address
+   * bounds count ([P-43] [P-63]).
+   */
+  constructor(stream: Duplex, number: number, remote: string, address: string, server: ServerContext) {
     this.#stream = stream;
     this.number = number;
     this.remote = remote;
+    this.#address = address;
     this.#server = server;
     this.#receipts = new ReceiptWatch(stream, server.config.drainTimeoutMs, () => this.#abort('drain-timeout'));
     this.#writer = server.replyWriter(
@@ -366,7 +372,7 @@ export class Connection {
    */
   #decideHello(credential: unknown, hello: Hello, speaks: boolean, session: SessionActorRef): void {
     const access = speaks
-      ? this.#server.access.decide(credential, addressOf(this.remote), performance.now())
+      ? this.#server.access.decide(credential, this.#address, performance.now())
       : ({ kind: 'open' } as const);
     if (access.kind === 'refused') {
       const { reason, message, identity, keyId, retryAfterMs } = access;
@@ -887,12 +893,6 @@ function boundedMessage(message: string): string {
   const points = Array.from(message);
   if (points.length <= ERROR_MESSAGE_MAX_CHARS) return message;
   return `${points.slice(0, ERROR_MESSAGE_MAX_CHARS - 1).join('')}…`;
-}
-
-/** The address of `remote` (`address:port`, an IPv6 address holding colons too), for the throttle per address [P-63]. */
-function addressOf(remote: string): string {
-  const colon = remote.lastIndexOf(':');
-  return colon < 0 ? remote : remote.slice(0, colon);
 }
 
 /** [P-40] The members of a progress receipt: a numeric id and a count of bytes read, a non-negative integer. */

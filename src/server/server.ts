@@ -330,7 +330,7 @@ export async function startServer(
       refuseUnnumbered(stream, remote, error as Error);
       return;
     }
-    const connection = new Connection(stream, number, remote, context);
+    const connection = new Connection(stream, number, remote, address, context);
     connections.set(number, connection);
     streams.add(stream);
     stream.once('close', () => {

@@ -386,8 +386,9 @@ export class EventLog {
     const outage = this.#outage ?? { since: this.#now(), failures: 0, lostFacts: 0 };
     this.#outage = outage;
     outage.lostFacts = this.#lost?.count ?? 0;
-    if (attempted) outage.failures++;
-    if (attempted)
+    // Records failed at once, without an attempt (a retry is due), are not counted or reported as another failure.
+    if (attempted) {
+      outage.failures++;
       this.#onHealth?.({
         kind: 'failed',
         error: appendError,
@@ -396,6 +397,7 @@ export class EventLog {
         heldFacts: this.#held.length,
         lostFacts: outage.lostFacts,
       });
+    }
     try {
       callDones(batch, error);
     } finally {

@@ -390,6 +390,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
     flag: 'operator-port',
     env: 'IMGCACHE_OPERATOR_PORT',
     kind: 'optional-port',
+    min: 0,
+    max: 65_535,
     help: 'HTTP port for GET /health and GET /metrics (0: any free port; off: none)',
   },
   {
@@ -476,7 +478,7 @@ function parseOption(spec: OptionSpec, raw: string): ServerConfig[keyof ServerCo
         throw new ConfigError(`--${spec.flag} takes ${LOG_LEVELS.join(', ')}, not '${raw}'`);
       return raw;
     case 'optional-port':
-      return raw === 'off' ? null : parseInteger({ ...spec, min: 0, max: 65_535 }, raw);
+      return raw === 'off' ? null : parseInteger(spec, raw);
     case 'address-list':
       try {
         return parseProxySourceList(raw);

@@ -29,9 +29,6 @@ import type { NewEvent } from './events.ts';
 import { diskIsFull, writeDenied } from './file-system.ts';
 import { type EventRow, rowCommitter } from './row-committer.ts';
 
-// The statements of a commit live in row-committer.ts; EventLog's users keep importing them from here.
-export { type EventRow, rowCommitter } from './row-committer.ts';
-
 type Database = BetterSqlite3.Database;
 
 export type RecordDone = (error: Error | null) => void;

@@ -4,7 +4,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { CommitOutcome, CommitThreadData } from './commit-thread.ts';
-import type { BackgroundCommitter, EventRow } from './event-log.ts';
+import type { BackgroundCommitter } from './event-log.ts';
+import type { EventRow } from './row-committer.ts';
 
 export class WorkerCommitter implements BackgroundCommitter {
   readonly #worker: Worker;

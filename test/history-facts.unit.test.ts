@@ -10,17 +10,11 @@ import BetterSqlite3 from 'better-sqlite3';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HistoryAppendError } from '../db/errors.ts';
-import {
-  type BackgroundCommitter,
-  EventLog,
-  type EventLogOptions,
-  type EventRow,
-  type HistoryHealth,
-  rowCommitter,
-} from '../db/event-log.ts';
+import { type BackgroundCommitter, EventLog, type EventLogOptions, type HistoryHealth } from '../db/event-log.ts';
 import type { NewEvent } from '../db/events.ts';
 import { type Database, openDatabase } from '../db/open-database.ts';
 import { readEvents } from '../db/read-events.ts';
+import { type EventRow, rowCommitter } from '../db/row-committer.ts';
 import { eventually, makeTemporaryFolder } from './helpers/test-server.ts';
 
 let folder = '';

@@ -5,12 +5,13 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EventLog, type EventRow } from '../db/event-log.ts';
+import { EventLog } from '../db/event-log.ts';
 import type { NewEvent } from '../db/events.ts';
 import { commitStatements, PostgresCommitter, postgresCondition } from '../db/postgres/committer.ts';
 import { readEvents } from '../db/postgres/history-store.ts';
 import { isPostgresUrl, openPool, type Pool, redactUrl } from '../db/postgres/pool.ts';
 import { migratePostgres } from '../db/postgres/schema.ts';
+import type { EventRow } from '../db/row-committer.ts';
 import { type PostgresInstance, startPostgres } from './helpers/postgres.ts';
 import { within } from './helpers/within.ts';
 

@@ -4,11 +4,12 @@
  * order they were asked (EventLog keeps one in flight). Each row names the node that recorded it.
  *
  * [P-49] An answer-repeated row is not inserted: it updates the session's previous row, the answer it repeats, as
- * SQLite's rowCommitter does (db/event-log.ts), found through the (session, position) index.
+ * SQLite's rowCommitter does (db/row-committer.ts), found through the (session, position) index.
  */
 import type { StorageCondition } from '../errors.ts';
-import type { BackgroundCommitter, EventRow } from '../event-log.ts';
+import type { BackgroundCommitter } from '../event-log.ts';
 import type { AnswerRepeated } from '../events.ts';
+import type { EventRow } from '../row-committer.ts';
 import type { Pool, PoolClient } from './pool.ts';
 
 /** PostgreSQL takes at most 65,535 parameters per statement: 5 per row, so a long group goes in several INSERTs. */

@@ -217,6 +217,15 @@ test('usage errors: one line and the hint, status 2, nothing on stdout; --json m
     assert.is(bad.status, 2, `--port '${port}'`);
     assert.match(lines(bad.stderr)[0] ?? '', /^imgcache: --port takes a port from 1 to 65535, not '.*'$/);
   }
+  // [P-16] more than the server reads ahead of its answers is bad usage, not a session cut short
+  for (const count of ['0', '17', 'x']) {
+    const bad = await imgcache(['get', 'sunset.png', '--max-in-flight', count]);
+    assert.is(bad.status, 2, `--max-in-flight '${count}'`);
+    assert.equal(lines(bad.stderr), [
+      `imgcache: --max-in-flight takes a count from 1 to 16, not '${count}'`,
+      "run 'imgcache --help' for usage",
+    ]);
+  }
   const noImage = await imgcache(['get']);
   assert.is(noImage.status, 2);
   assert.equal(lines(noImage.stderr), ['imgcache: get needs an image name', "run 'imgcache help get' for usage"]);

@@ -66,10 +66,9 @@ export function recordedName(name: string): { image: string; imageLength?: numbe
   return { image: points.slice(0, RECORDED_NAME_MAX_CHARS).join(''), imageLength: points.length };
 }
 
-/** [P-52] A command cut for the record, by code points as a name is ([recordedName]). */
+/** [P-52] A command cut for the record, by code points as a name is: the same cut as [recordedName]. */
 export function recordedCommand(command: string): string {
-  if (command.length <= RECORDED_NAME_MAX_CHARS) return command;
-  return Array.from(command).slice(0, RECORDED_NAME_MAX_CHARS).join('');
+  return recordedName(command).image;
 }
 
 /** [P-38] Why a file with an image's name is not catalogued all the same (the operator's log says which, once). */

@@ -18,7 +18,7 @@ import { type ImgcacheServer, startServer } from '../src/server/server.ts';
 import { type PostgresInstance, startPostgres } from './helpers/postgres.ts';
 import { spawnServer } from './helpers/processes.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
-import { type RecordedEvents, recordedEvents, SAMPLE_IMAGES } from './helpers/test-server.ts';
+import { eventually, type RecordedEvents, recordedEvents, SAMPLE_IMAGES } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
 let postgres: PostgresInstance;
@@ -392,14 +392,9 @@ test('[P-83] after an outage of PostgreSQL the first node back does not take the
   assert.is((await held.peer.next())?.type, MessageType.REPLY, 'the session lives on');
 });
 
-/** Resolves once `sql` returns a row (asked again each turn, at most 5 s). */
-async function waitFor(pool: Pool, sql: string): Promise<void> {
-  const deadline = performance.now() + 5_000;
-  // a query on a connection PostgreSQL's restart cut fails: the pool makes another for the next one
-  while ((await rows(pool, sql).catch(() => [])).length === 0) {
-    if (performance.now() > deadline) throw new Error(`no row for ${sql}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
+/** Resolves once `sql` returns a row (a query PostgreSQL's restart cut counts as none), at most 5 s. */
+function waitFor(pool: Pool, sql: string): Promise<void> {
+  return eventually(async () => (await rows(pool, sql).catch(() => [])).length > 0, `a row for ${sql}`);
 }
 
 test.run();

@@ -326,17 +326,9 @@ export function loadImages(
   return load;
 }
 
-/**
- * Waits for a condition that only a query can see (what PostgreSQL holds), asking every 50 ms up to a deadline;
- * fails with `what` when the deadline passes.
- */
-export async function until(condition: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const start = Date.now();
-  while (!(await condition().catch(() => false))) {
-    if (Date.now() - start > ms) throw new Error(`still not true after ${ms} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** `eventually` for a condition only a query can see: a query that fails counts as not yet; asked every 50 ms. */
+export const until = (condition: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> =>
+  eventually(() => condition().catch(() => false), what, ms, 50);
 
 /** The operator port a node logged: a field `operatorPort`, or the `port` of a line about the operator port. */
 function operatorPortOf(logs: ReadonlyArray<Record<string, unknown>>): number {

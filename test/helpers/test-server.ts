@@ -94,13 +94,18 @@ export async function startTestServer(
 }
 
 /**
- * Waits for a condition that no event announces (a count going back down), checking it every few milliseconds up to
- * a deadline; fails with `what` when the deadline passes.
+ * Waits for a condition that no event announces (a count going back down, a row in PostgreSQL), checking it every
+ * `everyMs` up to a deadline; fails with `what` when the deadline passes.
  */
-export async function eventually(condition: () => boolean, what: string, deadlineMs = 5_000): Promise<void> {
+export async function eventually(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  deadlineMs = 5_000,
+  everyMs = 10,
+): Promise<void> {
   const start = Date.now();
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() - start > deadlineMs) throw new Error(`still not true after ${deadlineMs} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
   }
 }

@@ -38,7 +38,6 @@ async function startWithOutsideFile(options: Partial<Omit<ServerConfig, 'codes'>
   return { ...live, outside, marker };
 }
 
-/** Reads one answer to a get: the REPLY (or ERROR), then for a stream its DATA up to the END or the close. */
 /** The next frame past the NOTICEs catalog-changed that a change of the folder sends between answers [P-70]. */
 async function nextPastNotices(peer: RawConnection) {
   for (;;) {
@@ -47,6 +46,7 @@ async function nextPastNotices(peer: RawConnection) {
   }
 }
 
+/** Reads one answer to a get: the REPLY (or ERROR), then for a stream its DATA up to the END or the close. */
 async function readAnswer(peer: RawConnection): Promise<Answer> {
   const first = await nextPastNotices(peer);
   if (!first) throw new Error('the connection closed before the answer');

@@ -13,8 +13,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import type { StoredEvent } from './events.ts';
 import { WRITER_CACHE_KIB } from './open-database.ts';
-import { EVENT_COLUMNS, type EventRow, toStoredEvent } from './read-events.ts';
-import { lastPosition, type UsageExportOptions } from './usage-export.ts';
+import { lastPosition, rejectedEvents, sessionEvents, type UsageExportOptions } from './usage-export.ts';
 import {
   CLIENT_ENTRY_VERSION,
   type ClientEntry,
@@ -119,7 +118,12 @@ export class UsageCache {
           'INSERT OR REPLACE INTO clients (session, connected_at, closed_position, json) VALUES (?, ?, ?, ?)',
         );
         if (admitted !== null && admitted !== undefined) {
-          const events = sessionEventsIn(history, admitted, greatest(closes.values()), fromSession, toSession);
+          const events = sessionEvents(history, {
+            fromPosition: admitted,
+            toPosition: greatest(closes.values()),
+            fromSession,
+            toSession,
+          });
           for (const entry of clientEntries(events)) {
             const closed = closes.get(entry.session);
             if (closed !== undefined)
@@ -192,40 +196,17 @@ function openEntries(history: Database, upTo: number): ClientEntry[] {
   if (open.length === 0) return [];
   const wanted = new Set(open.map(([session]) => session));
   const from = least(open.map(([, position]) => position));
-  const events = sessionEventsIn(history, from, upTo, least(wanted), greatest(wanted));
+  const events = sessionEvents(history, {
+    fromPosition: from,
+    toPosition: upTo,
+    fromSession: least(wanted),
+    toSession: greatest(wanted),
+  });
   return [...clientEntries(onlySessions(events, wanted))];
 }
 
 function* onlySessions(events: Iterable<StoredEvent>, wanted: ReadonlySet<number>): Generator<StoredEvent> {
   for (const event of events) if (event.session !== null && wanted.has(event.session)) yield event;
-}
-
-/** The events of the sessions numbered fromSession..toSession between two positions, by session then position. */
-function* sessionEventsIn(
-  history: Database,
-  fromPosition: number,
-  toPosition: number,
-  fromSession: number,
-  toSession: number,
-): Generator<StoredEvent, void, undefined> {
-  const statement = history
-    .prepare<[{ fromPosition: number; toPosition: number; fromSession: number; toSession: number }], EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events
-       WHERE position BETWEEN @fromPosition AND @toPosition AND session BETWEEN @fromSession AND @toSession
-         AND type <> 'connection-rejected'
-       ORDER BY session, position`,
-    )
-    .raw();
-  for (const row of statement.iterate({ fromPosition, toPosition, fromSession, toSession })) yield toStoredEvent(row);
-}
-
-function* rejectedEvents(history: Database, upTo: number): Generator<StoredEvent, void, undefined> {
-  const statement = history
-    .prepare<[{ upTo: number }], EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE type = 'connection-rejected' AND position <= @upTo ORDER BY session`,
-    )
-    .raw();
-  for (const row of statement.iterate({ upTo })) yield toStoredEvent(row);
 }
 
 /** The cached clients and the open ones, both in session order, merged into one list of JSON texts. */

@@ -115,7 +115,7 @@ function lastClose(db: Database, fromSession: number, toSession: number, upTo: n
  * any history size. Connections never admitted (dropped before their HELLO) come through too; the projection leaves
  * them out.
  */
-function* sessionEvents(db: Database, range: SessionRange): Generator<StoredEvent, void, undefined> {
+export function* sessionEvents(db: Database, range: SessionRange): Generator<StoredEvent, void, undefined> {
   const statement = db
     .prepare<[SessionRange], EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM events
@@ -128,7 +128,7 @@ function* sessionEvents(db: Database, range: SessionRange): Generator<StoredEven
 }
 
 /** The rejections in the order of their connection numbers, read through their partial index: no sort, no scan. */
-function* rejectedEvents(db: Database, upTo: number): Generator<StoredEvent, void, undefined> {
+export function* rejectedEvents(db: Database, upTo: number): Generator<StoredEvent, void, undefined> {
   const statement = db
     .prepare<[{ upTo: number }], EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM events

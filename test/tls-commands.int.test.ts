@@ -161,6 +161,12 @@ test('[P-60] [P-69] keys off the loopback without TLS: said at start; with TLS, 
     loopback.some((line) => clear.test(line)),
     'loopback: no warning',
   );
+  // A dual-stack listener reports 127.0.0.0/8 IPv4-mapped: still the loopback.
+  const mapped = await startLogs({ access: 'keys', host: '::ffff:127.0.0.2' });
+  assert.not.ok(
+    mapped.some((line) => clear.test(line)),
+    'IPv4-mapped loopback: no warning',
+  );
 });
 
 test.after(() => rmSync(folder, { recursive: true, force: true }));

@@ -525,7 +525,10 @@ export async function startServer(
   };
 }
 
-/** Whether `host` is a loopback address (127.0.0.0/8, ::1): keys sent to it never cross a network. */
+/**
+ * Whether `host`, an address as the listener reports it (never a name), is a loopback one (127.0.0.0/8, also written
+ * IPv4-mapped, or ::1): keys sent to it never cross a network.
+ */
 function isLoopback(host: string): boolean {
-  return host === '::1' || host.startsWith('127.') || host === '::ffff:127.0.0.1' || host === 'localhost';
+  return host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
 }

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { isListening } from '../../bench/server-processes.ts';
+import { freePort, isListening } from '../../bench/server-processes.ts';
 import { eventually } from './test-server.ts';
 import { within } from './within.ts';
 
@@ -96,16 +96,6 @@ export interface RunningHaproxy {
   serverStates(): Promise<Map<string, string>>;
   /** stops HAProxy (SIGTERM) and waits for it to exit */
   stop(): Promise<void>;
-}
-
-/** A free loopback port: bound, read and closed (HAProxy cannot report the port it bound for port 0). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /**

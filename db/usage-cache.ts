@@ -20,6 +20,7 @@ import {
   clientEntries,
   selectsClient,
   usageJsonChunksFromParts,
+  wantsRejections,
 } from './usage-projection.ts';
 
 type Database = BetterSqlite3.Database;
@@ -76,7 +77,7 @@ export class UsageCache {
     const cached = this.#cachedClients(upTo, options);
     yield* usageJsonChunksFromParts({
       clientsJson: mergeBySession(cached, open),
-      rejected: filter?.session === undefined ? rejectedEvents(history, upTo) : [],
+      rejected: wantsRejections(filter) ? rejectedEvents(history, upTo) : [],
       generatedAt,
       ...(filter ? { filter } : {}),
     });

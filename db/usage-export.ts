@@ -11,7 +11,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import type { StoredEvent } from './events.ts';
 import { EVENT_COLUMNS, type EventRow, toStoredEvent } from './read-events.ts';
-import { type UsageFilter, usageJsonChunks } from './usage-projection.ts';
+import { type UsageFilter, usageJsonChunks, wantsRejections } from './usage-projection.ts';
 
 type Database = BetterSqlite3.Database;
 
@@ -36,7 +36,7 @@ export function usageJsonChunksFromDatabase(
   const range = sessionRange(db, filter, upTo);
   return usageJsonChunks({
     sessions: lazily(() => (range ? sessionEvents(db, range) : [][Symbol.iterator]())),
-    rejected: lazily(() => rejectedEvents(db, filter?.session === undefined ? upTo : 0)),
+    rejected: lazily(() => rejectedEvents(db, wantsRejections(filter) ? upTo : 0)),
     generatedAt,
     ...(filter ? { filter } : {}),
   });

@@ -49,10 +49,15 @@ export function selectsClient(
   return inRange(filter, at);
 }
 
+/** [P-46] [P-67] Whether the document holds rejections at all: not when one client, or one identity, is asked for. */
+export function wantsRejections(filter: UsageFilter | undefined): boolean {
+  return filter?.session === undefined && filter?.identity === undefined;
+}
+
 /** [P-46] Whether a rejection at `at` is selected: never when one client is asked for. */
 export function selectsRejection(filter: UsageFilter | undefined, at: number): boolean {
   if (!filter) return true;
-  return filter.session === undefined && filter.identity === undefined && inRange(filter, at);
+  return wantsRejections(filter) && inRange(filter, at);
 }
 
 function inRange(filter: UsageFilter, at: number): boolean {

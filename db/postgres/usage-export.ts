@@ -9,7 +9,7 @@ import type { StoredEvent } from '../events.ts';
 import { isoTime } from '../iso-time.ts';
 import { EVENT_COLUMNS } from '../read-events.ts';
 import type { UsageExportOptions } from '../usage-export.ts';
-import { clientEntries, rejections, selectsClient } from '../usage-projection.ts';
+import { clientEntries, rejections, selectsClient, wantsRejections } from '../usage-projection.ts';
 import type { UsageExport, UsageRead } from '../usage-threads.ts';
 import { PAGE_ROWS, toEvent } from './history-store.ts';
 import type { Pool } from './pool.ts';
@@ -55,7 +55,7 @@ export async function* postgresUsageChunks(
   text += '],"rejected":[';
   separator = '';
   // [P-46] [P-67] One client's document, by its session or its identity, holds no rejections.
-  if (filter?.session === undefined && filter?.identity === undefined) {
+  if (wantsRejections(filter)) {
     // A connection turned away while the node had no number to give it has none on record (SQLite's order, NULL
     // first, puts these first too); they are few, the ones of an outage.
     const unnumbered = await db.query(

@@ -225,12 +225,6 @@ function parseCli(argv: string[]): ParsedCommandLine {
   };
   const [command, ...args] = parsed.positionals;
   if (values.key !== undefined) throw new UsageError(KEY_ON_COMMAND_LINE);
-  let credential: string | undefined;
-  try {
-    credential = readClientKey(values['key-file']);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
   const rawPort = values.port ?? process.env.IMGCACHE_PORT;
   const rawInFlight = values['max-in-flight'] ?? process.env.IMGCACHE_MAX_IN_FLIGHT;
   return {
@@ -241,7 +235,7 @@ function parseCli(argv: string[]): ParsedCommandLine {
     options: {
       host: values.host ?? process.env.IMGCACHE_HOST ?? DEFAULT_HOST,
       port: rawPort === undefined ? DEFAULT_PORT : parsePort(rawPort),
-      credential,
+      credential: orBadUsage(() => readClientKey(values['key-file'])),
       cacheDir: values['cache-dir'] ?? process.env.IMGCACHE_CLIENT_CACHE ?? DEFAULT_CACHE_DIR,
       json: values.json,
       output: values.output,
@@ -250,16 +244,16 @@ function parseCli(argv: string[]): ParsedCommandLine {
         ...(values.since === undefined ? {} : { since: values.since }),
         ...(values.until === undefined ? {} : { until: values.until }),
       },
-      tls: tlsOptionsOf(values.tls, values['tls-ca']),
+      tls: orBadUsage(() => clientTlsOptions(values.tls, values['tls-ca'])),
       maxInFlight: rawInFlight === undefined ? MAX_IN_FLIGHT : parseMaxInFlight(rawInFlight),
     },
   };
 }
 
-/** [P-69] --tls and --tls-ca, or their environment variables; a CA file that cannot be read is bad usage. */
-function tlsOptionsOf(tls: boolean, caFile: string | undefined): ClientTlsOptions | undefined {
+/** An option's value read from a file or the environment ([P-60] the key, [P-69] the CA): what cannot be is bad usage. */
+function orBadUsage<T>(read: () => T): T {
   try {
-    return clientTlsOptions(tls, caFile);
+    return read();
   } catch (error) {
     throw new UsageError((error as Error).message);
   }

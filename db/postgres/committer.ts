@@ -10,7 +10,7 @@ import type { StorageCondition } from '../errors.ts';
 import type { BackgroundCommitter } from '../event-log.ts';
 import type { AnswerRepeated } from '../events.ts';
 import type { EventRow } from '../row-committer.ts';
-import type { Pool, PoolClient } from './pool.ts';
+import { inTransaction, type Pool } from './pool.ts';
 
 /** PostgreSQL takes at most 65,535 parameters per statement: 5 per row, so a long group goes in several INSERTs. */
 const ROWS_PER_INSERT = 2_000;
@@ -99,27 +99,12 @@ export class PostgresCommitter implements BackgroundCommitter {
   }
 
   async #run(statements: readonly Statement[]): Promise<void> {
-    if (statements.length === 0) return;
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
-    try {
-      // One statement is atomic by itself: no BEGIN / COMMIT round trips for the common group of new rows.
-      if (statements.length === 1) await query(client, statements[0] as Statement);
-      else {
-        await client.query('BEGIN');
-        try {
-          for (const statement of statements) await query(client, statement);
-          await client.query('COMMIT');
-        } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw error;
-        }
-      }
-    } catch (error) {
-      broken = error as Error;
-      throw error;
-    } finally {
-      client.release(broken);
+    // One statement is atomic by itself: no BEGIN / COMMIT round trips for the common group of new rows.
+    if (statements.length === 1) await this.#pool.query(statements[0] as Statement);
+    else if (statements.length > 1) {
+      await inTransaction(this.#pool, async (client) => {
+        for (const statement of statements) await client.query(statement);
+      });
     }
   }
 
@@ -128,10 +113,6 @@ export class PostgresCommitter implements BackgroundCommitter {
     this.#closed = true;
     await this.#tail;
   }
-}
-
-function query(client: PoolClient, statement: Statement): Promise<unknown> {
-  return client.query(statement);
 }
 
 /** What a failed statement means to the operator: the server out of reach, or a refusal of the write. */

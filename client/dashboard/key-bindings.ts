@@ -4,6 +4,7 @@
  * quits (at once, as in htop and lazygit), and so does Ctrl-C.
  */
 import type { Focus, ViewState } from './view-state.types.ts';
+import { closedForIdleness } from './view-state-steps.ts';
 
 export type Action =
   | 'move-up'
@@ -135,8 +136,7 @@ export const BINDINGS: Record<Focus, readonly Binding[]> = {
  * all work (each opens a new session first).
  */
 export function keyBarItems(view: ViewState): BarItem[] {
-  const idle = view.connection.kind === 'closed' && view.connection.idle === true;
-  const open = view.connection.kind === 'connected' || idle;
+  const open = view.connection.kind === 'connected' || closedForIdleness(view);
   const over = view.connection.kind === 'closed';
   switch (view.focus) {
     case 'images':

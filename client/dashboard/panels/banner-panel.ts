@@ -5,6 +5,7 @@
 import type blessed from 'blessed';
 import { styledLine, wrap } from '../text.ts';
 import type { Tone, ViewState } from '../view-state.types.ts';
+import { closedForIdleness } from '../view-state-steps.ts';
 import { linePanel, type Panel } from './panel.ts';
 
 export const BANNER_ROWS = 2;
@@ -21,7 +22,7 @@ export function bannerText(view: ViewState): string | null {
   if (!view.banner) return null;
   const over = view.connection.kind === 'closed' || view.connection.kind === 'rejected';
   // [P-27] closed for idleness: the banner already says how to go on
-  if (view.connection.kind === 'closed' && view.connection.idle) return view.banner.text;
+  if (closedForIdleness(view)) return view.banner.text;
   return over ? `${view.banner.text} Press r to reconnect, q to quit.` : view.banner.text;
 }
 

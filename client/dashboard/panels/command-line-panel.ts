@@ -5,6 +5,7 @@
 import type blessed from 'blessed';
 import { styledLine, truncateLeft } from '../text.ts';
 import type { ViewState } from '../view-state.types.ts';
+import { closedForIdleness } from '../view-state-steps.ts';
 import { linePanel, type Panel } from './panel.ts';
 
 /** A line being typed after its prompt, its end kept in view (that is where the typing happens), with a cursor. */
@@ -18,7 +19,7 @@ export function commandLineText(view: ViewState, columns: number): string {
   if (view.focus === 'search') return editing('/', view.search, columns);
   if (view.focus === 'confirm' && view.confirm)
     return styledLine([[` ${view.confirm.text}`, 'bold,yellow-fg']], columns);
-  if (view.connection.kind === 'closed' && view.connection.idle) {
+  if (closedForIdleness(view)) {
     const text = ' closed while idle: r, Enter, u or a command opens a new session; q quits';
     return styledLine([[text, 'gray-fg']], columns);
   }

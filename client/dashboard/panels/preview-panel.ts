@@ -8,7 +8,7 @@ import { type ColourMode, fitCells, halfBlockLines } from '../half-block-art.ts'
 import type { DecodedImage } from '../png-decoder.ts';
 import { cellWidth, longDateTime, type Segment, styledLine, truncateLeft, wrap } from '../text.ts';
 import type { ImageRow, ViewState } from '../view-state.types.ts';
-import { selectedRow } from '../view-state-steps.ts';
+import { closedForIdleness, selectedRow } from '../view-state-steps.ts';
 import { borderedPanelBox, innerSize, outerWidth, type Panel, panelLabel } from './panel.ts';
 
 const DETAIL_ROWS = 3;
@@ -60,8 +60,8 @@ function pictureLines(view: ViewState, row: ImageRow, columns: number, rows: num
   if (row.download) return say('downloading…', 'cyan-fg');
   if (!row.saved) {
     // [P-27] closed for idleness, Enter still gets it (in a new session)
-    const idle = view.connection.kind === 'closed' && view.connection.idle === true;
-    if (view.connection.kind === 'connected' || idle) return say('not downloaded yet: Enter gets it');
+    if (view.connection.kind === 'connected' || closedForIdleness(view))
+      return say('not downloaded yet: Enter gets it');
     return say(view.connection.kind === 'closed' ? 'not downloaded · the session is over' : 'not downloaded yet');
   }
   const preview = view.preview;

@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cellWidth } from '../client/dashboard/text.ts';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
-import { DashboardTerminal } from './helpers/dashboard-terminal.ts';
+import { DashboardTerminal, tableRow } from './helpers/dashboard-terminal.ts';
 import { copySampleImages } from './helpers/live-images.ts';
 import { SAMPLE_IMAGES } from './helpers/test-server.ts';
 import { SHELL_TITLE } from './helpers/tmux.ts';
@@ -68,11 +68,6 @@ async function slowLink(port: number, chunkBytes: number, everyMs: number): Prom
 const rows = (screen: string) => screen.split('\n');
 /** The key bar as words: a wide terminal pads its key caps. */
 const keyBar = (screen: string) => (rows(screen).at(-2) ?? '').replace(/ +/g, ' ');
-
-/** The screen's row that shows an image in the table. */
-function tableRow(screen: string, image: string): string {
-  return rows(screen).find((line) => line.includes(`│ ${image}`) || line.includes(`│›${image}`)) ?? '';
-}
 
 /**
  * No stray wrap: inside the image table every row is the header, an image's row (its name right after the

@@ -10,7 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { RejectedError } from '../src/protocol/index.ts';
-import { DashboardTerminal } from './helpers/dashboard-terminal.ts';
+import { DashboardTerminal, tableRow } from './helpers/dashboard-terminal.ts';
 import { copySampleImages } from './helpers/live-images.ts';
 import { SAMPLE_IMAGES } from './helpers/test-server.ts';
 import type { TmuxPane } from './helpers/tmux.ts';
@@ -27,9 +27,6 @@ async function startDashboard(name: string, port: number): Promise<TmuxPane> {
 const rows = (screen: string) => screen.split('\n');
 /** The key bar as words: a wide terminal pads its key caps. */
 const keyBar = (screen: string) => (rows(screen).at(-2) ?? '').replace(/ +/g, ' ');
-/** The screen's row that shows an image in the table. */
-const tableRow = (screen: string, image: string) =>
-  rows(screen).find((line) => line.includes(`│ ${image}`) || line.includes(`│›${image}`)) ?? '';
 /** The screen as one line: the banner wraps where the terminal's width says. */
 const flat = (screen: string) => screen.replace(/\s*\n[│ ]*/g, ' ');
 

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
+import { tableRow } from './helpers/dashboard-terminal.ts';
 import { CLIENT_BIN } from './helpers/processes.ts';
 import { makeTemporaryFolder, SAMPLE_IMAGES, startTestServer, type TestServer } from './helpers/test-server.ts';
 import { TmuxServer } from './helpers/tmux.ts';
@@ -28,11 +29,6 @@ async function startDashboard(name: string, port: number, size = { width: 100, h
 
 function sameBytes(file: string, sample: string): boolean {
   return readFileSync(file).equals(readFileSync(path.join(SAMPLE_IMAGES, sample)));
-}
-
-/** The screen's row that shows an image in the table: its name right inside the border, after the '›' marker if selected. */
-function tableRow(screen: string, image: string): string {
-  return screen.split('\n').find((line) => line.includes(`│ ${image}`) || line.includes(`│›${image}`)) ?? '';
 }
 
 test.after(async () => {

@@ -9,6 +9,11 @@ import { CLIENT_BIN } from './processes.ts';
 import { makeTemporaryFolder, startTestServer, type TestServer } from './test-server.ts';
 import { type TmuxPane, TmuxServer } from './tmux.ts';
 
+/** The screen's row that shows an image in the table: its name right inside the border, after the '›' marker if selected. */
+export function tableRow(screen: string, image: string): string {
+  return screen.split('\n').find((line) => line.includes(`│ ${image}`) || line.includes(`│›${image}`)) ?? '';
+}
+
 export interface StartedDashboard {
   pane: TmuxPane;
   /** the dashboard's --cache-dir */

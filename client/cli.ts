@@ -209,7 +209,18 @@ function parseMaxInFlight(raw: string): number {
   return count;
 }
 
+/** The command line read; a usage error in it points to the help of the command it names, if any (docs/CLI.md). */
 function parseCli(argv: string[]): ParsedCommandLine {
+  try {
+    return readCommandLine(argv);
+  } catch (error) {
+    const command = argv.find((word) => Object.hasOwn(COMMANDS, word));
+    if (error instanceof UsageError && command !== undefined) throw new UsageError(error.message, command);
+    throw error;
+  }
+}
+
+function readCommandLine(argv: string[]): ParsedCommandLine {
   let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
   try {
     parsed = parseArgs({ args: argv, allowPositionals: true, options: CLI_OPTIONS });
@@ -217,8 +228,7 @@ function parseCli(argv: string[]): ParsedCommandLine {
     // Node's parser explains at length ("To specify a positional argument starting with a '-' ..."): its first
     // sentence says what is wrong.
     const message = (error as Error).message.split(/\.\s/)[0] ?? String(error);
-    const command = argv.find((word) => Object.hasOwn(COMMANDS, word));
-    throw new UsageError(message.replace(/^Unknown option/, 'unknown option'), command);
+    throw new UsageError(message.replace(/^Unknown option/, 'unknown option'));
   }
   const values = parsed.values as {
     [K in keyof typeof CLI_OPTIONS]: (typeof CLI_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string | undefined;

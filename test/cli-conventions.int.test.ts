@@ -223,9 +223,11 @@ test('usage errors: one line and the hint, status 2, nothing on stdout; --json m
     assert.is(bad.status, 2, `--max-in-flight '${count}'`);
     assert.equal(lines(bad.stderr), [
       `imgcache: --max-in-flight takes a count from 1 to 16, not '${count}'`,
-      "run 'imgcache --help' for usage",
+      "run 'imgcache help get' for usage",
     ]);
   }
+  const noCommand = await imgcache(['--port', '0']);
+  assert.equal(lines(noCommand.stderr)[1], "run 'imgcache --help' for usage");
   const noImage = await imgcache(['get']);
   assert.is(noImage.status, 2);
   assert.equal(lines(noImage.stderr), ['imgcache: get needs an image name', "run 'imgcache help get' for usage"]);

@@ -500,9 +500,10 @@ export function resolveConfig(
   overrides: Partial<ServerConfig> = {},
 ): Readonly<ServerConfig> {
   const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
-  // Two options for one setting (--history and the older --database): a flag of either beats the environment.
+  // Two options for one setting (--history and the older --database): a flag of either beats the environment, and
+  // where both names are given the first listed (the newer) wins: the specs are read last to first.
   const flagged = new Set(OPTION_SPECS.filter((spec) => flags[spec.flag] !== undefined).map((spec) => spec.key));
-  for (const spec of OPTION_SPECS) {
+  for (const spec of [...OPTION_SPECS].reverse()) {
     const raw = flags[spec.flag] ?? (flagged.has(spec.key) ? undefined : env[spec.env]);
     if (raw !== undefined) config[spec.key] = parseOption(spec, raw);
   }

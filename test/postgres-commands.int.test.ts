@@ -28,11 +28,14 @@ function server(args: string[], env: NodeJS.ProcessEnv = {}) {
   return runCommand(SERVER_BIN, args, env);
 }
 
-test('--history takes a file or a URL, IMGCACHE_HISTORY too; a flag of either name beats the environment', () => {
+test('--history takes a file or a URL, IMGCACHE_HISTORY too; a flag of either name beats the environment, and --history beats --database', () => {
   assert.is(resolveConfig({ history: url }).database, url);
   assert.is(resolveConfig({}, { IMGCACHE_HISTORY: url }).database, url);
   assert.is(resolveConfig({ database: 'old.sqlite' }, { IMGCACHE_HISTORY: url }).database, 'old.sqlite');
   assert.is(resolveConfig({ history: url }, { IMGCACHE_DATABASE: 'old.sqlite' }).database, url);
+  // both names of the same kind: the newer name wins
+  assert.is(resolveConfig({ history: url, database: 'old.sqlite' }).database, url);
+  assert.is(resolveConfig({}, { IMGCACHE_HISTORY: url, IMGCACHE_DATABASE: 'old.sqlite' }).database, url);
 });
 
 test('[P-60] clients add, list, set-tier, rotate and revoke on PostgreSQL; a running server closes a revoked session', async () => {

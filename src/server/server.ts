@@ -292,7 +292,9 @@ export async function startServer(
   admission.start();
 
   // [P-66] The `clients` commands write the registry through their own connection: look for their events often, through
-  // the registry's partial index (one probe when nothing changed). A revoked identity's sessions are closed.
+  // the registry's partial index (one probe when nothing changed). A revoked identity's sessions are closed. On
+  // PostgreSQL the NOTIFY a command sends brings the change at once; the poll stays as the fallback for a notification
+  // lost while the node's listening connection was down [P-86].
   const registryPoll = config.access === 'open' ? null : setInterval(() => void catchUpRegistry(), REGISTRY_POLL_MS);
   registryPoll?.unref();
   /** Reads the registry events recorded since the last look (changes are told to onChange above), one read at a time. */

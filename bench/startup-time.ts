@@ -66,7 +66,9 @@ function timeCommand(what: string, file: string, args: string[], runs: number, e
     if (run > 0) samples.push(elapsed);
   }
   samples.sort((a, b) => a - b);
-  const command = [path.basename(file), ...args.map((arg) => path.relative(PACKAGE_ROOT, arg) || arg)]
+  // Paths are shown from the package's folder, never as this machine spells them.
+  const shown = (arg: string) => (arg === PACKAGE_ROOT ? '.' : path.relative(PACKAGE_ROOT, arg) || arg);
+  const command = [path.basename(file), ...args.map(shown)]
     .map((word) => (word.startsWith('..') ? path.basename(word) : word))
     .join(' ');
   return {

@@ -19,7 +19,6 @@ import {
   readFileSync,
   readlinkSync,
   realpathSync,
-  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -161,29 +160,33 @@ export function lockHistory(historyFile: string): InstanceLock {
       throw new HistoryInUseError(historyFile, owner?.pid ?? null);
     }
     // Left by a server that is gone, or by a pid that now names another process: taken over.
-    removeStale(file, found);
+    removeStale(historyFile, file, found, content);
   }
   throw new HistoryInUseError(historyFile, parseOwner(readLock(file) ?? '')?.pid ?? null);
 }
 
 /**
  * Removes a stale lock, and only that one: another server starting at the same moment may have taken it over and
- * made a lock of its own already. The file is moved aside first (one move of a name succeeds), then looked at: if it
- * is not the stale lock, it is put back.
+ * made a lock of its own already. Taking over is itself guarded by a second lock file (`<lock>.takeover`, created
+ * the same exclusive way): only its holder looks at the lock again and removes it if it is still the stale one, so
+ * two servers can never each remove what the other just made. One that finds the guard held returns, and its caller
+ * tries again. The guard holds the same owner line as a lock (pid and start time), so a guard left by a process that
+ * died while holding it (a moment's window) is cleared as a stale lock is.
  */
-function removeStale(file: string, stale: string): void {
-  const aside = `${file}.stale.${process.pid}.${Math.random().toString(36).slice(2)}`;
-  try {
-    renameSync(file, aside);
-  } catch {
-    return; // gone already: someone else removed it
+function removeStale(historyFile: string, file: string, stale: string, mine: string): void {
+  const guard = `${file}.takeover`;
+  if (!createExclusively(historyFile, guard, mine)) {
+    const holder = readLock(guard);
+    const owner = holder === null ? null : parseOwner(holder);
+    if (holder !== null && (owner === null || !ownerRuns(owner)) && readLock(guard) === holder) {
+      rmSync(guard, { force: true });
+    }
+    return;
   }
   try {
-    if (readLock(aside) !== stale) linkSync(aside, file);
-  } catch {
-    // A third server made a lock meanwhile: it holds the name.
+    if (readLock(file) === stale) rmSync(file, { force: true });
   } finally {
-    rmSync(aside, { force: true });
+    if (readLock(guard) === mine) rmSync(guard, { force: true });
   }
 }
 

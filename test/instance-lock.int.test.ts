@@ -56,6 +56,17 @@ test('a lock left by a server that is gone (killed) is taken over', async () => 
   await running.stop();
 });
 
+test('a takeover guard left by a server that died while taking over a stale lock is cleared, and the lock taken over', async () => {
+  const folder = makeTemporaryFolder();
+  const gone = spawnSync(process.execPath, ['-e', 'process.pid']).pid;
+  writeFileSync(path.join(folder, 'history.sqlite.lock'), String(gone));
+  writeFileSync(path.join(folder, 'history.sqlite.lock.takeover'), String(gone));
+  const running = await startTestServer({ folder });
+  assert.not.ok(existsSync(path.join(folder, 'history.sqlite.lock.takeover')), 'the guard is gone');
+  assert.match(readFileSync(path.join(folder, 'history.sqlite.lock'), 'utf8'), String(process.pid));
+  await running.stop();
+});
+
 test('a lock naming our own pid that this process does not hold (a restarted container) is taken over', async () => {
   const folder = makeTemporaryFolder();
   writeFileSync(path.join(folder, 'history.sqlite.lock'), String(process.pid));

@@ -15,7 +15,7 @@ import {
   SAMPLE_NAMES,
   sixGetsOnThreeImages,
 } from './helpers/seed-steps.ts';
-import { makeTemporaryFolder } from './helpers/test-server.ts';
+import { eventually, makeTemporaryFolder } from './helpers/test-server.ts';
 
 const TIER_OF_CODE: Record<number, string> = { 108: 'bronze', 950: 'platinum' };
 
@@ -41,6 +41,12 @@ async function nodesOf(names: string[]): Promise<string[]> {
 }
 
 test('cluster seed 1 (testClientServer): three concurrent clients through HAProxy list the images and exit, one per node', async () => {
+  // HAProxy sends no client to a node its health check has not passed yet (a loaded machine can be slow to answer)
+  await eventually(
+    async () => [...(await cluster.haproxy.serverStates()).values()].filter((state) => state === 'UP').length === 3,
+    'HAProxy sees the three nodes up',
+    15_000,
+  );
   const clients = await Promise.all([1, 2, 3].map(() => cluster.connect()));
   const names = clients.map((client) => client.welcome.session.name);
   assert.is(new Set(names).size, 3, 'each client has its own name');

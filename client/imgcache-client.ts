@@ -536,9 +536,11 @@ export class ImgcacheClient extends EventEmitter<{
     if (this.#closed) return;
     this.#closed = true;
     this.#closedError ??= error;
-    const reason = this.#closedReason();
-    for (const pending of this.#pending.splice(0)) pending.reject(reason);
+    // [P-26] [P-55] A fatal ERROR that answered no request (history-unavailable, too-many-requests, …) is why every
+    // request still pending goes unanswered: they fail with the server's own code and message.
     const cause = this.#closedError;
+    const reason = cause instanceof ServerError && cause.requestId === null ? cause : this.#closedReason();
+    for (const pending of this.#pending.splice(0)) pending.reject(reason);
     this.emit('close', cause instanceof ConnectionClosedError ? null : cause);
   }
 }

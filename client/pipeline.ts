@@ -52,14 +52,18 @@ export async function pipelined<T, P, R>(
  * [P-55] For each outcome, in order: whether it is a request the end of the session left undone. After a failure
  * that ends the session (a fatal refusal such as quota-exhausted, or the connection lost), the requests still
  * unanswered, and those not sent yet, fail with the connection's end: they were not carried out. The failure that
- * ended it is not one of them (it is reported as it is), nor is any failure of a request's own.
+ * ended it is not one of them (it is reported as it is), nor is any failure of a request's own. A fatal ERROR that
+ * answers no request ([P-26], `id` null: history-unavailable) fails every request still unanswered with the server's
+ * words: the first is reported with them, the ones after it are left undone.
  */
 export function leftUndone(outcomes: readonly PromiseSettledResult<unknown>[]): boolean[] {
   let ended = false;
   return outcomes.map((outcome) => {
     if (outcome.status === 'fulfilled') return false;
     const error: unknown = outcome.reason;
-    if (ended && error instanceof ConnectionClosedError) return true;
+    const endOfSession =
+      error instanceof ConnectionClosedError || (error instanceof ServerError && error.requestId === null);
+    if (ended && endOfSession) return true;
     if (error instanceof ConnectionClosedError || (error instanceof ServerError && error.fatal)) ended = true;
     return false;
   });

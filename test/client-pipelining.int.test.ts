@@ -2,7 +2,7 @@
  * The client's pipelined sessions [P-16] [P-75] and its downloads [P-24], against a real server on 127.0.0.1 (a
  * proxy in between reads the frames to count the requests in flight, or cuts a transfer midway): refresh and get
  * pipelined give what one at a time gives, quota exhausted mid-pipeline, a large image hashed and renamed, a
- * transfer cut short leaving no file.
+ * transfer cut short leaving no file, a fatal ERROR that answers no request reported in the server's words.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { MAX_IN_FLIGHT } from '../client/pipeline.ts';
 import type { TierRange } from '../machines/tiers.ts';
 import type { ServerConfig } from '../src/config.ts';
 import { type FrameProxy, type FrameProxyOptions, startFrameProxy } from './helpers/frame-proxy.ts';
+import { holdWriteLock } from './helpers/sqlite-conditions.ts';
 import { makeTemporaryFolder, startTestServer, type TestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
@@ -246,6 +247,65 @@ test(
     } finally {
       client.close();
     }
+  }),
+);
+
+/** The proxy holds each connection's requests until the test calls `openRequests` (the last connection's). */
+let openRequests: () => void = () => {};
+const holdRequests = () =>
+  new Promise<void>((resolve) => {
+    openRequests = resolve;
+  });
+
+test(
+  "[P-26] [P-55] a fatal ERROR that answers no request (history-unavailable): the server's code and words on the first image unanswered, the rest not fetched",
+  withServer({ codes: [500, 500], proxy: { holdRequests } }, async (setup) => {
+    const wanted = names.slice(0, 3);
+    // The session is admitted (on record), then another process takes the history's write lock, and only then do
+    // the pipelined gets reach the server: the first cannot be recorded, so it is not served, and the server answers
+    // with the fatal ERROR history-unavailable, id null, and closes.
+    const getWhileLocked = async (folder: string, ...flags: string[]) => {
+      const running = cli(setup, folder, 'get', ...wanted, ...flags);
+      const { session } = await within(
+        setup.server.waitForNextEvent((event) => event.type === 'session-admitted'),
+        'the admission on record',
+      );
+      const lock = await holdWriteLock(setup.server.database);
+      try {
+        openRequests();
+        return await within(running, 'the get refused', 15_000);
+      } finally {
+        await lock.release();
+        // The history is back once the session's close, held meanwhile, is on record: the next session is admitted.
+        const closed = setup.server.waitForEvent(
+          (event) => event.type === 'session-closed' && event.session === session,
+        );
+        await within(closed, 'the close on record once the lock is gone', 15_000);
+      }
+    };
+
+    const run = await getWhileLocked(path.join(setup.folder, 'json'), '--json');
+    const refusal = setup.proxy.errors().at(-1) as Record<string, unknown>;
+    assert.equal([refusal.code, refusal.id, refusal.fatal], ['history-unavailable', null, true]);
+    assert.is(run.status, 4, `refused, not unreachable: ${run.err}`);
+    const items = json(run).images;
+    assert.equal(
+      items.map((item) => [item.name, item.status]),
+      [
+        [wanted[0], 'failed'],
+        [wanted[1], 'skipped'],
+        [wanted[2], 'skipped'],
+      ],
+    );
+    assert.equal(items[0]?.error, { code: 'history-unavailable', message: refusal.message });
+
+    const text = await getWhileLocked(path.join(setup.folder, 'text'));
+    assert.is(text.status, 4);
+    const said = `imgcache: ${wanted[0]}: refused: ${refusal.message} [history-unavailable] (the server closed the connection)`;
+    assert.equal(text.err.split('\n'), [
+      said,
+      `imgcache: not fetched (the session ended): ${wanted.slice(1).join(', ')}`,
+    ]);
   }),
 );
 

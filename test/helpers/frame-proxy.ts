@@ -1,7 +1,7 @@
 /**
  * A TCP proxy on 127.0.0.1 between a client and a real server that reads the frames going both ways, to tell how
  * many requests a client kept unanswered at once ([P-16]); it can also cut the connection after so many bytes
- * from the server (a transfer lost midway).
+ * from the server (a transfer lost midway), or hold a client's requests until the test has set a condition up.
  */
 import net from 'node:net';
 import { FrameDecoder, MessageType, parseJsonBody } from '../../src/protocol/index.ts';
@@ -12,17 +12,24 @@ export interface FrameProxy {
   maxUnanswered(): number;
   /** the code of every ERROR the server sent, in order */
   errorCodes(): string[];
+  /** the body of every ERROR the server sent, in order */
+  errors(): Array<Record<string, unknown>>;
   close(): Promise<void>;
 }
 
 export interface FrameProxyOptions {
   /** cut each connection once this many bytes came from the server */
   cutAfterServerBytes?: number;
+  /**
+   * called for each connection: what its client sends after the server's first frame (its requests: a client sends
+   * nothing after its HELLO before that frame, [P-51]) is held until the promise returned settles, then goes on
+   */
+  holdRequests?: () => Promise<unknown>;
 }
 
 export async function startFrameProxy(serverPort: number, options: FrameProxyOptions = {}): Promise<FrameProxy> {
   let most = 0;
-  const errorCodes: string[] = [];
+  const errors: Array<Record<string, unknown>> = [];
   const sockets = new Set<net.Socket>();
   const proxy = net.createServer((client) => {
     const server = net.connect(serverPort, '127.0.0.1');
@@ -35,10 +42,19 @@ export async function startFrameProxy(serverPort: number, options: FrameProxyOpt
     const downward = new FrameDecoder({ maxBodyBytes: 1 << 24 });
     let unanswered = 0;
     let fromServer = 0;
+    let firstFrameSeen = false;
+    const gate = options.holdRequests?.();
+    let held: Buffer[] | null = gate ? [] : null;
+    const release = () => {
+      for (const chunk of held ?? []) server.write(chunk);
+      held = null;
+    };
+    gate?.then(release, release);
     client.on('data', (chunk: Buffer) => {
       for (const frame of upward.push(chunk)) if (frame.type === MessageType.REQUEST) unanswered += 1;
       most = Math.max(most, unanswered);
-      server.write(chunk);
+      if (firstFrameSeen && held) held.push(chunk);
+      else server.write(chunk);
     });
     server.on('data', (chunk: Buffer) => {
       const cut = options.cutAfterServerBytes;
@@ -46,7 +62,8 @@ export async function startFrameProxy(serverPort: number, options: FrameProxyOpt
       const passed = chunk.subarray(0, room);
       fromServer += passed.length;
       for (const frame of downward.push(passed)) {
-        if (frame.type === MessageType.ERROR) errorCodes.push(String(parseJsonBody(frame.body).code));
+        firstFrameSeen = true;
+        if (frame.type === MessageType.ERROR) errors.push(parseJsonBody(frame.body));
         const answers =
           frame.type === MessageType.END ||
           frame.type === MessageType.ERROR ||
@@ -67,7 +84,8 @@ export async function startFrameProxy(serverPort: number, options: FrameProxyOpt
   return {
     port: address.port,
     maxUnanswered: () => most,
-    errorCodes: () => [...errorCodes],
+    errorCodes: () => errors.map((error) => String(error.code)),
+    errors: () => [...errors],
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => proxy.close(() => resolve()));

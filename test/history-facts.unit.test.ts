@@ -2,15 +2,24 @@
  * The history never drops a fact (db/event-log.ts): `record` is for an answer's events, discarded with the answer
  * when their commit fails; `recordFact` is for what happened whatever the history says, kept in memory in order
  * when its commit fails and committed, before anything recorded later, once the history is back or at a clean stop.
- * Real SQLite conditions: another connection holding the write lock.
+ * Real SQLite conditions: another connection holding the write lock. Where a test needs a retry not to come yet, it
+ * freezes the retry timer and ticks it by hand, so that no assertion depends on how fast the machine is.
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
+import { mock } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HistoryAppendError } from '../db/errors.ts';
-import { type BackgroundCommitter, EventLog, type EventLogOptions, type HistoryHealth } from '../db/event-log.ts';
+import {
+  type BackgroundCommitter,
+  EventLog,
+  type EventLogOptions,
+  FACT_RETRY_MAX_MS,
+  FACT_RETRY_MIN_MS,
+  type HistoryHealth,
+} from '../db/event-log.ts';
 import type { NewEvent } from '../db/events.ts';
 import { type Database, openDatabase } from '../db/open-database.ts';
 import { readEvents } from '../db/read-events.ts';
@@ -128,44 +137,74 @@ test('held facts are retried on a timer: on record once the lock is released, wi
   ]);
 });
 
-test('while held facts wait for their retry, records fail at once, without waiting for the lock', async () => {
-  const { db, other } = openPair(200);
-  const { log, nextLateFacts } = watchedLog(db);
-  other.exec('BEGIN IMMEDIATE');
-  const attempted = performance.now();
-  assert.instance(await factAsync(log, [closed(1)]), HistoryAppendError);
-  assert.ok(performance.now() - attempted >= 150, 'the first commit waited out the busy timeout');
-  const refused = performance.now();
-  assert.instance(await recordAsync(log, [admitted(2)]), HistoryAppendError);
-  assert.instance(await factAsync(log, [closed(3)]), HistoryAppendError);
-  assert.ok(performance.now() - refused < 100, 'the records made before the retry failed at once');
-  assert.is(log.heldFacts, 2);
-  const committed = nextLateFacts();
-  other.exec('ROLLBACK');
-  await committed;
-  assert.equal(stored(db), [
-    ['session-closed', 1],
-    ['session-closed', 3],
-  ]);
-});
+/**
+ * The retry timer frozen (node:test's mock timers, for setTimeout only: group commits still run on setImmediate)
+ * while `run` runs: a retry comes only when the test ticks the clock, however slow or loaded the machine.
+ */
+async function withRetryClock(run: () => Promise<void>): Promise<void> {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    await run();
+  } finally {
+    mock.timers.reset();
+  }
+}
 
-test('a retry on the event loop does not wait for the lock: the loop never stalls past the first failure', async () => {
-  const { db, other } = openPair(250);
-  const { log, health, nextLateFacts } = watchedLog(db);
-  other.exec('BEGIN IMMEDIATE');
-  await factAsync(log, [closed(1)]); // the first failure waits out the busy timeout
-  // Held through three retries (after 100, 200, 400 ms): the loop's ticks must keep coming.
-  const ticks: number[] = [];
-  const ticker = setInterval(() => ticks.push(performance.now()), 10);
-  await eventually(() => health.filter((report) => report.kind === 'failed').length >= 4, 'three retries');
-  clearInterval(ticker);
-  const committed = nextLateFacts();
-  other.exec('ROLLBACK');
-  await committed;
-  const gaps = ticks.slice(1).map((tick, index) => tick - (ticks[index] as number));
-  assert.ok(Math.max(...gaps) < 200, `the longest stall was ${Math.max(...gaps).toFixed(0)} ms`);
-  assert.equal(stored(db), [['session-closed', 1]]);
-});
+const failedReports = (health: readonly HistoryHealth[]) => health.filter((report) => report.kind === 'failed');
+
+test('while held facts wait for their retry, records fail at once, without an attempt on the locked history', () =>
+  withRetryClock(async () => {
+    const { db, other } = openPair();
+    const { log, health, nextLateFacts } = watchedLog(db);
+    other.exec('BEGIN IMMEDIATE');
+    const first = await factAsync(log, [closed(1)]);
+    assert.instance(first, HistoryAppendError);
+    assert.is((first as HistoryAppendError).condition, 'locked', 'the first commit was attempted, and met the lock');
+    assert.is(failedReports(health).length, 1);
+    // The retry is due and not yet made: these fail with the failure already known, and are not attempted (an
+    // attempt would wait out the busy timeout, and would be reported as another failed commit).
+    assert.is(await recordAsync(log, [admitted(2)]), first, 'the record fails with the known failure');
+    assert.is(await factAsync(log, [closed(3)]), first, 'and so does the fact, which is held');
+    assert.is(failedReports(health).length, 1, 'no commit was attempted for them');
+    assert.is(log.heldFacts, 2);
+    const committed = nextLateFacts();
+    other.exec('ROLLBACK');
+    mock.timers.tick(FACT_RETRY_MIN_MS);
+    await committed;
+    assert.equal(stored(db), [
+      ['session-closed', 1],
+      ['session-closed', 3],
+    ]);
+  }));
+
+/** A busy timeout that no commit on this machine comes near, but that a commit waiting for the lock waits out. */
+const LONG_BUSY_MS = 10_000;
+
+test('a retry on the event loop does not wait for the lock: only the first failure waits out the busy timeout', () =>
+  withRetryClock(async () => {
+    const { db, other } = openPair();
+    const { log, health, nextLateFacts } = watchedLog(db);
+    other.exec('BEGIN IMMEDIATE');
+    await factAsync(log, [closed(1)]); // the first failure waits out the busy timeout (20 ms)
+    // From now on a commit that waited for the lock would hold the loop LONG_BUSY_MS: the lock's holder is on this
+    // thread, so it cannot let go meanwhile, and SQLite waits the whole timeout before it gives up.
+    db.pragma(`busy_timeout = ${LONG_BUSY_MS}`);
+    const started = performance.now();
+    const retriesMs = () => performance.now() - started;
+    // Each tick is as long as the longest wait between two retries: one retry at least per tick.
+    for (let tick = 0; tick < 10 && failedReports(health).length < 4 && retriesMs() < LONG_BUSY_MS; tick++) {
+      mock.timers.tick(FACT_RETRY_MAX_MS);
+    }
+    const took = retriesMs();
+    assert.ok(took < LONG_BUSY_MS, `the retries took ${took.toFixed(0)} ms: one waited for the lock`);
+    assert.is(failedReports(health).length, 4, 'three retries, each failed');
+    assert.is(db.pragma('busy_timeout', { simple: true }), LONG_BUSY_MS, 'the busy timeout is put back after each');
+    const committed = nextLateFacts();
+    other.exec('ROLLBACK');
+    mock.timers.tick(FACT_RETRY_MAX_MS);
+    await committed;
+    assert.equal(stored(db), [['session-closed', 1]]);
+  }));
 
 test('health: every failed commit is reported with the outage so far, then one recovery with the late facts', async () => {
   const { db, other } = openPair();

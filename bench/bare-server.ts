@@ -9,7 +9,15 @@
  * same schema, through the same group commit (db/event-log.ts), synced as `IMGCACHE_HISTORY_SYNC` says (as
  * imgcache's own `--history-sync`). What it serves is the ceiling that the history alone leaves imgcache.
  *
+ * With `--session-machine` as well, it also does the other piece the design fixes per answer: every connection is a
+ * session of imgcache's own machine (machines/session.machine.ts), admitted with a HELLO, and every answer is that
+ * machine's steps, as imgcache takes them for a get: the REQUEST (which decides to serve it and counts it) before the
+ * event is recorded, the REPLY_SENT once the answer is written. What it serves is the ceiling that the history and the
+ * session machine together leave imgcache: everything else imgcache does (the protocol's JSON, the catalog, the
+ * receipts and the rest of the socket glue) is its own cost.
+ *
  *   node --import tsx bench/bare-server.ts --cache-dir DIR [--port 0] [--host 127.0.0.1] [--history FILE]
+ *     [--session-machine]
  *
  * Prints `listening <port>` once it listens; stops on SIGTERM or SIGINT.
  */
@@ -18,9 +26,13 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { type Actor, createActor } from 'xstate';
 import { EventLog } from '../db/event-log.ts';
 import { openDatabase } from '../db/open-database.ts';
+import { sessionMachine } from '../machines/session.machine.ts';
 import { resolveConfig } from '../src/config.ts';
+import { PROTOCOL_VERSIONS } from '../src/protocol/messages.ts';
+import { BENCH_QUOTA, BENCH_TIERS } from './bench-fixtures.ts';
 
 const HEADER_BYTES = 5;
 const DATA_TYPE = 0x20;
@@ -67,8 +79,11 @@ function writeAnswer(socket: net.Socket, image: HeldImage | undefined): boolean 
 }
 
 /** After its `image-served` event is committed, as imgcache answers: the event has imgcache's members and sizes. */
-function answerAfterCommit(history: EventLog): Answer {
+function answerAfterCommit(history: EventLog, machines: boolean): Answer {
+  const sessionOf = machines ? sessionMachineOf() : null;
   return (socket, session, requestId, image) => {
+    // The session decides first: an image it serves is counted, and the answer is in flight until written.
+    const machine = sessionOf?.(socket, session, requestId, image);
     // An unknown name records nothing, but its answer keeps its place behind the answers still waiting.
     const events = image
       ? [
@@ -81,7 +96,7 @@ function answerAfterCommit(history: EventLog): Answer {
               bytes: image.content.length,
               sha256: image.sha256,
               quotaUsed: requestId,
-              quotaLimit: 1_000_000_000,
+              quotaLimit: BENCH_QUOTA,
             },
           },
         ]
@@ -95,11 +110,43 @@ function answerAfterCommit(history: EventLog): Answer {
       socket.cork();
       const wroteAll = writeAnswer(socket, image);
       socket.uncork();
+      if (wroteAll) machine?.send({ type: 'REPLY_SENT', at: performance.now(), receiptPending: false });
       if (!wroteAll && !socket.isPaused()) {
         socket.pause();
-        socket.once('drain', () => socket.resume());
+        socket.once('drain', () => {
+          machine?.send({ type: 'REPLY_SENT', at: performance.now(), receiptPending: false });
+          socket.resume();
+        });
       }
     });
+  };
+}
+
+type SessionActor = Actor<typeof sessionMachine>;
+
+/**
+ * One session machine per connection, started and admitted (HELLO, then the WELCOME's REPLY_SENT) on its first
+ * request; each request is then sent to it as imgcache's glue sends a get. Returns the machine, once it has decided
+ * to serve the image (an unknown name is answered without it, as the baseline answers it).
+ */
+function sessionMachineOf() {
+  const sessions = new WeakMap<net.Socket, SessionActor>();
+  const settings = { supportedVersions: PROTOCOL_VERSIONS, tiers: BENCH_TIERS };
+  const timeouts = { handshakeTimeoutMs: 60_000, idleTimeoutMs: 3_600_000 };
+  return (socket: net.Socket, connection: number, requestId: number, image: HeldImage | undefined) => {
+    let session = sessions.get(socket);
+    if (!session) {
+      session = createActor(sessionMachine, { input: { connection, ...settings, ...timeouts } }).start();
+      const identity = { name: `client-${connection}`, code: BENCH_TIERS[0]?.from ?? 100 };
+      session.send({ type: 'HELLO', versions: [...PROTOCOL_VERSIONS], identity });
+      session.send({ type: 'REPLY_SENT', at: performance.now(), receiptPending: false });
+      sessions.set(socket, session);
+      socket.once('close', () => session?.stop());
+    }
+    if (!image) return undefined;
+    const request = { id: requestId, command: 'get' as const, image: image.name };
+    session.send({ type: 'REQUEST', request, imageExists: true, imageUnchanged: false });
+    return session;
   };
 }
 
@@ -139,6 +186,7 @@ const { values } = parseArgs({
     port: { type: 'string', default: '0' },
     host: { type: 'string', default: '127.0.0.1' },
     history: { type: 'string' },
+    'session-machine': { type: 'boolean', default: false },
   },
 });
 const folder = values['cache-dir'];
@@ -146,11 +194,16 @@ if (!folder) {
   console.error('bare-server: --cache-dir is required');
   process.exit(2);
 }
+if (values['session-machine'] && !values.history) {
+  console.error('bare-server: --session-machine goes with --history');
+  process.exit(2);
+}
 const images = loadImages(folder);
 const historyFile = values.history;
 const answer = historyFile
   ? answerAfterCommit(
       new EventLog(openDatabase(historyFile, { synchronous: resolveConfig({}, process.env).historySync })),
+      values['session-machine'],
     )
   : null;
 let sessions = 0;

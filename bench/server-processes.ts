@@ -68,10 +68,18 @@ export async function startImgcacheServer(options: ImgcacheServerOptions): Promi
   return { ...watched, port };
 }
 
-/** The bare baseline; with `historyFile`, the baseline that commits each answer's event first (bench/bare-server.ts). */
-export function startBareServer(cacheDir: string, historyFile?: string): Promise<ServerProcess> {
+/**
+ * The bare baseline; with `historyFile`, the baseline that commits each answer's event first, and with
+ * `sessionMachine` as well, the one that also takes each answer's steps of the session machine (bench/bare-server.ts).
+ */
+export function startBareServer(
+  cacheDir: string,
+  historyFile?: string,
+  sessionMachine = false,
+): Promise<ServerProcess> {
   const history = historyFile === undefined ? [] : ['--history', historyFile];
-  return startBenchScript(BARE_SERVER, ['--cache-dir', cacheDir, ...history]);
+  const machine = sessionMachine ? ['--session-machine'] : [];
+  return startBenchScript(BARE_SERVER, ['--cache-dir', cacheDir, ...history, ...machine]);
 }
 
 /** The common way (bench/common-way-server.ts): Fastify recording each event with a plain INSERT, over HTTP. */

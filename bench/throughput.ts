@@ -30,6 +30,11 @@ export interface ThroughputRow {
   baseline: ServerRun;
   /** the baseline committing each answer's event first: the ceiling the history alone leaves imgcache */
   baselineWithHistory: ServerRun;
+  /**
+   * the baseline + history taking each answer's steps of imgcache's session machine too: the ceiling that the two
+   * pieces of work the design fixes per answer leave imgcache
+   */
+  designFloor: ServerRun;
   /** Fastify + a plain better-sqlite3 INSERT + @fastify/static, over HTTP keep-alive (bench/common-way-server.ts) */
   commonWay: ServerRun;
   nginx: ServerRun[];
@@ -43,6 +48,10 @@ export interface ThroughputRow {
   versusBaselineWithHistory: number;
   /** baseline + history req/s over baseline req/s: the highest versusBaseline that committing each event allows */
   historyCeiling: number;
+  /** imgcache req/s over (baseline + history + session machine) req/s: how close imgcache is to the design's floor */
+  versusDesignFloor: number;
+  /** (baseline + history + session machine) req/s over (baseline + history) req/s: what the machine's steps leave */
+  machineCeiling: number;
   /** imgcache req/s over the common way's req/s */
   versusCommonWay: number;
   /** imgcache's peak RSS over the baseline's (target <= 1.3) */
@@ -137,22 +146,27 @@ async function measureImgcache(context: MatrixContext, image: BenchImage, connec
 
 const BASELINE = 'baseline';
 export const BASELINE_WITH_HISTORY = 'baseline + history';
+export const DESIGN_FLOOR = 'baseline + history + session machine';
 export const COMMON_WAY = 'common way (Fastify)';
 
-/** The bare baseline, or (`withHistory`) the baseline that commits an event to a fresh history before each answer. */
+/**
+ * The bare baseline; with `work` 'history', the baseline that commits an event to a fresh history before each answer;
+ * with 'history + machine', the one that also takes each answer's steps of the session machine.
+ */
 async function measureBaseline(
   context: MatrixContext,
   image: BenchImage,
   connections: number,
-  withHistory: boolean,
+  work: 'none' | 'history' | 'history + machine',
 ): Promise<ServerRun> {
-  const database = withHistory ? freshHistoryFile(context.workDir) : undefined;
-  const server = await startBareServer(context.imageDir, database);
+  const database = work === 'none' ? undefined : freshHistoryFile(context.workDir);
+  const server = await startBareServer(context.imageDir, database, work === 'history + machine');
   const events = database === undefined ? null : eventCounter(database);
+  const name = { none: BASELINE, history: BASELINE_WITH_HISTORY, 'history + machine': DESIGN_FLOOR }[work];
   try {
     return await measureRun(
       {
-        server: withHistory ? BASELINE_WITH_HISTORY : BASELINE,
+        server: name,
         port: server.port,
         protocol: 'bare',
         target: image.name,
@@ -249,8 +263,11 @@ export async function runThroughputMatrix(
         const where = `round ${round}/${rounds}, ${image.label}, C=${connections}`;
         const key = (server: string) => `${image.bytes}/${connections}/${server}`;
         await measure(key('imgcache'), where, () => measureImgcache(context, image, connections));
-        await measure(key(BASELINE), where, () => measureBaseline(context, image, connections, false));
-        await measure(key(BASELINE_WITH_HISTORY), where, () => measureBaseline(context, image, connections, true));
+        await measure(key(BASELINE), where, () => measureBaseline(context, image, connections, 'none'));
+        await measure(key(BASELINE_WITH_HISTORY), where, () => measureBaseline(context, image, connections, 'history'));
+        await measure(key(DESIGN_FLOOR), where, () =>
+          measureBaseline(context, image, connections, 'history + machine'),
+        );
         await measure(key(COMMON_WAY), where, () => measureCommonWay(context, image, connections));
         for (const server of context.nginx) {
           const serverKey = key(`nginx: ${server.setup.name}`);
@@ -284,6 +301,7 @@ export async function runThroughputMatrix(
       const imgcache = best(key('imgcache'));
       const baseline = best(key(BASELINE));
       const baselineWithHistory = best(key(BASELINE_WITH_HISTORY));
+      const designFloor = best(key(DESIGN_FLOOR));
       const commonWay = best(key(COMMON_WAY));
       const nginx = context.nginx.map((server) => best(key(`nginx: ${server.setup.name}`)));
       const bestNginx = nginx.reduce<ServerRun | null>(
@@ -297,6 +315,7 @@ export async function runThroughputMatrix(
         imgcache,
         baseline,
         baselineWithHistory,
+        designFloor,
         commonWay,
         nginx,
         bestNginx,
@@ -304,6 +323,8 @@ export async function runThroughputMatrix(
         versusBaseline: imgcache.requestsPerSecond / baseline.requestsPerSecond,
         versusBaselineWithHistory: imgcache.requestsPerSecond / baselineWithHistory.requestsPerSecond,
         historyCeiling: baselineWithHistory.requestsPerSecond / baseline.requestsPerSecond,
+        versusDesignFloor: imgcache.requestsPerSecond / designFloor.requestsPerSecond,
+        machineCeiling: designFloor.requestsPerSecond / baselineWithHistory.requestsPerSecond,
         versusCommonWay: imgcache.requestsPerSecond / commonWay.requestsPerSecond,
         rssVersusBaseline: imgcache.serverPeakRssBytes / baseline.serverPeakRssBytes,
       });

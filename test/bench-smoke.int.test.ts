@@ -13,7 +13,7 @@ import type { BenchResults } from '../bench/bench-results.ts';
 import { FrameSkipper } from '../bench/frame-skipper.ts';
 import { HttpResponseSkipper } from '../bench/http-response-skipper.ts';
 import type { ServerRun } from '../bench/measure-run.ts';
-import { BASELINE_WITH_HISTORY, COMMON_WAY } from '../bench/throughput.ts';
+import { BASELINE_WITH_HISTORY, COMMON_WAY, DESIGN_FLOOR } from '../bench/throughput.ts';
 import { PACKAGE_ROOT } from '../src/config.ts';
 import { encodeFrame, encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
 import { makeTemporaryFolder } from './helpers/test-server.ts';
@@ -78,6 +78,16 @@ test('the smoke run measures imgcache, the bare baseline, the baseline + history
   assertSaneRun(row.baseline, row.imageBytes);
   assertSaneRun(row.baselineWithHistory, row.imageBytes);
   assert.is(row.baselineWithHistory.server, BASELINE_WITH_HISTORY);
+  assertSaneRun(row.designFloor, row.imageBytes);
+  assert.is(row.designFloor.server, DESIGN_FLOOR);
+  // The design's floor records an event per answer too, and steps a session machine per answer besides.
+  assert.ok((row.designFloor.eventsPerSecond ?? 0) > 0);
+  assert.ok(
+    Math.abs(row.machineCeiling - row.designFloor.requestsPerSecond / row.baselineWithHistory.requestsPerSecond) < 1e-9,
+  );
+  assert.ok(
+    Math.abs(row.versusDesignFloor - row.imgcache.requestsPerSecond / row.designFloor.requestsPerSecond) < 1e-9,
+  );
   assertSaneRun(row.commonWay, row.imageBytes);
   assert.is(row.commonWay.server, COMMON_WAY);
   assert.is(row.nginx.length, 0);

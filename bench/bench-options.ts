@@ -36,6 +36,8 @@ export interface BenchOptions {
   profile: boolean;
   /** measure imgcache once more with its operator log at `info` (one line per event) */
   logCost: boolean;
+  /** measure imgcache once more in every row with V8's young generation held small (SMALL_YOUNG_GENERATION) */
+  youngGeneration: boolean;
   eventLogCapacityMs: number;
   historyEvents: number;
   admissionSessions: number;
@@ -84,6 +86,7 @@ export const FULL_RUN: Readonly<Omit<BenchOptions, 'outDir'>> = Object.freeze({
   wrkSeconds: 5,
   profile: true,
   logCost: true,
+  youngGeneration: true,
   eventLogCapacityMs: 1_500,
   historyEvents: 1_000_000,
   admissionSessions: 10_000,
@@ -116,6 +119,7 @@ export const SMOKE_RUN: Readonly<Omit<BenchOptions, 'outDir'>> = Object.freeze({
   wrk: false,
   profile: false,
   logCost: false,
+  youngGeneration: false,
   eventLogCapacityMs: 100,
   historyEvents: 2_000,
   admissionSessions: 200,
@@ -147,6 +151,7 @@ export const USAGE = `npm run bench -- [options]
   --no-wrk                 skip the calibration against wrk
   --no-profile             skip the CPU profile of imgcache
   --no-log-cost            skip the run with the operator log at info
+  --no-young-generation    skip the runs with V8's young generation held small
   --history-events N       events in the history whose export is timed
   --admission-sessions N   sessions admitted (in-process and over sockets)
   --soak-sessions N        sessions of the memory soak after its warm-up (0: no soak)
@@ -187,6 +192,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | 'help
       'no-wrk': { type: 'boolean' },
       'no-profile': { type: 'boolean' },
       'no-log-cost': { type: 'boolean' },
+      'no-young-generation': { type: 'boolean' },
       'history-events': { type: 'string' },
       'admission-sessions': { type: 'string' },
       'soak-sessions': { type: 'string' },
@@ -219,6 +225,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions | 'help
     wrk: nginx && base.wrk && !values['no-wrk'],
     profile: base.profile && !values['no-profile'],
     logCost: base.logCost && !values['no-log-cost'],
+    youngGeneration: base.youngGeneration && !values['no-young-generation'],
     historyEvents: integer(values['history-events'], base.historyEvents),
     admissionSessions,
     socketAdmissionSessions: values['admission-sessions'] ? admissionSessions : base.socketAdmissionSessions,

@@ -26,6 +26,13 @@ export interface AdmissionFigures {
   microsNearFull: number;
 }
 
+/**
+ * V8's young generation held small, as an operator can ask for it (`NODE_OPTIONS=--max-semi-space-size=2`): each of
+ * its two semi-spaces at most 2 MiB instead of 16. The session machine's garbage then grows it less under many
+ * clients; the bench measures imgcache so started once in every row.
+ */
+export const SMALL_YOUNG_GENERATION = '--max-semi-space-size=2';
+
 export interface BenchResults {
   date: string;
   mode: 'full' | 'smoke';
@@ -38,6 +45,8 @@ export interface BenchResults {
   calibration: Calibration[];
   profile: { run: ServerRun; summary: ProfileSummary } | null;
   logCost: ServerRun | null;
+  /** imgcache started with SMALL_YOUNG_GENERATION, once in every row of the matrix (null when skipped) */
+  smallYoungGeneration: Array<{ imageBytes: number; connections: number; run: ServerRun }> | null;
   eventLogCapacity: EventLogCapacity[];
   history: { build: HistoryBuild; export: ExportMeasurement; documentChecked: boolean };
   /** [P-46] another client's list latency while long usages stream */

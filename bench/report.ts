@@ -7,6 +7,7 @@ import {
   historyBaselineTarget,
   historyCeilingTarget,
   RSS_VERSUS_BASELINE,
+  SMALL_YOUNG_GENERATION,
 } from './bench-results.ts';
 import {
   type ClientSpeed,
@@ -167,6 +168,8 @@ export function renderMarkdown(results: BenchResults): string {
           : '.'),
     );
   }
+
+  if (results.smallYoungGeneration) sections.push(...smallYoungGenerationSection(results));
 
   sections.push('## Event log');
   sections.push(
@@ -375,6 +378,43 @@ function designFloorSection(results: BenchResults): string[] {
       'imgcache / (baseline + history) that any imgcache can reach while every request is a step of its session ' +
       "machine; what imgcache spends beyond it is its own (the protocol's JSON, the catalog, receipts, quotas and " +
       'the rest of the socket glue).',
+  ];
+}
+
+/** imgcache with V8's young generation held small, beside imgcache as it starts by default, row by row. */
+function smallYoungGenerationSection(results: BenchResults): string[] {
+  const runs = results.smallYoungGeneration ?? [];
+  return [
+    "## Peak memory with V8's young generation held small",
+    `imgcache started with \`${SMALL_YOUNG_GENERATION}\` (as an operator would: \`NODE_OPTIONS=${SMALL_YOUNG_GENERATION} npm start\`), ` +
+      'measured once in every row right after the matrix, beside imgcache as it starts by default (the best round of the matrix):',
+    table(
+      [
+        'size',
+        'C',
+        'req/s: default / small young generation',
+        'server CPU µs/req: default / small',
+        'peak RSS MiB: default / small / baseline',
+        'peak RSS / baseline: default / small',
+      ],
+      results.rows.flatMap((row) => {
+        const small = runs.find(
+          (entry) => entry.imageBytes === row.imageBytes && entry.connections === row.connections,
+        );
+        if (!small) return [];
+        const baselineRss = row.baseline.serverPeakRssBytes;
+        return [
+          [
+            row.label,
+            String(row.connections),
+            `${rate(row.imgcache.requestsPerSecond)} / ${rate(small.run.requestsPerSecond)}`,
+            `${row.imgcache.serverCpuMicrosPerRequest.toFixed(1)} / ${small.run.serverCpuMicrosPerRequest.toFixed(1)}`,
+            `${mib(row.imgcache.serverPeakRssBytes)} / ${mib(small.run.serverPeakRssBytes)} / ${mib(baselineRss)}`,
+            `${ratio(row.imgcache.serverPeakRssBytes / baselineRss)} / ${ratio(small.run.serverPeakRssBytes / baselineRss)}`,
+          ],
+        ];
+      }),
+    ),
   ];
 }
 

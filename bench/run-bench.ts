@@ -16,7 +16,7 @@ import type { InProcessAdmission } from './admission-in-process.ts';
 import { measureAdmissionOverSockets } from './admission-over-sockets.ts';
 import { type BenchImage, writeBenchImages, writeBenchTiers } from './bench-fixtures.ts';
 import { type BenchOptions, parseBenchOptions, USAGE } from './bench-options.ts';
-import { admissionFigures, type BenchResults, checkTargets } from './bench-results.ts';
+import { admissionFigures, type BenchResults, checkTargets, SMALL_YOUNG_GENERATION } from './bench-results.ts';
 import { measureClientSpeed } from './client-speed.ts';
 import { measureCluster } from './cluster-bench.ts';
 import { type CpuProfile, summarizeProfile } from './cpu-profile.ts';
@@ -24,7 +24,7 @@ import { type EventLogCapacity, measureEventLogCapacity } from './event-log-capa
 import { type FloodRun, measureFreeRequestFlood } from './free-request-flood.ts';
 import { buildHistory, measureExport } from './history-export.ts';
 import { codeVersion, machineInfo } from './machine-info.ts';
-import { type LoadSettings, measureRun } from './measure-run.ts';
+import { type LoadSettings, measureRun, type ServerRun } from './measure-run.ts';
 import { NGINX_SETUPS, type NginxProcess, startNginx } from './nginx.ts';
 import { renderMarkdown } from './report.ts';
 import { runSessionSoak, type SoakResult } from './session-soak.ts';
@@ -108,6 +108,9 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
     const first = images[0] as BenchImage;
     const profile = options.profile ? await profileImgcache(context, first, busiest) : null;
     const logCost = options.logCost ? await measureWithInfoLog(context, first, busiest) : null;
+    const smallYoungGeneration = options.youngGeneration
+      ? await measureSmallYoungGeneration(context, images, options.concurrency)
+      : null;
     const eventLogCapacity = await measureLogCapacity(workDir, options);
     const history = await measureHistoryExport(workDir, options);
     const usageLatency = await measureUsageWhileListing(workDir, imageDir, tiersFile, options);
@@ -159,6 +162,7 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
       calibration,
       profile,
       logCost,
+      smallYoungGeneration,
       eventLogCapacity,
       history,
       usageLatency,
@@ -219,6 +223,35 @@ async function measureWithInfoLog(context: MatrixContext, image: BenchImage, con
   } finally {
     await close();
   }
+}
+
+/**
+ * imgcache started with V8's young generation held small (an operator's choice, through NODE_OPTIONS), once in
+ * every row: what it saves in peak memory and what it costs in speed.
+ */
+async function measureSmallYoungGeneration(
+  context: MatrixContext,
+  images: readonly BenchImage[],
+  concurrencies: readonly number[],
+) {
+  const runs: Array<{ imageBytes: number; connections: number; run: ServerRun }> = [];
+  for (const image of images) {
+    for (const connections of concurrencies) {
+      const { target, close } = await imgcacheTarget(context, image, connections, {
+        nodeOptions: [SMALL_YOUNG_GENERATION],
+      });
+      try {
+        const run = await measureRun(target, image, connections, context.settings);
+        context.log(
+          `${SMALL_YOUNG_GENERATION}, ${image.label}, C=${connections}: imgcache ${Math.round(run.requestsPerSecond)} req/s`,
+        );
+        runs.push({ imageBytes: image.bytes, connections, run });
+      } finally {
+        await close();
+      }
+    }
+  }
+  return runs;
 }
 
 async function measureLogCapacity(workDir: string, options: BenchOptions): Promise<EventLogCapacity[]> {

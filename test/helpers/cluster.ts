@@ -5,7 +5,8 @@
  * PostgreSQL, connect to one node directly (through a small relay that sends the PROXY header HAProxy would), and
  * read the history as an outsider does, with its own PostgreSQL connection.
  *
- * One cluster per test file: `stop()` ends everything; a test process that dies anyway kills what is left on exit.
+ * One cluster per test file: `stop()` ends everything; a test process that ends anyway (an exception, Ctrl-C, a kill)
+ * kills what is left and removes the folder on its way out (./cleanup-on-exit.ts).
  */
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
@@ -14,6 +15,7 @@ import pg from 'pg';
 import { downloadImage } from '../../client/download.ts';
 import { type ConnectOptions, ImgcacheClient } from '../../client/imgcache-client.ts';
 import { ServerError } from '../../src/protocol/index.ts';
+import { cleanUpOnExit } from './cleanup-on-exit.ts';
 import { type HaproxyNode, type RunningHaproxy, startHaproxy } from './haproxy.ts';
 import { type PostgresInstance, startPostgres } from './postgres.ts';
 import { type ServerProcess, spawnServer } from './processes.ts';
@@ -88,13 +90,10 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-const running = new Set<{ kill(): void }>();
-let exitHookInstalled = false;
-
 /** Starts PostgreSQL, the nodes (in parallel) and HAProxy; resolves once every node is up and HAProxy listens. */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  installExitHook();
   const folder = makeTemporaryFolder('imgcache-cluster-');
+  const forgetFolder = cleanUpOnExit(() => rmSync(folder, { recursive: true, force: true }));
   const postgres = await startPostgres();
   const history = await postgres.createDatabase('imgcache');
   const heartbeatMs = options.heartbeatMs ?? 200;
@@ -119,9 +118,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       String(lostAfterMs),
       ...(options.args ?? []),
     ]);
-    const handle = { kill: () => process.child.kill('SIGKILL') };
-    running.add(handle);
-    process.exited.then(() => running.delete(handle));
+    const forget = cleanUpOnExit(() => process.child.kill('SIGKILL'));
+    process.exited.then(forget, forget);
     let operatorPort = 0;
     await eventually(() => {
       operatorPort = operatorPortOf(process.logs);
@@ -166,6 +164,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await reader.end().catch(() => undefined);
     await postgres.stop();
     rmSync(folder, { recursive: true, force: true });
+    forgetFolder();
   };
   try {
     const count = options.nodes ?? 3;
@@ -177,7 +176,6 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       operatorPort: node.operatorPort,
     }));
     haproxy = await startHaproxy(folder, backends);
-    running.add({ kill: () => haproxy?.child.kill('SIGKILL') });
   } catch (error) {
     await stop();
     throw error;
@@ -375,13 +373,4 @@ async function startProxyRelay(port: number): Promise<{ server: net.Server; port
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return { server, port: (server.address() as net.AddressInfo).port };
-}
-
-/** On the way out, even after a failed assertion: no node or HAProxy of ours is left running. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const handle of running) handle.kill();
-  });
 }

@@ -11,6 +11,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort, isListening } from '../../bench/server-processes.ts';
+import { cleanUpOnExit } from './cleanup-on-exit.ts';
 import { eventually } from './test-server.ts';
 import { within } from './within.ts';
 
@@ -110,6 +111,9 @@ export async function startHaproxy(folder: string, nodes: readonly HaproxyNode[]
   writeFileSync(configFile, haproxyConfig({ bind: { host: '127.0.0.1', port }, nodes, statsSocket }));
   const child = spawn('haproxy', ['-db', '-V', '-f', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = once(child, 'exit');
+  // a test process that ends before stop() (an exception, Ctrl-C, a kill) leaves no HAProxy behind
+  const forget = cleanUpOnExit(() => child.kill('SIGKILL'));
+  exited.then(forget, forget);
   const lines: string[] = [];
   const waiters: Array<{ matches: RegExp; resolve: (line: string) => void }> = [];
   const onLine = (line: string): void => {

@@ -4,8 +4,9 @@
  * runs as the `postgres` user through runuser; otherwise as ourselves.
  *
  * One instance per test file (initdb takes about a second); `createDatabase` gives each test a fresh database.
- * `halt` / `start` stop it and start it again on the same port and data, for outage tests. Whatever happens, the
- * process's exit stops every instance still running and removes its folder.
+ * `halt` / `start` stop it and start it again on the same port and data, for outage tests. However the test process
+ * ends (normally, an exception, Ctrl-C, a kill), every instance still running is stopped and its folder removed
+ * (./cleanup-on-exit.ts).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -14,6 +15,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from '../../bench/server-processes.ts';
+import { cleanUpOnExit } from './cleanup-on-exit.ts';
 
 const run = promisify(execFile);
 
@@ -65,16 +67,22 @@ function newestDebianPostgresBin(root: string): string {
   return path.join(root, versions[0] ?? '15', 'bin');
 }
 
-const live = new Set<{ folder: string; data: string }>();
-let exitHookInstalled = false;
+interface LiveInstance {
+  folder: string;
+  data: string;
+  /** takes its cleanup on the process's exit off the list */
+  forget(): void;
+}
+
+const live = new Set<LiveInstance>();
 
 /** Starts a new PostgreSQL 15 cluster; resolves once it accepts connections. */
 export async function startPostgres(options: PostgresOptions = {}): Promise<PostgresInstance> {
-  installExitHook();
   const folder = mkdtempSync(path.join(os.tmpdir(), 'imgcache-pg-'));
   const data = path.join(folder, 'data');
   const logFile = path.join(folder, 'log');
-  const entry = { folder, data };
+  const entry: LiveInstance = { folder, data, forget: () => {} };
+  entry.forget = cleanUpOnExit(() => stopNow(entry));
   live.add(entry);
   if (AS_ROOT) {
     const { uid, gid } = postgresUser();
@@ -85,6 +93,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   } catch (error) {
     rmSync(folder, { recursive: true, force: true, maxRetries: 5 });
     live.delete(entry);
+    entry.forget();
     throw error;
   }
   const settings = [
@@ -151,13 +160,14 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Post
   };
 }
 
-async function destroy(entry: { folder: string; data: string }): Promise<void> {
+async function destroy(entry: LiveInstance): Promise<void> {
   if (!live.delete(entry)) return;
   if (existsSync(path.join(entry.data, 'postmaster.pid'))) {
     thawQuietly(entry.data);
     await pgCommand('pg_ctl', ['-D', entry.data, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
   }
   rmSync(entry.folder, { recursive: true, force: true, maxRetries: 5 });
+  entry.forget();
 }
 
 /** Sends `signal` to the server's postmaster and each of its processes (its children), by their pids. */
@@ -206,31 +216,28 @@ function postgresUser(): { uid: number; gid: number } {
   return { uid, gid };
 }
 
-/** On the way out (normal end, a failed assertion, Ctrl-C, a kill): no PostgreSQL of ours is left running. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', stopAllNow);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
-      stopAllNow();
-      process.kill(process.pid, signal);
-    });
-  }
-}
-
-function stopAllNow(): void {
-  for (const entry of live) {
-    if (existsSync(path.join(entry.data, 'postmaster.pid'))) {
-      thawQuietly(entry.data);
-      const [file, argv] = commandLine('pg_ctl', ['-D', entry.data, '-m', 'immediate', '-w', 'stop']);
-      try {
-        execFileSync(file, argv, { stdio: 'ignore', timeout: 30_000 });
-      } catch {
-        // already gone
+/**
+ * Stops an instance at once without the event loop, for a test process on its way out: an immediate shutdown (the
+ * postmaster and its processes quit without a checkpoint), or SIGKILL to each of them if pg_ctl takes too long; then
+ * the folder goes.
+ */
+function stopNow(entry: LiveInstance): void {
+  if (existsSync(path.join(entry.data, 'postmaster.pid'))) {
+    thawQuietly(entry.data);
+    const [file, argv] = commandLine('pg_ctl', ['-D', entry.data, '-m', 'immediate', '-w', 'stop']);
+    try {
+      execFileSync(file, argv, { stdio: 'ignore', timeout: 10_000 });
+    } catch (error) {
+      // Only a pg_ctl that took too long leaves a server running; one that failed at once found it gone already, and
+      // its stale pid file may name someone else's process by now.
+      if ((error as NodeJS.ErrnoException).code === 'ETIMEDOUT') {
+        try {
+          signalAll(entry.data, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
       }
     }
-    rmSync(entry.folder, { recursive: true, force: true, maxRetries: 5 });
   }
-  live.clear();
+  rmSync(entry.folder, { recursive: true, force: true, maxRetries: 5 });
 }

@@ -6,6 +6,8 @@
  * `session-closed` (reason `node-lost`), its slots are freed, its row deleted and a `node-lost` event recorded.
  */
 import type { NewEvent } from '../events.ts';
+import type { EventRow } from '../row-committer.ts';
+import { insertEvents } from './insert-events.ts';
 import { inTransaction, type Pool, type PoolClient } from './pool.ts';
 
 /**
@@ -71,7 +73,7 @@ export function closeLostNodes(pool: Pool, self: string, lostAfterMs: number, at
         data: { node, sessions: closed.length, lastHeartbeatAt: heartbeat },
         at,
       };
-      await insertEvents(client, [lost], self);
+      await recordEvents(client, [lost], self);
       events.push(lost);
     }
     return events;
@@ -97,21 +99,13 @@ async function closeSessionsOf(client: PoolClient, node: string, recorder: strin
     data: { reason: 'node-lost', node },
     at,
   }));
-  await insertEvents(client, events, recorder);
+  await recordEvents(client, events, recorder);
   return events;
 }
 
-async function insertEvents(client: PoolClient, events: readonly NewEvent[], node: string): Promise<void> {
-  if (events.length === 0) return;
-  await client.query(
-    `INSERT INTO events (at, session, type, data, node)
-     SELECT unnest($1::bigint[]), unnest($2::bigint[]), unnest($3::text[]), unnest($4::text[]), $5`,
-    [
-      events.map((event) => event.at ?? Date.now()),
-      events.map((event) => event.session),
-      events.map((event) => event.type),
-      events.map((event) => JSON.stringify(event.data)),
-      node,
-    ],
+async function recordEvents(client: PoolClient, events: readonly NewEvent[], node: string): Promise<void> {
+  const rows = events.map(
+    (event): EventRow => [event.at ?? Date.now(), event.session, event.type, JSON.stringify(event.data)],
   );
+  await insertEvents(client, rows, node);
 }

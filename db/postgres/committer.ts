@@ -10,10 +10,8 @@ import type { StorageCondition } from '../errors.ts';
 import type { BackgroundCommitter } from '../event-log.ts';
 import type { AnswerRepeated } from '../events.ts';
 import type { EventRow } from '../row-committer.ts';
+import { insertEventsStatement, ROWS_PER_INSERT } from './insert-events.ts';
 import { inTransaction, type Pool } from './pool.ts';
-
-/** PostgreSQL takes at most 65,535 parameters per statement: 5 per row, so a long group goes in several INSERTs. */
-const ROWS_PER_INSERT = 2_000;
 
 const LAST_ROW = '(SELECT max(position) FROM events WHERE session = $1)';
 
@@ -59,14 +57,7 @@ export function commitStatements(rows: readonly EventRow[], node: string | null)
 }
 
 function insertStatement(rows: readonly EventRow[], node: string | null): Statement {
-  const values: unknown[] = [];
-  const tuples: string[] = [];
-  for (const [at, session, type, data] of rows) {
-    const base = values.length;
-    tuples.push(`($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5})`);
-    values.push(at, session, type, data, node);
-  }
-  const text = `INSERT INTO events (at, session, type, data, node) VALUES ${tuples.join(', ')}`;
+  const { text, values } = insertEventsStatement(rows, node);
   return rows.length <= PREPARED_UP_TO_ROWS
     ? { name: `imgcache-insert-${rows.length}`, text, values }
     : { text, values };

@@ -10,6 +10,8 @@ import { applyRegistryEvent, emptyRegistry, type Registry } from '../client-regi
 import type { HistoryEvent, StoredEvent } from '../events.ts';
 import { type CountedEvent, type KeyedAdmission, projectIdentityUsage } from '../identity-usage.ts';
 import { EVENT_COLUMNS, type EventRow, REGISTRY_TYPES_SQL, toStoredEvent } from '../read-events.ts';
+import type { EventRow as NewEventRow } from '../row-committer.ts';
+import { insertEvents } from './insert-events.ts';
 import { inTransaction, type Pool } from './pool.ts';
 import { ADVISORY_LOCKS } from './schema.ts';
 
@@ -57,13 +59,11 @@ export async function changeRegistry(
   return inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock($1)', [ADVISORY_LOCKS.registry]);
     const events = decide(await loadRegistry(client));
-    for (const event of events) {
-      await client.query('INSERT INTO events (at, session, type, data) VALUES ($1, NULL, $2, $3)', [
-        at,
-        event.type,
-        JSON.stringify(event.data),
-      ]);
-    }
+    await insertEvents(
+      client,
+      events.map((event): NewEventRow => [at, null, event.type, JSON.stringify(event.data)]),
+      null,
+    );
     if (events.length > 0) await client.query(`NOTIFY ${REGISTRY_NOTIFY_CHANNEL}`);
     return events;
   });

@@ -55,7 +55,8 @@ test('[P-70] [P-27] a new image shows up with no key pressed; idle, it is closed
     'the dashboard session closed for idleness',
   );
   assert.is((closed.data as { reason: string }).reason, 'idle-timeout');
-  screen = await pane.waitFor((text) => text.includes('closed while idle'));
+  // the status line and the key bar may reach the terminal in separate writes: wait for both
+  screen = await pane.waitFor((text) => text.includes('closed while idle') && keyBar(text).includes('r reconnect'));
   assert.match(flat(screen), /Closed after \d+ seconds? without a request; press r or any command to reconnect\./);
   assert.not.match(screen, '✖', 'no alarm: nothing went wrong');
   assert.match(keyBar(screen), 'Enter get');

@@ -12,6 +12,7 @@ import { applyRegistryEvent, emptyRegistry, type Registry } from './client-regis
 import type { HistoryEvent, StoredEvent } from './events.ts';
 import { type CountedEvent, type KeyedAdmission, projectIdentityUsage } from './identity-usage.ts';
 import { EVENT_COLUMNS, type EventRow, REGISTRY_TYPES_SQL, toStoredEvent } from './read-events.ts';
+import { insertEventsSql } from './row-committer.ts';
 
 type Database = BetterSqlite3.Database;
 
@@ -55,9 +56,7 @@ export function changeRegistry(
   decide: (registry: Registry) => HistoryEvent[],
   at: number = Date.now(),
 ): HistoryEvent[] {
-  const insert = db.prepare<[number, null, string, string]>(
-    'INSERT INTO events (at, session, type, data) VALUES (?, ?, ?, ?)',
-  );
+  const insert = db.prepare<[number, null, string, string]>(insertEventsSql(1));
   const run = db.transaction(() => {
     const events = decide(loadRegistry(db));
     for (const event of events) insert.run(at, null, event.type, JSON.stringify(event.data));

@@ -20,14 +20,22 @@ export type EventRow = [at: number, session: number | null, type: string, data: 
  */
 export const MAX_ROWS_PER_INSERT = 64;
 
+/**
+ * The one INSERT of event rows into an SQLite history: `count` rows of positional parameters, each row's in the order
+ * of an EventRow. The group committer (below) and the registry commands (registry-store.ts) both prepare theirs from
+ * it, so a change to the columns of `events` is made here only.
+ */
+export function insertEventsSql(count: number): string {
+  return `INSERT INTO events (at, session, type, data) VALUES ${'(?, ?, ?, ?), '.repeat(count - 1)}(?, ?, ?, ?)`;
+}
+
 /** The transaction that appends rows, on `db`; its statements prepared once. */
 export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void {
   const inserts: Statement[] = [];
   const insertOf = (count: number): Statement => {
     let insert = inserts[count - 1];
     if (!insert) {
-      const values = `${'(?, ?, ?, ?), '.repeat(count - 1)}(?, ?, ?, ?)`;
-      insert = db.prepare<unknown[]>(`INSERT INTO events (at, session, type, data) VALUES ${values}`);
+      insert = db.prepare<unknown[]>(insertEventsSql(count));
       inserts[count - 1] = insert;
     }
     return insert;

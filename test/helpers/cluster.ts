@@ -6,7 +6,7 @@
  * read the history as an outsider does, with its own PostgreSQL connection.
  *
  * One cluster per test file: `stop()` ends everything; a test process that ends anyway (an exception, Ctrl-C, a kill)
- * kills what is left and removes the folder on its way out (./cleanup-on-exit.ts).
+ * kills what is left and removes the folder on its way out (./cleanup-on-exit.ts; `spawnServer` registers each node).
  */
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
@@ -118,8 +118,6 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       String(lostAfterMs),
       ...(options.args ?? []),
     ]);
-    const forget = cleanUpOnExit(() => process.child.kill('SIGKILL'));
-    process.exited.then(forget, forget);
     let operatorPort = 0;
     await eventually(() => {
       operatorPort = operatorPortOf(process.logs);

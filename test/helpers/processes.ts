@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { PACKAGE_ROOT } from '../../src/config.ts';
+import { cleanUpOnExit } from './cleanup-on-exit.ts';
 
 // The commands run from their TypeScript sources (the installed ones run the build in dist/, which may be stale).
 export const SERVER_BIN = path.join(PACKAGE_ROOT, 'test/helpers/bin/imgcache-server.js');
@@ -19,14 +20,19 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `imgcache-server` on a free port and resolves once it logs that it listens. */
+/**
+ * Starts `imgcache-server` on a free port and resolves once it logs that it listens. A test process that ends before
+ * the server has exited (an exception, Ctrl-C, a kill) kills it on its way out (./cleanup-on-exit.ts).
+ */
 export async function spawnServer(args: string[]): Promise<ServerProcess> {
   const child = spawn(process.execPath, [SERVER_BIN, '--port', '0', '--log-format', 'json', ...args], {
     cwd: PACKAGE_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const forget = cleanUpOnExit(() => child.kill('SIGKILL'));
   const logs: Array<Record<string, unknown>> = [];
   const exited = once(child, 'exit').then(([code]) => code as number | null);
+  exited.then(forget, forget);
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();

@@ -2,12 +2,14 @@
  * A real terminal for end-to-end tests of the dashboard: a private tmux server (its own socket, `-L`, and an empty
  * configuration) runs a command in a detached session of a chosen size; the test types with `send-keys` and reads
  * the screen with `capture-pane`. Waiting for something on the screen is polling the screen until it shows up, up
- * to a deadline: the screen is the only event a terminal program gives.
+ * to a deadline: the screen is the only event a terminal program gives. A test process that ends before `kill()`
+ * (an exception, Ctrl-C, a kill) ends the tmux server on its way out (./cleanup-on-exit.ts).
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { cleanUpOnExit } from './cleanup-on-exit.ts';
 
 const run = promisify(execFile);
 
@@ -32,6 +34,8 @@ function shellQuote(word: string): string {
 export class TmuxServer {
   readonly socket: string;
   readonly #config: string;
+  /** takes the exit cleanup off the list; set while a session may be running */
+  #forget: (() => void) | null = null;
 
   /** `folder` holds the empty configuration; the socket name is unique to this run. */
   constructor(folder: string) {
@@ -60,6 +64,10 @@ export class TmuxServer {
     const env = Object.entries({ ...TERMINAL_ENV, ...options.env }).map(([key, value]) => `${key}=${value}`);
     const script = `printf '\\033]2;${SHELL_TITLE}\\007'; "$@"; echo "${EXIT_MARK} $?"`;
     const command = ['sh', '-c', script, 'sh', 'env', ...env, ...argv].map(shellQuote).join(' ');
+    // the first session starts the tmux server: from then on, an interrupted test process ends it on its way out
+    this.#forget ??= cleanUpOnExit(() => {
+      execFileSync('tmux', ['-L', this.socket, 'kill-server'], { stdio: 'ignore', timeout: 5_000 });
+    });
     await this.tmux(
       'new-session',
       '-d',
@@ -79,6 +87,8 @@ export class TmuxServer {
   /** Ends every session of this server (their programs get SIGHUP) and the server itself. */
   async kill(): Promise<void> {
     await this.tmux('kill-server').catch(() => {});
+    this.#forget?.();
+    this.#forget = null;
   }
 }
 

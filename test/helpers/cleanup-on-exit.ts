@@ -1,6 +1,7 @@
 /**
  * What a test started must not outlive the test process, however it ends. The helpers that start processes
- * (PostgreSQL, HAProxy, cluster nodes) register here a synchronous cleanup for each: kill it, remove its folder.
+ * (PostgreSQL, HAProxy, cluster nodes) or mount file systems register here a synchronous cleanup for each: kill it
+ * or unmount it, remove its folder.
  * The cleanups run, last registered first, when the process ends:
  *
  * - on the `exit` event: a normal end, `process.exit()`, and an uncaught exception or unhandled rejection that ends

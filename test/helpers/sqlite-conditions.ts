@@ -10,6 +10,7 @@ import { closeSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { PACKAGE_ROOT } from '../../src/config.ts';
+import { cleanUpOnExit } from './cleanup-on-exit.ts';
 import { makeTemporaryFolder } from './test-server.ts';
 
 /** A separate process holding the write lock of an SQLite file until released. */
@@ -72,6 +73,11 @@ export function mountSmallFileSystem(kib: number): SmallFileSystem | { refused: 
     return { refused: `cannot mount a tmpfs (root is needed): ${stderr || (error as Error).message}` };
   }
   const remount = (mode: 'ro' | 'rw') => execFileSync('mount', ['-o', `remount,${mode}`, folder], { stdio: 'pipe' });
+  // A test interrupted before it unmounts must not leave the mount behind: lazily detached, then the folder removed.
+  const forget = cleanUpOnExit(() => {
+    execFileSync('umount', ['-l', folder], { stdio: 'pipe', timeout: 5_000 });
+    rmSync(folder, { recursive: true, force: true });
+  });
   return {
     folder,
     fill: () => fillUp(path.join(folder, FILLER)),
@@ -80,6 +86,7 @@ export function mountSmallFileSystem(kib: number): SmallFileSystem | { refused: 
     remountReadWrite: () => remount('rw'),
     unmount: () => {
       execFileSync('umount', [folder], { stdio: 'pipe' });
+      forget();
       rmSync(folder, { recursive: true, force: true });
     },
   };

@@ -126,8 +126,9 @@ type SessionActor = Actor<typeof sessionMachine>;
 
 /**
  * One session machine per connection, started and admitted (HELLO, then the WELCOME's REPLY_SENT) on its first
- * request; each request is then sent to it as imgcache's glue sends a get. Returns the machine, once it has decided
- * to serve the image (an unknown name is answered without it, as the baseline answers it).
+ * request; each request is then sent to it as imgcache's glue sends a get. Returns the session once it has been sent
+ * the REQUEST, for its REPLY_SENT (an unknown name is answered without it, as the baseline answers it). The load
+ * generator keeps one request in flight per connection, so a REQUEST never finds an answer in flight.
  */
 function sessionMachineOf() {
   const sessions = new WeakMap<net.Socket, SessionActor>();

@@ -33,6 +33,13 @@ export interface AdmissionFigures {
  */
 export const SMALL_YOUNG_GENERATION = '--max-semi-space-size=2';
 
+/** imgcache started with SMALL_YOUNG_GENERATION, at one row of the matrix */
+export interface SmallYoungGenerationRun {
+  imageBytes: number;
+  connections: number;
+  run: ServerRun;
+}
+
 export interface BenchResults {
   date: string;
   mode: 'full' | 'smoke';
@@ -46,7 +53,7 @@ export interface BenchResults {
   profile: { run: ServerRun; summary: ProfileSummary } | null;
   logCost: ServerRun | null;
   /** imgcache started with SMALL_YOUNG_GENERATION, once in every row of the matrix (null when skipped) */
-  smallYoungGeneration: Array<{ imageBytes: number; connections: number; run: ServerRun }> | null;
+  smallYoungGeneration: SmallYoungGenerationRun[] | null;
   eventLogCapacity: EventLogCapacity[];
   history: { build: HistoryBuild; export: ExportMeasurement; documentChecked: boolean };
   /** [P-46] another client's list latency while long usages stream */

@@ -16,7 +16,13 @@ import type { InProcessAdmission } from './admission-in-process.ts';
 import { measureAdmissionOverSockets } from './admission-over-sockets.ts';
 import { type BenchImage, writeBenchImages, writeBenchTiers } from './bench-fixtures.ts';
 import { type BenchOptions, parseBenchOptions, USAGE } from './bench-options.ts';
-import { admissionFigures, type BenchResults, checkTargets, SMALL_YOUNG_GENERATION } from './bench-results.ts';
+import {
+  admissionFigures,
+  type BenchResults,
+  checkTargets,
+  SMALL_YOUNG_GENERATION,
+  type SmallYoungGenerationRun,
+} from './bench-results.ts';
 import { measureClientSpeed } from './client-speed.ts';
 import { measureCluster } from './cluster-bench.ts';
 import { type CpuProfile, summarizeProfile } from './cpu-profile.ts';
@@ -24,13 +30,13 @@ import { type EventLogCapacity, measureEventLogCapacity } from './event-log-capa
 import { type FloodRun, measureFreeRequestFlood } from './free-request-flood.ts';
 import { buildHistory, measureExport } from './history-export.ts';
 import { codeVersion, machineInfo } from './machine-info.ts';
-import { type LoadSettings, measureRun, type ServerRun } from './measure-run.ts';
+import { type LoadSettings, measureRun } from './measure-run.ts';
 import { NGINX_SETUPS, type NginxProcess, startNginx } from './nginx.ts';
 import { renderMarkdown } from './report.ts';
 import { runSessionSoak, type SoakResult } from './session-soak.ts';
 import { measureStartup } from './startup-time.ts';
 import { ensureCommands } from './system-packages.ts';
-import { historySync, imgcacheTarget, type MatrixContext, runThroughputMatrix } from './throughput.ts';
+import { historySync, imgcacheTarget, type MatrixContext, measureImgcache, runThroughputMatrix } from './throughput.ts';
 import { measureUsageLatency, type UsageLatency } from './usage-latency.ts';
 
 const execFileAsync = promisify(execFile);
@@ -212,17 +218,12 @@ async function profileImgcache(context: MatrixContext, image: BenchImage, connec
 }
 
 async function measureWithInfoLog(context: MatrixContext, image: BenchImage, connections: number) {
-  const { target, close } = await imgcacheTarget(context, image, connections, {
+  const run = await measureImgcache(context, image, connections, {
     logLevel: 'info',
     logFile: path.join(context.workDir, 'imgcache-info.log'),
   });
-  try {
-    const run = await measureRun(target, image, connections, context.settings);
-    context.log(`log at info: ${Math.round(run.requestsPerSecond)} req/s`);
-    return run;
-  } finally {
-    await close();
-  }
+  context.log(`log at info: ${Math.round(run.requestsPerSecond)} req/s`);
+  return run;
 }
 
 /**
@@ -233,22 +234,15 @@ async function measureSmallYoungGeneration(
   context: MatrixContext,
   images: readonly BenchImage[],
   concurrencies: readonly number[],
-) {
-  const runs: Array<{ imageBytes: number; connections: number; run: ServerRun }> = [];
+): Promise<SmallYoungGenerationRun[]> {
+  const runs: SmallYoungGenerationRun[] = [];
   for (const image of images) {
     for (const connections of concurrencies) {
-      const { target, close } = await imgcacheTarget(context, image, connections, {
-        nodeOptions: [SMALL_YOUNG_GENERATION],
-      });
-      try {
-        const run = await measureRun(target, image, connections, context.settings);
-        context.log(
-          `${SMALL_YOUNG_GENERATION}, ${image.label}, C=${connections}: imgcache ${Math.round(run.requestsPerSecond)} req/s`,
-        );
-        runs.push({ imageBytes: image.bytes, connections, run });
-      } finally {
-        await close();
-      }
+      const run = await measureImgcache(context, image, connections, { nodeOptions: [SMALL_YOUNG_GENERATION] });
+      context.log(
+        `${SMALL_YOUNG_GENERATION}, ${image.label}, C=${connections}: imgcache ${Math.round(run.requestsPerSecond)} req/s`,
+      );
+      runs.push({ imageBytes: image.bytes, connections, run });
     }
   }
   return runs;

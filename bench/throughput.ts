@@ -135,8 +135,14 @@ export async function imgcacheTarget(
   };
 }
 
-async function measureImgcache(context: MatrixContext, image: BenchImage, connections: number): Promise<ServerRun> {
-  const { target, close } = await imgcacheTarget(context, image, connections);
+/** One measurement of a fresh imgcache, started with `extra` (e.g. its log at info, node options). */
+export async function measureImgcache(
+  context: MatrixContext,
+  image: BenchImage,
+  connections: number,
+  extra: Partial<ImgcacheServerOptions> = {},
+): Promise<ServerRun> {
+  const { target, close } = await imgcacheTarget(context, image, connections, extra);
   try {
     return await measureRun(target, image, connections, context.settings);
   } finally {

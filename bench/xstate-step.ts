@@ -15,9 +15,8 @@
 import { performance } from 'node:perf_hooks';
 import { createActor } from 'xstate';
 import { sessionMachine } from '../machines/session.machine.ts';
-import type { TierTable } from '../machines/tiers.ts';
 import type { Request } from '../src/protocol/messages.ts';
-import { BENCH_QUOTA } from './bench-fixtures.ts';
+import { BENCH_TIERS } from './bench-fixtures.ts';
 
 export interface XstateStep {
   gets: number;
@@ -36,14 +35,11 @@ if (gc === undefined) throw new Error('run with --expose-gc (and --max-semi-spac
 const gets = Number(process.argv[2] ?? 200_000);
 const batch = Number(process.argv[3] ?? 2_000);
 
-/** The bench's tier table: every code a quota no run uses up. */
-const tiers: TierTable = [{ from: 100, to: 999, tier: 'bench', quota: BENCH_QUOTA, canReadUsage: true }];
-
 const actor = createActor(sessionMachine, {
   input: {
     connection: 1,
     supportedVersions: [1],
-    tiers,
+    tiers: BENCH_TIERS,
     handshakeTimeoutMs: 600_000,
     idleTimeoutMs: 3_600_000,
   },

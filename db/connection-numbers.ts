@@ -19,21 +19,21 @@ export function nextConnectionNumber(db: Database): number {
   const indexed = db
     .prepare<[], number | null>(
       `SELECT max(
-         (SELECT coalesce(max(session), 0) FROM events WHERE type = 'session-admitted'),
-         (SELECT coalesce(max(session), 0) FROM events WHERE type = 'session-closed'),
-         (SELECT coalesce(max(session), 0) FROM events WHERE type = 'connection-rejected'),
-         (SELECT coalesce(max(session), 0) FROM events WHERE type = 'connection-dropped'))`,
+         (SELECT coalesce(max(session), 0) FROM event_rows WHERE type = 'session-admitted'),
+         (SELECT coalesce(max(session), 0) FROM event_rows WHERE type = 'session-closed'),
+         (SELECT coalesce(max(session), 0) FROM event_rows WHERE type = 'connection-rejected'),
+         (SELECT coalesce(max(session), 0) FROM event_rows WHERE type = 'connection-dropped'))`,
     )
     .pluck()
     .get();
   const lastStart = db
     .prepare<[], { position: number; next: number | null }>(
-      `SELECT position, json_extract(data, '$.nextConnection') AS next FROM events
+      `SELECT position, json_extract(data, '$.nextConnection') AS next FROM event_rows
        WHERE type = 'server-started' ORDER BY position DESC LIMIT 1`,
     )
     .get();
   const sinceStart = db
-    .prepare<[number], number | null>('SELECT coalesce(max(session), 0) FROM events WHERE position > ?')
+    .prepare<[number], number | null>('SELECT coalesce(max(session), 0) FROM event_rows WHERE position > ?')
     .pluck()
     .get(lastStart?.position ?? 0);
   const before = typeof lastStart?.next === 'number' ? lastStart.next - 1 : 0;

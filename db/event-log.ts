@@ -27,6 +27,7 @@ import {
 } from './errors.ts';
 import type { NewEvent } from './events.ts';
 import { diskIsFull, writeDenied } from './file-system.ts';
+import { servedImageRow } from './image-versions.ts';
 import { type EventRow, rowCommitter } from './row-committer.ts';
 
 type Database = BetterSqlite3.Database;
@@ -467,7 +468,10 @@ export class EventLog {
   }
 
   #toRow(event: NewEvent): EventRow {
-    return [event.at ?? this.#now(), event.session, event.type, JSON.stringify(event.data)];
+    const at = event.at ?? this.#now();
+    // The most frequent row is left for the committer to encode (compact on SQLite, JSON on PostgreSQL).
+    if (event.type === 'image-served') return [at, event.session, event.type, servedImageRow(event.data)];
+    return [at, event.session, event.type, JSON.stringify(event.data)];
   }
 }
 

@@ -3,6 +3,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { REGISTRY_EVENT_TYPES } from './client-registry.ts';
 import type { StoredEvent } from './events.ts';
+import { expandServedData } from './image-versions.ts';
 
 type Database = BetterSqlite3.Database;
 
@@ -15,10 +16,30 @@ export interface EventQuery {
   limit?: number;
 }
 
-/** A row of the events table as SQLite returns it in raw mode: arrays cost less to build than objects. */
-export type EventRow = [position: number, at: number, session: number | null, type: string, data: string];
+/**
+ * A row of the history as SQLite returns it in raw mode (arrays cost less to build than objects): the columns of
+ * EVENT_COLUMNS, then on SQLite those of its image version (image, bytes, sha256), null for other rows.
+ */
+export type EventRow = [
+  position: number,
+  at: number,
+  session: number | null,
+  type: string,
+  data: string,
+  image?: string | null,
+  bytes?: number | null,
+  sha256?: string | null,
+];
 
+/** The columns of an event: PostgreSQL's `events`, SQLite's `event_rows` (for rows that are never an image served). */
 export const EVENT_COLUMNS = 'position, at, session, type, data';
+
+/**
+ * [SQLite] An EventRow's columns from `event_rows e` joined with its image version; use with EVENT_ROWS, and name
+ * event_rows' columns `e.` in the rest of the statement.
+ */
+export const EVENT_ROW_COLUMNS = 'e.position, e.at, e.session, e.type, e.data, v.image, v.bytes, v.sha256';
+export const EVENT_ROWS = 'event_rows e LEFT JOIN image_versions v ON v.version = e.image_version';
 
 /** [P-60] The registry's event types as an SQL list, `('client-registered', …)`: the same for SQLite and PostgreSQL. */
 export const REGISTRY_TYPES_SQL = `(${REGISTRY_EVENT_TYPES.map((type) => `'${type}'`).join(', ')})`;
@@ -33,9 +54,15 @@ export function* iterateEvents(db: Database, query: EventQuery = {}): Generator<
   for (const row of statement.iterate(params)) yield toStoredEvent(row);
 }
 
-/** The table only ever holds events this code wrote, at a schema version it knows, so the row is trusted. */
+/**
+ * The table only ever holds events this code wrote, at a schema version it knows, so the row is trusted. An image
+ * served with an image version is the compact form (db/image-versions.ts).
+ */
 export function toStoredEvent(row: EventRow): StoredEvent {
-  const [position, at, session, type, data] = row;
+  const [position, at, session, type, data, image, bytes, sha256] = row;
+  if (typeof image === 'string' && typeof bytes === 'number' && typeof sha256 === 'string') {
+    return { position, at, session, type, data: expandServedData(data, image, bytes, sha256) } as StoredEvent;
+  }
   return { position, at, session, type, data: JSON.parse(data) } as StoredEvent;
 }
 
@@ -54,9 +81,9 @@ function selectEvents(
   const bySession = query.session !== undefined;
   const statement = db
     .prepare<SelectParams, EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events
-     WHERE position > @after ${bySession ? 'AND session = @session' : ''}
-     ORDER BY position LIMIT @limit`,
+      `SELECT ${EVENT_ROW_COLUMNS} FROM ${EVENT_ROWS}
+     WHERE e.position > @after ${bySession ? 'AND e.session = @session' : ''}
+     ORDER BY e.position LIMIT @limit`,
     )
     .raw();
   // LIMIT -1 is SQLite's "no limit"; better-sqlite3 ignores `session` when the statement does not use it.

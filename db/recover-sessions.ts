@@ -25,9 +25,9 @@ export function closeOrphanedSessions(target: EventLog | Database, reason = 'ser
 export function orphanedSessions(db: Database): number[] {
   return db
     .prepare<[], number>(
-      `SELECT session FROM events WHERE type = 'session-admitted' AND session IS NOT NULL
+      `SELECT session FROM event_rows WHERE type = 'session-admitted' AND session IS NOT NULL
        EXCEPT
-       SELECT session FROM events WHERE type = 'session-closed'
+       SELECT session FROM event_rows WHERE type = 'session-closed'
        ORDER BY session`,
     )
     .pluck()

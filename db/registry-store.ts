@@ -26,7 +26,7 @@ export const REGISTRY_EVENTS = `type > 'client-' AND type < 'client.' AND type I
 export function readRegistryEvents(db: Database, afterPosition = 0): StoredEvent[] {
   return db
     .prepare<[number], EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events INDEXED BY events_registry
+      `SELECT ${EVENT_COLUMNS} FROM event_rows INDEXED BY events_registry
        WHERE ${REGISTRY_EVENTS} AND position > ? ORDER BY position`,
     )
     .raw()
@@ -56,10 +56,10 @@ export function changeRegistry(
   decide: (registry: Registry) => HistoryEvent[],
   at: number = Date.now(),
 ): HistoryEvent[] {
-  const insert = db.prepare<[number, null, string, string]>(insertEventsSql(1));
+  const insert = db.prepare<[number, null, string, string, null]>(insertEventsSql(1));
   const run = db.transaction(() => {
     const events = decide(loadRegistry(db));
-    for (const event of events) insert.run(at, null, event.type, JSON.stringify(event.data));
+    for (const event of events) insert.run(at, null, event.type, JSON.stringify(event.data), null);
     return events;
   });
   return run.immediate();
@@ -69,7 +69,7 @@ export function changeRegistry(
 export function keyedAdmissions(db: Database): Array<KeyedAdmission & { at: number }> {
   return db
     .prepare<[], [number, number, string]>(
-      `SELECT session, at, json_extract(data, '$.identity') FROM events INDEXED BY events_admitted
+      `SELECT session, at, json_extract(data, '$.identity') FROM event_rows INDEXED BY events_admitted
        WHERE type = 'session-admitted' AND json_extract(data, '$.identity') IS NOT NULL`,
     )
     .raw()
@@ -83,7 +83,7 @@ export function closesOf(db: Database, sessions: readonly number[]): Map<number,
   if (sessions.length === 0) return closes;
   const statement = db
     .prepare<[number], [number]>(
-      `SELECT at FROM events INDEXED BY events_closed WHERE type = 'session-closed' AND session = ?`,
+      `SELECT at FROM event_rows INDEXED BY events_closed WHERE type = 'session-closed' AND session = ?`,
     )
     .raw();
   for (const session of sessions) {
@@ -99,14 +99,14 @@ export function closesOf(db: Database, sessions: readonly number[]): Map<number,
  */
 function firstPositionSince(db: Database, since: number, slackMs = 3_600_000): number {
   const bounds = db
-    .prepare<[], [number | null, number | null]>('SELECT min(position), max(position) FROM events')
+    .prepare<[], [number | null, number | null]>('SELECT min(position), max(position) FROM event_rows')
     .raw()
     .get();
   let low = bounds?.[0] ?? 1;
   let high = bounds?.[1] ?? 0;
   if (high < low) return 1;
   const atOf = db
-    .prepare<[number], number>('SELECT at FROM events WHERE position >= ? ORDER BY position LIMIT 1')
+    .prepare<[number], number>('SELECT at FROM event_rows WHERE position >= ? ORDER BY position LIMIT 1')
     .pluck();
   const target = since - slackMs;
   while (low < high) {
@@ -138,7 +138,7 @@ export function identityUsageFromDatabase(
   const from = firstPositionSince(db, since);
   const events = db
     .prepare<[number], [number | null, number, string]>(
-      `SELECT session, at, type FROM events
+      `SELECT session, at, type FROM event_rows
        WHERE position >= ? AND type IN ('image-served', 'transfer-incomplete') ORDER BY position`,
     )
     .raw();

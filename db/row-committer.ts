@@ -7,26 +7,37 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import type { AnswerRepeated } from './events.ts';
+import { compactServedData, imageVersionNumbers, type ServedImageRow, servedImageJson } from './image-versions.ts';
 
 type Database = BetterSqlite3.Database;
 type Statement = BetterSqlite3.Statement<unknown[]>;
 
-/** An event turned into its row when recorded, so a caller mutating its object later cannot change the history. */
-export type EventRow = [at: number, session: number | null, type: string, data: string];
+/**
+ * An event turned into its row when recorded, so a caller mutating its object later cannot change the history: its
+ * data as JSON text, or for an image served the data's members, which the committer encodes (db/image-versions.ts).
+ */
+export type EventRow = [at: number, session: number | null, type: string, data: string | ServedImageRow];
+
+/** A row's data as JSON text, the form a history without image versions (PostgreSQL) stores. */
+export function eventRowJson(data: string | ServedImageRow): string {
+  return typeof data === 'string' ? data : servedImageJson(data);
+}
 
 /**
- * Rows in one INSERT at most (4 parameters each; SQLite allows 32,766). Past 64 the cost a row stops falling; one
+ * Rows in one INSERT at most (5 parameters each; SQLite allows 32,766). Past 64 the cost a row stops falling; one
  * statement is prepared per count up to this, when first needed.
  */
 export const MAX_ROWS_PER_INSERT = 64;
 
 /**
- * The one INSERT of event rows into an SQLite history: `count` rows of positional parameters, each row's in the order
- * of an EventRow. The group committer (below) and the registry commands (registry-store.ts) both prepare theirs from
- * it, so a change to the columns of `events` is made here only.
+ * The one INSERT of event rows into an SQLite history: `count` rows of positional parameters, each row's at, session,
+ * type, data and image version (null but for an image served). The group committer (below) and the registry
+ * commands (registry-store.ts) both prepare theirs from it, so a change to the columns of `event_rows` is made here
+ * only.
  */
 export function insertEventsSql(count: number): string {
-  return `INSERT INTO events (at, session, type, data) VALUES ${'(?, ?, ?, ?), '.repeat(count - 1)}(?, ?, ?, ?)`;
+  const row = '(?, ?, ?, ?, ?)';
+  return `INSERT INTO event_rows (at, session, type, data, image_version) VALUES ${`${row}, `.repeat(count - 1)}${row}`;
 }
 
 /** The transaction that appends rows, on `db`; its statements prepared once. */
@@ -42,24 +53,29 @@ export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void 
   };
   // [P-49] An answer-repeated row updates the session's previous row, which is the answer it repeats; the lookup
   // walks back from the end of the table and stops at that row, a few rows back.
-  const lastRow = '(SELECT position FROM events WHERE session = @session ORDER BY position DESC LIMIT 1)';
+  const lastRow = '(SELECT position FROM event_rows WHERE session = @session ORDER BY position DESC LIMIT 1)';
   const repeat = db.prepare<[{ at: number; session: number | null; data: string }]>(
-    `UPDATE events SET data = json_set(data,
+    `UPDATE event_rows SET data = json_set(data,
        '$.repeats', coalesce(json_extract(data, '$.repeats'), 0) + 1, '$.lastAt', CAST(@at AS INTEGER),
        '$.lastRequestId', json_extract(@data, '$.requestId'))
      WHERE position = ${lastRow}`,
   );
   const rateLimited = db.prepare<[{ at: number; session: number | null }]>(
-    `UPDATE events SET data = json_set(data,
+    `UPDATE event_rows SET data = json_set(data,
        '$.rateLimited', coalesce(json_extract(data, '$.rateLimited'), 0) + 1, '$.lastRateLimitedAt', CAST(@at AS INTEGER))
      WHERE position = ${lastRow}`,
   );
+  const versionOf = imageVersionNumbers(db);
   /** Inserts rows[from, to), plain rows all, in INSERTs of at most MAX_ROWS_PER_INSERT. */
   const insertRows = (rows: readonly EventRow[], from: number, to: number): void => {
     for (let start = from; start < to; start += MAX_ROWS_PER_INSERT) {
       const end = Math.min(start + MAX_ROWS_PER_INSERT, to);
       const values: unknown[] = [];
-      for (let index = start; index < end; index++) values.push(...(rows[index] as EventRow));
+      for (let index = start; index < end; index++) {
+        const [at, session, type, data] = rows[index] as EventRow;
+        if (typeof data === 'string') values.push(at, session, type, data, null);
+        else values.push(at, session, type, compactServedData(data), versionOf(data));
+      }
       insertOf(end - start).run(values);
     }
   };
@@ -69,9 +85,10 @@ export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void 
       if (row[2] !== 'answer-repeated') return;
       insertRows(rows, plainFrom, index);
       plainFrom = index + 1;
-      if ((JSON.parse(row[3]) as AnswerRepeated['data']).count === 'rateLimited') {
+      const data = eventRowJson(row[3]);
+      if ((JSON.parse(data) as AnswerRepeated['data']).count === 'rateLimited') {
         rateLimited.run({ at: row[0], session: row[1] });
-      } else repeat.run({ at: row[0], session: row[1], data: row[3] });
+      } else repeat.run({ at: row[0], session: row[1], data });
     });
     insertRows(rows, plainFrom, rows.length);
   });
@@ -79,6 +96,11 @@ export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void 
     if (rows.length === 0) return;
     if (rows.length <= MAX_ROWS_PER_INSERT && rows.every((row) => row[2] !== 'answer-repeated')) {
       insertRows(rows, 0, rows.length);
-    } else commit.immediate(rows);
+      return;
+    }
+    // The image versions first, each new one committed on its own: numbers found inside the transaction would not
+    // be remembered (a rollback could take them away), and every row would look its version up again.
+    for (const row of rows) if (typeof row[3] !== 'string') versionOf(row[3]);
+    commit.immediate(rows);
   };
 }

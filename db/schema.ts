@@ -59,6 +59,29 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX events_registry;
   CREATE INDEX events_registry ON events (position) WHERE type > 'client-' AND type < 'client.';
   `,
+  // An image served is nearly every row, and its JSON (about 175 bytes, mostly the image's name and SHA-256, the same
+  // for every get of it) was most of what each commit wrote. Each image version (name, size, hash) is now written
+  // once, in image_versions; the row of a get names it in image_version and keeps `[requestId, quotaUsed,
+  // quotaLimit]` in data (db/image-versions.ts). The rows live in event_rows; `events` is a view of them with the same
+  // columns and the same JSON text as before, for `sqlite3` and other readers. Rows written before keep their JSON
+  // and no version: the view passes them through. Indexes keep their names; renaming the table rewrites nothing.
+  `
+  CREATE TABLE image_versions (
+    version INTEGER PRIMARY KEY,
+    image TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    UNIQUE (image, bytes, sha256)
+  );
+  ALTER TABLE events RENAME TO event_rows;
+  ALTER TABLE event_rows ADD COLUMN image_version INTEGER; -- image_versions.version (not declared: no check per row)
+  CREATE VIEW events (position, at, session, type, data) AS
+    SELECT e.position, e.at, e.session, e.type,
+      CASE WHEN e.image_version IS NULL THEN e.data ELSE json_object(
+        'requestId', json_extract(e.data, '$[0]'), 'image', v.image, 'bytes', v.bytes, 'sha256', v.sha256,
+        'quotaUsed', json_extract(e.data, '$[1]'), 'quotaLimit', json_extract(e.data, '$[2]')) END
+    FROM event_rows e LEFT JOIN image_versions v ON v.version = e.image_version;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -98,7 +98,7 @@ export class UsageCache {
       const closes = new Map<number, number>();
       for (const [session, position] of history
         .prepare<[{ from: number; upTo: number }], [number, number]>(
-          `SELECT session, position FROM events INDEXED BY events_closed
+          `SELECT session, position FROM event_rows INDEXED BY events_closed
            WHERE type = 'session-closed' AND position > @from AND position <= @upTo`,
         )
         .raw()
@@ -110,7 +110,7 @@ export class UsageCache {
         const toSession = greatest(closes.keys());
         const admitted = history
           .prepare<[{ fromSession: number; toSession: number; upTo: number }], number | null>(
-            `SELECT min(position) FROM events INDEXED BY events_admitted
+            `SELECT min(position) FROM event_rows INDEXED BY events_admitted
              WHERE type = 'session-admitted' AND session BETWEEN @fromSession AND @toSession AND position <= @upTo`,
           )
           .pluck()
@@ -174,7 +174,7 @@ export class UsageCache {
 /** What the history is: its first event, which nothing ever changes. */
 function historyIdentity(history: Database): string {
   const row = history
-    .prepare<[], [number, string, string]>('SELECT at, type, data FROM events ORDER BY position LIMIT 1')
+    .prepare<[], [number, string, string]>('SELECT at, type, data FROM event_rows ORDER BY position LIMIT 1')
     .raw()
     .get();
   return row ? JSON.stringify(row) : '';
@@ -187,9 +187,9 @@ function historyIdentity(history: Database): string {
 function openEntries(history: Database, upTo: number): ClientEntry[] {
   const open = history
     .prepare<[{ upTo: number }], [number, number]>(
-      `SELECT session, position FROM events INDEXED BY events_admitted
+      `SELECT session, position FROM event_rows INDEXED BY events_admitted
        WHERE type = 'session-admitted' AND position <= @upTo
-         AND session NOT IN (SELECT session FROM events INDEXED BY events_closed
+         AND session NOT IN (SELECT session FROM event_rows INDEXED BY events_closed
                              WHERE type = 'session-closed' AND position <= @upTo)`,
     )
     .raw()

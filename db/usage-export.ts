@@ -10,7 +10,7 @@
 
 import type BetterSqlite3 from 'better-sqlite3';
 import type { StoredEvent } from './events.ts';
-import { EVENT_COLUMNS, type EventRow, toStoredEvent } from './read-events.ts';
+import { EVENT_ROW_COLUMNS, EVENT_ROWS, type EventRow, toStoredEvent } from './read-events.ts';
 import { type UsageFilter, usageJsonChunks, wantsRejections } from './usage-projection.ts';
 
 type Database = BetterSqlite3.Database;
@@ -44,7 +44,7 @@ export function usageJsonChunksFromDatabase(
 
 /** The position of the newest event, 0 in an empty history; positions are never reused, so it counts the events. */
 export function lastPosition(db: Database): number {
-  return db.prepare<[], number>('SELECT coalesce(max(position), 0) FROM events').pluck().get() ?? 0;
+  return db.prepare<[], number>('SELECT coalesce(max(position), 0) FROM event_rows').pluck().get() ?? 0;
 }
 
 /** The positions and session numbers that hold every selected session's events; null when no session is selected. */
@@ -68,7 +68,7 @@ export function sessionRange(db: Database, filter: UsageFilter | undefined, upTo
   }
   const admitted = db
     .prepare<[{ session: number | null; since: number; until: number; upTo: number }], [number, number, number]>(
-      `SELECT min(position), min(session), max(session) FROM events INDEXED BY events_admitted
+      `SELECT min(position), min(session), max(session) FROM event_rows INDEXED BY events_admitted
        WHERE type = 'session-admitted' AND (@session IS NULL OR session = @session)
          AND at >= @since AND at < @until AND position <= @upTo`,
     )
@@ -92,14 +92,14 @@ function lastClose(db: Database, fromSession: number, toSession: number, upTo: n
   const range = { fromSession, toSession, upTo };
   const admissions = db
     .prepare<[typeof range], number>(
-      `SELECT count(*) FROM events INDEXED BY events_admitted
+      `SELECT count(*) FROM event_rows INDEXED BY events_admitted
        WHERE type = 'session-admitted' AND session BETWEEN @fromSession AND @toSession AND position <= @upTo`,
     )
     .pluck()
     .get(range);
   const [closes, last] = db
     .prepare<[typeof range], [number, number | null]>(
-      `SELECT count(DISTINCT session), max(position) FROM events INDEXED BY events_closed
+      `SELECT count(DISTINCT session), max(position) FROM event_rows INDEXED BY events_closed
        WHERE type = 'session-closed' AND session BETWEEN @fromSession AND @toSession AND position <= @upTo`,
     )
     .raw()
@@ -118,10 +118,10 @@ function lastClose(db: Database, fromSession: number, toSession: number, upTo: n
 export function* sessionEvents(db: Database, range: SessionRange): Generator<StoredEvent, void, undefined> {
   const statement = db
     .prepare<[SessionRange], EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events
-     WHERE position BETWEEN @fromPosition AND @toPosition AND session BETWEEN @fromSession AND @toSession
-       AND type <> 'connection-rejected'
-     ORDER BY session, position`,
+      `SELECT ${EVENT_ROW_COLUMNS} FROM ${EVENT_ROWS}
+     WHERE e.position BETWEEN @fromPosition AND @toPosition AND e.session BETWEEN @fromSession AND @toSession
+       AND e.type <> 'connection-rejected'
+     ORDER BY e.session, e.position`,
     )
     .raw();
   for (const row of statement.iterate(range)) yield toStoredEvent(row);
@@ -131,9 +131,9 @@ export function* sessionEvents(db: Database, range: SessionRange): Generator<Sto
 export function* rejectedEvents(db: Database, upTo: number): Generator<StoredEvent, void, undefined> {
   const statement = db
     .prepare<[{ upTo: number }], EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM events
-     WHERE type = 'connection-rejected' AND position <= @upTo
-     ORDER BY session`,
+      `SELECT ${EVENT_ROW_COLUMNS} FROM ${EVENT_ROWS}
+     WHERE e.type = 'connection-rejected' AND e.position <= @upTo
+     ORDER BY e.session`,
     )
     .raw();
   for (const row of statement.iterate({ upTo })) yield toStoredEvent(row);

@@ -103,19 +103,20 @@ function positions(events: readonly StoredEvent[]): number[] {
 
 // --- schema -----------------------------------------------------------------------------------------------------
 
-test('the first open creates the folder, the schema at user_version 4, WAL and synchronous FULL', () => {
+test('the first open creates the folder, the schema at user_version 5, WAL and synchronous FULL', () => {
   const file = path.join(folder, 'nested', 'deeper', 'history.sqlite');
   const db = open(file);
   assert.ok(fs.existsSync(file));
-  assert.is(SCHEMA_VERSION, 4);
-  assert.is(schemaVersion(db), 4);
+  assert.is(SCHEMA_VERSION, 5);
+  assert.is(schemaVersion(db), 5);
   assert.is(db.pragma('journal_mode', { simple: true }), 'wal');
   assert.is(db.pragma('synchronous', { simple: true }), 2);
   const names = db
-    .prepare<[], string>("SELECT name FROM sqlite_schema WHERE tbl_name = 'events' ORDER BY name")
+    .prepare<[], string>("SELECT name FROM sqlite_schema WHERE tbl_name IN ('events', 'event_rows') ORDER BY name")
     .pluck()
     .all();
   assert.equal(names, [
+    'event_rows',
     'events',
     'events_admitted',
     'events_closed',
@@ -154,7 +155,9 @@ test('a version 1 history is migrated to the current version in place: its event
 test('appending a row builds no temporary B-tree for the partial indexes, whose WHEREs are plain comparisons', () => {
   const db = open();
   const opcodes = db
-    .prepare<[], { opcode: string }>(`EXPLAIN INSERT INTO events (at, session, type, data) VALUES (1, 1, 'x', '{}')`)
+    .prepare<[], { opcode: string }>(
+      `EXPLAIN INSERT INTO event_rows (at, session, type, data) VALUES (1, 1, 'x', '{}')`,
+    )
     .all()
     .map((step) => step.opcode)
     .join(' ');
@@ -307,7 +310,7 @@ test('a failing commit gives every done of the batch the error and stores nothin
   const log = new EventLog(db);
   await recordAsync(log, [admitted(1)]);
   // A real SQLite failure: a temporary trigger aborts the insert of one poisoned event in the middle of the batch.
-  db.exec(`CREATE TEMP TRIGGER poison BEFORE INSERT ON events
+  db.exec(`CREATE TEMP TRIGGER poison BEFORE INSERT ON event_rows
            WHEN json_extract(NEW.data, '$.reason') = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned event'); END`);
   const outcomes = await Promise.all([
     recordAsync(log, [served(1)]),
@@ -353,7 +356,7 @@ test('recordNow commits synchronously, after whatever is queued, and calls the q
 test('recordNow throws the coded error when its commit fails', () => {
   const db = open();
   const log = new EventLog(db);
-  db.exec(`CREATE TEMP TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END`);
+  db.exec(`CREATE TEMP TRIGGER refuse BEFORE INSERT ON event_rows BEGIN SELECT RAISE(ABORT, 'refused'); END`);
   assert.is(
     codeOf(() => log.recordNow([admitted(1)])),
     'history-append-failed',
@@ -455,11 +458,11 @@ test('nextConnectionNumber reads the rows since the last start, from the end, an
     return 1;
   });
   db.prepare(
-    `SELECT count(*) FROM (SELECT position FROM events WHERE type = 'server-started' AND visit() ORDER BY position DESC LIMIT 1)`,
+    `SELECT count(*) FROM (SELECT position FROM event_rows WHERE type = 'server-started' AND visit() ORDER BY position DESC LIMIT 1)`,
   ).get();
   assert.ok(visited < 10, `the search for the last start reads from the end (${visited} rows read)`);
   assert.ok(
-    plans("SELECT max(session) FROM events WHERE type = 'session-closed'").some((d) => d.includes('events_closed')),
+    plans("SELECT max(session) FROM event_rows WHERE type = 'session-closed'").some((d) => d.includes('events_closed')),
   );
   assert.is(nextConnectionNumber(db), rows + 2);
 });
@@ -471,12 +474,14 @@ test('nextConnectionNumber and the orphan search read indexes only, never the wh
       .prepare<[], { detail: string }>(`EXPLAIN QUERY PLAN ${sql}`)
       .all()
       .map((row) => row.detail);
-  const scans = (sql: string) => plans(sql).filter((detail) => /^SCAN events\b(?! USING)/.test(detail));
-  assert.equal(scans("SELECT max(session) FROM events WHERE type = 'connection-dropped'"), []);
-  assert.equal(scans("SELECT session FROM events WHERE type = 'session-admitted'"), []);
-  assert.equal(scans("SELECT session FROM events WHERE type = 'session-closed'"), []);
-  assert.equal(scans("SELECT position FROM events WHERE type = 'connection-rejected' ORDER BY session"), []);
-  assert.ok(plans("SELECT session FROM events WHERE type = 'session-closed'").some((d) => d.includes('events_closed')));
+  const scans = (sql: string) => plans(sql).filter((detail) => /^SCAN event_rows\b(?! USING)/.test(detail));
+  assert.equal(scans("SELECT max(session) FROM event_rows WHERE type = 'connection-dropped'"), []);
+  assert.equal(scans("SELECT session FROM event_rows WHERE type = 'session-admitted'"), []);
+  assert.equal(scans("SELECT session FROM event_rows WHERE type = 'session-closed'"), []);
+  assert.equal(scans("SELECT position FROM event_rows WHERE type = 'connection-rejected' ORDER BY session"), []);
+  assert.ok(
+    plans("SELECT session FROM event_rows WHERE type = 'session-closed'").some((d) => d.includes('events_closed')),
+  );
 });
 
 test('a restart keeps the events and the connection numbers', () => {

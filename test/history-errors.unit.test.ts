@@ -75,7 +75,7 @@ test('a commit blocked by another writer fails as locked, naming the file and SQ
 
 test('a record of no events is not failed by a failing commit, and keeps its place in the order of dones', async () => {
   const log = new EventLog(openDatabase(path.join(folder, 'history.sqlite')));
-  log.db.exec(`CREATE TEMP TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END`);
+  log.db.exec(`CREATE TEMP TRIGGER refuse BEFORE INSERT ON event_rows BEGIN SELECT RAISE(ABORT, 'refused'); END`);
   const order: string[] = [];
   const outcomes = await Promise.all([
     new Promise<Error | null>((resolve) =>

@@ -92,12 +92,15 @@ test('[P-60] a look for new registry events is one probe of its partial index', 
   const db = openDatabase(database, { readonly: true });
   const plan = db
     .prepare(
-      `EXPLAIN QUERY PLAN SELECT * FROM events INDEXED BY events_registry
+      `EXPLAIN QUERY PLAN SELECT * FROM event_rows INDEXED BY events_registry
        WHERE ${REGISTRY_EVENTS} AND position > 3 ORDER BY position`,
     )
     .all() as Array<{ detail: string }>;
   db.close();
-  assert.match(plan.map((row) => row.detail).join('; '), /SEARCH events USING INDEX events_registry \(position>\?\)/);
+  assert.match(
+    plan.map((row) => row.detail).join('; '),
+    /SEARCH event_rows USING INDEX events_registry \(position>\?\)/,
+  );
 });
 
 test.run();

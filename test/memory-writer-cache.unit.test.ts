@@ -47,7 +47,7 @@ test('a writable history connection caches at most WRITER_CACHE_KIB of pages, wh
 
 test('the bound holds after many appends: the cache setting is not reset by commits or checkpoints', () => {
   const db = open();
-  const insert = db.prepare('INSERT INTO events (at, session, type, data) VALUES (?, ?, ?, ?)');
+  const insert = db.prepare('INSERT INTO event_rows (at, session, type, data) VALUES (?, ?, ?, ?)');
   const data = JSON.stringify({ requestId: 1, image: 'sunset.png', bytes: 9802, sha256: 'a'.repeat(64) });
   const append = db.transaction((from: number) => {
     for (let session = from; session < from + 100; session++) insert.run(Date.now(), session, 'image-served', data);

@@ -70,7 +70,7 @@ for (const size of [3, MAX_ROWS_PER_INSERT + 3]) {
   test(`a group of ${size} rows whose last row cannot be stored stores none of them`, () => {
     const commit = rowCommitter(db);
     const rows = Array.from({ length: size }, (_, index) => served(1, index));
-    rows[size - 1] = [1, 1, 'image-served', null as unknown as string];
+    rows[size - 1] = [1, 1, null as unknown as string, '{}'];
     assert.throws(() => commit(rows), /NOT NULL/);
     assert.is(readEvents(db).length, 0);
     commit([served(1, 1)]);

@@ -9,7 +9,7 @@
 import type { StorageCondition } from '../errors.ts';
 import type { BackgroundCommitter } from '../event-log.ts';
 import type { AnswerRepeated } from '../events.ts';
-import type { EventRow } from '../row-committer.ts';
+import { type EventRow, eventRowJson } from '../row-committer.ts';
 import { insertEventsStatement, ROWS_PER_INSERT } from './insert-events.ts';
 import { inTransaction, type Pool } from './pool.ts';
 
@@ -48,9 +48,10 @@ export function commitStatements(rows: readonly EventRow[], node: string | null)
       continue;
     }
     endRun();
-    if ((JSON.parse(data) as AnswerRepeated['data']).count === 'rateLimited') {
+    const json = eventRowJson(data);
+    if ((JSON.parse(json) as AnswerRepeated['data']).count === 'rateLimited') {
       statements.push({ text: RATE_LIMITED, values: [session, at] });
-    } else statements.push({ text: REPEAT, values: [session, at, data] });
+    } else statements.push({ text: REPEAT, values: [session, at, json] });
   }
   endRun();
   return statements;

@@ -4,7 +4,7 @@
  * sweep (cluster-nodes.ts) and the registry commands (history-store.ts) all build their INSERTs here, so a change to
  * the columns of `events` is made in this file only.
  */
-import type { EventRow } from '../row-committer.ts';
+import { type EventRow, eventRowJson } from '../row-committer.ts';
 import type { PoolClient } from './pool.ts';
 
 /** PostgreSQL takes at most 65,535 parameters per statement: 5 per row, so a long group goes in several INSERTs. */
@@ -20,7 +20,7 @@ export function insertEventsStatement(
   for (const [at, session, type, data] of rows) {
     const base = values.length;
     tuples.push(`($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5})`);
-    values.push(at, session, type, data, node);
+    values.push(at, session, type, eventRowJson(data), node);
   }
   return { text: `INSERT INTO events (at, session, type, data, node) VALUES ${tuples.join(', ')}`, values };
 }

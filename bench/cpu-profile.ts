@@ -1,8 +1,10 @@
 /**
  * Reads a V8 CPU profile (`node --cpu-prof`) and ranks functions by self time, each with its most frequent caller
  * (a native function such as SQLite's `run` says little without it), and sums self time by area of the code.
- * Pure: takes the parsed JSON.
+ * Pure: takes the parsed JSON. V8 samples the main thread on wall time: a thread preempted inside a system call
+ * is charged to that call; bench/perf-profile.ts samples CPU time, and the bench prefers it when perf works.
  */
+import type { PerfProfileSummary } from './perf-profile.ts';
 
 export interface CpuProfile {
   nodes: Array<{
@@ -27,7 +29,11 @@ export interface ProfileEntry {
   caller: string;
 }
 
-export interface ProfileSummary {
+export interface V8ProfileSummary {
+  /** absent in results written before perf profiles existed */
+  profiler?: 'v8';
+  /** why perf did not make the profile (not installed, refused, failed), when the bench tried it */
+  perfUnavailable?: string;
   /** milliseconds sampled */
   totalMs: number;
   idleMs: number;
@@ -35,13 +41,16 @@ export interface ProfileSummary {
   areas: Array<{ area: string; selfMs: number; share: number }>;
 }
 
+/** Made by V8's sampler (`node --cpu-prof`) or by perf (bench/perf-profile.ts). */
+export type ProfileSummary = V8ProfileSummary | PerfProfileSummary;
+
 const IDLE = new Set(['(idle)']);
 
 /**
  * `window`: only the samples taken between these two times (microseconds on the profile's clock, the machine's
  * monotonic clock), e.g. a measured window without the process's start-up.
  */
-export function summarizeProfile(profile: CpuProfile, topCount = 20, window?: [number, number]): ProfileSummary {
+export function summarizeProfile(profile: CpuProfile, topCount = 20, window?: [number, number]): V8ProfileSummary {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parentOf = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
@@ -90,6 +99,7 @@ export function summarizeProfile(profile: CpuProfile, topCount = 20, window?: [n
       caller: [...entry.callers.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '',
     }));
   return {
+    profiler: 'v8',
     totalMs: totalMicros / 1000,
     idleMs: idleMicros / 1000,
     top,

@@ -17,6 +17,7 @@ import {
 } from './client-speed.ts';
 import { clusterSection } from './cluster-report.ts';
 import type { ServerRun } from './measure-run.ts';
+import type { PerfProfileSummary } from './perf-profile.ts';
 import type { SoakResult } from './session-soak.ts';
 import type { UsageLatency } from './usage-latency.ts';
 
@@ -298,31 +299,7 @@ export function renderMarkdown(results: BenchResults): string {
 
   if (results.clientSpeed) sections.push(...clientSpeedSections(results.clientSpeed));
 
-  if (results.profile) {
-    const { run, summary } = results.profile;
-    sections.push(`## CPU profile of imgcache, ${run.imageBytes / 1024} KiB, C=${run.connections}`);
-    sections.push(
-      `\`node --cpu-prof\` on the server's main thread, the samples of the measured window: ${rate(run.requestsPerSecond)} req/s while profiled; ` +
-        `${(summary.totalMs / 1000).toFixed(1)} s sampled, ${((summary.idleMs / summary.totalMs) * 100).toFixed(0)}% idle. Shares are of the non-idle time; a native function (no file) is shown with its caller.`,
-    );
-    sections.push(
-      table(
-        ['self %', 'self ms', 'function', 'called from'],
-        summary.top.map((entry) => [
-          (entry.share * 100).toFixed(1),
-          entry.selfMs.toFixed(0),
-          `\`${entry.name}\``,
-          entry.caller ? `\`${entry.caller}\`` : '',
-        ]),
-      ),
-    );
-    sections.push(
-      table(
-        ['area', 'self %'],
-        summary.areas.filter((area) => area.share >= 0.005).map((area) => [area.area, (area.share * 100).toFixed(1)]),
-      ),
-    );
-  }
+  if (results.profile) sections.push(...profileSections(results.profile));
 
   sections.push(...clusterSection(results.cluster));
 
@@ -414,6 +391,62 @@ function smallYoungGenerationSection(results: BenchResults): string[] {
           ],
         ];
       }),
+    ),
+  ];
+}
+
+/** The CPU profile of imgcache: perf's (CPU time of every thread) when perf worked, else V8's (main thread). */
+function profileSections(profile: NonNullable<BenchResults['profile']>): string[] {
+  const { run, summary } = profile;
+  const heading = `## CPU profile of imgcache, ${run.imageBytes / 1024} KiB, C=${run.connections}`;
+  if (summary.profiler === 'perf') return [heading, ...perfProfileSections(run, summary)];
+  const whyNotPerf = summary.perfUnavailable ? ` (not perf: ${summary.perfUnavailable})` : '';
+  return [
+    heading,
+    `\`node --cpu-prof\` on the server's main thread${whyNotPerf}, the samples of the measured window: ${rate(run.requestsPerSecond)} req/s while profiled; ` +
+      `${(summary.totalMs / 1000).toFixed(1)} s sampled, ${((summary.idleMs / summary.totalMs) * 100).toFixed(0)}% idle. Shares are of the non-idle time; a native function (no file) is shown with its caller. ` +
+      'V8 samples the wall time of the main thread, not its CPU time: a thread preempted inside a system call is charged to that call.',
+    table(
+      ['self %', 'self ms', 'function', 'called from'],
+      summary.top.map((entry) => [
+        (entry.share * 100).toFixed(1),
+        entry.selfMs.toFixed(0),
+        `\`${entry.name}\``,
+        entry.caller ? `\`${entry.caller}\`` : '',
+      ]),
+    ),
+    table(
+      ['area', 'self %'],
+      summary.areas.filter((area) => area.share >= 0.005).map((area) => [area.area, (area.share * 100).toFixed(1)]),
+    ),
+  ];
+}
+
+function perfProfileSections(run: ServerRun, summary: PerfProfileSummary): string[] {
+  const perRequest = run.requests === 0 ? 0 : (summary.cpuMs * 1000) / run.requests;
+  const late =
+    summary.lateStartMs > 0 ? ` perf's first sample came ${summary.lateStartMs.toFixed(0)} ms into the window.` : '';
+  return [
+    `\`${summary.command}\` (node started with \`--perf-basic-prof\`, so JIT frames have names), the samples of the ` +
+      `measured window: ${rate(run.requestsPerSecond)} req/s while profiled; ${summary.samples.toLocaleString('en-US')} samples, ` +
+      `${(summary.cpuMs / 1000).toFixed(2)} s of CPU, ${perRequest.toFixed(1)} µs per request ` +
+      `(/proc: ${run.serverCpuMicrosPerRequest.toFixed(1)} µs); ${(summary.mainThreadShare * 100).toFixed(0)}% of the samples on the main thread.${late} ` +
+      "Shares are of the CPU time of the server's threads as perf saw it, sampled on cpu-clock: a thread waiting for a " +
+      "core is not sampled. JS areas are JIT-compiled code by file; the node binary holds V8's builtins, runtime and " +
+      'GC, and libuv.',
+    table(
+      ['area', 'CPU %'],
+      summary.areas.filter((area) => area.share >= 0.005).map((area) => [area.area, (area.share * 100).toFixed(1)]),
+    ),
+    table(
+      ['CPU %', 'samples', 'symbol', 'object', 'area'],
+      summary.top.map((symbol) => [
+        (symbol.share * 100).toFixed(1),
+        String(symbol.samples),
+        `\`${symbol.name.replaceAll('|', '\\|')}\``,
+        `\`${symbol.dso}\``,
+        symbol.area,
+      ]),
     ),
   ];
 }

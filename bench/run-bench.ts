@@ -32,6 +32,14 @@ import { buildHistory, measureExport } from './history-export.ts';
 import { codeVersion, machineInfo } from './machine-info.ts';
 import { type LoadSettings, measureRun } from './measure-run.ts';
 import { NGINX_SETUPS, type NginxProcess, startNginx } from './nginx.ts';
+import {
+  PERF_FREQUENCY,
+  perfNodeOptions,
+  perfUnavailable,
+  recordPerf,
+  removePerfMap,
+  reportPerf,
+} from './perf-profile.ts';
 import { renderMarkdown } from './report.ts';
 import { runSessionSoak, type SoakResult } from './session-soak.ts';
 import { measureStartup } from './startup-time.ts';
@@ -193,8 +201,56 @@ function withoutOutDir(options: BenchOptions): Omit<BenchOptions, 'outDir'> {
   return settings;
 }
 
-/** imgcache once more, under `node --cpu-prof`; the main thread's profile, summarized. */
+/**
+ * imgcache once more, profiled: with perf when it works here (CPU time of all the server's threads), else under
+ * `node --cpu-prof` (wall time of the main thread); the samples of the measured window, summarized.
+ */
 async function profileImgcache(context: MatrixContext, image: BenchImage, connections: number) {
+  const perfUnusable = await perfUnavailable();
+  if (perfUnusable === null) {
+    try {
+      return await profileWithPerf(context, image, connections);
+    } catch (error) {
+      context.log(`perf profile failed, profiling with node --cpu-prof instead: ${(error as Error).message}`);
+      return profileWithV8(context, image, connections, `perf failed: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  context.log(`${perfUnusable}; profiling with node --cpu-prof`);
+  return profileWithV8(context, image, connections, perfUnusable);
+}
+
+/**
+ * perf starts recording before the load (attaching takes some 0.4 s) and stops after it; the report keeps only the
+ * samples of the measured window, on the clock the bench times it with.
+ */
+async function profileWithPerf(context: MatrixContext, image: BenchImage, connections: number) {
+  const perfDir = path.join(context.workDir, 'perf-profile');
+  mkdirSync(perfDir, { recursive: true });
+  const file = path.join(perfDir, 'perf.data');
+  const { target, server, close } = await imgcacheTarget(context, image, connections, {
+    nodeOptions: perfNodeOptions(perfDir),
+  });
+  let run: Awaited<ReturnType<typeof measureRun>>;
+  try {
+    const recording = recordPerf(server.pid, file);
+    try {
+      run = await measureRun(target, image, connections, context.settings);
+    } finally {
+      await recording.stop();
+    }
+    const command = `perf record -e cpu-clock -F ${PERF_FREQUENCY} -p PID`;
+    const summary = await reportPerf(file, server.pid, run.windowMicros, command);
+    if (summary.samples === 0) throw new Error('perf recorded no samples in the measured window');
+    context.log(`profiled with perf: ${Math.round(run.requestsPerSecond)} req/s, ${summary.samples} samples`);
+    return { run, summary };
+  } finally {
+    await close();
+    removePerfMap(server.pid);
+  }
+}
+
+/** `whyNotPerf`: the page says why this profile is V8's */
+async function profileWithV8(context: MatrixContext, image: BenchImage, connections: number, whyNotPerf: string) {
   const profileDir = path.join(context.workDir, 'cpu-profile');
   const { target, close } = await imgcacheTarget(context, image, connections, {
     nodeOptions: ['--cpu-prof', '--cpu-prof-dir', profileDir],
@@ -214,7 +270,7 @@ async function profileImgcache(context: MatrixContext, image: BenchImage, connec
   if (run.windowMicros[0] < profile.startTime || run.windowMicros[1] > profile.endTime) {
     throw new Error('the measured window lies outside the CPU profile: the clocks differ');
   }
-  return { run, summary: summarizeProfile(profile, 20, run.windowMicros) };
+  return { run, summary: { ...summarizeProfile(profile, 20, run.windowMicros), perfUnavailable: whyNotPerf } };
 }
 
 async function measureWithInfoLog(context: MatrixContext, image: BenchImage, connections: number) {

@@ -32,7 +32,7 @@ export interface BenchOptions {
   calibrationConnections: number;
   wrkThreads: number;
   wrkSeconds: number;
-  /** profile imgcache (node --cpu-prof) under the first size at the largest concurrency */
+  /** profile imgcache under the first size at the largest concurrency (perf where it works, node --cpu-prof otherwise) */
   profile: boolean;
   /** measure imgcache once more with its operator log at `info` (one line per event) */
   logCost: boolean;

@@ -52,17 +52,21 @@ export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void 
     return insert;
   };
   // [P-49] An answer-repeated row updates the session's previous row, which is the answer it repeats; the lookup
-  // walks back from the end of the table and stops at that row, a few rows back.
+  // walks back from the end of the table and stops at that row, a few rows back. A rate-limited one may land on an
+  // image served, whose compact data holds no members: that row is rewritten whole, as the JSON object the events
+  // view gives, with no image version.
   const lastRow = '(SELECT position FROM event_rows WHERE session = @session ORDER BY position DESC LIMIT 1)';
+  const whole = '(SELECT data FROM events WHERE events.position = event_rows.position)';
   const repeat = db.prepare<[{ at: number; session: number | null; data: string }]>(
-    `UPDATE event_rows SET data = json_set(data,
-       '$.repeats', coalesce(json_extract(data, '$.repeats'), 0) + 1, '$.lastAt', CAST(@at AS INTEGER),
+    `UPDATE event_rows SET image_version = NULL, data = json_set(${whole},
+       '$.repeats', coalesce(json_extract(${whole}, '$.repeats'), 0) + 1, '$.lastAt', CAST(@at AS INTEGER),
        '$.lastRequestId', json_extract(@data, '$.requestId'))
      WHERE position = ${lastRow}`,
   );
   const rateLimited = db.prepare<[{ at: number; session: number | null }]>(
-    `UPDATE event_rows SET data = json_set(data,
-       '$.rateLimited', coalesce(json_extract(data, '$.rateLimited'), 0) + 1, '$.lastRateLimitedAt', CAST(@at AS INTEGER))
+    `UPDATE event_rows SET image_version = NULL, data = json_set(${whole},
+       '$.rateLimited', coalesce(json_extract(${whole}, '$.rateLimited'), 0) + 1,
+       '$.lastRateLimitedAt', CAST(@at AS INTEGER))
      WHERE position = ${lastRow}`,
   );
   const versionOf = imageVersionNumbers(db);

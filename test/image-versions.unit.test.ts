@@ -146,6 +146,27 @@ test('a history of version 4 is migrated in place: its rows are kept as written 
   db.close();
 });
 
+test('[P-49] a rate-limited refusal counted on an image served keeps its count: the row is rewritten whole', () => {
+  const db = openDatabase(file);
+  const log = new EventLog(db);
+  const rateLimited = (requestId: number): NewEvent => ({
+    type: 'answer-repeated',
+    session: 1,
+    at: 5_000 + requestId,
+    data: { requestId, count: 'rateLimited' },
+  });
+  log.recordNow([admitted(1), served(1, 1, SUNSET, 1), served(1, 2, QUOTED, 2)]);
+  log.recordNow([rateLimited(3)]);
+  log.recordNow([rateLimited(4)]);
+  const expected = { ...served(1, 2, QUOTED, 2).data, rateLimited: 2, lastRateLimitedAt: 5_004 };
+  assert.equal(readEvents(db)[2]?.data, expected);
+  const { rows, view } = stored(db);
+  assert.is(rows[2]?.image_version, null);
+  assert.equal(JSON.parse(view[2] ?? ''), expected);
+  assert.is(rows[1]?.data, '[1,1,10]', 'the image served before it stays compact');
+  db.close();
+});
+
 test('a version found inside a transaction that rolls back is not remembered: the next row adds it again', () => {
   const db = openDatabase(file);
   const numberOf = imageVersionNumbers(db);

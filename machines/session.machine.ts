@@ -58,10 +58,14 @@ function highestCommonVersion(ours: readonly number[], theirs: readonly number[]
   return common.length === 0 ? undefined : Math.max(...common);
 }
 
-/** `period` and `resetsAt` [P-64], when the quota has them, are kept from `like`. */
+/**
+ * `period` and `resetsAt` [P-64], when the quota has them, are kept from `like`. One object literal, not a spread of
+ * one: a keyed get builds one, and `{ ...quota, period, resetsAt }` cost it about 1 µs.
+ */
 function quotaOf(limit: number, used: number, like?: Quota): Quota {
-  const quota = { limit, used, remaining: Math.max(0, limit - used) };
-  return like?.period === undefined ? quota : { ...quota, period: like.period, resetsAt: like.resetsAt ?? null };
+  const remaining = Math.max(0, limit - used);
+  if (like?.period === undefined) return { limit, used, remaining };
+  return { limit, used, remaining, period: like.period, resetsAt: like.resetsAt ?? null };
 }
 
 function commandOf(event: SessionEvent): Command | undefined {

@@ -68,6 +68,20 @@ function quotaOf(limit: number, used: number, like?: Quota): Quota {
   return { limit, used, remaining, period: like.period, resetsAt: like.resetsAt ?? null };
 }
 
+/**
+ * [P-64] Whether two quotas say the same, field for field (a `resetsAt` of null is not an absent one: the frames
+ * would differ). The glue tells a keyed session its quota only when it is not the one the session has.
+ */
+export function sameQuota(a: Quota, b: Quota): boolean {
+  return (
+    a.limit === b.limit &&
+    a.used === b.used &&
+    a.remaining === b.remaining &&
+    a.period === b.period &&
+    a.resetsAt === b.resetsAt
+  );
+}
+
 function commandOf(event: SessionEvent): Command | undefined {
   return event.type === 'REQUEST' ? event.request.command : undefined;
 }

@@ -97,7 +97,8 @@ export type SessionEvent =
   | { type: 'SHUTDOWN' }
   /**
    * [P-64] A keyed session's quota as it stands now (its identity's, over every session, in the current window),
-   * sent by the glue before each REQUEST: the period may have turned, the tier changed, another session used some.
+   * sent by the glue before a REQUEST when it is not the quota the session has: the period may have turned, the tier
+   * changed, another session used some.
    */
   | { type: 'QUOTA'; quota: Quota }
   /** [P-66] The session's identity was revoked: close (after the answer in flight) with NOTICE `revoked`. */

@@ -137,13 +137,33 @@ export function projectUsage(input: UsageInput): UsageDocument {
   return JSON.parse(Array.from(usageJsonChunks(input)).join('')) as UsageDocument;
 }
 
-class PieceBuffer {
+/**
+ * The document's text gathered into pieces of about PIECE_CHARS: raw text (`add`) and the elements of the JSON array
+ * it opens (`item`, which puts the commas). The SQLite export drives it from generators, the PostgreSQL export
+ * (db/postgres/usage-export.ts) from an async one, taking a piece whenever one is `full`.
+ */
+export class PieceBuffer {
   #parts: string[] = [];
   #chars = 0;
+  /** what goes before the next element: nothing after raw text, a comma after an element */
+  #separator = '';
 
   add(text: string): void {
     this.#parts.push(text);
     this.#chars += text.length;
+    this.#separator = '';
+  }
+
+  /** One element, already in JSON, of the array the last raw text opened. */
+  item(json: string): void {
+    this.#parts.push(this.#separator + json);
+    this.#chars += json.length + this.#separator.length;
+    this.#separator = ',';
+  }
+
+  /** Enough text has gathered for a piece. */
+  get full(): boolean {
+    return this.#chars >= PIECE_CHARS;
   }
 
   /** Adds the items as the elements of a JSON array, yielding a piece whenever enough text has gathered. */
@@ -153,11 +173,9 @@ class PieceBuffer {
 
   /** The same, with items already in JSON. */
   *addJsonList(items: Iterable<string>): Generator<string, void, undefined> {
-    let separator = '';
     for (const item of items) {
-      this.add(separator + item);
-      separator = ',';
-      if (this.#chars >= PIECE_CHARS) yield this.take();
+      this.item(item);
+      if (this.full) yield this.take();
     }
   }
 

@@ -9,15 +9,12 @@ import type { StoredEvent } from '../events.ts';
 import { isoTime } from '../iso-time.ts';
 import { EVENT_COLUMNS } from '../read-events.ts';
 import type { UsageExportOptions } from '../usage-export.ts';
-import { clientEntries, rejections, selectsClient, wantsRejections } from '../usage-projection.ts';
+import { clientEntries, PieceBuffer, rejections, selectsClient, wantsRejections } from '../usage-projection.ts';
 import type { UsageExport, UsageRead } from '../usage-threads.ts';
 import { PAGE_ROWS, toEvent } from './history-store.ts';
 import type { Pool } from './pool.ts';
 
 type Queryable = Pick<Pool, 'query'>;
-
-/** Pieces are gathered up to about this many characters before they are yielded. */
-const PIECE_CHARS = 64 * 1024;
 
 export async function* postgresUsageChunks(
   db: Queryable,
@@ -27,18 +24,14 @@ export async function* postgresUsageChunks(
   const filter = options.filter;
   const last = await db.query<{ position: number }>('SELECT coalesce(max(position), 0) AS position FROM events');
   const upTo = last.rows[0]?.position ?? 0;
-  let text = `{"generatedAt":${JSON.stringify(isoTime(generatedAt))},"clients":[`;
-  let separator = '';
-  const add = (json: string) => {
-    text += separator + json;
-    separator = ',';
-  };
+  const pieces = new PieceBuffer();
+  pieces.add(`{"generatedAt":${JSON.stringify(isoTime(generatedAt))},"clients":[`);
   // One session's events at a time: a session's entry is written once its last event has been read.
   let session: StoredEvent[] = [];
   const endSession = () => {
     for (const entry of clientEntries(session)) {
       if (selectsClient(filter, entry.session, entry.connectedAt, entry.client.identity)) {
-        add(JSON.stringify(entry.client));
+        pieces.item(JSON.stringify(entry.client));
       }
     }
     session = [];
@@ -46,14 +39,13 @@ export async function* postgresUsageChunks(
   for await (const event of await selectedEvents(db, filter, upTo)) {
     if (session.length > 0 && session[0]?.session !== event.session) endSession();
     session.push(event);
-    if (text.length >= PIECE_CHARS) {
-      yield text;
-      text = '';
-    }
+    if (pieces.full) yield pieces.take();
   }
   endSession();
-  text += '],"rejected":[';
-  separator = '';
+  pieces.add('],"rejected":[');
+  const addRejections = (event: StoredEvent) => {
+    for (const rejection of rejections([event], filter)) pieces.item(JSON.stringify(rejection));
+  };
   // [P-46] [P-67] One client's document, by its session or its identity, holds no rejections.
   if (wantsRejections(filter)) {
     // A connection turned away while the node had no number to give it has none on record (SQLite's order, NULL
@@ -63,18 +55,14 @@ export async function* postgresUsageChunks(
        WHERE session IS NULL AND type = 'connection-rejected' AND position <= $1 ORDER BY position`,
       [upTo],
     );
-    for (const event of unnumbered.rows.map(toEvent)) {
-      for (const rejection of rejections([event], filter)) add(JSON.stringify(rejection));
-    }
+    for (const event of unnumbered.rows.map(toEvent)) addRejections(event);
     for await (const event of pages(db, 'rejected', upTo, ALL_SESSIONS)) {
-      for (const rejection of rejections([event], filter)) add(JSON.stringify(rejection));
-      if (text.length >= PIECE_CHARS) {
-        yield text;
-        text = '';
-      }
+      addRejections(event);
+      if (pieces.full) yield pieces.take();
     }
   }
-  yield `${text}]}`;
+  pieces.add(']}');
+  yield pieces.take();
 }
 
 /** Sessions read at once when they are named one by one (an identity's). */

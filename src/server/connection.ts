@@ -37,6 +37,7 @@ import { closeGracefully } from './graceful-close.ts';
 import type { CatalogEntry } from './image-catalog.ts';
 import { suspiciousName } from './image-name.ts';
 import { listPage } from './list-page.ts';
+import { peerCloseReason } from './peer-close-reason.ts';
 import { aggregateRepeat } from './repeated-answers.ts';
 import { type ReplyWriter, writeErrorFrame, writeJsonFrame } from './reply-writer.ts';
 import type { ServerContext } from './server-context.ts';
@@ -902,12 +903,6 @@ function boundedMessage(message: string): string {
 /** [P-40] The members of a progress receipt: a numeric id and a count of bytes read, a non-negative integer. */
 function isProgressReceipt(id: unknown, bytes: unknown): id is number {
   return typeof id === 'number' && typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0;
-}
-
-function peerCloseReason(error: NodeJS.ErrnoException): string {
-  if (error.code === 'ECONNRESET') return 'connection-reset';
-  if (error.code === 'EPIPE') return 'client-closed'; // it closed while we were still writing
-  return `socket-error:${error.code ?? 'unknown'}`;
 }
 
 /** [P-52] The command and image of a request that could not be parsed whole, as far as they could be read. */

@@ -5,6 +5,7 @@
  * address and port from the header. A connection from any other address goes on untouched, its bytes unread.
  */
 import type net from 'node:net';
+import { peerCloseReason } from './peer-close-reason.ts';
 import { parseProxyHeader } from './proxy-protocol.ts';
 
 /** Who is at the other end: `remote` is `address:port`, as recorded; `address` is the one per-address limits count. */
@@ -60,8 +61,7 @@ export function proxyHeaderReader(options: ProxyHeaderReaderOptions): (socket: n
     const closedReason = () => (received.length === 0 ? 'client-closed' : 'proxy-header-truncated');
     const onEnd = () => drop(closedReason());
     const onClose = () => drop(closedReason());
-    const onError = (error: NodeJS.ErrnoException) =>
-      drop(error.code === 'ECONNRESET' ? 'connection-reset' : `socket-error:${error.code}`);
+    const onError = (error: NodeJS.ErrnoException) => drop(peerCloseReason(error));
     const onData = (chunk: Buffer) => {
       received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
       const parsed = parseProxyHeader(received);

@@ -16,6 +16,7 @@ import { ConfigError } from '../config.ts';
 import { encodeJsonFrame } from '../protocol/frame.ts';
 import { MessageType, type Occupancy, type Reject } from '../protocol/messages.ts';
 import { closeGracefully } from './graceful-close.ts';
+import { peerCloseReason } from './peer-close-reason.ts';
 import { type Peer, socketPeer } from './proxy-header-reader.ts';
 
 /** The TLS record type of a handshake message: the first byte of every TLS (and SSL 3) ClientHello. */
@@ -111,7 +112,7 @@ export function tlsConnectionHandler(options: TlsAdapterOptions): (socket: net.S
     }, options.firstByteTimeoutMs);
     timer.unref();
     socket.on('error', (error: NodeJS.ErrnoException) => {
-      end({ kind: 'dropped', reason: error.code === 'ECONNRESET' ? 'connection-reset' : `socket-error:${error.code}` });
+      end({ kind: 'dropped', reason: peerCloseReason(error) });
       socket.destroy();
     });
     socket.once('close', () => end({ kind: 'dropped', reason: 'client-closed' }));

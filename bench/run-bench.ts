@@ -78,7 +78,16 @@ async function runBench(options: BenchOptions): Promise<BenchResults> {
     log('compiling dist/ (npm run build): the server and the CLI run it');
     execFileSync('npm', ['run', 'build'], { cwd: PACKAGE_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   }
-  if (options.nginx && options.install) ensureCommands(['nginx', 'curl', ...(options.wrk ? ['wrk'] : [])], log);
+  if (options.install) {
+    ensureCommands(
+      [
+        ...(options.nginx ? ['nginx', 'curl', ...(options.wrk ? ['wrk'] : [])] : []),
+        // The CPU profile is perf's where perf works; without it the page falls back to V8's profiler.
+        ...(options.profile ? [{ command: 'perf', package: 'linux-perf' }] : []),
+      ],
+      log,
+    );
+  }
   const machine = machineInfo();
   const code = codeVersion(options.commit);
   const workDir = mkdtempSync(path.join(tmpdir(), 'imgcache-bench-'));

@@ -1,6 +1,6 @@
 /**
- * The bench's system tools, nginx and wrk, installed from Debian's packages when missing (`apt-get update` once,
- * then `apt-get install -y`). Needs root, as installing packages does.
+ * The bench's system tools (nginx, wrk, curl, and perf for the CPU profile) installed from Debian's packages when
+ * missing (`apt-get update` once, then `apt-get install -y`). Needs root, as installing packages does.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 
@@ -13,9 +13,18 @@ export function hasCommand(command: string): boolean {
   }
 }
 
-/** Installs the packages whose command is missing; returns the ones it installed. */
-export function ensureCommands(packages: readonly string[], log: (line: string) => void): string[] {
-  const missing = packages.filter((name) => !hasCommand(name));
+/** A command and the Debian package that has it, when their names differ (perf is in linux-perf). */
+export interface CommandPackage {
+  command: string;
+  package: string;
+}
+
+/** Installs the packages whose command is missing; returns the packages it installed. */
+export function ensureCommands(wanted: ReadonlyArray<string | CommandPackage>, log: (line: string) => void): string[] {
+  const missing = wanted
+    .map((entry) => (typeof entry === 'string' ? { command: entry, package: entry } : entry))
+    .filter((entry) => !hasCommand(entry.command))
+    .map((entry) => entry.package);
   if (missing.length === 0) return [];
   log(`installing ${missing.join(', ')} with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };

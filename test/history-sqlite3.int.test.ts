@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -18,13 +18,24 @@ const README_QUERY = `select position, datetime(at/1000,'unixepoch') as at, sess
 
 test('the README’s sqlite3 query lists the images a session was served, by name', async () => {
   const folder = makeTemporaryFolder();
-  const running = await startTestServer({ folder, codes: [950] });
-  const client = await ImgcacheClient.connect({ port: running.port });
-  for (const image of ['sunset.png', 'mandelbrot.png', 'sunset.png']) {
-    await downloadImage(client, image, path.join(folder, 'downloads'));
+  try {
+    await readmeQueryOnServedHistory(folder);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
   }
-  await client.exit();
-  await running.stop();
+});
+
+async function readmeQueryOnServedHistory(folder: string): Promise<void> {
+  const running = await startTestServer({ folder, codes: [950] });
+  try {
+    const client = await ImgcacheClient.connect({ port: running.port });
+    for (const image of ['sunset.png', 'mandelbrot.png', 'sunset.png']) {
+      await downloadImage(client, image, path.join(folder, 'downloads'));
+    }
+    await client.exit();
+  } finally {
+    await running.stop();
+  }
 
   const lines = execFileSync('sqlite3', ['-separator', '|', running.database, README_QUERY], { encoding: 'utf8' })
     .trim()
@@ -63,6 +74,6 @@ test('the README’s sqlite3 query lists the images a session was served, by nam
     served.map((data) => data.quotaUsed),
     [1, 2, 3],
   );
-});
+}
 
 test.run();

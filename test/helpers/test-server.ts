@@ -9,6 +9,7 @@ import type { NewEvent } from '../../db/events.ts';
 import { PACKAGE_ROOT, type ServerConfig } from '../../src/config.ts';
 import { sequenceOfCodes } from '../../src/server/code-source.ts';
 import { type ImgcacheServer, startServer } from '../../src/server/server.ts';
+import { cleanUpOnExit } from './cleanup-on-exit.ts';
 
 export const SAMPLE_IMAGES = path.join(PACKAGE_ROOT, 'cache');
 
@@ -64,8 +65,11 @@ export function recordedEvents(): RecordedEvents {
   };
 }
 
+/** A new folder under the system's temporary folder, removed with all it holds when the test process ends. */
 export function makeTemporaryFolder(prefix = 'imgcache-test-'): string {
-  return mkdtempSync(path.join(tmpdir(), prefix));
+  const folder = mkdtempSync(path.join(tmpdir(), prefix));
+  cleanUpOnExit(() => rmSync(folder, { recursive: true, force: true }));
+  return folder;
 }
 
 export async function startTestServer(

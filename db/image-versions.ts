@@ -30,12 +30,6 @@ export type ServedImageRow = readonly [
   quotaLimit: number,
 ];
 
-export interface ImageVersion {
-  image: string;
-  bytes: number;
-  sha256: string;
-}
-
 export function servedImageRow(data: ImageServedData): ServedImageRow {
   return [data.requestId, data.image, data.bytes, data.sha256, data.quotaUsed, data.quotaLimit];
 }

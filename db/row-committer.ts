@@ -54,9 +54,10 @@ export function rowCommitter(db: Database): (rows: readonly EventRow[]) => void 
   // [P-49] An answer-repeated row updates the session's previous row, which is the answer it repeats; the lookup
   // walks back from the end of the table and stops at that row, a few rows back. A rate-limited one may land on an
   // image served, whose compact data holds no members: that row is rewritten whole, as the JSON object the events
-  // view gives, with no image version.
+  // view gives, with no image version (a row that is JSON already is taken as it is, with no look at the view).
   const lastRow = '(SELECT position FROM event_rows WHERE session = @session ORDER BY position DESC LIMIT 1)';
-  const whole = '(SELECT data FROM events WHERE events.position = event_rows.position)';
+  const whole =
+    'CASE WHEN image_version IS NULL THEN data ELSE (SELECT data FROM events WHERE events.position = event_rows.position) END';
   const repeat = db.prepare<[{ at: number; session: number | null; data: string }]>(
     `UPDATE event_rows SET image_version = NULL, data = json_set(${whole},
        '$.repeats', coalesce(json_extract(${whole}, '$.repeats'), 0) + 1, '$.lastAt', CAST(@at AS INTEGER),

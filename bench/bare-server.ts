@@ -19,7 +19,8 @@
  *   node --import tsx bench/bare-server.ts --cache-dir DIR [--port 0] [--host 127.0.0.1] [--history FILE]
  *     [--session-machine]
  *
- * Prints `listening <port>` once it listens; stops on SIGTERM or SIGINT.
+ * It runs with the V8 settings imgcache's server gives itself (src/v8-settings.ts). Prints `listening <port>` once it
+ * listens; stops on SIGTERM or SIGINT.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -32,6 +33,7 @@ import { openDatabase } from '../db/open-database.ts';
 import { sessionMachine } from '../machines/session.machine.ts';
 import { resolveConfig } from '../src/config.ts';
 import { PROTOCOL_VERSIONS } from '../src/protocol/messages.ts';
+import { applyServerV8Settings } from '../src/v8-settings.ts';
 import { BENCH_QUOTA, BENCH_TIERS } from './bench-fixtures.ts';
 
 const HEADER_BYTES = 5;
@@ -199,6 +201,8 @@ if (values['session-machine'] && !values.history) {
   console.error('bare-server: --session-machine goes with --history');
   process.exit(2);
 }
+// The V8 settings imgcache's server gives itself (src/v8-settings.ts), so that every reference runs as imgcache does.
+applyServerV8Settings();
 const images = loadImages(folder);
 const historyFile = values.history;
 const answer = historyFile

@@ -19,6 +19,7 @@ import {
 import { createLogger, type Logger } from './logger.ts';
 import { isImageFileName } from './server/image-catalog.ts';
 import { startServer } from './server/server.ts';
+import { applyServerV8Settings } from './v8-settings.ts';
 
 const HELP = `imgcache-server: hands out the images of a folder to clients under tiered quotas, with an event history
 
@@ -112,6 +113,7 @@ async function serve(flags: Record<string, string | undefined>): Promise<void> {
   const config = resolveConfig(flags, process.env);
   checkCacheDir(config.cacheDir);
   const logger = createLogger(config.logLevel, config.logFormat);
+  applyServerV8Settings();
   const server = await startServer(config, { logger });
   warnAboutCatalog(config, server.catalog.size, logger);
   let stopping = false;

@@ -2,7 +2,8 @@
  * The client's pipelined sessions [P-16] [P-75] and its downloads [P-24], against a real server on 127.0.0.1 (a
  * proxy in between reads the frames to count the requests in flight, or cuts a transfer midway): refresh and get
  * pipelined give what one at a time gives, quota exhausted mid-pipeline, a large image hashed and renamed, a
- * transfer cut short leaving no file, a fatal ERROR that answers no request reported in the server's words.
+ * transfer cut short leaving no file, a fatal ERROR that answers no request reported in the server's words, a
+ * non-fatal one with id null taken for the answer to the oldest request.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { MAX_IN_FLIGHT } from '../client/pipeline.ts';
 import type { TierRange } from '../machines/tiers.ts';
 import type { ServerConfig } from '../src/config.ts';
+import type { ServerError } from '../src/errors.ts';
 import { type FrameProxy, type FrameProxyOptions, startFrameProxy } from './helpers/frame-proxy.ts';
 import { holdWriteLock } from './helpers/sqlite-conditions.ts';
 import { makeTemporaryFolder, startTestServer, type TestServer } from './helpers/test-server.ts';
@@ -248,6 +250,54 @@ test(
       client.close();
     }
   }),
+);
+
+test(
+  '[P-3] [P-26] a non-fatal ERROR with id null answers the oldest request: it fails, and the answers after it go to their own requests',
+  withServer(
+    {
+      codes: [500],
+      // The second get reaches the server without its id: the server answers it with bad-request, id null, and
+      // the session goes on.
+      proxy: {
+        rewriteRequest: (request, index) =>
+          index === 1 ? { command: request.command, image: request.image } : request,
+      },
+    },
+    async (setup) => {
+      const client = await ImgcacheClient.connect({ port: setup.proxy.port });
+      try {
+        const folder = path.join(setup.folder, 'pipelined');
+        mkdirSync(folder);
+        const wanted = names.slice(0, 3) as string[];
+        const outcomes = await within(
+          Promise.allSettled(wanted.map((name) => receiveImage(client, name, folder))),
+          'the three pipelined gets answered',
+        );
+        assert.equal(
+          outcomes.map((outcome) => outcome.status),
+          ['fulfilled', 'rejected', 'fulfilled'],
+        );
+        const refusal = (outcomes[1] as PromiseRejectedResult).reason as ServerError;
+        assert.equal([refusal.code, refusal.requestId, refusal.fatal], ['bad-request', null, false]);
+        assert.equal(
+          setup.proxy.errors().map((error) => [error.code, error.id]),
+          [['bad-request', null]],
+        );
+        assert.equal(filesIn(folder), [wanted[0], wanted[2]]);
+        for (const name of [wanted[0], wanted[2]] as string[]) {
+          assert.ok(
+            readFileSync(path.join(folder, name)).equals(readFileSync(path.join(setup.images, name))),
+            `${name} holds its own bytes`,
+          );
+        }
+        const after = await within(receiveImage(client, names[3] as string, folder), 'a get after the refusal');
+        assert.is(after.status, 'downloaded', 'the connection is still open');
+      } finally {
+        client.close();
+      }
+    },
+  ),
 );
 
 /** The proxy holds each connection's requests until the test calls `openRequests` (the last connection's). */

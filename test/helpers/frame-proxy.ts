@@ -1,10 +1,11 @@
 /**
  * A TCP proxy on 127.0.0.1 between a client and a real server that reads the frames going both ways, to tell how
  * many requests a client kept unanswered at once ([P-16]); it can also cut the connection after so many bytes
- * from the server (a transfer lost midway), or hold a client's requests until the test has set a condition up.
+ * from the server (a transfer lost midway), hold a client's requests until the test has set a condition up, or
+ * rewrite the client's requests on their way (a client that sends what ours never would).
  */
 import net from 'node:net';
-import { FrameDecoder, MessageType, parseJsonBody } from '../../src/protocol/index.ts';
+import { encodeFrame, encodeJsonFrame, FrameDecoder, MessageType, parseJsonBody } from '../../src/protocol/index.ts';
 
 export interface FrameProxy {
   port: number;
@@ -25,6 +26,8 @@ export interface FrameProxyOptions {
    * nothing after its HELLO before that frame, [P-51]) is held until the promise returned settles, then goes on
    */
   holdRequests?: () => Promise<unknown>;
+  /** the body each REQUEST of a connection goes on with, given its body and its place (0, 1, …) among them */
+  rewriteRequest?: (request: Record<string, unknown>, index: number) => Record<string, unknown>;
 }
 
 export async function startFrameProxy(serverPort: number, options: FrameProxyOptions = {}): Promise<FrameProxy> {
@@ -50,9 +53,21 @@ export async function startFrameProxy(serverPort: number, options: FrameProxyOpt
       held = null;
     };
     gate?.then(release, release);
-    client.on('data', (chunk: Buffer) => {
-      for (const frame of upward.push(chunk)) if (frame.type === MessageType.REQUEST) unanswered += 1;
+    let requests = 0;
+    const rewrite = options.rewriteRequest;
+    client.on('data', (received: Buffer) => {
+      const frames = upward.push(received);
+      for (const frame of frames) if (frame.type === MessageType.REQUEST) unanswered += 1;
       most = Math.max(most, unanswered);
+      const chunk = rewrite
+        ? Buffer.concat(
+            frames.map((frame) =>
+              frame.type === MessageType.REQUEST
+                ? encodeJsonFrame(frame.type, rewrite(parseJsonBody(frame.body), requests++))
+                : encodeFrame(frame.type, frame.body),
+            ),
+          )
+        : received;
       if (firstFrameSeen && held) held.push(chunk);
       else server.write(chunk);
     });

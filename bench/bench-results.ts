@@ -243,8 +243,8 @@ export function checkTargets(results: Omit<BenchResults, 'targets'>): TargetChec
   if (results.soak) {
     const { soak } = results;
     checks.push({
-      target: `server RSS after ${soak.sessions.toLocaleString('en-US')} sessions, once the load stopped, within 10% of its level after warm-up`,
-      measured: `${(soak.rssAfterWarmUpBytes / MIB).toFixed(1)} -> ${(soak.rssAfterLoadBytes / MIB).toFixed(1)} MiB (${(soak.growthRatio * 100).toFixed(1)}%)`,
+      target: `server RSS after ${soak.sessions.toLocaleString('en-US')} sessions, once the load stopped, within 10% of the highest it reached in the warm-up`,
+      measured: `${(soak.rssWarmUpPeakBytes / MIB).toFixed(1)} -> ${(soak.rssAfterLoadBytes / MIB).toFixed(1)} MiB (${(soak.growthRatio * 100).toFixed(1)}%)`,
       met: soak.growthRatio <= 0.1,
     });
     // RSS also moves with the JS heap's garbage-collection cycle; the brk heap is the main thread's native memory

@@ -597,9 +597,10 @@ function soakSections(soak: SoakResult): string[] {
     `A fresh imgcache (default history settings), ${soak.concurrency} clients at a time, each session connect, HELLO, ` +
       `\`list\`, \`get ${soak.image}\` (and its RECEIVED), \`exit\`; ${soak.warmUpSessions.toLocaleString('en-US')} warm-up sessions first. ` +
       `${rate(soak.sessionsPerSecond)} sessions/s, ${soak.serverCpuMicrosecondsPerSession.toFixed(0)} µs server CPU per session. ` +
-      `Server RSS **${mib1(soak.rssAfterWarmUpBytes)} MiB** after the warm-up, ${mib1(soak.rssAfterSessionsBytes)} MiB after the ` +
-      `last session (${(soak.growthBytesPerSession / 1024).toFixed(2)} KiB per session), **${mib1(soak.rssAfterLoadBytes)} MiB** ` +
-      `${(soak.settleMs / 1000).toFixed(1)} s after the load stopped (${(soak.growthRatio * 100).toFixed(1)}%). ` +
+      `Server RSS ${mib1(soak.rssAfterWarmUpBytes)} MiB after the warm-up (**${mib1(soak.rssWarmUpPeakBytes)} MiB** at most during it), ` +
+      `${mib1(soak.rssAfterSessionsBytes)} MiB after the last session (${(soak.growthBytesPerSession / 1024).toFixed(2)} KiB per ` +
+      `session since the warm-up's end), **${mib1(soak.rssAfterLoadBytes)} MiB** ${(soak.settleMs / 1000).toFixed(1)} s after the ` +
+      `load stopped (${(soak.growthRatio * 100).toFixed(1)}% above the warm-up's highest). ` +
       `The malloc heap ([heap]) grew ${soak.brkHeapGrowthBytesPerSession.toFixed(0)} bytes per session.`,
     table(
       ['sessions', 's', 'load', 'RSS MiB', '[heap] MiB'],

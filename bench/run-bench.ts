@@ -442,7 +442,8 @@ async function measureSoak(context: MatrixContext, image: BenchImage, options: B
   }
   const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
   log(
-    `soak: ${soak.sessions} sessions at ${Math.round(soak.sessionsPerSecond)}/s, RSS ${mib(soak.rssAfterWarmUpBytes)} -> ` +
+    `soak: ${soak.sessions} sessions at ${Math.round(soak.sessionsPerSecond)}/s, RSS ${mib(soak.rssAfterWarmUpBytes)} ` +
+      `(warm-up's highest ${mib(soak.rssWarmUpPeakBytes)}) -> ` +
       `${mib(soak.rssAfterSessionsBytes)} MiB, ${mib(soak.rssAfterLoadBytes)} MiB ${soak.settleMs / 1000} s after the load`,
   );
   return soak;

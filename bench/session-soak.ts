@@ -56,14 +56,20 @@ export interface SoakResult {
   /** the measured sessions' wall time */
   seconds: number;
   sessionsPerSecond: number;
-  /** RSS once the warm-up sessions are done: the level the soak is compared with */
+  /** RSS once the warm-up sessions are done */
   rssAfterWarmUpBytes: number;
+  /**
+   * the highest RSS sampled during the warm-up (ten times as often as during the soak) and at its end: the level the soak is
+   * compared with. Under a steady load RSS swings by several MiB with the collector's cycle, so one sample can fall
+   * low in it; a leak shows as the settled level above everything the warm-up reached.
+   */
+  rssWarmUpPeakBytes: number;
   /** RSS right after the last measured session */
   rssAfterSessionsBytes: number;
   /** RSS at the end of the settle window, the load stopped `settleMs` before */
   rssAfterLoadBytes: number;
   settleMs: number;
-  /** (rssAfterLoad - rssAfterWarmUp) / rssAfterWarmUp */
+  /** (rssAfterLoad - rssWarmUpPeak) / rssWarmUpPeak */
   growthRatio: number;
   /** (rssAfterSessions - rssAfterWarmUp) / sessions */
   growthBytesPerSession: number;
@@ -86,7 +92,13 @@ export async function runSessionSoak(options: SoakOptions): Promise<SoakResult> 
       encodeJsonFrame(MessageType.REQUEST, { id: 3, command: 'exit' }),
     ]),
   };
-  await runSessions(options.port, frames, options.warmUpSessions, options.concurrency, giveUpAt, () => {});
+  const every = Math.max(1, Math.floor(options.sessions / Math.max(1, options.samples)));
+  // The warm-up's RSS is sampled ten times as often as the soak's, to find the top of its swings.
+  const warmUpEvery = Math.max(1, Math.floor(every / 10));
+  let warmUpPeakBytes = 0;
+  await runSessions(options.port, frames, options.warmUpSessions, options.concurrency, giveUpAt, (done) => {
+    if (done % warmUpEvery === 0) warmUpPeakBytes = Math.max(warmUpPeakBytes, rssBytes(options.pid));
+  });
   const startedAt = performance.now();
   const sample = (sessions: number, idle: boolean): RssSample => ({
     sessions,
@@ -97,8 +109,8 @@ export async function runSessionSoak(options: SoakOptions): Promise<SoakResult> 
   });
   const first = sample(0, false);
   const curve: RssSample[] = [first];
+  warmUpPeakBytes = Math.max(warmUpPeakBytes, first.rssBytes);
   const cpuBefore = cpuTimeMs(options.pid);
-  const every = Math.max(1, Math.floor(options.sessions / Math.max(1, options.samples)));
   await runSessions(options.port, frames, options.sessions, options.concurrency, giveUpAt, (done) => {
     if (done % every === 0 || done === options.sessions) curve.push(sample(done, false));
   });
@@ -121,10 +133,11 @@ export async function runSessionSoak(options: SoakOptions): Promise<SoakResult> 
     seconds,
     sessionsPerSecond: options.sessions / seconds,
     rssAfterWarmUpBytes: first.rssBytes,
+    rssWarmUpPeakBytes: warmUpPeakBytes,
     rssAfterSessionsBytes: afterSessions.rssBytes,
     rssAfterLoadBytes: last.rssBytes,
     settleMs: options.settleMs,
-    growthRatio: (last.rssBytes - first.rssBytes) / first.rssBytes,
+    growthRatio: (last.rssBytes - warmUpPeakBytes) / warmUpPeakBytes,
     growthBytesPerSession: perSession(afterSessions.rssBytes - first.rssBytes),
     brkHeapGrowthBytesPerSession: perSession(last.brkHeapBytes - first.brkHeapBytes),
     serverCpuMicrosecondsPerSession: perSession(cpuMs * 1000),

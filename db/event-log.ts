@@ -57,7 +57,20 @@ export interface EventLogOptions {
    * durable) and how many rows it held (operator metrics)
    */
   onCommitted?: (durationMs: number, rows: number) => void;
+  /** the timer of the retries of held facts (default: setTimeout and clearTimeout); a test passes one it advances */
+  retryTimer?: RetryTimer;
 }
+
+/** A one-shot timer: `set` returns a handle that `clear` takes. */
+export interface RetryTimer {
+  set(run: () => void, delayMs: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const GLOBAL_TIMER: RetryTimer = {
+  set: (run, delayMs) => setTimeout(run, delayMs),
+  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 /**
  * Commits rows somewhere else than on this thread (db/worker-committer.ts: a worker thread with its own connection),
@@ -140,7 +153,8 @@ export class EventLog {
   #held: HeldFact[] = [];
   #lost: LostFacts | null = null;
   #outage: { since: number; failures: number; lostFacts: number } | null = null;
-  #retry: NodeJS.Timeout | null = null;
+  readonly #retryTimer: RetryTimer;
+  #retry: unknown = null;
   #retryDelayMs = FACT_RETRY_MIN_MS;
   #scheduled: NodeJS.Immediate | null = null;
   #closed = false;
@@ -163,6 +177,7 @@ export class EventLog {
     this.#onHealth = options.onHealth;
     this.#onLateFacts = options.onLateFacts;
     this.#onCommitted = options.onCommitted;
+    this.#retryTimer = options.retryTimer ?? GLOBAL_TIMER;
   }
 
   /**
@@ -405,10 +420,10 @@ export class EventLog {
 
   /** Held facts are retried on a timer (doubling up to FACT_RETRY_MAX_MS); records fail at once until then. */
   #scheduleRetry(): void {
-    if (this.#closed || this.#finishing || (this.#held.length === 0 && !this.#lost) || this.#retry) return;
+    if (this.#closed || this.#finishing || (this.#held.length === 0 && !this.#lost) || this.#retry !== null) return;
     const delay = this.#retryDelayMs;
     this.#retryDelayMs = Math.min(delay * 2, FACT_RETRY_MAX_MS);
-    this.#retry = setTimeout(() => {
+    this.#retry = this.#retryTimer.set(() => {
       this.#retry = null;
       this.#retrying = true;
       try {
@@ -420,7 +435,7 @@ export class EventLog {
   }
 
   #stopRetrying(): void {
-    if (this.#retry) clearTimeout(this.#retry);
+    if (this.#retry !== null) this.#retryTimer.clear(this.#retry);
     this.#retry = null;
   }
 

@@ -3,11 +3,10 @@
  * when their commit fails; `recordFact` is for what happened whatever the history says, kept in memory in order
  * when its commit fails and committed, before anything recorded later, once the history is back or at a clean stop.
  * Real SQLite conditions: another connection holding the write lock. Where a test needs a retry not to come yet, it
- * freezes the retry timer and ticks it by hand, so that no assertion depends on how fast the machine is.
+ * gives the event log a retry timer it ticks by hand, so that no assertion depends on how fast the machine is.
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { mock } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -19,6 +18,7 @@ import {
   FACT_RETRY_MAX_MS,
   FACT_RETRY_MIN_MS,
   type HistoryHealth,
+  type RetryTimer,
 } from '../db/event-log.ts';
 import type { NewEvent } from '../db/events.ts';
 import { type Database, openDatabase } from '../db/open-database.ts';
@@ -138,73 +138,88 @@ test('held facts are retried on a timer: on record once the lock is released, wi
 });
 
 /**
- * The retry timer frozen (node:test's mock timers, for setTimeout only: group commits still run on setImmediate)
- * while `run` runs: a retry comes only when the test ticks the clock, however slow or loaded the machine.
+ * The event log's retry timer, advanced by hand: a retry comes only when the test ticks it, however slow or loaded
+ * the machine (group commits still run on setImmediate).
  */
-async function withRetryClock(run: () => Promise<void>): Promise<void> {
-  mock.timers.enable({ apis: ['setTimeout'] });
-  try {
-    await run();
-  } finally {
-    mock.timers.reset();
-  }
+function manualRetryTimer(): RetryTimer & { tick(ms: number): void } {
+  let now = 0;
+  let nextHandle = 1;
+  const due = new Map<unknown, { at: number; run: () => void }>();
+  return {
+    set: (run, delayMs) => {
+      const handle = nextHandle++;
+      due.set(handle, { at: now + delayMs, run });
+      return handle;
+    },
+    clear: (handle) => {
+      due.delete(handle);
+    },
+    tick: (ms) => {
+      now += ms;
+      for (const [handle, timer] of [...due].sort(([, a], [, b]) => a.at - b.at)) {
+        if (timer.at > now || !due.has(handle)) continue;
+        due.delete(handle);
+        timer.run();
+      }
+    },
+  };
 }
 
 const failedReports = (health: readonly HistoryHealth[]) => health.filter((report) => report.kind === 'failed');
 
-test('while held facts wait for their retry, records fail at once, without an attempt on the locked history', () =>
-  withRetryClock(async () => {
-    const { db, other } = openPair();
-    const { log, health, nextLateFacts } = watchedLog(db);
-    other.exec('BEGIN IMMEDIATE');
-    const first = await factAsync(log, [closed(1)]);
-    assert.instance(first, HistoryAppendError);
-    assert.is((first as HistoryAppendError).condition, 'locked', 'the first commit was attempted, and met the lock');
-    assert.is(failedReports(health).length, 1);
-    // The retry is due and not yet made: these fail with the failure already known, and are not attempted (an
-    // attempt would wait out the busy timeout, and would be reported as another failed commit).
-    assert.is(await recordAsync(log, [admitted(2)]), first, 'the record fails with the known failure');
-    assert.is(await factAsync(log, [closed(3)]), first, 'and so does the fact, which is held');
-    assert.is(failedReports(health).length, 1, 'no commit was attempted for them');
-    assert.is(log.heldFacts, 2);
-    const committed = nextLateFacts();
-    other.exec('ROLLBACK');
-    mock.timers.tick(FACT_RETRY_MIN_MS);
-    await committed;
-    assert.equal(stored(db), [
-      ['session-closed', 1],
-      ['session-closed', 3],
-    ]);
-  }));
+test('while held facts wait for their retry, records fail at once, without an attempt on the locked history', async () => {
+  const clock = manualRetryTimer();
+  const { db, other } = openPair();
+  const { log, health, nextLateFacts } = watchedLog(db, { retryTimer: clock });
+  other.exec('BEGIN IMMEDIATE');
+  const first = await factAsync(log, [closed(1)]);
+  assert.instance(first, HistoryAppendError);
+  assert.is((first as HistoryAppendError).condition, 'locked', 'the first commit was attempted, and met the lock');
+  assert.is(failedReports(health).length, 1);
+  // The retry is due and not yet made: these fail with the failure already known, and are not attempted (an
+  // attempt would wait out the busy timeout, and would be reported as another failed commit).
+  assert.is(await recordAsync(log, [admitted(2)]), first, 'the record fails with the known failure');
+  assert.is(await factAsync(log, [closed(3)]), first, 'and so does the fact, which is held');
+  assert.is(failedReports(health).length, 1, 'no commit was attempted for them');
+  assert.is(log.heldFacts, 2);
+  const committed = nextLateFacts();
+  other.exec('ROLLBACK');
+  clock.tick(FACT_RETRY_MIN_MS);
+  await committed;
+  assert.equal(stored(db), [
+    ['session-closed', 1],
+    ['session-closed', 3],
+  ]);
+});
 
 /** A busy timeout that no commit on this machine comes near, but that a commit waiting for the lock waits out. */
 const LONG_BUSY_MS = 10_000;
 
-test('a retry on the event loop does not wait for the lock: only the first failure waits out the busy timeout', () =>
-  withRetryClock(async () => {
-    const { db, other } = openPair();
-    const { log, health, nextLateFacts } = watchedLog(db);
-    other.exec('BEGIN IMMEDIATE');
-    await factAsync(log, [closed(1)]); // the first failure waits out the busy timeout (20 ms)
-    // From now on a commit that waited for the lock would hold the loop LONG_BUSY_MS: the lock's holder is on this
-    // thread, so it cannot let go meanwhile, and SQLite waits the whole timeout before it gives up.
-    db.pragma(`busy_timeout = ${LONG_BUSY_MS}`);
-    const started = performance.now();
-    const retriesMs = () => performance.now() - started;
-    // Each tick is as long as the longest wait between two retries: one retry at least per tick.
-    for (let tick = 0; tick < 10 && failedReports(health).length < 4 && retriesMs() < LONG_BUSY_MS; tick++) {
-      mock.timers.tick(FACT_RETRY_MAX_MS);
-    }
-    const took = retriesMs();
-    assert.ok(took < LONG_BUSY_MS, `the retries took ${took.toFixed(0)} ms: one waited for the lock`);
-    assert.is(failedReports(health).length, 4, 'three retries, each failed');
-    assert.is(db.pragma('busy_timeout', { simple: true }), LONG_BUSY_MS, 'the busy timeout is put back after each');
-    const committed = nextLateFacts();
-    other.exec('ROLLBACK');
-    mock.timers.tick(FACT_RETRY_MAX_MS);
-    await committed;
-    assert.equal(stored(db), [['session-closed', 1]]);
-  }));
+test('a retry on the event loop does not wait for the lock: only the first failure waits out the busy timeout', async () => {
+  const clock = manualRetryTimer();
+  const { db, other } = openPair();
+  const { log, health, nextLateFacts } = watchedLog(db, { retryTimer: clock });
+  other.exec('BEGIN IMMEDIATE');
+  await factAsync(log, [closed(1)]); // the first failure waits out the busy timeout (20 ms)
+  // From now on a commit that waited for the lock would hold the loop LONG_BUSY_MS: the lock's holder is on this
+  // thread, so it cannot let go meanwhile, and SQLite waits the whole timeout before it gives up.
+  db.pragma(`busy_timeout = ${LONG_BUSY_MS}`);
+  const started = performance.now();
+  const retriesMs = () => performance.now() - started;
+  // Each tick is as long as the longest wait between two retries: one retry at least per tick.
+  for (let tick = 0; tick < 10 && failedReports(health).length < 4 && retriesMs() < LONG_BUSY_MS; tick++) {
+    clock.tick(FACT_RETRY_MAX_MS);
+  }
+  const took = retriesMs();
+  assert.ok(took < LONG_BUSY_MS, `the retries took ${took.toFixed(0)} ms: one waited for the lock`);
+  assert.is(failedReports(health).length, 4, 'three retries, each failed');
+  assert.is(db.pragma('busy_timeout', { simple: true }), LONG_BUSY_MS, 'the busy timeout is put back after each');
+  const committed = nextLateFacts();
+  other.exec('ROLLBACK');
+  clock.tick(FACT_RETRY_MAX_MS);
+  await committed;
+  assert.equal(stored(db), [['session-closed', 1]]);
+});
 
 test('health: every failed commit is reported with the outage so far, then one recovery with the late facts', async () => {
   const { db, other } = openPair();

@@ -470,14 +470,18 @@ export class ImgcacheClient extends EventEmitter<{
   #onError(current: Pending | undefined, body: ReceivedErrorBody): void {
     this.#updateQuota(body.quota);
     const error = new ServerError(body);
-    if (body.fatal) this.#closedError = error;
     // [P-3] Answers come in the order of the requests, so an ERROR answers the oldest request unanswered, also one
     // with `id: null` that is not fatal: a request whose id the server could not read ([P-26] `bad-request`). Left
     // pending, every later answer would be taken for the request before it. A fatal one with `id: null` answers no
-    // request; every request pending fails with it when the connection closes.
-    if (!current || (body.id === null && body.fatal)) return;
+    // request: every request pending fails with it when the connection closes. One while no request is pending
+    // answers nothing this client asked: no request is made after it.
+    if (!current || (body.id === null && body.fatal)) {
+      this.#closedError = error;
+      return;
+    }
     this.#pending.shift();
     current.reject(error);
+    if (body.fatal) this.#closedError = error;
   }
 
   /** Why no more requests can be made: the connection closed, or the server said it is closing it. */

@@ -59,9 +59,9 @@ export interface SoakResult {
   /** RSS once the warm-up sessions are done */
   rssAfterWarmUpBytes: number;
   /**
-   * the highest RSS sampled during the warm-up (ten times as often as during the soak) and at its end: the level the soak is
-   * compared with. Under a steady load RSS swings by several MiB with the collector's cycle, so one sample can fall
-   * low in it; a leak shows as the settled level above everything the warm-up reached.
+   * the highest RSS sampled during the warm-up (ten times as often as during the soak) and at its end: the level the
+   * soak is compared with. Under a steady load RSS swings by several MiB with the collector's cycle, so one sample can
+   * fall low in it; a leak shows as the settled level above everything the warm-up reached.
    */
   rssWarmUpPeakBytes: number;
   /** RSS right after the last measured session */

@@ -57,7 +57,10 @@ export interface EventLogOptions {
    * durable) and how many rows it held (operator metrics)
    */
   onCommitted?: (durationMs: number, rows: number) => void;
-  /** the timer of the retries of held facts (default: setTimeout and clearTimeout); a test passes one it advances */
+  /**
+   * the timer of the retries of held facts while the log runs (default: setTimeout and clearTimeout); a test passes
+   * one it advances. A clean stop's retries (finish) wait on real time, against their deadline.
+   */
   retryTimer?: RetryTimer;
 }
 

@@ -17,12 +17,13 @@
  */
 import v8 from 'node:v8';
 
-const PRETENURING = 'allocation-site-pretenuring';
+/** The flag either way, as V8 takes it: `-` or `_` between the words, `--no-` to unset it. */
+const PRETENURING_FLAG = /^--(no[-_])?allocation[-_]site[-_]pretenuring$/;
 
 /** The flags to set, given node's own arguments (process.execArgv): none that the operator already chose. */
 export function serverV8Flags(execArgv: readonly string[]): string[] {
-  const operatorChose = execArgv.some((argument) => argument.replace(/_/g, '-').endsWith(PRETENURING));
-  return operatorChose ? [] : [`--no-${PRETENURING}`];
+  const operatorChose = execArgv.some((argument) => PRETENURING_FLAG.test(argument));
+  return operatorChose ? [] : ['--no-allocation-site-pretenuring'];
 }
 
 /** Applies serverV8Flags to this process; returns the flags it set. */

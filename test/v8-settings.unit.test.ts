@@ -17,6 +17,7 @@ test("an operator who names the flag on node's command line, either way, keeps t
 
 test('a flag that only contains the name is not taken for it', () => {
   assert.equal(serverV8Flags(['--trace-allocation-site-pretenuring-x']), ['--no-allocation-site-pretenuring']);
+  assert.equal(serverV8Flags(['--trace-allocation-site-pretenuring']), ['--no-allocation-site-pretenuring']);
 });
 
 test.run();

@@ -251,7 +251,7 @@ test('[P-27] a download longer than the idle timeout is not closed when its END 
   }
 });
 
-test('[P-42] a client that resets mid-stream leaves a transfer-incomplete; usage shows it incomplete, not counted', async () => {
+test('[P-42] a client that resets mid-stream leaves a transfer-incomplete with what went out; usage shows it, not counted', async () => {
   const running = await startTestServer({ codes: [950, 950], cacheDir: cacheWithHugeImage() });
   try {
     const peer = await RawConnection.admitted(running.port);
@@ -270,6 +270,12 @@ test('[P-42] a client that resets mid-stream leaves a transfer-incomplete; usage
     assert.is(event.data.requestId, 1);
     assert.is(event.data.bytes, HUGE_CONTENT.length);
     assert.ok(event.data.bytesSent < event.data.bytes, `${event.data.bytesSent} of ${event.data.bytes} bytes`);
+    // At least the frame the client read went out: each frame counts once the connection took it whole, not only
+    // each 4 MiB window of frames (a window the kernel had taken only in part counted nothing).
+    assert.ok(
+      event.data.bytesSent >= (data?.body.length ?? 0),
+      `${event.data.bytesSent} bytes on record, ${data?.body.length} read by the client`,
+    );
     assert.ok(['connection-reset', 'client-closed'].includes(event.data.reason), event.data.reason);
     await running.waitForEvent((closed) => closed.type === 'session-closed' && closed.session === event.session);
 
@@ -331,6 +337,27 @@ test('[P-40] a RECEIVED naming no stream that awaits one is the fatal unexpected
     assert.is(error.fatal, true);
     await within(peer.closed, 'the server closes', 5_000);
     await running.waitForEvent(closedWith('unexpected-message'));
+  } finally {
+    await running.stop();
+  }
+});
+
+test('[P-40] a progress receipt whose bytes are not a count is refused in turn, after its stream, and says why', async () => {
+  const running = await startTestServer({ codes: [950] });
+  try {
+    const peer = await RawConnection.admitted(running.port);
+    peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: 'terrain-large.png' });
+    await peer.nextJson(MessageType.REPLY);
+    peer.sendJson(MessageType.RECEIVED, { id: 1, bytes: -1 });
+    const types: number[] = [];
+    let frame = await peer.next();
+    for (; frame && frame.type !== MessageType.ERROR; frame = await peer.next()) types.push(frame.type);
+    assert.is(types.at(-1), MessageType.END, 'the stream it spoke of ended whole first');
+    const error = JSON.parse(frame?.body.toString('utf8') ?? 'null') as Record<string, unknown> | null;
+    assert.is(error?.code, 'unexpected-message');
+    assert.is(error?.fatal, true);
+    assert.match(String(error?.message), /progress receipt.*non-negative integer/);
+    await within(peer.closed, 'the server closes', 5_000);
   } finally {
     await running.stop();
   }

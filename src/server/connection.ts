@@ -233,7 +233,10 @@ export class Connection {
       // [P-40] A progress receipt #takeProgress did not take as it arrived (its stream had not begun, or its key was
       // written with escapes): progress if its stream awaits a receipt now; it delivers nothing either way.
       if (bytes !== undefined) {
-        if (isProgressReceipt(id, bytes) && this.#receipts.progress(id)) return null;
+        if (!isProgressReceipt(id, bytes)) {
+          return { kind: 'error', code: 'unexpected-message', message: PROGRESS_RECEIPT_MALFORMED };
+        }
+        if (this.#receipts.progress(id)) return null;
         return { kind: 'error', code: 'unexpected-message', message: RECEIPT_UNEXPECTED };
       }
       if (typeof id === 'number' && this.#receipts.receipt(id)) return null;
@@ -871,6 +874,7 @@ export class Connection {
 }
 
 const RECEIPT_UNEXPECTED = 'a RECEIVED naming no stream that awaits one';
+const PROGRESS_RECEIPT_MALFORMED = "a progress receipt's id must be a request id and its bytes a non-negative integer";
 
 /** [P-70] At most one catalog-changed NOTICE per session in this many ms. */
 export const CATALOG_NOTICE_INTERVAL_MS = 1000;

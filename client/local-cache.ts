@@ -139,17 +139,26 @@ export class LocalCache {
   static async open(folder: string, server: string): Promise<LocalCache> {
     await mkdir(folder, { recursive: true });
     const manifest = await readManifest(path.join(folder, MANIFEST_FILE));
-    const plan = planReconcile(manifest?.records ?? [], await listFiles(folder));
-    const records = new Map(plan.trusted.map((record) => [record.name, record]));
-    const known = new Map(manifest?.records.map((record) => [record.name, record]));
-    for (const file of plan.toHash) {
-      const record = await recordOfFile(folder, file, known.get(file.name));
-      if (record) records.set(record.name, record);
-    }
-    const rebuilt = manifest === null || manifest.damaged || plan.toHash.length > 0 || plan.dropped.length > 0;
+    const records = new Map(manifest?.records.map((record) => [record.name, record]));
+    const changed = await reconcile(folder, records);
+    const rebuilt = manifest === null || manifest.damaged || changed;
     const cache = new LocalCache(folder, server, records, rebuilt);
     if (rebuilt) await cache.#save();
     return cache;
+  }
+
+  /**
+   * Checks the records against the folder again, the way open() does (a file deleted or replaced behind our back is
+   * seen), for a cache kept open across many lists: what `list` says is then what a fresh open would say.
+   */
+  async recheck(): Promise<void> {
+    if (await reconcile(this.folder, this.#records)) await this.#save();
+  }
+
+  /** The entry of `name` if its file is still the copy recorded (re-hashed when it was touched), else undefined. */
+  async check(name: string): Promise<ManifestEntry | undefined> {
+    const record = await this.#revalidateLocally(name);
+    return record && toEntry(record);
   }
 
   /** Every image held, sorted by name. */
@@ -265,6 +274,24 @@ export class LocalCache {
   #snapshot(): string {
     return formatManifest(this.#records.values());
   }
+}
+
+/**
+ * Brings `records` in step with the files of `folder` (planReconcile: trusted, re-hashed, dropped); whether anything
+ * changed. A record replaced while this runs (a download finishing) is left as the download made it.
+ */
+async function reconcile(folder: string, records: Map<string, ManifestRecord>): Promise<boolean> {
+  const before = new Map(records);
+  const plan = planReconcile([...before.values()], await listFiles(folder));
+  for (const name of plan.dropped) if (records.get(name) === before.get(name)) records.delete(name);
+  for (const file of plan.toHash) {
+    const known = before.get(file.name);
+    const record = await recordOfFile(folder, file, known);
+    if (records.get(file.name) !== known) continue;
+    if (record) records.set(file.name, record);
+    else records.delete(file.name);
+  }
+  return plan.toHash.length > 0 || plan.dropped.length > 0;
 }
 
 function toEntry(record: ManifestRecord): ManifestEntry {

@@ -218,9 +218,13 @@ test('[P-21] the get that would end the session is asked about first; y sends it
   assert.equal(feed(step.state, ...keys('escape')).effects, []);
   step = feed(step.state, ...keys('y'));
   assert.equal(step.effects, [{ type: 'download', name: 'checkerboard-dice.png' }]);
-  // A copy held and current: the answer will be a free not-modified, nothing to ask.
-  const held = listed(BRONZE, { limit: 3, used: 3, remaining: 0 }, [row('a.png', { local: 'current' })]);
-  assert.equal(feed(held, ...keys('enter')).effects, [{ type: 'download', name: 'a.png' }]);
+  // A copy held and current (its file checked first): the answer will be a free not-modified, nothing to ask.
+  const copy = { path: 'client-cache/a.png', sha256: 'a'.repeat(64), bytes: 1000, fetchedAt: '2026-11-25T09:30:00Z' };
+  const held = listed(BRONZE, { limit: 3, used: 3, remaining: 0 }, [row('a.png', { local: 'current', saved: copy })]);
+  step = feed(held, ...keys('enter'));
+  assert.equal(step.effects, [{ type: 'check-local', name: 'a.png', before: 'get' }]);
+  step = feed(step.state, { type: 'local-checked', name: 'a.png', saved: copy, before: 'get' });
+  assert.equal(step.effects, [{ type: 'download', name: 'a.png' }]);
 });
 
 test('exit statuses: 0 while open, 6 once the server ended the session, 143 on SIGTERM, 129 on SIGHUP', () => {

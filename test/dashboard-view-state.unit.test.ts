@@ -2,10 +2,15 @@
  * The dashboard's pure parts without a terminal or a server: the view-state reducer for every kind of reply and key,
  * the command line, the layout at 80x24, the panels' text, and the PNG decoder behind the preview.
  */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { complete, historyBack, historyForward, parseCommand, remember } from '../client/dashboard/command-line.ts';
+import { EffectRunner } from '../client/dashboard/effects.ts';
 import { computeLayout } from '../client/dashboard/layout.ts';
 import { bannerText } from '../client/dashboard/panels/banner-panel.ts';
 import { headerLines } from '../client/dashboard/panels/header-panel.ts';
@@ -16,7 +21,9 @@ import { usageLines } from '../client/dashboard/panels/usage-panel.ts';
 import { decodePng } from '../client/dashboard/png-decoder.ts';
 import { nextUsageFilter, usageRows } from '../client/dashboard/usage-table.ts';
 import { initialViewState } from '../client/dashboard/view-state.ts';
-import type { DashboardEvent, SavedImage, ViewState } from '../client/dashboard/view-state.types.ts';
+import type { DashboardEvent, Effect, SavedImage, ViewState } from '../client/dashboard/view-state.types.ts';
+import type { ImgcacheClient } from '../client/imgcache-client.ts';
+import { LocalCache } from '../client/local-cache.ts';
 import { parseUsageDocument } from '../src/protocol/index.ts';
 import { encodePng } from '../src/tools/png-encoder.ts';
 import { BRONZE, feed, HASH_A, keys, listedState, PLATINUM, QUOTA_20, row } from './helpers/dashboard-fixtures.ts';
@@ -574,7 +581,7 @@ test('a preview that arrives for an image no longer selected is dropped', () => 
     type: 'preview-failed',
     name: 'sunset.png',
     sha256: HASH_A,
-    message: 'not a PNG file',
+    message: 'cannot preview sunset.png: not a PNG file',
   }).state;
   assert.is(state.preview?.status, 'failed');
   assert.match(lastLog(state), 'cannot preview sunset.png: not a PNG file');
@@ -658,6 +665,118 @@ test('the preview decoder refuses a row whose filter type PNG does not define, n
     () => assert.unreachable('filter type 5 does not exist'),
     (error: Error) => assert.is(error.message, 'unknown filter type 5 on row 1'),
   );
+});
+
+/**
+ * The effect runner on a real cache folder holding sunset.png, with a client that only lists it; `body` gets the
+ * folder, the file's hash and a way to run an effect and collect the events it reports. The folder is removed after.
+ */
+async function withRunner(
+  body: (held: {
+    file: string;
+    sha256: string;
+    run: (effect: Effect, count?: number) => Promise<DashboardEvent[]>;
+  }) => Promise<void>,
+): Promise<void> {
+  const folder = mkdtempSync(path.join(tmpdir(), 'imgcache-dashboard-local-'));
+  try {
+    const file = path.join(folder, 'sunset.png');
+    writeFileSync(file, 'pixels');
+    const sha256 = createHash('sha256').update('pixels').digest('hex');
+    const images = [{ name: 'sunset.png', bytes: 6, sha256, modified: '2026-11-25T09:00:00.000Z' }];
+    const client = { list: async () => ({ images, session: PLATINUM, quota: QUOTA_20 }) };
+    const events: DashboardEvent[] = [];
+    const runner = new EffectRunner({
+      client: client as unknown as ImgcacheClient,
+      cache: await LocalCache.open(folder, '127.0.0.1:7878'),
+      usageFolder: path.join(folder, 'usage'),
+      dispatch: (event) => events.push(event),
+      quit: () => {},
+    });
+    /** Runs `effect` and waits (bounded) for the `count`th event since. */
+    const run = async (effect: Effect, count = 1) => {
+      const start = events.length;
+      runner.run(effect);
+      for (let turn = 0; turn < 200 && events.length < start + count; turn++)
+        await new Promise((go) => setTimeout(go, 5));
+      return events.slice(start);
+    };
+    await body({ file, sha256, run });
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+test('the local state follows the files: r checks the folder again, as the CLI list does', () =>
+  withRunner(async ({ file, sha256, run }) => {
+    let [event] = await run({ type: 'list' });
+    assert.is(event?.type === 'list-loaded' && event.images[0]?.local, 'current');
+    rmSync(file);
+    [event] = await run({ type: 'list' });
+    assert.ok(event?.type === 'list-loaded');
+    assert.is(event.images[0]?.local, 'absent', 'a file deleted behind our back is not current');
+    assert.is(event.images[0]?.saved, null, 'nor saved');
+    const fresh = await LocalCache.open(path.dirname(file), '127.0.0.1:7878');
+    assert.is(fresh.stateOf({ name: 'sunset.png', sha256 }), 'absent', 'what a fresh open (the CLI list) says');
+  }));
+
+test('a preview of a file gone from the folder says so in a sentence, and the row follows', () =>
+  withRunner(async ({ file, sha256, run }) => {
+    rmSync(file);
+    const [failed, checked] = await run({ type: 'load-preview', name: 'sunset.png', path: file, sha256 }, 2);
+    assert.ok(failed?.type === 'preview-failed');
+    assert.is(failed.message, `sunset.png is not in the cache folder any more (${file})`);
+    assert.not.match(failed.message, 'ENOENT');
+    assert.equal(checked, { type: 'local-checked', name: 'sunset.png', saved: null });
+    const shown = feed(
+      listed(),
+      ...keys('S-g'),
+      { type: 'preview-failed', name: 'sunset.png', sha256: HASH_A, message: failed.message },
+      checked as DashboardEvent,
+    ).state;
+    assert.ok(
+      shown.log.some((entry) => entry.text === failed.message),
+      'the log says the sentence',
+    );
+    assert.is(shown.images[2]?.local, 'absent');
+    assert.is(shown.preview, null, 'no preview of a file that is not there');
+  }));
+
+test('[P-21] at 0 left, Enter on a row called current checks the file first: gone, the y/n question is asked', () => {
+  const empty = listed(BRONZE, { limit: 3, used: 3, remaining: 0 });
+  let step = feed(empty, ...keys('S-g', 'enter'));
+  assert.equal(
+    step.effects.slice(1),
+    [{ type: 'check-local', name: 'sunset.png', before: 'get' }],
+    'no get before the check',
+  );
+  step = feed(step.state, { type: 'local-checked', name: 'sunset.png', saved: null, before: 'get' });
+  assert.equal(step.effects, []);
+  assert.is(step.state.focus, 'confirm', 'the get would end the session: asked first');
+  assert.is(step.state.images[2]?.local, 'absent');
+  assert.is(step.state.images[2]?.saved, null);
+  assert.ok(step.state.log.some((entry) => entry.text === 'sunset.png is not in the cache folder any more'));
+  // Still there: the free revalidation goes ahead.
+  const still = feed(empty, ...keys('S-g', 'enter'), {
+    type: 'local-checked',
+    name: 'sunset.png',
+    saved: saved('sunset.png'),
+    before: 'get',
+  });
+  assert.equal(still.effects.at(-1), { type: 'download', name: 'sunset.png' });
+});
+
+test('a get that failed has its file checked again', () => {
+  const failed = feed(listed(), ...keys('S-g', 'enter'), {
+    type: 'request-failed',
+    request: 'get',
+    image: 'sunset.png',
+    failure: { kind: 'failed', message: 'the stream was cut short' },
+  });
+  assert.equal(failed.effects.slice(-2), [
+    { type: 'download', name: 'sunset.png' },
+    { type: 'check-local', name: 'sunset.png' },
+  ]);
 });
 
 test.run();

@@ -27,7 +27,34 @@ export function failureOf(error: unknown): Failure {
     return { kind: 'refused', code: String(error.body.code), message: error.body.message, fatal: error.body.fatal };
   }
   if (error instanceof ConnectionClosedError) return { kind: 'closed', message: error.message };
-  return { kind: 'failed', message: error instanceof Error ? error.message : String(error) };
+  return { kind: 'failed', message: plainMessage(error) };
+}
+
+/** What the system's error codes mean to a person, for a file of the cache folder being read. */
+const FILE_PROBLEMS: Readonly<Record<string, string>> = {
+  ENOENT: 'is not in the cache folder any more',
+  EACCES: 'cannot be read: permission denied',
+  EPERM: 'cannot be read: permission denied',
+  EISDIR: 'is a folder, not a file',
+};
+
+/**
+ * An error as a sentence: a system error (`ENOENT: no such file or directory, open '/tmp/…'`) loses its code, its
+ * call and its path, which the caller says in words; other errors keep their message.
+ */
+export function plainMessage(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as NodeJS.ErrnoException).code;
+  if (typeof code !== 'string' || !error.message.startsWith(`${code}: `)) return error.message;
+  return error.message.slice(code.length + 2).replace(/, \w+ '.*$/, '');
+}
+
+/** Why the file `file` of image `name` could not be used, as a sentence naming the image and the file. */
+export function fileProblem(error: unknown, name: string, file: string): string {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  const problem = typeof code === 'string' ? FILE_PROBLEMS[code] : undefined;
+  if (problem) return `${name} ${problem} (${file})`;
+  return `cannot preview ${name}: ${plainMessage(error)}`;
 }
 
 function savedOf(cache: LocalCache, name: string): SavedImage | null {
@@ -92,14 +119,19 @@ export class EffectRunner {
         );
         return;
       case 'load-preview':
-        this.#preview(effect.name, effect.path, effect.sha256).catch((error) =>
+        this.#preview(effect.name, effect.path, effect.sha256).catch((error) => {
           dispatch({
             type: 'preview-failed',
             name: effect.name,
             sha256: effect.sha256,
-            message: failureOf(error).message,
-          }),
-        );
+            message: fileProblem(error, effect.name, effect.path),
+          });
+          // The file may be gone or changed: the row says so once the folder is checked.
+          this.#checkLocal(effect.name);
+        });
+        return;
+      case 'check-local':
+        this.#checkLocal(effect.name, effect.before);
         return;
       case 'quit':
         this.#context.quit(effect.status, effect.message);
@@ -112,13 +144,22 @@ export class EffectRunner {
 
   async #list(quiet: boolean): Promise<void> {
     const { client, cache, dispatch } = this.#context;
-    const result = await client.list();
+    // The folder is checked again as the list goes: a file deleted behind our back is no longer called current.
+    const [result] = await Promise.all([client.list(), cache.recheck()]);
     const images = result.images.map((image) => ({
       ...image,
       local: cache.stateOf(image),
       saved: savedOf(cache, image.name),
     }));
     dispatch({ type: 'list-loaded', images, session: result.session, quota: result.quota, quiet });
+  }
+
+  /** Reports what the folder holds for `name` now; a check that fails reports what was known. */
+  #checkLocal(name: string, before?: 'get'): void {
+    const { cache, dispatch } = this.#context;
+    const report = () =>
+      dispatch({ type: 'local-checked', name, saved: savedOf(cache, name), ...(before ? { before } : {}) });
+    cache.check(name).then(report, report);
   }
 
   async #download(name: string): Promise<void> {

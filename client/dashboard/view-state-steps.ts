@@ -188,15 +188,26 @@ export function endsTheSession(state: ViewState, name: string): boolean {
 
 /**
  * Enter on a row, or `get <image>` typed: ask for the download unless one is running or we are not connected. A get
- * that would end the session is asked about first (y or n), unless `confirmed`.
+ * that would end the session is asked about first (y or n), unless `confirmed`. With no request left, a row that says
+ * its copy is current is believed only once the file was checked (`checked`): a copy deleted behind our back would
+ * make the get a real one, which the server refuses by ending the session.
  */
-export function requestDownload(state: ViewState, now: number, name: string, confirmed = false): Transition {
+export function requestDownload(
+  state: ViewState,
+  now: number,
+  name: string,
+  confirmed = false,
+  checked = false,
+): Transition {
   if (closedForIdleness(state)) return reconnect(state, now, { kind: 'get', image: name });
   if (!isConnected(state)) {
     return { state: addLog(state, now, 'warn', `cannot get ${name}: ${whyNotConnected(state)}`), effects: [] };
   }
   const row = state.images.find((image) => image.name === name);
   if (row?.download) return { state: addLog(state, now, 'info', `${name} is downloading already`), effects: [] };
+  if (!confirmed && !checked && state.quota?.remaining === 0 && row?.local === 'current') {
+    return { state, effects: [{ type: 'check-local', name, before: 'get' }] };
+  }
   if (!confirmed && endsTheSession(state, name)) {
     const text = `y/n: get ${name}? No requests are left: the server will refuse it and end the session.`;
     return { state: { ...state, focus: 'confirm', confirm: { kind: 'get', image: name, text } }, effects: [] };

@@ -123,6 +123,25 @@ function onRequestFailed(
   return next;
 }
 
+/** What the folder holds for an image, checked: the row follows it, and a get waiting for the check goes on. */
+function onLocalChecked(
+  state: ViewState,
+  now: number,
+  event: Extract<DashboardEvent, { type: 'local-checked' }>,
+): Transition {
+  const { name, saved } = event;
+  const before = state.images.find((row) => row.name === name);
+  const local = (row: ImageRow): ImageRow['local'] =>
+    saved === null ? 'absent' : saved.sha256 === row.sha256 ? 'current' : 'stale';
+  const checked = updateRow(state, name, (row) => ({ ...row, saved, local: local(row) }));
+  const gone = before?.saved && saved === null;
+  const logged = gone ? addLog(checked, now, 'warn', `${name} is not in the cache folder any more`) : checked;
+  const shown = withPreview(logged);
+  if (event.before !== 'get') return shown;
+  const asked = requestDownload(shown.state, now, name, false, true);
+  return { state: asked.state, effects: [...shown.effects, ...asked.effects] };
+}
+
 /**
  * [P-70] The server says its catalog changed: list it again (quietly: the log says only what changed), or, while a
  * list is on its way, once it is back (it may have been answered before the change).
@@ -323,10 +342,16 @@ export function update(state: ViewState, event: DashboardEvent, now: number): Tr
       const preview = state.preview;
       if (preview?.name !== event.name || preview.sha256 !== event.sha256) return { state, effects: [] };
       const failed = { ...state, preview: { ...preview, status: 'failed' as const, error: event.message } };
-      return { state: addLog(failed, now, 'warn', `cannot preview ${event.name}: ${event.message}`), effects: [] };
+      return { state: addLog(failed, now, 'warn', event.message), effects: [] };
     }
-    case 'request-failed':
-      return { state: onRequestFailed(state, now, event), effects: [] };
+    case 'request-failed': {
+      // A get that failed may have left the folder otherwise than the row says: it is checked.
+      const check: Effect[] =
+        event.request === 'get' && event.image ? [{ type: 'check-local', name: event.image }] : [];
+      return { state: onRequestFailed(state, now, event), effects: check };
+    }
+    case 'local-checked':
+      return onLocalChecked(state, now, event);
     case 'quota':
       // Every answer carries the quota [P-17]: the server answered now.
       return { state: onQuota({ ...state, answeredAt: now }, now, event.quota), effects: [] };

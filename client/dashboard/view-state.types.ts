@@ -187,8 +187,14 @@ export type DashboardEvent =
   | { type: 'usage-loaded'; text: string; document: UsageDocument }
   | { type: 'usage-saved'; path: string; bytes: number; client: string | null }
   | { type: 'preview-loaded'; name: string; sha256: string; image: DecodedImage }
+  /** `message`: why, as a sentence that names the image */
   | { type: 'preview-failed'; name: string; sha256: string; message: string }
   | { type: 'request-failed'; request: RequestName; image?: string | undefined; failure: Failure }
+  /**
+   * What the cache folder holds for `name` now (null: no copy, or no longer the copy recorded). `before: 'get'`: the
+   * check was asked before a get, which goes on once the row says what is really held.
+   */
+  | { type: 'local-checked'; name: string; saved: SavedImage | null; before?: 'get' }
   | { type: 'quota'; quota: Quota }
   | { type: 'notice'; notice: ReceivedNotice }
   | { type: 'connection-closed'; message: string }
@@ -218,6 +224,8 @@ export type Effect =
   /** `client`: the one client shown, when the view is filtered (then only its part is saved) */
   | { type: 'save-usage'; text: string; client: string | null }
   | { type: 'load-preview'; name: string; path: string; sha256: string }
+  /** check the file held for `name` against the folder; reported by a `local-checked` event */
+  | { type: 'check-local'; name: string; before?: 'get' }
   /** end the program: say goodbye to the server if still connected, restore the terminal, print `message` */
   | { type: 'quit'; status: number; message: string | null };
 

@@ -66,8 +66,7 @@ function pictureLines(view: ViewState, row: ImageRow, columns: number, rows: num
   }
   const preview = view.preview;
   if (!preview || preview.name !== row.name || preview.status === 'loading') return say('loading the preview…');
-  if (preview.status === 'failed' || !preview.image)
-    return say(`no preview: ${preview.error ?? 'unknown error'}`, 'yellow-fg');
+  if (preview.status === 'failed' || !preview.image) return say(preview.error ?? 'no preview', 'yellow-fg');
   const picture = draw(preview.image, columns, rows);
   return centred(picture, fitCells(preview.image, columns, rows).cols, columns, rows);
 }

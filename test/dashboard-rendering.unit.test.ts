@@ -255,6 +255,25 @@ test('the log scrolls back and forth; new entries do not move what is being read
   assert.is(state.focus, 'images');
 });
 
+test('Esc leaves the log scroll and the log follows the newest lines again', () => {
+  let state = listed();
+  for (let i = 0; i < 10; i++)
+    state = feed(state, { type: 'usage-saved', path: `f${i}`, bytes: 1, client: null }).state;
+  state = feed(state, ...keys('l', 'up', 'up', 'escape')).state;
+  assert.is(state.focus, 'images');
+  assert.is(state.logScroll, 0, 'not scrolled back any more');
+  state = feed(state, ...keys(':', 'l', 'i', 's', 't', 'enter')).state;
+  assert.is(state.logScroll, 0);
+  assert.match(logLines(state, 78, 3).map(shown).join('\n'), '> list', 'the newest line is shown');
+  // The same when the log is left for the help, and after the wheel scrolled it back.
+  state = feed(state, ...keys('l', 'up', '?')).state;
+  assert.is(state.logScroll, 0);
+  state = feed(state, ...keys('escape'), { type: 'mouse', mouse: { kind: 'wheel', panel: 'log', lines: -3 } }).state;
+  assert.is(state.focus, 'log', 'the wheel scrolled the log back: it has the keys, Esc leaves');
+  state = feed(state, ...keys('escape')).state;
+  assert.is(state.logScroll, 0);
+});
+
 test('s in a filtered usage view saves that client only, under a name that says so', () => {
   const text = JSON.stringify({
     generatedAt: '2026-11-25T10:00:00.000Z',

@@ -208,9 +208,10 @@ function onLogKey(state: ViewState, action: Action | undefined): Transition {
     case 'last':
       return { state: scrollLog(state, 0), effects: [] };
     case 'back':
-      return { state: { ...state, focus: state.main }, effects: [] };
+      // Leaving the scroll: the log follows the newest entries again.
+      return { state: { ...state, focus: state.main, logScroll: 0 }, effects: [] };
     default:
-      return onCommonKey(state, action);
+      return onCommonKey(action === 'command' || action === 'help' ? { ...state, logScroll: 0 } : state, action);
   }
 }
 
@@ -345,7 +346,12 @@ export function onMouse(state: ViewState, now: number, mouse: MouseAction): Tran
     case 'click-key':
       return onKey(state, now, { full: mouse.key });
     case 'wheel':
-      if (mouse.panel === 'log') return { state: scrollLog(state, state.logScroll - mouse.lines), effects: [] };
+      if (mouse.panel === 'log') {
+        // Scrolled back from the image list or the usage view, the log has the keys (Esc leaves, G the newest).
+        const scrolled = scrollLog(state, state.logScroll - mouse.lines);
+        const focus = scrolled.logScroll > 0 && state.focus === state.main ? 'log' : state.focus;
+        return { state: { ...scrolled, focus }, effects: [] };
+      }
       if (mouse.panel === 'usage') return { state: scrollUsage(state, state.usage.scroll + mouse.lines), effects: [] };
       return select(state, state.selected + mouse.lines);
   }

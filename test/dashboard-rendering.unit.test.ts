@@ -8,7 +8,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { usageFileName, usageOfClient } from '../client/dashboard/effects.ts';
 import { colourModeOf, halfBlockLines, paletteColour, quantize, type Rgb } from '../client/dashboard/half-block-art.ts';
+import { BINDINGS } from '../client/dashboard/key-bindings.ts';
+import { bannerRowsFor, computeLayout } from '../client/dashboard/layout.ts';
+import { bannerLines } from '../client/dashboard/panels/banner-panel.ts';
+import { commandLineText } from '../client/dashboard/panels/command-line-panel.ts';
 import { headerLines } from '../client/dashboard/panels/header-panel.ts';
+import { helpLines } from '../client/dashboard/panels/help-panel.ts';
 import { imageTableLines, imageTableTitle } from '../client/dashboard/panels/image-table-panel.ts';
 import { keyAt, keyBarLayout } from '../client/dashboard/panels/key-bar-panel.ts';
 import { logLines } from '../client/dashboard/panels/log-panel.ts';
@@ -17,7 +22,7 @@ import { previewLines } from '../client/dashboard/panels/preview-panel.ts';
 import { cellWidth, fit, scrollWindow, styledLine, truncate, wrap } from '../client/dashboard/text.ts';
 import { catalogChange } from '../client/dashboard/view-state.ts';
 import type { DashboardEvent, ViewState } from '../client/dashboard/view-state.types.ts';
-import { BRONZE, feed, keys, listedState, NOW, PLATINUM, QUOTA_20, row } from './helpers/dashboard-fixtures.ts';
+import { BRONZE, feed, HASH_A, keys, listedState, NOW, PLATINUM, QUOTA_20, row } from './helpers/dashboard-fixtures.ts';
 
 const IMAGES = [
   row('checkerboard-dice.png', { bytes: 2_500, modified: '2026-11-20T09:00:00.000Z' }),
@@ -272,6 +277,78 @@ test('Esc leaves the log scroll and the log follows the newest lines again', () 
   assert.is(state.focus, 'log', 'the wheel scrolled the log back: it has the keys, Esc leaves');
   state = feed(state, ...keys('escape')).state;
   assert.is(state.logScroll, 0);
+});
+
+test('at 80x24 every text is whole: header state, banner, y/n question, help, preview details', () => {
+  const at = { limit: 3, used: 3, remaining: 0 };
+  const base = { ...listed(PLATINUM, at), address: '127.0.0.1:43567' };
+  const layout = computeLayout(80, 24, 0);
+  const whole = (text: string, part: string, what: string) => assert.ok(text.includes(part), `${what}: ${text}`);
+  const cells = (element: { width: number; height: number }) => ({
+    columns: element.width - 2,
+    rows: element.height - 2,
+  });
+
+  // The y/n question of a get at 0 left, for the longest sample name.
+  const asked = feed(base, ...keys('enter')).state;
+  whole(
+    shown(commandLineText(asked, 80)),
+    `get checkerboard-dice.png? 0 requests left: the server ends the session.`,
+    'question',
+  );
+
+  // The session ended by quota-exhausted: the header's state and the banner, whole, with how to go on.
+  const over = feed(asked, ...keys('y'), {
+    type: 'request-failed',
+    request: 'get',
+    image: 'checkerboard-dice.png',
+    failure: { kind: 'refused', code: 'quota-exhausted', message: 'the quota of 3 is used up', fatal: true },
+  }).state;
+  const [header] = headerLines(over, 80).map(shown);
+  whole(header ?? '', 'quota exhausted', 'header');
+  whole(header ?? '', 'platinum', 'header');
+  const banner = bannerLines(over, 80, bannerRowsFor(24)).map(shown);
+  assert.ok(banner.length <= 3);
+  const said = banner.map((line) => line.trim()).join(' ');
+  whole(said, 'and closed the session. Press r to reconnect, q to quit.', 'banner');
+  assert.not.match(said, '…');
+  const dropped = feed(base, { type: 'connection-closed', message: 'the server closed the connection' }).state;
+  whole(shown(headerLines(dropped, 80)[0]), 'connection lost', 'header');
+
+  // The help: every description whole (read column by column), in two columns.
+  const help = helpLines('images', 78).map(shown);
+  const column = (from: number, to: number) =>
+    help
+      .map((line) => line.slice(from, to))
+      .join(' ')
+      .replace(/\s+/g, ' ');
+  for (const binding of BINDINGS.images) whole(column(0, 38), binding.description, 'help');
+  for (const binding of BINDINGS.command) whole(column(40, 78), binding.description, 'help');
+  assert.not.match(help.join('\n'), '…');
+  assert.ok(helpLines('images', 78).length + 2 <= 23, 'the help fits 24 rows');
+
+  // The preview's details, in the preview's columns.
+  const { columns, rows } = cells(layout.preview);
+  const image = { width: 256, height: 256, rgba: new Uint8Array(256 * 256 * 4) };
+  const copy = {
+    path: 'client-cache/checkerboard-dice.png',
+    sha256: HASH_A,
+    bytes: 2_500,
+    fetchedAt: '2026-11-25T09:30:00Z',
+  };
+  for (const local of ['current', 'stale', 'absent'] as const) {
+    const view: ViewState = {
+      ...base,
+      images: base.images.map((one, index) => (index === 0 ? { ...one, local, saved: copy } : one)),
+      preview: { name: 'checkerboard-dice.png', sha256: HASH_A, status: 'ready', image, error: null },
+    };
+    const lines = previewLines(view, columns, rows, () => []).map(shown);
+    const words = { current: 'current', stale: 'changed on the server', absent: 'not downloaded' }[local];
+    whole(lines.join('\n'), '2.4 KiB · 256x256', 'preview');
+    whole(lines.join('\n'), 'checkerboard-dice.png', 'preview');
+    whole(lines.join('\n'), words, 'preview');
+    assert.is(lines.length, rows);
+  }
 });
 
 test('s in a filtered usage view saves that client only, under a name that says so', () => {

@@ -12,8 +12,8 @@ import { LocalCache } from '../local-cache.ts';
 import type { ClientTlsOptions } from '../tls-connect.ts';
 import { EffectRunner, failureOf } from './effects.ts';
 import type { ColourMode } from './half-block-art.ts';
-import { computeLayout, type Layout, type Rect } from './layout.ts';
-import { BANNER_ROWS, createBannerPanel } from './panels/banner-panel.ts';
+import { bannerRowsFor, computeLayout, type Layout, type Rect } from './layout.ts';
+import { bannerLines, createBannerPanel } from './panels/banner-panel.ts';
 import { createCommandLinePanel } from './panels/command-line-panel.ts';
 import { createHeaderPanel } from './panels/header-panel.ts';
 import { createHelpPanel } from './panels/help-panel.ts';
@@ -110,7 +110,9 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
   function render(): void {
     renderScheduled = false;
     if (finished) return;
-    layout = computeLayout(screen.width as number, screen.height as number, state.banner ? BANNER_ROWS : 0);
+    const width = screen.width as number;
+    const height = screen.height as number;
+    layout = computeLayout(width, height, bannerLines(state, width, bannerRowsFor(height)).length);
     place(panels.header.element, layout.header);
     place(panels.table.element, layout.table);
     place(panels.preview.element, layout.preview);

@@ -25,6 +25,11 @@ export interface Layout {
 
 export const HEADER_ROWS = 2;
 
+/** The rows the banner may take: three from 20 rows up, two below (the main area needs them more). */
+export function bannerRowsFor(rows: number): number {
+  return rows >= 20 ? 3 : 2;
+}
+
 export function computeLayout(columns: number, rows: number, bannerRows: number): Layout {
   const width = Math.max(20, columns);
   const height = Math.max(12, rows);

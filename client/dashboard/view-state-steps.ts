@@ -209,7 +209,7 @@ export function requestDownload(
     return { state, effects: [{ type: 'check-local', name, before: 'get' }] };
   }
   if (!confirmed && endsTheSession(state, name)) {
-    const text = `y/n: get ${name}? No requests are left: the server will refuse it and end the session.`;
+    const text = `y/n: get ${name}? 0 requests left: the server ends the session.`;
     return { state: { ...state, focus: 'confirm', confirm: { kind: 'get', image: name, text } }, effects: [] };
   }
   const started = updateRow(state, name, (image) => ({ ...image, download: { received: 0, total: image.bytes } }));

@@ -3,7 +3,7 @@
  * The editing itself (history, completion) is in command-line.ts; this panel only shows it.
  */
 import type blessed from 'blessed';
-import { styledLine, truncateLeft } from '../text.ts';
+import { cellWidth, styledLine, truncate, truncateLeft } from '../text.ts';
 import type { ViewState } from '../view-state.types.ts';
 import { closedForIdleness } from '../view-state-steps.ts';
 import { linePanel, type Panel } from './panel.ts';
@@ -17,8 +17,13 @@ function editing(prompt: string, text: string, columns: number): string {
 export function commandLineText(view: ViewState, columns: number): string {
   if (view.focus === 'command') return editing(':', view.command.text, columns);
   if (view.focus === 'search') return editing('/', view.search, columns);
-  if (view.focus === 'confirm' && view.confirm)
-    return styledLine([[` ${view.confirm.text}`, 'bold,yellow-fg']], columns);
+  if (view.focus === 'confirm' && view.confirm) {
+    // A long image name gives way, never the question's end (what a yes does).
+    const { text, image } = view.confirm;
+    const room = cellWidth(image) - (cellWidth(text) + 1 - columns);
+    const shown = room < cellWidth(image) ? text.replace(image, truncate(image, Math.max(1, room))) : text;
+    return styledLine([[` ${shown}`, 'bold,yellow-fg']], columns);
+  }
   if (closedForIdleness(view)) {
     const text = ' closed while idle: r, Enter, u or a command opens a new session; q quits';
     return styledLine([[text, 'gray-fg']], columns);

@@ -16,7 +16,8 @@ const TIER_COLOURS: Record<string, string> = {
   platinum: 'bold,cyan-fg',
 };
 
-function connectionSegment(view: ViewState): Segment {
+/** The connection's state; `short`: a closed session's reason without the word "closed" (still marked ✖). */
+function connectionSegment(view: ViewState, short = false): Segment {
   const connection = view.connection;
   switch (connection.kind) {
     case 'connecting':
@@ -26,31 +27,40 @@ function connectionSegment(view: ViewState): Segment {
     case 'closed':
       // [P-27] closed for idleness: nothing is wrong, the next action reconnects
       if (connection.idle) return ['○ closed while idle', 'yellow-fg'];
-      return [`✖ closed: ${connection.why}`, 'bold,red-fg'];
+      return [short ? `✖ ${connection.why}` : `✖ closed: ${connection.why}`, 'bold,red-fg'];
     case 'rejected':
-      return [`✖ rejected: ${connection.why}`, 'bold,red-fg'];
+      return [short ? `✖ ${connection.why}` : `✖ rejected: ${connection.why}`, 'bold,red-fg'];
   }
+}
+
+/** Who we are: name, code, tier; `short` leaves out the words "you are". */
+function identitySegments(view: ViewState, short: boolean): Segment[] {
+  const identity = view.identity;
+  if (!identity) return [];
+  return [
+    [short ? '' : 'you are '],
+    [identity.name, 'bold'],
+    [`  code ${identity.code}  `],
+    [identity.tier, TIER_COLOURS[identity.tier] ?? 'bold'],
+    // [P-68] a keyed session's registered identity
+    ...(identity.identity === undefined ? [] : ([[`  as ${identity.identity}`, 'bold']] as Segment[])),
+    ['  '],
+  ];
 }
 
 /**
  * Two tagged lines of exactly `width` cells. Who we are (name, code, tier) comes before the connection's state, so
- * a long reason for a closed session is what gets cut, never the tier (the banner says the reason whole).
+ * a long reason for a closed session is what gets cut, never the tier (the banner says the reason whole). Before
+ * anything is cut, the line is said shorter: without "you are", then the state without "closed:".
  */
 export function headerLines(view: ViewState, width: number): [string, string] {
-  const identity = view.identity;
-  const first: Segment[] = [[' imgcache ', 'bold'], [` ${view.address}  `]];
-  if (identity) {
-    first.push(
-      ['you are '],
-      [identity.name, 'bold'],
-      [`  code ${identity.code}  `],
-      [identity.tier, TIER_COLOURS[identity.tier] ?? 'bold'],
-      // [P-68] a keyed session's registered identity
-      ...(identity.identity === undefined ? [] : ([[`  as ${identity.identity}`, 'bold']] as Segment[])),
-      ['  '],
-    );
-  }
-  first.push(connectionSegment(view));
+  const start: Segment[] = [[' imgcache ', 'bold'], [` ${view.address}  `]];
+  const variants: Segment[][] = [
+    [...start, ...identitySegments(view, false), connectionSegment(view)],
+    [...start, ...identitySegments(view, true), connectionSegment(view)],
+    [...start, ...identitySegments(view, true), connectionSegment(view, true)],
+  ];
+  const first = variants.find((segments) => visibleLength(segments) <= width) ?? variants[variants.length - 1] ?? [];
   const quota = view.quota;
   const second: Segment[] = [[' quota ']];
   if (quota) {

@@ -4,7 +4,7 @@
  */
 import type blessed from 'blessed';
 import { BINDINGS } from '../key-bindings.ts';
-import { fit, styledLine } from '../text.ts';
+import { fit, styledLine, wrap } from '../text.ts';
 import type { MainView, ViewState } from '../view-state.types.ts';
 import { borderedPanelBox, type Panel, place } from './panel.ts';
 
@@ -22,11 +22,22 @@ const COMMANDS: ReadonlyArray<readonly [string, string]> = [
   ['exit', 'goodbye, and quit'],
 ];
 
-function section(title: string, rows: ReadonlyArray<readonly [string, string]>): HelpLine[] {
+/**
+ * A titled table of keys and what they do, for `width` columns: a description too long for its column goes on
+ * under itself, never cut.
+ */
+function section(title: string, rows: ReadonlyArray<readonly [string, string]>, width: number): HelpLine[] {
   const keyColumns = Math.max(...rows.map(([keys]) => keys.length));
+  const room = Math.max(8, width - keyColumns - 2);
+  const indent = ' '.repeat(keyColumns + 2);
   return [
     { text: title, title: true },
-    ...rows.map(([keys, what]) => ({ text: `${keys.padEnd(keyColumns)}  ${what}`, title: false })),
+    ...rows.flatMap(([keys, what]) =>
+      wrap(what, room, 0).map((part, index) => ({
+        text: index === 0 ? `${keys.padEnd(keyColumns)}  ${part}` : indent + part,
+        title: false,
+      })),
+    ),
   ];
 }
 
@@ -41,22 +52,24 @@ function render(line: HelpLine | undefined, width: number): string {
 
 /** The help's lines for `columns` inner columns: the main view's keys, then the command line's and the commands. */
 export function helpLines(main: MainView, columns: number): string[] {
-  const left = section(main === 'usage' ? 'usage view' : 'image list', bindings(main));
+  const twoColumns = columns >= 70;
+  const half = twoColumns ? Math.floor((columns - 2) / 2) : columns;
+  const rightWidth = twoColumns ? columns - half - 2 : columns;
+  const left = section(main === 'usage' ? 'usage view' : 'image list', bindings(main), half);
   const right = [
-    ...section('command line (after :)', bindings('command')),
+    ...section('command line (after :)', bindings('command'), rightWidth),
     { text: '', title: false },
-    ...section('typed commands', COMMANDS),
+    ...section('typed commands', COMMANDS, rightWidth),
   ];
   const footer = styledLine([['any key closes this help', 'gray-fg']], columns);
-  if (columns < 70) {
+  if (!twoColumns) {
     const all = [...left, { text: '', title: false }, ...right];
     return [...all.map((line) => render(line, columns)), footer];
   }
-  const half = Math.floor((columns - 2) / 2);
   const rows = Math.max(left.length, right.length);
   const lines = Array.from(
     { length: rows },
-    (_, index) => `${render(left[index], half)}  ${render(right[index], columns - half - 2)}`,
+    (_, index) => `${render(left[index], half)}  ${render(right[index], rightWidth)}`,
   );
   return [...lines, ' '.repeat(columns), footer];
 }

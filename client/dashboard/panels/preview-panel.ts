@@ -2,16 +2,15 @@
  * The selected image: drawn in half-block cells when a copy is saved locally, with its details (size, pixels,
  * hash, where it was saved). An image that is not downloaded yet shows what the server says about it instead.
  */
+import path from 'node:path';
 import type blessed from 'blessed';
 import { formatBytes } from '../../format.ts';
 import { type ColourMode, fitCells, halfBlockLines } from '../half-block-art.ts';
 import type { DecodedImage } from '../png-decoder.ts';
-import { cellWidth, longDateTime, type Segment, styledLine, truncateLeft, wrap } from '../text.ts';
+import { cellWidth, longDateTime, type Segment, styledLine, truncateLeft, visibleLength, wrap } from '../text.ts';
 import type { ImageRow, ViewState } from '../view-state.types.ts';
 import { closedForIdleness, selectedRow } from '../view-state-steps.ts';
 import { borderedPanelBox, innerSize, outerWidth, type Panel, panelLabel } from './panel.ts';
-
-const DETAIL_ROWS = 3;
 
 const STATE_WORDS: Record<ImageRow['local'], Segment> = {
   absent: ['not downloaded', 'gray-fg'],
@@ -19,20 +18,31 @@ const STATE_WORDS: Record<ImageRow['local'], Segment> = {
   stale: ['changed on the server', 'yellow-fg'],
 };
 
-/** The three lines of details under the picture. */
+/**
+ * The lines of details under the picture: size, pixels and state (the state on a line of its own when the three do
+ * not fit whole), the hash, and where the copy is saved (or when the image changed on the server).
+ */
 export function previewDetails(view: ViewState, row: ImageRow, columns: number): string[] {
   const image = view.preview?.name === row.name ? view.preview.image : null;
   const pixels = image ? ` · ${image.width}x${image.height}` : '';
   const saved = row.saved;
-  const first = styledLine(
-    [[`${formatBytes(saved?.bytes ?? row.bytes)}${pixels} · `], STATE_WORDS[row.local]],
-    columns,
-  );
+  const size = `${formatBytes(saved?.bytes ?? row.bytes)}${pixels}`;
+  const state = STATE_WORDS[row.local];
+  const whole: Segment[] = [[`${size} · `], state];
+  const first =
+    visibleLength(whole) <= columns
+      ? [styledLine(whole, columns)]
+      : [styledLine([[size]], columns), styledLine([state], columns)];
   const hash = styledLine([['sha256 ', 'gray-fg'], [saved?.sha256 ?? row.sha256]], columns);
-  const where = saved
-    ? styledLine([['saved ', 'gray-fg'], [truncateLeft(saved.path, Math.max(1, columns - 6))]], columns)
-    : styledLine([[`modified ${longDateTime(row.modified)}`, 'gray-fg']], columns);
-  return [first, hash, where];
+  // The path's end (the file's name) matters most: the word "saved" gives way to it before it is cut.
+  const label: Segment = ['saved ', 'gray-fg'];
+  const where = !saved
+    ? styledLine([[`modified ${longDateTime(row.modified)}`, 'gray-fg']], columns)
+    : visibleLength([label, [saved.path]]) <= columns ||
+        cellWidth(truncateLeft(saved.path, columns - 6)) >= cellWidth(path.basename(saved.path)) + 1
+      ? styledLine([label, [truncateLeft(saved.path, Math.max(1, columns - 6))]], columns)
+      : styledLine([[truncateLeft(saved.path, columns)]], columns);
+  return [...first, hash, where];
 }
 
 /** Lines `lineColumns` wide, centred in `columns` x `rows`: each line padded to exactly `columns` cells. */
@@ -77,10 +87,11 @@ type Draw = (image: DecodedImage, columns: number, rows: number) => string[];
 export function previewLines(view: ViewState, columns: number, rows: number, draw: Draw = halfBlockLines): string[] {
   const row = selectedRow(view);
   if (!row) return [styledLine([['no image selected', 'gray-fg']], columns)];
-  const pictureRows = Math.max(0, rows - DETAIL_ROWS);
+  const details = previewDetails(view, row, columns);
+  const pictureRows = Math.max(0, rows - details.length);
   const picture = pictureLines(view, row, columns, pictureRows, draw).slice(0, pictureRows);
   while (picture.length < pictureRows) picture.push(' '.repeat(columns));
-  return [...picture, ...previewDetails(view, row, columns)];
+  return [...picture, ...details];
 }
 
 /** Drawing a large image is the costliest part of a frame: keep the last drawing while image and size stay. */
@@ -134,7 +145,7 @@ export function createPreviewPanel(screen: blessed.Widgets.Screen, mode: ColourM
       const preview = view.preview;
       if (!row?.saved || row.download || preview?.name !== row.name || !preview.image) return null;
       const { columns, rows } = innerSize(element);
-      const pictureRows = Math.max(0, rows - DETAIL_ROWS);
+      const pictureRows = Math.max(0, rows - previewDetails(view, row, columns).length);
       const size = fitCells(preview.image, columns, pictureRows);
       if (size.cols === 0) return null;
       let id = imageIds.get(preview.image);

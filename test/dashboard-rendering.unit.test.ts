@@ -349,6 +349,8 @@ test('at 80x24 every text is whole: header state, banner, y/n question, help, pr
     whole(lines.join('\n'), words, 'preview');
     assert.is(lines.length, rows);
   }
+  const notSaved = previewLines(base, columns, rows, () => []).map(shown);
+  assert.match(notSaved.join('\n'), /modified \d{4}-\d\d-\d\d \d\d:\d\d *$/m, 'the date whole, without seconds');
 });
 
 test('s in a filtered usage view saves that client only, under a name that says so', () => {

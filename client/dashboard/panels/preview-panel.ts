@@ -36,8 +36,10 @@ export function previewDetails(view: ViewState, row: ImageRow, columns: number):
   const hash = styledLine([['sha256 ', 'gray-fg'], [saved?.sha256 ?? row.sha256]], columns);
   // The path's end (the file's name) matters most: the word "saved" gives way to it before it is cut.
   const label: Segment = ['saved ', 'gray-fg'];
+  // Without its seconds before it is cut.
+  const modified = [`modified ${longDateTime(row.modified)}`, `modified ${longDateTime(row.modified).slice(0, 16)}`];
   const where = !saved
-    ? styledLine([[`modified ${longDateTime(row.modified)}`, 'gray-fg']], columns)
+    ? styledLine([[modified.find((text) => cellWidth(text) <= columns) ?? modified[1] ?? '', 'gray-fg']], columns)
     : visibleLength([label, [saved.path]]) <= columns ||
         cellWidth(truncateLeft(saved.path, columns - 6)) >= cellWidth(path.basename(saved.path)) + 1
       ? styledLine([label, [truncateLeft(saved.path, Math.max(1, columns - 6))]], columns)

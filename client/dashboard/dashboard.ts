@@ -12,7 +12,7 @@ import { LocalCache } from '../local-cache.ts';
 import type { ClientTlsOptions } from '../tls-connect.ts';
 import { EffectRunner, failureOf } from './effects.ts';
 import type { ColourMode } from './half-block-art.ts';
-import { bannerRowsFor, computeLayout, type Layout, type Rect } from './layout.ts';
+import { bannerRowsFor, computeLayout, type Layout, layoutFits, type Rect } from './layout.ts';
 import { bannerLines, createBannerPanel } from './panels/banner-panel.ts';
 import { createCommandLinePanel } from './panels/command-line-panel.ts';
 import { createHeaderPanel } from './panels/header-panel.ts';
@@ -22,6 +22,7 @@ import { createKeyBarPanel, keyAt } from './panels/key-bar-panel.ts';
 import { createLogPanel } from './panels/log-panel.ts';
 import { place } from './panels/panel.ts';
 import { createPreviewPanel } from './panels/preview-panel.ts';
+import { createTooSmallPanel } from './panels/too-small-panel.ts';
 import { createUsagePanel } from './panels/usage-panel.ts';
 import { DASHBOARD_EXIT, initialViewState, update } from './view-state.ts';
 import type { DashboardEvent, Effect, MouseAction, ViewState } from './view-state.types.ts';
@@ -94,6 +95,7 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
     keyBar: createKeyBarPanel(screen),
     help: createHelpPanel(screen),
   };
+  const tooSmall = createTooSmallPanel(screen);
 
   let state: ViewState = initialViewState(address, options.cacheFolder);
   let client: ImgcacheClient | null = null;
@@ -112,6 +114,11 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
     if (finished) return;
     const width = screen.width as number;
     const height = screen.height as number;
+    if (!layoutFits(width, height)) {
+      renderTooSmall(width, height);
+      return;
+    }
+    tooSmall.element.hide();
     layout = computeLayout(width, height, bannerLines(state, width, bannerRowsFor(height)).length);
     place(panels.header.element, layout.header);
     place(panels.table.element, layout.table);
@@ -122,6 +129,8 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
     place(panels.command.element, layout.command);
     place(panels.keyBar.element, layout.keyBar);
     const usage = state.main === 'usage';
+    // Shown again after the terminal was too small (the help shows and hides itself).
+    for (const always of [panels.header, panels.log, panels.command, panels.keyBar]) always.element.show();
     setVisible(panels.table.element, !usage);
     setVisible(panels.preview.element, !usage);
     setVisible(panels.usage.element, usage);
@@ -129,6 +138,17 @@ export function runDashboard(options: DashboardOptions): Promise<DashboardResult
     for (const panel of Object.values(panels)) panel.show(state);
     screen.render();
     drawOverlay();
+  }
+
+  /** A terminal too small for the layout: one message over the whole screen, every panel hidden (q still quits). */
+  function renderTooSmall(width: number, height: number): void {
+    layout = null;
+    overlayKey = null;
+    for (const panel of Object.values(panels)) panel.element.hide();
+    place(tooSmall.element, { top: 0, left: 0, width, height });
+    tooSmall.show(state);
+    tooSmall.element.show();
+    screen.render();
   }
 
   /**

@@ -17,7 +17,7 @@ const TIER_COLOURS: Record<string, string> = {
 };
 
 /** The connection's state; `short`: a closed session's reason without the word "closed" (still marked ✖). */
-function connectionSegment(view: ViewState, short = false): Segment {
+export function connectionSegment(view: ViewState, short = false): Segment {
   const connection = view.connection;
   switch (connection.kind) {
     case 'connecting':

@@ -485,6 +485,38 @@ test('[P-32] u for platinum opens the usage view, which fills as a table filtera
   assert.equal(step.effects, []);
 });
 
+test('[P-32] a session without requests that has closed shows closed, with its reason, whole at 80 columns', () => {
+  const text = JSON.stringify({
+    ...JSON.parse(USAGE_TEXT),
+    clients: [
+      ...JSON.parse(USAGE_TEXT).clients,
+      {
+        name: 'client-9',
+        code: 950,
+        tier: 'platinum',
+        connectedAt: '2026-11-25T10:02:00.000Z',
+        disconnectedAt: '2026-11-25T10:07:00.000Z',
+        closeReason: 'idle-timeout',
+        quota: { limit: 20, used: 0 },
+        requests: [],
+      },
+    ],
+  });
+  const document = parseUsageDocument(JSON.parse(text));
+  assert.equal(
+    usageRows(document, null).map((usage) => [usage.client, usage.outcome]),
+    [
+      ['client-1', 'served'],
+      ['client-7', 'connected'],
+      ['client-9', 'closed: idle-timeout'],
+    ],
+  );
+  const state = feed(listed(), ...keys('u'), { type: 'usage-loaded', text, document }).state;
+  const table = usageLines(state, 78, 10).map((line) => line.replace(/\{[^}]*\}/g, ''));
+  assert.match(table.find((line) => line.includes('client-9')) ?? '', /closed: idle-timeout *$/);
+  assert.match(table.find((line) => line.includes('client-7')) ?? '', /connected *$/);
+});
+
 test('[P-32] usage rows: one per request, one for a client without requests; filters cycle and come back', () => {
   const document = parseUsageDocument(JSON.parse(USAGE_TEXT));
   assert.equal(

@@ -21,7 +21,13 @@ export function usageRows(document: UsageDocument, filter: string | null): Usage
   for (const client of document.clients) {
     if (filter !== null && client.name !== filter) continue;
     if (client.requests.length === 0) {
-      rows.push({ client: client.name, tier: client.tier, image: null, at: client.connectedAt, outcome: 'connected' });
+      rows.push({
+        client: client.name,
+        tier: client.tier,
+        image: null,
+        at: client.connectedAt,
+        outcome: sessionOutcome(client),
+      });
     }
     for (const request of client.requests) {
       rows.push({
@@ -34,6 +40,12 @@ export function usageRows(document: UsageDocument, filter: string | null): Usage
     }
   }
   return rows;
+}
+
+/** A session without requests: still connected, or closed, with the reason the server recorded. */
+export function sessionOutcome(client: UsageDocument['clients'][number]): string {
+  if (client.closeReason !== null) return `closed: ${client.closeReason}`;
+  return client.disconnectedAt === null ? 'connected' : 'closed';
 }
 
 export function usageClientNames(document: UsageDocument): string[] {

@@ -3,7 +3,7 @@
  * optionally filtered to one client, scrolled with the arrows.
  */
 import type blessed from 'blessed';
-import { fit, longDateTime, scrollWindow, styledLine } from '../text.ts';
+import { cellWidth, fit, longDateTime, scrollWindow, styledLine } from '../text.ts';
 import { usageRows } from '../usage-table.ts';
 import type { ViewState } from '../view-state.types.ts';
 import { borderedPanelBox, innerSize, type Panel } from './panel.ts';
@@ -11,8 +11,10 @@ import { borderedPanelBox, innerSize, type Panel } from './panel.ts';
 const CLIENT_COLUMNS = 12;
 const TIER_COLUMNS = 9;
 const TIME_COLUMNS = 19;
-/** the longest outcome, whole: not-modified */
+/** the longest request outcome, whole: not-modified (a closed session's reason may widen the column) */
 const OUTCOME_COLUMNS = 12;
+/** the image column keeps this much when the outcome column widens */
+const MIN_IMAGE_COLUMNS = 12;
 
 const OUTCOME_STYLES: Record<string, string> = {
   served: 'green-fg',
@@ -38,15 +40,19 @@ export function usageWindow(
   rows: number,
   previous = 0,
 ): { lines: string[]; first: number } {
-  const imageColumns = Math.max(8, columns - CLIENT_COLUMNS - TIER_COLUMNS - TIME_COLUMNS - OUTCOME_COLUMNS - 4);
-  const header = ` ${fit('client', CLIENT_COLUMNS - 1)} ${fit('tier', TIER_COLUMNS)} ${fit('image', imageColumns)} ${fit('time', TIME_COLUMNS)} ${fit('outcome', OUTCOME_COLUMNS)}`;
-  const lines = [styledLine([[header, 'bold,underline']], columns)];
   const document = view.usage.document;
+  const all = document ? usageRows(document, view.usage.filter) : [];
+  const fixed = CLIENT_COLUMNS + TIER_COLUMNS + TIME_COLUMNS + 4;
+  // Wide enough for every outcome shown ("closed: idle-timeout"), as long as the image column keeps its least.
+  const longest = all.reduce((widest, row) => Math.max(widest, cellWidth(row.outcome)), OUTCOME_COLUMNS);
+  const outcomeColumns = Math.max(OUTCOME_COLUMNS, Math.min(longest, columns - fixed - MIN_IMAGE_COLUMNS));
+  const imageColumns = Math.max(8, columns - fixed - outcomeColumns);
+  const header = ` ${fit('client', CLIENT_COLUMNS - 1)} ${fit('tier', TIER_COLUMNS)} ${fit('image', imageColumns)} ${fit('time', TIME_COLUMNS)} ${fit('outcome', outcomeColumns)}`;
+  const lines = [styledLine([[header, 'bold,underline']], columns)];
   if (!document) {
     const text = view.usage.loading ? 'reading the usage history…' : 'no usage read yet';
     return { lines: [...lines, styledLine([[text, 'gray-fg']], columns)], first: 0 };
   }
-  const all = usageRows(document, view.usage.filter);
   const visible = Math.max(1, rows - 2);
   // `scroll` is the cursor's row: the window moves only when the cursor would leave it (as in the image table).
   const cursor = Math.min(view.usage.scroll, Math.max(0, all.length - 1));
@@ -55,7 +61,7 @@ export function usageWindow(
     const image = row.image ?? '(no image requests)';
     const mark = first + offset === cursor ? '›' : ' ';
     const text = `${mark}${fit(row.client, CLIENT_COLUMNS - 1)} ${fit(row.tier, TIER_COLUMNS)} ${fit(image, imageColumns)} ${fit(longDateTime(row.at), TIME_COLUMNS)} `;
-    const outcome = fit(row.outcome, OUTCOME_COLUMNS);
+    const outcome = fit(row.outcome, outcomeColumns);
     lines.push(
       first + offset === cursor
         ? styledLine([[text + outcome, 'inverse']], columns)

@@ -144,7 +144,7 @@ test('[P-21] a bronze client: usage is a platinum right; the exhausted quota is 
 
     // One more get: the server refuses it and closes the session; the dashboard says so and stays.
     await pane.press('G', 'Enter');
-    await pane.waitFor('y/n: get terrain-large.png? No requests are left');
+    await pane.waitFor('y/n: get terrain-large.png? 0 requests left: the server ends the session.');
     await pane.press('y');
     const screen = await pane.waitFor('Quota exhausted');
     assert.match(screen, 'closed: quota exhausted');

@@ -83,11 +83,10 @@ function describeFailure(request: string, image: string | undefined, failure: Fa
   return `${what} failed: ${failure.message}`;
 }
 
-function onRequestFailed(
-  state: ViewState,
-  now: number,
-  event: Extract<DashboardEvent, { type: 'request-failed' }>,
-): ViewState {
+/** The event of type `T`. */
+type EventOf<T extends DashboardEvent['type']> = Extract<DashboardEvent, { type: T }>;
+
+function onRequestFailed(state: ViewState, now: number, event: EventOf<'request-failed'>): ViewState {
   const { failure, image } = event;
   let next = image ? updateRow(state, image, (row) => ({ ...row, download: null })) : state;
   if (event.request === 'list') next = { ...next, listing: false };
@@ -124,11 +123,7 @@ function onRequestFailed(
 }
 
 /** What the folder holds for an image, checked: the row follows it, and a get waiting for the check goes on. */
-function onLocalChecked(
-  state: ViewState,
-  now: number,
-  event: Extract<DashboardEvent, { type: 'local-checked' }>,
-): Transition {
+function onLocalChecked(state: ViewState, now: number, event: EventOf<'local-checked'>): Transition {
   const { name, saved } = event;
   const before = state.images.find((row) => row.name === name);
   const local = (row: ImageRow): ImageRow['local'] =>

@@ -163,6 +163,8 @@ test('an admission during a lock is rejected and recorded as a rejection, not a 
       peer.hello();
       const reject = await within(peer.nextJson(MessageType.REJECT), 'REJECT', GUARD_MS);
       assert.is(reject.reason, 'history-unavailable');
+      // [P-53] No session is open: the rejected connection's own slot, taken at its HELLO, is not counted.
+      assert.equal(reject.occupancy, { open: 0, capacity: 8 });
       await within(peer.closed, 'the server closes after the REJECT', GUARD_MS);
       peer.destroy();
     } finally {

@@ -676,7 +676,9 @@ export class Connection {
     this.#finished = true;
     this.#rejected = true;
     const message = 'the server cannot record new sessions in its history right now; try again later';
-    const occupancy = this.#server.occupancy(); // [P-53]
+    // [P-53] Without the slot this connection took at its HELLO: the rejected connection itself is not counted.
+    const { open, capacity } = this.#server.occupancy();
+    const occupancy = { open: Math.max(0, open - 1), capacity };
     const event = rejectionEvent(this.number, this.remote, 'history-unavailable', occupancy);
     this.#recordFact([event], () =>
       writeJsonFrame(this.#stream, MessageType.REJECT, { reason: 'history-unavailable', message, occupancy }),

@@ -78,7 +78,10 @@ const COMMANDS: Readonly<Record<string, { synopsis: string; summary: string; abo
     summary: 'one session for many commands, typed at a prompt or piped in',
     about:
       'One session for many commands: type list, get <image>, refresh, usage, exit, help at a prompt, or pipe them\n' +
-      "in (printf 'list\\nget sunset.png\\n' | imgcache shell). Each answer is printed as its command prints it.",
+      "in (printf 'list\\nget sunset.png\\n' | imgcache shell). Each answer is printed as its command prints it.\n" +
+      'When the server ends the session (quota exhausted, key revoked, idle, shutting down) the shell ends at once,\n' +
+      'the lines after it not run. The exit status is that of the last failure: 4 for a session the server ended, 5 for\n' +
+      'a connection lost.',
   },
   dashboard: {
     synopsis: '[dashboard]',
@@ -109,8 +112,9 @@ const COMMON_OPTIONS = `options:
   -h, --help       this text; imgcache help <command> for one command
   -V, --version    the version`;
 
-const EXIT_HELP = `exit status: 0 done, 1 failed, 2 bad usage, 3 rejected by the server (full, key refused, version),
-             4 a request was refused (quota exhausted, not found, not allowed), 5 no imgcache server reached
+const EXIT_HELP = `exit status: 0 done, 1 failed, 2 bad usage, 3 rejected by the server at the handshake (full, key
+             refused or revoked, version), 4 a request was refused (quota exhausted, not found, not allowed) or the
+             server ended the session (key revoked, idle, shutting down), 5 no imgcache server reached
              (also: its TLS certificate is not trusted or not for this host, or one side does not speak TLS)`;
 
 const HELP = `imgcache: the imgcache client. Each command is a session of its own: a new name, a new code, its own quota.
@@ -374,6 +378,11 @@ function openCache(options: CliOptions): Promise<LocalCache> {
   return LocalCache.open(options.cacheDir, `${options.host}:${options.port}`);
 }
 
+/**
+ * The shell: one session, a command per line. It ends at `exit`, at the end of its input, or when the server ends
+ * the session (a refusal that closes it, such as quota-exhausted; a closing NOTICE: revoked, idle, shutting down; the
+ * connection lost): then at once, without reading further lines, and with the status of that end (docs/CLI.md).
+ */
 async function runShell(client: ImgcacheClient, options: CliOptions, io: Streams): Promise<number> {
   const interactive = Boolean(process.stdin.isTTY);
   const lines = createInterface({
@@ -382,32 +391,50 @@ async function runShell(client: ImgcacheClient, options: CliOptions, io: Streams
     terminal: interactive,
   });
   client.on('notice', (notice) => io.err(options.json ? JSON.stringify({ notice }) : `server: ${notice.message}`));
+  // Ended by the server while waiting for a line: stop waiting (the lines already read are not run).
+  client.on('close', () => lines.close());
   const prompt = () => interactive && lines.prompt();
   lines.setPrompt('imgcache> ');
   prompt();
   let status: number = EXIT.ok;
+  /** whether the last command run failed because the session ended (its failure is reported already) */
+  let endReported = false;
+  let saidExit = false;
   for await (const line of lines) {
+    if (client.endReason) break;
     const words = line.trim().split(/\s+/).filter(Boolean);
     if (words.length === 0) {
       prompt();
       continue;
     }
+    let outcome: number | null;
     try {
-      const outcome = await runCommand(client, words, options, io);
-      if (outcome === null) break;
-      if (outcome !== EXIT.ok) status = outcome;
+      outcome = await runCommand(client, words, options, io);
     } catch (error) {
       if (error instanceof UsageError && !options.json) {
         io.err(`imgcache: ${error.message}; type help for the commands`);
-        status = EXIT.usage;
-      } else status = report(error, options, io);
-      if (client.closed) break;
+        outcome = EXIT.usage;
+      } else outcome = report(error, options, io);
+    }
+    if (outcome === null) {
+      saidExit = true;
+      break;
+    }
+    if (outcome !== EXIT.ok) status = outcome;
+    if (client.endReason) {
+      endReported = outcome !== EXIT.ok;
+      break;
     }
     prompt();
   }
   lines.close();
-  if (!client.closed) await goodbye(client);
-  return status;
+  const ended = saidExit ? null : client.endReason;
+  if (ended === null) {
+    if (!client.closed) await goodbye(client);
+    return status;
+  }
+  if (!client.closed) client.close();
+  return endReported ? status : report(ended, options, io);
 }
 
 /** What went wrong, for people (`text`) and for scripts (`code`, `message`, the exit `status`). */
@@ -453,6 +480,10 @@ function describeError(error: unknown): Failure {
   const coded = error as { code?: unknown; message?: unknown };
   const message = typeof coded.message === 'string' ? coded.message : String(error);
   const code = typeof coded.code === 'string' ? coded.code : 'failed';
+  if (error instanceof ConnectionClosedError && error.notice) {
+    // The server ended the session and said why (revoked, idle-timeout, shutting-down): a refusal of what was asked.
+    return { code: error.notice.kind, message, status: EXIT.refused, text: message };
+  }
   if (error instanceof ConnectionClosedError || code === 'not-imgcache' || code.startsWith('tls-')) {
     return { code, message, status: EXIT.unreachable, text: message };
   }

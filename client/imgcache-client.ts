@@ -244,6 +244,17 @@ export class ImgcacheClient extends EventEmitter<{
   }
 
   /**
+   * Why the session can take no more requests, or null while it can: a closing NOTICE ([P-33], as a
+   * ConnectionClosedError that carries it), a fatal ERROR ([P-26]), or the connection lost. Set as soon as the server
+   * said so, before the socket has closed.
+   */
+  get endReason(): Error | null {
+    if (!this.#closed && this.#closedError === null && this.#closingNotice === null) return null;
+    const cause = this.#closedError;
+    return cause instanceof ServerError && this.#closingNotice === null ? cause : this.#closedReason();
+  }
+
+  /**
    * The whole catalog: [P-45] the server sends it in pages that each fit in a frame; this follows `next` until `more`
    * is false. The session and quota are those of the last page.
    */

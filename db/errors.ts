@@ -38,6 +38,21 @@ export class HistoryNotADatabaseError extends HistoryError {
   }
 }
 
+/**
+ * The history file a running server writes to is gone or replaced, or its instance lock is: another server could
+ * start on the same path and hand out the same client names, and nothing recorded from now on would be found there.
+ */
+export class HistoryLostError extends HistoryError {
+  readonly code = 'history-lost';
+
+  constructor(
+    file: string,
+    readonly what: string,
+  ) {
+    super(`the history ${file} is lost while the server runs: ${what}; the server stops`);
+  }
+}
+
 /** Another process holds a lock on the file for longer than the busy timeout. */
 export class HistoryLockedError extends HistoryError {
   readonly code = 'history-locked';

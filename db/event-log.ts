@@ -166,6 +166,8 @@ export class EventLog {
   #retrying = false;
   /** the error of the last failed commit, while the history is failing */
   #lastError: HistoryAppendError | null = null;
+  /** set by refuse(): every record fails with it, nothing is committed any more */
+  #refused: Error | null = null;
 
   /** `db` null: no local database, every commit goes to `options.background` (required then). */
   constructor(db: Database | null, options: EventLogOptions = {}) {
@@ -213,6 +215,15 @@ export class EventLog {
   get db(): Database {
     if (!this.#db) throw new Error(`the history ${this.#location} has no local database`);
     return this.#db;
+  }
+
+  /**
+   * The history is lost (deleted or replaced under the server): from now on every record fails with `error`,
+   * without an attempt, so no answer is sent; facts are held, and a clean stop does not write them anywhere.
+   */
+  refuse(error: Error): void {
+    this.#refused ??= error;
+    this.#stopRetrying();
   }
 
   /** Facts kept in memory because their commit failed, not yet on record. */
@@ -293,7 +304,7 @@ export class EventLog {
       if (!this.#db) await this.drain();
     };
     await commit();
-    while (this.#held.length > 0 || this.#lost) {
+    while (!this.#refused && (this.#held.length > 0 || this.#lost)) {
       const left = deadlineMs - (performance.now() - start);
       if (left <= 0) break;
       await new Promise((resolve) => setTimeout(resolve, Math.min(delayMs, left)));
@@ -328,8 +339,8 @@ export class EventLog {
     const lostEvent = lost ? lostFactsEvent(lost, this.#now()) : null;
     if (lostEvent) rows.push(this.#toRow(lostEvent));
     for (const pending of batch) rows.push(...pending.rows);
-    if (failFast && rows.length > 0) {
-      this.#settle(batch, carried, lost, lostEvent, this.#lastError, false);
+    if ((failFast || this.#refused) && rows.length > 0) {
+      this.#settle(batch, carried, lost, lostEvent, this.#refused ?? this.#lastError, false);
       return;
     }
     if (rows.length === 0 || !background) {
@@ -423,7 +434,8 @@ export class EventLog {
 
   /** Held facts are retried on a timer (doubling up to FACT_RETRY_MAX_MS); records fail at once until then. */
   #scheduleRetry(): void {
-    if (this.#closed || this.#finishing || (this.#held.length === 0 && !this.#lost) || this.#retry !== null) return;
+    if (this.#closed || this.#finishing || this.#refused || (this.#held.length === 0 && !this.#lost)) return;
+    if (this.#retry !== null) return;
     const delay = this.#retryDelayMs;
     this.#retryDelayMs = Math.min(delay * 2, FACT_RETRY_MAX_MS);
     this.#retry = this.#retryTimer.set(() => {

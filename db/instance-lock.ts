@@ -12,6 +12,9 @@
  * The lock file holds the owner's pid and, where the system says it (Linux: /proc/<pid>/stat), the start time of
  * that process. A lock is stale, and taken over, when its process is gone, or when its pid now belongs to another
  * process (alive, but started at another time: pids are reused, by a restarted container most of all).
+ *
+ * A running server checks, about once a second, that the lock it took is still there and still its own
+ * (lockStillHeld): a lock removed or replaced under it means another server may start on the same history.
  */
 import {
   linkSync,
@@ -125,6 +128,17 @@ function refuseHardLinks(historyFile: string, real: string): void {
     return; // not created yet
   }
   if (links > 1) throw new HistoryHardLinkedError(historyFile, links);
+}
+
+/**
+ * Whether the lock file still holds what this process wrote when it took it: null if so, else what became of it
+ * ('removed', or 'replaced' by another content).
+ */
+export function lockStillHeld(lockFile: string): 'removed' | 'replaced' | null {
+  const mine = heldHere.get(lockFile);
+  const found = readLock(lockFile);
+  if (found === null) return 'removed';
+  return found === mine ? null : 'replaced';
 }
 
 export function lockHistory(historyFile: string): InstanceLock {

@@ -114,7 +114,8 @@ async function serve(flags: Record<string, string | undefined>): Promise<void> {
   checkCacheDir(config.cacheDir);
   const logger = createLogger(config.logLevel, config.logFormat);
   applyServerV8Settings();
-  const server = await startServer(config, { logger });
+  // A history deleted or replaced under the server (or its lock): the server has stopped itself, the command fails.
+  const server = await startServer(config, { logger, onHistoryLost: () => process.exit(1) });
   warnAboutCatalog(config, server.catalog.size, logger);
   let stopping = false;
   const stop = (signal: string) => {

@@ -6,8 +6,11 @@ import { once } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createActor } from 'xstate';
+import type { HistoryLostError } from '../../db/errors.ts';
 import type { NewEvent } from '../../db/events.ts';
 import { openHistoryBackend } from '../../db/history-backend.ts';
+import { guardHistory, type HistoryGuard } from '../../db/history-guard.ts';
+import { realHistoryPath } from '../../db/instance-lock.ts';
 import { admissionMachine } from '../../machines/admission.machine.ts';
 import { withoutClosesRecordedElsewhere } from '../cluster/closed-elsewhere.ts';
 import { type ClusterCoordinator, localCoordinator, type SlotRefusal } from '../cluster/coordinator.ts';
@@ -55,6 +58,11 @@ export interface ServerDependencies {
    * [P-64] (tests move it to turn a period without sleeping)
    */
   now?: () => number;
+  /**
+   * told once the server has stopped because its history file was deleted or replaced, or its instance lock was
+   * (the command exits non-zero); the server stops itself either way
+   */
+  onHistoryLost?: (error: HistoryLostError) => void;
 }
 
 /** [P-66] ms between two looks at the registry's events: a revocation or a tier change reaches the server in this. */
@@ -123,6 +131,8 @@ export async function startServer(
     },
   });
   const history = backend.log;
+  // The file this server opened is guarded: deleted or replaced under it, the server stops (started once it serves).
+  const guard = backend.kind === 'sqlite' ? fileGuard(config.database, logger) : null;
   const orphans = await backend.closeOrphanedSessions('server-restart');
   if (orphans > 0)
     logger.warn({ sessions: orphans }, 'closed sessions left open by an earlier run that did not stop cleanly');
@@ -437,6 +447,13 @@ export async function startServer(
     }
     logger.info(operatorPort.address, 'operator port listening');
   }
+  guard?.start((error) => {
+    logger.fatal({ history: backend.location, code: error.code, what: error.what }, error.message);
+    history.refuse(error); // no answer is sent from now on: what it records would be lost
+    void close()
+      .catch((stopError: unknown) => logger.error({ err: stopError }, 'shutdown failed'))
+      .finally(() => dependencies.onHistoryLost?.(error));
+  });
   logger.info(
     {
       host: bound.address,
@@ -483,6 +500,7 @@ export async function startServer(
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
     stopping = true; // [P-90] the health says so at once
+    guard?.stop();
     // [P-28] The listener keeps accepting while the sessions drain, only to answer REJECT shutting-down: a client
     // connecting meanwhile is told why, rather than refused by the kernel.
     const drained = new Promise<void>((resolve) => {
@@ -513,6 +531,11 @@ export async function startServer(
     logger.info('stopped');
   }
 
+  function close(): Promise<void> {
+    closing ??= shutdown();
+    return closing;
+  }
+
   return {
     config,
     address: { host: bound.address, port: bound.port },
@@ -520,11 +543,18 @@ export async function startServer(
     catalog,
     operator: operatorPort?.address ?? null,
     stats: () => ({ connections: connections.size, sessions: admission.getSnapshot().context.open }),
-    close: () => {
-      closing ??= shutdown();
-      return closing;
-    },
+    close,
   };
+}
+
+/** The guard of a history file (db/history-guard.ts); null for a history that is not a plain file. */
+function fileGuard(file: string, logger: Logger): HistoryGuard | null {
+  try {
+    return guardHistory(file, `${realHistoryPath(file)}.lock`);
+  } catch (error) {
+    logger.warn({ err: error, history: file }, 'the history file cannot be watched: its loss would not be seen');
+    return null;
+  }
 }
 
 /**

@@ -4,6 +4,7 @@
  * second); the registry is the projection of those events. A new key is printed once, on stdout alone, and only its
  * hash is stored.
  */
+import { existsSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
 import { clientNameProblem, type RegisteredClient, type Registry } from '../db/client-registry.ts';
 import type { HistoryEvent } from '../db/events.ts';
@@ -52,6 +53,8 @@ export const CLIENTS_HELP = `  imgcache-server clients add <name> --tier <tier>
 type ClientsAction =
   | {
       kind: 'change';
+      /** whether the command may create the history (`add`: clients are registered before the first start) */
+      createsHistory: boolean;
       /** what to append, given the registry read under the lock (throws to refuse) */
       decide: (registry: Registry) => HistoryEvent[];
       /** what to print once it is on record */
@@ -72,9 +75,13 @@ function clientsAction(
       const key = newClientKey();
       return {
         kind: 'change',
+        createsHistory: true,
         decide: (registry) => {
           if (registry.clients.has(clientName)) {
-            throw new ClientsCommandError('client-exists', `a client named ${clientName} is already registered`);
+            throw new ClientsCommandError(
+              'client-exists',
+              `a client named ${quoted(clientName)} is already registered`,
+            );
           }
           return [
             { type: 'client-registered', data: { name: clientName, tier, keyId: key.keyId, keyHash: key.keyHash } },
@@ -93,6 +100,7 @@ function clientsAction(
       const key = newClientKey();
       return {
         kind: 'change',
+        createsHistory: false,
         decide: (registry) => {
           liveClient(registry, clientName);
           return [{ type: 'client-key-rotated', data: { name: clientName, keyId: key.keyId, keyHash: key.keyHash } }];
@@ -108,6 +116,7 @@ function clientsAction(
       const tier = checkTier(config.tiers, extra ?? options.tier);
       return {
         kind: 'change',
+        createsHistory: false,
         decide: (registry) => {
           const client = liveClient(registry, clientName);
           return [{ type: 'client-tier-changed', data: { name: clientName, tier, previousTier: client.tier } }];
@@ -119,6 +128,7 @@ function clientsAction(
       const clientName = checkName(name);
       return {
         kind: 'change',
+        createsHistory: false,
         decide: (registry) => {
           liveClient(registry, clientName);
           return [{ type: 'client-revoked', data: { name: clientName } }];
@@ -146,6 +156,7 @@ export function runClientsCommand(
   now: number = Date.now(),
 ): void {
   const action = clientsAction(args, options, config);
+  if (!(action.kind === 'change' && action.createsHistory)) requireHistory(config.database, args[0] ?? '');
   const db = openDatabase(config.database, { busyTimeoutMs: 5_000, synchronous: config.historySync });
   try {
     if (action.kind === 'change') {
@@ -197,6 +208,30 @@ export async function runClientsCommandOn(
   }
 }
 
+/**
+ * A name, tier or path as an error message shows it: in double quotes, every control character escaped as JSON does
+ * (and C1 controls, DEL, line and paragraph separators, bidirectional overrides, which JSON leaves raw), so what the
+ * operator typed cannot move the cursor, retitle the terminal or reorder the line.
+ */
+export function quoted(text: string): string {
+  return JSON.stringify(text).replace(
+    /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (character) => `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/**
+ * Only `add` creates a history: the other commands read the clients of an existing one, so a path mistyped is said as
+ * such, not answered from a new empty history (which would be left behind).
+ */
+function requireHistory(file: string, command: string): void {
+  if (file === ':memory:' || file.startsWith('file:') || existsSync(file)) return;
+  throw new ClientsCommandError(
+    'history-not-found',
+    `clients ${command}: no history at ${quoted(file)} (check --history; only clients add creates one)`,
+  );
+}
+
 function printList(rows: readonly ClientRow[], json: boolean, output: ClientsOutput): void {
   if (json) output.out(JSON.stringify(rows));
   else output.out(formatClientTable(rows));
@@ -205,7 +240,8 @@ function printList(rows: readonly ClientRow[], json: boolean, output: ClientsOut
 function checkName(name: string | undefined): string {
   if (name === undefined) throw new ClientsCommandError('bad-usage', 'clients: name the client');
   const problem = clientNameProblem(name);
-  if (problem) throw new ClientsCommandError('bad-usage', `clients: '${name}' cannot be a client name: ${problem}`);
+  if (problem)
+    throw new ClientsCommandError('bad-usage', `clients: ${quoted(name)} cannot be a client name: ${problem}`);
   return name;
 }
 
@@ -213,15 +249,18 @@ function checkTier(table: TierTable, tier: string | undefined): string {
   const names = [...new Set(table.map((row) => row.tier))];
   if (tier === undefined) throw new ClientsCommandError('bad-usage', `clients: give a tier (${names.join(', ')})`);
   if (!tierByName(table, tier)) {
-    throw new ClientsCommandError('bad-usage', `clients: no tier '${tier}' in the tier table (${names.join(', ')})`);
+    throw new ClientsCommandError(
+      'bad-usage',
+      `clients: no tier ${quoted(tier)} in the tier table (${names.join(', ')})`,
+    );
   }
   return tier;
 }
 
 function liveClient(registry: Registry, name: string): RegisteredClient {
   const client = registry.clients.get(name);
-  if (!client) throw new ClientsCommandError('client-unknown', `no client named ${name} is registered`);
-  if (client.revoked) throw new ClientsCommandError('client-revoked', `${name} is revoked`);
+  if (!client) throw new ClientsCommandError('client-unknown', `no client named ${quoted(name)} is registered`);
+  if (client.revoked) throw new ClientsCommandError('client-revoked', `${quoted(name)} is revoked`);
   return client;
 }
 

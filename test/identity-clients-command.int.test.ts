@@ -2,7 +2,7 @@
  * [P-60] [P-61] `imgcache-server clients`, run as the operator runs it: a key printed once and stored only as a hash,
  * every change an event of the history, the registry rebuilt from them, errors said as such.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -76,7 +76,7 @@ test('[P-60] refusals: a name taken, an unknown tier, a bad name, an unknown or 
   assert.is(taken.stdout, '', 'no key printed');
   const tier = await clients('add', 'carol', '--tier', 'diamond');
   assert.is(tier.status, 2);
-  assert.match(tier.stderr, /no tier 'diamond'/);
+  assert.match(tier.stderr, /no tier "diamond"/);
   const name = await clients('add', 'client-3', '--tier', 'gold');
   assert.is(name.status, 2);
   assert.match(name.stderr, /names of sessions/);
@@ -86,6 +86,62 @@ test('[P-60] refusals: a name taken, an unknown tier, a bad name, an unknown or 
   const revoked = await clients('rotate', 'alice');
   assert.is(revoked.status, 1);
   assert.match(revoked.stderr, /\[client-revoked\]/);
+});
+
+test('only add creates a history: list, set-tier, rotate, revoke on a path that does not exist refuse it, create nothing', async () => {
+  const typo = path.join(folder, 'typo.sqlite');
+  for (const args of [
+    ['list'],
+    ['list', '--json'],
+    ['set-tier', 'alice', 'gold'],
+    ['rotate', 'alice'],
+    ['revoke', 'alice'],
+  ]) {
+    const result = await runCommand(SERVER_BIN, ['clients', ...args, '--history', typo]);
+    assert.is(result.status, 1, args.join(' '));
+    assert.is(result.stdout, '', args.join(' '));
+    assert.equal(
+      result.stderr,
+      `imgcache-server: clients ${args[0]}: no history at ${JSON.stringify(typo)} (check --history; only clients add ` +
+        'creates one) [history-not-found]\n',
+    );
+    assert.equal(
+      readdirSync(folder).filter((file) => file.startsWith('typo')),
+      [],
+      'no file left behind',
+    );
+  }
+  const added = await runCommand(SERVER_BIN, ['clients', 'add', 'erin', '--tier', 'gold', '--history', typo]);
+  assert.is(added.status, 0, added.stderr);
+  assert.ok(existsSync(typo), 'add registers clients before the first start: it creates the history');
+  const listed = await runCommand(SERVER_BIN, ['clients', 'list', '--history', typo]);
+  assert.match(listed.stdout, /^erin\s+gold\s/m);
+});
+
+/** Any control character but the newline that ends the message, and the bidirectional overrides. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this looks for
+const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/;
+
+test('a name, tier or path in an error is quoted, its control characters escaped: none reaches the terminal raw', async () => {
+  const hostile = 'x\x1b]0;pwned\x07y';
+  const cases = [
+    { args: ['add', hostile, '--tier', 'gold'], shown: '"x\\u001b]0;pwned\\u0007y" cannot be a client name' },
+    { args: ['add', 'frank', '--tier', hostile], shown: 'no tier "x\\u001b]0;pwned\\u0007y"' },
+    { args: ['set-tier', 'bob', `gold\u009b2J`], shown: 'no tier "gold\\u009b2J"' },
+    { args: ['rotate', `a\u202eb`], shown: '"a\\u202eb" cannot be a client name' },
+    { args: ['revoke', 'dave'], shown: 'no client named "dave" is registered' },
+    { args: ['rotate', 'alice'], shown: '"alice" is revoked' },
+    { args: ['add', 'bob', '--tier', 'gold'], shown: 'a client named "bob" is already registered' },
+  ];
+  for (const { args, shown } of cases) {
+    const result = await clients(...args);
+    assert.ok(result.status === 1 || result.status === 2, `${JSON.stringify(args)}: ${result.status}`);
+    assert.ok(result.stderr.includes(shown), `${JSON.stringify(args)}: ${JSON.stringify(result.stderr)}`);
+    assert.not.match(result.stderr, RAW_CONTROL, 'no control character');
+  }
+  const missing = path.join(folder, 'a\x1b[2Jb.sqlite');
+  const result = await runCommand(SERVER_BIN, ['clients', 'list', '--history', missing]);
+  assert.ok(result.stderr.includes('a\\u001b[2Jb.sqlite'), result.stderr);
 });
 
 test('[P-60] a look for new registry events is one probe of its partial index', () => {

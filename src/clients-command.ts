@@ -20,7 +20,14 @@ import {
   keyedAdmissions,
   loadRegistry,
 } from '../db/registry-store.ts';
-import { DEFAULT_QUOTA_PERIOD, periodWindow, type QuotaPeriod, type TierTable, tierByName } from '../machines/tiers.ts';
+import {
+  DEFAULT_QUOTA_PERIOD,
+  DEFAULT_TIER_TABLE,
+  periodWindow,
+  type QuotaPeriod,
+  type TierTable,
+  tierByName,
+} from '../machines/tiers.ts';
 import type { ServerConfig } from './config.ts';
 import { newClientKey } from './identity/client-key.ts';
 
@@ -40,8 +47,9 @@ export interface ClientsOutput {
 
 export const CLIENTS_HELP = `  imgcache-server clients add <name> --tier <tier>
                                         register a client; prints its key once (only its hash is kept)
-  imgcache-server clients list [--json]
-                                        the clients: tier, quota used this period, sessions open, last seen, revoked
+  imgcache-server clients list [--json] [--tiers F]
+                                        the clients: tier, quota used this period, sessions open, last seen, revoked;
+                                        limits from --tiers F (give the server's), else from the built-in table
   imgcache-server clients set-tier <name> <tier>
                                         change a client's tier (its quota follows at once)
   imgcache-server clients rotate <name>
@@ -162,7 +170,7 @@ export function runClientsCommand(
     if (action.kind === 'change') {
       changeRegistry(db, action.decide, now);
       action.report(output);
-    } else printList(listClients(db, config.tiers, now), action.json, output);
+    } else printList(listClients(db, config.tiers, now), action.json, config.tiers, output);
   } finally {
     db.close();
   }
@@ -201,7 +209,7 @@ export async function runClientsCommandOn(
           admissions.map((admission) => admission.session),
         ),
       };
-      printList(clientRows(activity, config.tiers, now), action.json, output);
+      printList(clientRows(activity, config.tiers, now), action.json, config.tiers, output);
     }
   } finally {
     await pool.end();
@@ -232,9 +240,23 @@ function requireHistory(file: string, command: string): void {
   );
 }
 
-function printList(rows: readonly ClientRow[], json: boolean, output: ClientsOutput): void {
+function printList(rows: readonly ClientRow[], json: boolean, tiers: TierTable, output: ClientsOutput): void {
   if (json) output.out(JSON.stringify(rows));
   else output.out(formatClientTable(rows));
+  // The history does not record the tier table a server started with: figures from the built-in one are said to be.
+  if (rows.length > 0 && tiers === DEFAULT_TIER_TABLE) {
+    output.err(
+      'limits and periods as the built-in tier table gives them; a server started with --tiers F (or IMGCACHE_TIERS)\n' +
+        'counts by its own table: give the same --tiers F here to see its figures',
+    );
+  }
+}
+
+/** The table the tiers are checked against, as an error names it. */
+function tableName(tiers: TierTable): string {
+  return tiers === DEFAULT_TIER_TABLE
+    ? 'the built-in tier table (a server started with --tiers F: give the same --tiers F here)'
+    : 'the tier table given';
 }
 
 function checkName(name: string | undefined): string {
@@ -251,7 +273,7 @@ function checkTier(table: TierTable, tier: string | undefined): string {
   if (!tierByName(table, tier)) {
     throw new ClientsCommandError(
       'bad-usage',
-      `clients: no tier ${quoted(tier)} in the tier table (${names.join(', ')})`,
+      `clients: no tier ${quoted(tier)} in ${tableName(table)}: ${names.join(', ')}`,
     );
   }
   return tier;

@@ -2,7 +2,7 @@
  * [P-60] [P-61] `imgcache-server clients`, run as the operator runs it: a key printed once and stored only as a hash,
  * every change an event of the history, the registry rebuilt from them, errors said as such.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -116,6 +116,41 @@ test('only add creates a history: list, set-tier, rotate, revoke on a path that 
   assert.ok(existsSync(typo), 'add registers clients before the first start: it creates the history');
   const listed = await runCommand(SERVER_BIN, ['clients', 'list', '--history', typo]);
   assert.match(listed.stdout, /^erin\s+gold\s/m);
+});
+
+test('list counts by the tier table given (--tiers, IMGCACHE_TIERS); without one it says its figures are from the built-in table', async () => {
+  const history = path.join(folder, 'tiers.sqlite');
+  const tiers = path.join(folder, 'tiers.json');
+  writeFileSync(tiers, JSON.stringify([{ from: 100, to: 999, tier: 'gold', quota: 2, period: 'minute' }]));
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    runCommand(SERVER_BIN, ['clients', ...args, '--history', history], env);
+  assert.is((await run(['add', 'grace', '--tier', 'gold', '--tiers', tiers])).status, 0);
+
+  for (const [args, env] of [
+    [['list', '--tiers', tiers], {}],
+    [['list'], { IMGCACHE_TIERS: tiers }],
+  ] as const) {
+    const given = await run([...args], env);
+    assert.is(given.status, 0, given.stderr);
+    assert.match(given.stdout, /^grace\s+gold\s+0\/2\s+minute\s/m);
+    assert.is(given.stderr, '', 'figures from the table given: nothing to warn of');
+  }
+  const builtIn = await run(['list', '--json']);
+  assert.is(builtIn.status, 0, builtIn.stderr);
+  const [row] = JSON.parse(builtIn.stdout) as Array<{ limit: number; period: string }>;
+  assert.equal([row?.limit, row?.period], [10, 'day']);
+  assert.match(
+    builtIn.stderr,
+    /^limits and periods as the built-in tier table gives them; a server started with --tiers F/,
+  );
+  assert.match(builtIn.stderr, /give the same --tiers F here/);
+
+  const custom = await run(['add', 'heidi', '--tier', 'diamond']);
+  assert.is(custom.status, 2);
+  assert.match(
+    custom.stderr,
+    /no tier "diamond" in the built-in tier table \(a server started with --tiers F: give the same/,
+  );
 });
 
 /** Any control character but the newline that ends the message, and the bidirectional overrides. */

@@ -8,7 +8,9 @@
  * is not sent and the events are discarded (what they describe did not happen). `recordFact` is for what happened
  * whatever the history says (a session closed, a connection rejected): if its commit fails, the fact is kept in
  * memory, in order, and committed before anything recorded after it once the history works again (retried on a
- * timer, 100 ms after the failure and doubling up to 1 s), or at a clean stop. While held facts wait for their
+ * timer, 100 ms after the failure and doubling up to 1 s), or at a clean stop; facts a clean stop still cannot
+ * commit when its deadline passes are written beside the history (db/held-facts.ts), for the next start to commit
+ * first. While held facts wait for their
  * retry, records fail at once without an attempt: the history is known to fail, and each attempt would wait out
  * the busy timeout or write every held row again. A bounded number of facts is kept; past the
  * bound they are counted, and the count goes on record as one `facts-lost` event when the history is back.
@@ -27,6 +29,7 @@ import {
 } from './errors.ts';
 import type { NewEvent } from './events.ts';
 import { diskIsFull, writeDenied } from './file-system.ts';
+import { heldFactsFile, writeHeldFacts } from './held-facts.ts';
 import { servedImageRow } from './image-versions.ts';
 import { type EventRow, rowCommitter } from './row-committer.ts';
 
@@ -131,6 +134,18 @@ export type HistoryHealth =
       lostFacts: number;
     };
 
+/** What a clean stop did with the facts it could not commit: the file they are in, or the error that kept them out. */
+export interface LeftBehind {
+  /** how many facts (a facts-lost count among them counts as one) */
+  facts: number;
+  /** the side file beside the history */
+  file: string;
+  /** why the side file could not be written (the facts are lost); null when they are in it */
+  error: Error | null;
+  /** the history was lost (EventLog.refuse): the facts are not kept anywhere */
+  refused: boolean;
+}
+
 /** How many facts are kept in memory at most while the history cannot be written (about 200 bytes each). */
 export const DEFAULT_MAX_HELD_FACTS = 10_000;
 /** The first retry of held facts comes this long after a failure, then twice as long each time, up to the max. */
@@ -168,6 +183,7 @@ export class EventLog {
   #lastError: HistoryAppendError | null = null;
   /** set by refuse(): every record fails with it, nothing is committed any more */
   #refused: Error | null = null;
+  #leftBehind: LeftBehind | null = null;
 
   /** `db` null: no local database, every commit goes to `options.background` (required then). */
   constructor(db: Database | null, options: EventLogOptions = {}) {
@@ -224,6 +240,11 @@ export class EventLog {
   refuse(error: Error): void {
     this.#refused ??= error;
     this.#stopRetrying();
+  }
+
+  /** After finish(): the facts it could not commit, and where they went; null when there were none. */
+  get leftBehind(): LeftBehind | null {
+    return this.#leftBehind;
   }
 
   /** Facts kept in memory because their commit failed, not yet on record. */
@@ -312,9 +333,27 @@ export class EventLog {
       await commit();
     }
     const unrecorded = this.#held.length + (this.#lost?.count ?? 0) + countFacts(this.#queue);
+    if (this.#db && (this.#held.length > 0 || this.#lost)) this.#leaveBehind(this.#db.name);
     this.#closed = true;
     this.#stopRetrying();
     return unrecorded;
+  }
+
+  /** The held facts (and the count of those lost past the bound), in their order, written beside the history. */
+  #leaveBehind(historyFile: string): void {
+    const events = this.#held.map(({ event, row }) => ({ ...event, at: row[0] }) as NewEvent);
+    if (this.#lost) events.push(lostFactsEvent(this.#lost, this.#now()));
+    const file = heldFactsFile(historyFile);
+    if (this.#refused) {
+      this.#leftBehind = { facts: events.length, file, error: this.#refused, refused: true };
+      return;
+    }
+    try {
+      writeHeldFacts(file, events);
+      this.#leftBehind = { facts: events.length, file, error: null, refused: false };
+    } catch (error) {
+      this.#leftBehind = { facts: events.length, file, error: error as Error, refused: false };
+    }
   }
 
   #flush(where: 'here' | 'background'): void {

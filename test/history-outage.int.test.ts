@@ -4,13 +4,14 @@
  * once it is back. An admission that cannot be recorded is a rejection, never a session that closed. The operator's
  * log says the outage once, and says when it is over.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Duplex, Writable } from 'node:stream';
 import { pino } from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NewEvent } from '../db/events.ts';
+import { heldFactsFile } from '../db/held-facts.ts';
 import { openDatabase } from '../db/open-database.ts';
 import { orphanedSessions } from '../db/recover-sessions.ts';
 import { encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
@@ -34,7 +35,10 @@ interface Running {
   recordedWhere(matches: (event: NewEvent) => boolean): Promise<void>;
 }
 
-async function start(database: string, options: { historyThread?: boolean } = {}): Promise<Running> {
+async function start(
+  database: string,
+  options: { historyThread?: boolean; shutdownGraceMs?: number } = {},
+): Promise<Running> {
   const logs: Array<Record<string, unknown>> = [];
   const sink = new Writable({
     write(chunk, _encoding, callback) {
@@ -323,6 +327,71 @@ test('a clean stop during an outage commits the facts it holds, in order, server
     ]);
   } finally {
     await server.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('a clean stop whose grace runs out during an outage keeps its facts beside the history; the next start records them first, in order', async () => {
+  const folder = makeTemporaryFolder();
+  const database = path.join(folder, 'history.sqlite');
+  const sideFile = heldFactsFile(database);
+  const running = await start(database, { shutdownGraceMs: 300 });
+  const closedInOrder: number[] = [];
+  try {
+    const peers = [];
+    for (let index = 0; index < 3; index++) peers.push(await admittedPeer(running.server.address.port));
+    const lock = await holdWriteLock(database);
+    try {
+      for (const { peer, number } of peers) {
+        const open = running.server.stats().sessions;
+        peer.destroy();
+        await eventually(() => running.server.stats().sessions === open - 1, `session ${number} closes`, GUARD_MS);
+        closedInOrder.push(number);
+      }
+      await within(running.server.close(), 'the stop, its grace run out', GUARD_MS);
+    } finally {
+      await lock.release();
+    }
+  } finally {
+    await running.server.close();
+  }
+  const kept = readFileSync(sideFile, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as NewEvent);
+  assert.equal(
+    kept.map((event) => [event.type, event.session]),
+    [...closedInOrder.map((number) => ['session-closed', number]), ['server-stopped', null]],
+    'the facts held, in their order, server-stopped last',
+  );
+  const said = running.logs.find((entry) => String(entry.msg).includes('kept in a file beside the history'));
+  assert.equal([said?.facts, said?.file], [kept.length, sideFile], 'the log says how many, and where');
+  assert.not.ok(
+    running.logs.some((entry) => String(entry.msg).includes(': lost')),
+    'nothing said lost',
+  );
+
+  const next = await start(database);
+  try {
+    assert.not.ok(existsSync(sideFile), 'the file is gone once its facts are on record');
+    const history = readHistoryFile(database);
+    const from = history.findIndex((event) => event.type === 'session-closed');
+    assert.equal(
+      history.slice(from).map((event) => [event.type, event.session]),
+      [...kept.map((event) => [event.type, event.session]), ['server-started', null]],
+      'on record in their order, before anything of the next run',
+    );
+    assert.equal(
+      history.slice(from, from + kept.length).map((event) => new Date(event.at).getTime()),
+      kept.map((event) => new Date(event.at ?? 0).getTime()),
+      'with the times they happened at',
+    );
+    assert.ok(
+      logLines(next.logs, 'closed sessions left open by an earlier run that did not stop cleanly').length === 0,
+      'no session left open: their closes were recorded before the orphans were looked for',
+    );
+  } finally {
+    await next.server.close();
     rmSync(folder, { recursive: true, force: true });
   }
 });

@@ -3,11 +3,14 @@
  * connection to the glue. `handle()` takes any Duplex, so the TCP listener is just one adapter.
  */
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createActor } from 'xstate';
 import type { HistoryLostError } from '../../db/errors.ts';
+import type { EventLog } from '../../db/event-log.ts';
 import type { NewEvent } from '../../db/events.ts';
+import { heldFactsFile, readHeldFacts, removeHeldFacts } from '../../db/held-facts.ts';
 import { openHistoryBackend } from '../../db/history-backend.ts';
 import { guardHistory, type HistoryGuard } from '../../db/history-guard.ts';
 import { realHistoryPath } from '../../db/instance-lock.ts';
@@ -131,8 +134,18 @@ export async function startServer(
     },
   });
   const history = backend.log;
-  // The file this server opened is guarded: deleted or replaced under it, the server stops (started once it serves).
-  const guard = backend.kind === 'sqlite' ? fileGuard(config.database, logger) : null;
+  // A stop during an outage left facts beside the history: on record before anything of this run. Then the file
+  // this server opened is guarded: deleted or replaced under it, the server stops (started once it serves).
+  let guard: HistoryGuard | null = null;
+  if (backend.kind === 'sqlite') {
+    try {
+      recordFactsLeftBehind(config.database, history, logger);
+    } catch (error) {
+      await backend.stop([], 0);
+      throw error;
+    }
+    guard = fileGuard(config.database, logger);
+  }
   const orphans = await backend.closeOrphanedSessions('server-restart');
   if (orphans > 0)
     logger.warn({ sessions: orphans }, 'closed sessions left open by an earlier run that did not stop cleanly');
@@ -526,7 +539,21 @@ export async function startServer(
       [{ session: null, type: 'server-stopped', data: { reason: 'shutdown' } }],
       config.shutdownGraceMs,
     );
-    if (unrecorded > 0) logger.error({ facts: unrecorded }, 'stopped with facts the history could not take: lost');
+    const left = history.leftBehind;
+    if (left && left.error === null) {
+      logger.error(
+        { facts: left.facts, file: left.file },
+        'stopped during a history outage: the facts it could not record are kept in a file beside the history; ' +
+          'the next start records them first',
+      );
+    } else if (unrecorded > 0) {
+      logger.error(
+        { facts: unrecorded, ...(left ? { file: left.file, err: left.error } : {}) },
+        left?.refused
+          ? 'stopped with its history lost: facts not recorded'
+          : 'stopped with facts the history could not take, nor the file beside it: lost',
+      );
+    }
     await operatorPort?.close();
     logger.info('stopped');
   }
@@ -545,6 +572,21 @@ export async function startServer(
     stats: () => ({ connections: connections.size, sessions: admission.getSnapshot().context.open }),
     close,
   };
+}
+
+/** Facts an earlier stop could not record (db/held-facts.ts), committed in their order; their file removed. */
+function recordFactsLeftBehind(file: string, history: EventLog, logger: Logger): void {
+  const sideFile = heldFactsFile(file);
+  if (!existsSync(sideFile)) return;
+  const facts = readHeldFacts(sideFile);
+  if (facts.length > 0) history.recordNow(facts);
+  removeHeldFacts(sideFile);
+  if (facts.length > 0) {
+    logger.warn(
+      { facts: facts.length, file: sideFile },
+      'facts an earlier stop could not record (the history was unavailable) are on record now, in their order',
+    );
+  }
 }
 
 /** The guard of a history file (db/history-guard.ts); null for a history that is not a plain file. */

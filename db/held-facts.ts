@@ -1,0 +1,73 @@
+/**
+ * Facts a clean stop could not commit (the history was unavailable to the end of the grace period) are not dropped:
+ * they are written beside the history, in `<history>.held-facts`, one JSON event a line in their order, as the rows
+ * they would have been (their time included). The next start on that history commits them before anything else and
+ * removes the file. Written to a temporary name, synced, then renamed: the file is whole or absent.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import type { NewEvent } from './events.ts';
+
+/** The side file of a history file, named after its real path (a symbolic link leads to the same one). */
+export function heldFactsFile(historyFile: string): string {
+  let real: string;
+  try {
+    real = realpathSync(historyFile);
+  } catch {
+    real = path.resolve(historyFile);
+  }
+  return `${real}.held-facts`;
+}
+
+/** Writes the facts to the side file (replacing it); throws if it cannot (a full disk). */
+export function writeHeldFacts(file: string, events: readonly NewEvent[]): void {
+  const draft = `${file}.${process.pid}.tmp`;
+  try {
+    const fd = openSync(draft, 'w');
+    try {
+      writeSync(fd, events.map((event) => `${JSON.stringify(event)}\n`).join(''));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(draft, file);
+  } catch (error) {
+    rmSync(draft, { force: true });
+    throw error;
+  }
+  syncFolder(path.dirname(file));
+}
+
+/** The facts a stop left beside the history, in their order; [] when there is no side file. */
+export function readHeldFacts(file: string): NewEvent[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as NewEvent);
+}
+
+export function removeHeldFacts(file: string): void {
+  rmSync(file, { force: true });
+  syncFolder(path.dirname(file));
+}
+
+/** The rename (or removal) itself made durable. */
+function syncFolder(folder: string): void {
+  try {
+    const fd = openSync(folder, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // some file systems cannot sync a folder: the rename is still atomic
+  }
+}

@@ -11,7 +11,9 @@
  *
  * The lock file holds the owner's pid and, where the system says it (Linux: /proc/<pid>/stat), the start time of
  * that process. A lock is stale, and taken over, when its process is gone, or when its pid now belongs to another
- * process (alive, but started at another time: pids are reused, by a restarted container most of all).
+ * process (alive, but started at another time: pids are reused, by a restarted container most of all), or when that
+ * process has exited and only its entry is left (a zombie, Linux: state Z in /proc/<pid>/stat, until its parent
+ * reaps it: a server killed with kill -9 is one for a moment, longer when its parent is slow to reap).
  *
  * A running server checks, about once a second, that the lock it took is still there and still its own
  * (lockStillHeld): a lock removed or replaced under it means another server may start on the same history.
@@ -47,28 +49,41 @@ interface Owner {
 }
 
 /**
- * The start time of a process, from /proc/<pid>/stat field 22 (clock ticks since boot), or null where there is no
- * /proc or the process is gone. Field 2 (the command) may hold spaces and parentheses: fields are counted after the
- * last ')'.
+ * The fields of /proc/<pid>/stat from field 3 on, or null where there is no /proc or the process is gone. Field 2
+ * (the command) may hold spaces and parentheses: fields are counted after the last ')'.
  */
-export function processStartTime(pid: number): string | null {
+function statFields(pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const startTime = fields[22 - 3];
-    return startTime && /^\d+$/.test(startTime) ? startTime : null;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
 }
 
+/** The start time of a process, /proc/<pid>/stat field 22 (clock ticks since boot), or null when unknown. */
+export function processStartTime(pid: number): string | null {
+  const startTime = statFields(pid)?.[22 - 3];
+  return startTime && /^\d+$/.test(startTime) ? startTime : null;
+}
+
+/** The state of a process, /proc/<pid>/stat field 3 (R, S, D; Z a zombie, X dead), or null when unknown. */
+export function processState(pid: number): string | null {
+  return statFields(pid)?.[0] || null;
+}
+
+/**
+ * Whether the pid names a process that runs. One that has exited but is not reaped yet (a zombie: a server just
+ * killed with kill -9, whose parent has not waited for it) still answers kill(pid, 0), yet holds nothing.
+ */
 function processIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const state = processState(pid);
+  return state !== 'Z' && state !== 'X';
 }
 
 function parseOwner(content: string): Owner | null {

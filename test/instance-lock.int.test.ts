@@ -11,10 +11,10 @@ import { createInterface } from 'node:readline';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
-import { processStartTime } from '../db/instance-lock.ts';
+import { processStartTime, processState } from '../db/instance-lock.ts';
 import { openDatabase } from '../db/open-database.ts';
 import { PACKAGE_ROOT } from '../src/config.ts';
-import { makeTemporaryFolder, startTestServer } from './helpers/test-server.ts';
+import { eventually, makeTemporaryFolder, startTestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
 /** The coded error of a start that is refused, or null if the server started (it is then stopped). */
@@ -185,6 +185,30 @@ withProc('the start time is read after the command name, whatever it holds (spac
     rmSync(folder, { recursive: true, force: true });
   }
 });
+
+withProc(
+  'a lock whose process has exited but is not reaped yet (a zombie: a server just killed) is taken over',
+  async () => {
+    const folder = makeTemporaryFolder();
+    // The shell starts a child that exits at once, then becomes `sleep`, which never reaps it: a zombie, pid printed.
+    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const [line] = (await within(
+        once(createInterface({ input: parent.stdout as NodeJS.ReadableStream }), 'line'),
+        'the child pid',
+      )) as [string];
+      const zombie = Number(line);
+      await eventually(() => processState(zombie) === 'Z', 'the child is a zombie');
+      writeFileSync(path.join(folder, 'history.sqlite.lock'), `${zombie} ${processStartTime(zombie)}\n`);
+      const running = await startTestServer({ folder });
+      assert.match(readFileSync(path.join(folder, 'history.sqlite.lock'), 'utf8'), String(process.pid));
+      await running.stop();
+    } finally {
+      parent.kill('SIGKILL');
+      rmSync(folder, { recursive: true, force: true });
+    }
+  },
+);
 
 const TRY_LOCK = `
 import { lockHistory } from './db/instance-lock.ts';

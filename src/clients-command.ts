@@ -53,7 +53,8 @@ export const CLIENTS_HELP = `  imgcache-server clients add <name> --tier <tier>
   imgcache-server clients set-tier <name> <tier>
                                         change a client's tier (its quota follows at once)
   imgcache-server clients rotate <name>
-                                        a new key for the client (printed once); the old one stops working
+                                        a new key for the client (printed once); running servers refuse the old one
+                                        within a second
   imgcache-server clients revoke <name>
                                         the client's key stops working; its open sessions are closed`;
 
@@ -114,7 +115,12 @@ function clientsAction(
           return [{ type: 'client-key-rotated', data: { name: clientName, keyId: key.keyId, keyHash: key.keyHash } }];
         },
         report: (output) => {
-          output.err(`new key for ${clientName}; the old one no longer works. The new key, shown this once:`);
+          // [P-66] A running server refuses the old key once it has seen the change (it looks every 250 ms, a
+          // cluster within a second); sessions already open with it go on.
+          output.err(
+            `new key for ${clientName}: running servers stop taking the old one within a second (sessions already ` +
+              'open with it go on). The new key, shown this once:',
+          );
           output.out(key.key);
         },
       };
@@ -142,7 +148,9 @@ function clientsAction(
           return [{ type: 'client-revoked', data: { name: clientName } }];
         },
         report: (output) =>
-          output.out(`${clientName} is revoked: its key no longer works, and its open sessions are closed`),
+          output.out(
+            `${clientName} is revoked: running servers refuse its key and close its open sessions within a second`,
+          ),
       };
     }
     case 'list':

@@ -375,6 +375,10 @@ test('[P-66] `clients revoke` while the server runs closes the open session (NOT
     const notice = new Promise((resolve) => client.once('notice', resolve));
     const revoked = await runCommand(SERVER_BIN, ['clients', 'revoke', 'alice', '--database', database]);
     assert.is(revoked.status, 0, revoked.stderr);
+    assert.is(
+      revoked.stdout,
+      'alice is revoked: running servers refuse its key and close its open sessions within a second\n',
+    );
     assert.equal(await within(notice, 'the NOTICE', 5_000), {
       kind: 'revoked',
       message: 'your key was revoked by the operator',
@@ -472,6 +476,40 @@ test('[P-60] the CLI takes the key from --key-file or IMGCACHE_KEY, and refuses 
     const none = await runCommand(CLIENT_BIN, [...where, 'list'], { IMGCACHE_KEY: '' });
     assert.is(none.status, 3);
     assert.match(none.stderr, /\[credential-required\]/);
+  } finally {
+    await running.stop();
+  }
+});
+
+test('[P-66] `clients rotate` while the server runs: the old key is refused within a second, its open session goes on', async () => {
+  const { database, tiersFile } = setUp();
+  const running = await start(database, tiersFile);
+  try {
+    // Registered while the server runs, as rotated: the commands on their own connection, the server told by its look.
+    const add = ['clients', 'add', 'alice', '--tier', 'bronze', '--tiers', tiersFile, '--history', database];
+    const key = (await runCommand(SERVER_BIN, add)).stdout.trim();
+    const open = await connect(running.port, key);
+    const rotate = await runCommand(SERVER_BIN, ['clients', 'rotate', 'alice', '--history', database]);
+    const rotatedAt = Date.now();
+    assert.is(rotate.status, 0, rotate.stderr);
+    assert.equal(
+      rotate.stderr,
+      'new key for alice: running servers stop taking the old one within a second (sessions already open with it ' +
+        'go on). The new key, shown this once:\n',
+    );
+    const rotated = rotate.stdout.trim();
+    await eventually(
+      () => running.log.some((line) => line.includes('"change":"rotated"')),
+      'the server seeing the rotation',
+      1_000,
+    );
+    assert.ok(Date.now() - rotatedAt < 1_000, 'seen within a second');
+    assert.is((await hello(running.port, key)).body.reason, 'credential-invalid', 'the old key, from then on');
+    await open.getInto('sunset.png', discard); // the session opened with the old key was not closed
+    await open.exit();
+    const again = await connect(running.port, rotated);
+    assert.is(again.welcome.session.identity, 'alice');
+    await again.exit();
   } finally {
     await running.stop();
   }

@@ -86,7 +86,16 @@ function clientsAction(
         kind: 'change',
         createsHistory: true,
         decide: (registry) => {
-          if (registry.clients.has(clientName)) {
+          const existing = registry.clients.get(clientName);
+          if (existing?.revoked) {
+            // A name is never given again: its history (sessions, usage) stays that client's.
+            throw new ClientsCommandError(
+              'client-exists',
+              `a client named ${quoted(clientName)} was registered and revoked; a name is never registered again: ` +
+                'register the client under a new name',
+            );
+          }
+          if (existing) {
             throw new ClientsCommandError(
               'client-exists',
               `a client named ${quoted(clientName)} is already registered`,
@@ -290,7 +299,12 @@ function checkTier(table: TierTable, tier: string | undefined): string {
 function liveClient(registry: Registry, name: string): RegisteredClient {
   const client = registry.clients.get(name);
   if (!client) throw new ClientsCommandError('client-unknown', `no client named ${quoted(name)} is registered`);
-  if (client.revoked) throw new ClientsCommandError('client-revoked', `${quoted(name)} is revoked`);
+  if (client.revoked) {
+    throw new ClientsCommandError(
+      'client-revoked',
+      `${quoted(name)} is revoked, for good: register the client under a new name (clients add <name> --tier <tier>)`,
+    );
+  }
   return client;
 }
 

@@ -85,7 +85,14 @@ test('[P-60] refusals: a name taken, an unknown tier, a bad name, an unknown or 
   assert.match(unknown.stderr, /\[client-unknown\]/);
   const revoked = await clients('rotate', 'alice');
   assert.is(revoked.status, 1);
-  assert.match(revoked.stderr, /\[client-revoked\]/);
+  assert.match(revoked.stderr, /is revoked, for good: register the client under a new name .*\[client-revoked\]/);
+  const again = await clients('add', 'alice', '--tier', 'gold');
+  assert.is(again.status, 1);
+  assert.match(
+    again.stderr,
+    /was registered and revoked; a name is never registered again: register the client under a new name \[client-exists\]/,
+  );
+  assert.is(again.stdout, '', 'no key printed');
 });
 
 test('only add creates a history: list, set-tier, rotate, revoke on a path that does not exist refuse it, create nothing', async () => {

@@ -190,14 +190,20 @@ withProc(
   'a lock whose process has exited but is not reaped yet (a zombie: a server just killed) is taken over',
   async () => {
     const folder = makeTemporaryFolder();
-    // The shell starts a child that exits at once, then becomes `sleep`, which never reaps it: a zombie, pid printed.
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The shell starts a child that waits for our stdin to close, then becomes `sleep`, which never reaps it: once
+    // the child exits it is a zombie. Its pid is printed.
+    const parent = spawn('sh', ['-c', 'exec 3<&0; (read line <&3) & echo $!; exec sleep 60'], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
     try {
       const [line] = (await within(
         once(createInterface({ input: parent.stdout as NodeJS.ReadableStream }), 'line'),
         'the child pid',
       )) as [string];
       const zombie = Number(line);
+      const comm = () => readFileSync(`/proc/${parent.pid}/comm`, 'utf8').trim();
+      await eventually(() => comm() === 'sleep', 'the shell became sleep');
+      parent.stdin?.end();
       await eventually(() => processState(zombie) === 'Z', 'the child is a zombie');
       writeFileSync(path.join(folder, 'history.sqlite.lock'), `${zombie} ${processStartTime(zombie)}\n`);
       const running = await startTestServer({ folder });

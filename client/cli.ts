@@ -115,7 +115,8 @@ const COMMON_OPTIONS = `options:
 const EXIT_HELP = `exit status: 0 done, 1 failed, 2 bad usage, 3 rejected by the server at the handshake (full, key
              refused or revoked, version), 4 a request was refused (quota exhausted, not found, not allowed) or the
              server ended the session (key revoked, idle, shutting down), 5 no imgcache server reached
-             (also: its TLS certificate is not trusted or not for this host, or one side does not speak TLS)`;
+             (also: its TLS certificate is not trusted or not for this host, or one side does not speak TLS), or
+             the connection to it lost without a word from the server`;
 
 const HELP = `imgcache: the imgcache client. Each command is a session of its own: a new name, a new code, its own quota.
 

@@ -11,7 +11,7 @@ import type { HistoryLostError } from '../../db/errors.ts';
 import type { EventLog } from '../../db/event-log.ts';
 import type { NewEvent } from '../../db/events.ts';
 import { heldFactsFile, readHeldFacts, removeHeldFacts } from '../../db/held-facts.ts';
-import { openHistoryBackend } from '../../db/history-backend.ts';
+import { type HistoryBackend, openHistoryBackend } from '../../db/history-backend.ts';
 import { guardHistory, type HistoryGuard } from '../../db/history-guard.ts';
 import { realHistoryPath } from '../../db/instance-lock.ts';
 import { admissionMachine } from '../../machines/admission.machine.ts';
@@ -179,18 +179,6 @@ export async function startServer(
       if (start !== null) access.ledger.set(identity, start, used);
     }
   }
-  await backend.recordAtStart([
-    {
-      session: null,
-      type: 'server-started',
-      data: {
-        version: SERVER_VERSION,
-        pid: process.pid,
-        capacity: config.capacity,
-        nextConnection: backend.peekConnectionNumber(),
-      },
-    },
-  ]);
 
   const limits: ServerLimits = {
     maxRequestBytes: config.maxRequestBytes,
@@ -421,17 +409,35 @@ export async function startServer(
       })
     : (socket, peer) => handle(socket, peer.remote, peer.address);
   // [P-87] A balancer's connections begin with a PROXY v2 header, read before anything else (the TLS sniff too).
-  const listener = net.createServer(
-    { allowHalfOpen: true, noDelay: true },
-    proxyHeaderReader({
-      trusted: proxySourceMatcher(config.proxyProtocolFrom),
-      timeoutMs: config.handshakeTimeoutMs,
-      next: accept,
-      onDropped: (remote, reason) => recordEndBeforeSession(remote, { kind: 'dropped', reason }),
-    }),
-  );
+  const onConnection = proxyHeaderReader({
+    trusted: proxySourceMatcher(config.proxyProtocolFrom),
+    timeoutMs: config.handshakeTimeoutMs,
+    next: accept,
+    onDropped: (remote, reason) => recordEndBeforeSession(remote, { kind: 'dropped', reason }),
+  });
+  // Connections accepted before server-started is on record wait for it: it comes first in the history.
+  let waitingForStart: net.Socket[] | null = [];
+  const listener = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    if (waitingForStart) waitingForStart.push(socket);
+    else onConnection(socket);
+  });
+  /**
+   * A start that fails once the history is open (the port in use, the operator port's too) leaves nothing of this run
+   * on record (server-started is recorded once the server listens), and releases the history and its lock.
+   */
+  const abandonStart = async (error: unknown): Promise<never> => {
+    listener.close();
+    for (const socket of waitingForStart ?? []) socket.destroy();
+    guard?.stop();
+    if (registryPoll) clearInterval(registryPoll);
+    admission.stop();
+    await catalog.close();
+    await cluster.close();
+    await backend.stop([], 0);
+    throw error;
+  };
   listener.listen(config.port, config.host);
-  await once(listener, 'listening');
+  await once(listener, 'listening').catch(abandonStart);
   const bound = listener.address() as net.AddressInfo;
   let stopping = false;
   // [P-90] Down while the history cannot record, or the server stops: a balancer sends clients elsewhere.
@@ -445,21 +451,19 @@ export async function startServer(
   };
   let operatorPort: OperatorPort | null = null;
   if (metrics && config.operatorPort !== null) {
-    try {
-      operatorPort = await startOperatorPort({
-        host: config.operatorHost,
-        port: config.operatorPort,
-        health: nodeHealth,
-        metrics: () => metrics.text(),
-        metricsContentType: metrics.contentType,
-        onError: (error) => logger.warn({ err: error }, 'operator port: cannot answer'),
-      });
-    } catch (error) {
-      listener.close();
-      throw error;
-    }
+    operatorPort = await startOperatorPort({
+      host: config.operatorHost,
+      port: config.operatorPort,
+      health: nodeHealth,
+      metrics: () => metrics.text(),
+      metricsContentType: metrics.contentType,
+      onError: (error) => logger.warn({ err: error }, 'operator port: cannot answer'),
+    }).catch(abandonStart);
     logger.info(operatorPort.address, 'operator port listening');
   }
+  await recordStart(backend, config).catch(abandonStart);
+  for (const socket of waitingForStart.splice(0)) onConnection(socket);
+  waitingForStart = null;
   guard?.start((error) => {
     logger.fatal({ history: backend.location, code: error.code, what: error.what }, error.message);
     history.refuse(error); // no answer is sent from now on: what it records would be lost
@@ -572,6 +576,22 @@ export async function startServer(
     stats: () => ({ connections: connections.size, sessions: admission.getSnapshot().context.open }),
     close,
   };
+}
+
+/** The run begins on record once the server listens: a start that fails records nothing. */
+function recordStart(backend: HistoryBackend, config: ServerConfig): Promise<void> {
+  return backend.recordAtStart([
+    {
+      session: null,
+      type: 'server-started',
+      data: {
+        version: SERVER_VERSION,
+        pid: process.pid,
+        capacity: config.capacity,
+        nextConnection: backend.peekConnectionNumber(),
+      },
+    },
+  ]);
 }
 
 /** Facts an earlier stop could not record (db/held-facts.ts), committed in their order; their file removed. */

@@ -38,6 +38,33 @@ export class HistoryNotADatabaseError extends HistoryError {
   }
 }
 
+/** The history path names a folder, not a file. */
+export class HistoryIsAFolderError extends HistoryError {
+  readonly code = 'history-is-a-folder';
+
+  constructor(file: string) {
+    super(
+      `the history ${file} is a folder: give the path of a file (it is created if missing), e.g. ${file}/history.sqlite`,
+    );
+  }
+}
+
+/**
+ * An SQLite database of another application: tables, and no imgcache schema. Adding imgcache's tables to it would
+ * mix two applications' data in one file; an empty database file is taken as a new history.
+ */
+export class HistoryForeignDatabaseError extends HistoryError {
+  readonly code = 'history-foreign-database';
+
+  constructor(file: string, tables: readonly string[]) {
+    const shown = tables.slice(0, 5).join(', ') + (tables.length > 5 ? `, and ${tables.length - 5} more` : '');
+    super(
+      `the history ${file} is an SQLite database of another application (tables: ${shown}), not an imgcache ` +
+        'history: give the path of an imgcache history, or of a new file',
+    );
+  }
+}
+
 /**
  * The history file a running server writes to is gone or replaced, or its instance lock is: another server could
  * start on the same path and hand out the same client names, and nothing recorded from now on would be found there.

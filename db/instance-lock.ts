@@ -29,7 +29,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { HistoryDiskFullError, HistoryHardLinkedError, HistoryInUseError, HistoryReadOnlyError } from './errors.ts';
+import {
+  HistoryDiskFullError,
+  HistoryHardLinkedError,
+  HistoryInUseError,
+  HistoryIsAFolderError,
+  HistoryReadOnlyError,
+} from './errors.ts';
 
 /** Lock files held by this process, each with the content it wrote. */
 const heldHere = new Map<string, string>();
@@ -134,15 +140,16 @@ export function realHistoryPath(file: string): string {
   throw Object.assign(new Error(`too many symbolic links: ${file}`), { code: 'ELOOP' });
 }
 
-/** Refuses a history file that has other names (hard links): each would get its own WAL. */
+/** Refuses a folder, and a history file that has other names (hard links): each would get its own WAL. */
 function refuseHardLinks(historyFile: string, real: string): void {
-  let links: number;
+  let stats: ReturnType<typeof statSync>;
   try {
-    links = statSync(real).nlink;
+    stats = statSync(real);
   } catch {
     return; // not created yet
   }
-  if (links > 1) throw new HistoryHardLinkedError(historyFile, links);
+  if (stats.isDirectory()) throw new HistoryIsAFolderError(historyFile);
+  if (stats.nlink > 1) throw new HistoryHardLinkedError(historyFile, stats.nlink);
 }
 
 /**

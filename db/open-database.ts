@@ -3,7 +3,8 @@
  * default is `normal`, see src/config.ts), a busy timeout, migrations on writable opens, and SQLite's failures
  * turned into coded errors. A writable open fails at once, with a clear reason, when the history cannot be
  * written: a read-only, immutable or permission-denied file or folder (history-read-only), another process holding
- * the write lock (history-locked), a full disk when the open must write (history-disk-full).
+ * the write lock (history-locked), a full disk when the open must write (history-disk-full). A folder
+ * (history-is-a-folder) and another application's SQLite database (history-foreign-database) are refused as such.
  */
 
 import fs from 'node:fs';
@@ -12,6 +13,8 @@ import BetterSqlite3 from 'better-sqlite3';
 import {
   HistoryDiskFullError,
   HistoryError,
+  HistoryForeignDatabaseError,
+  HistoryIsAFolderError,
   HistoryLockedError,
   HistoryNotADatabaseError,
   HistoryNotFoundError,
@@ -19,7 +22,7 @@ import {
   HistoryUnavailableError,
 } from './errors.ts';
 import { diskIsFull, writeDenied } from './file-system.ts';
-import { checkSchemaVersion, migrate, refuseNewerSchema } from './schema.ts';
+import { checkSchemaVersion, MIGRATIONS, migrate, refuseNewerSchema, schemaVersion } from './schema.ts';
 
 export type Database = BetterSqlite3.Database;
 
@@ -65,6 +68,7 @@ export function openDatabase(file: string, options: OpenDatabaseOptions = {}): D
   let db: Database | undefined;
   try {
     if (readonly && !fs.existsSync(file)) throw new HistoryNotFoundError(file);
+    if (isPlainPath(file) && isFolder(file)) throw new HistoryIsAFolderError(file);
     if (!readonly) {
       createParentFolder(file);
       checkWritable(file);
@@ -84,7 +88,9 @@ export function openDatabase(file: string, options: OpenDatabaseOptions = {}): D
 }
 
 function prepareWritable(db: Database, file: string, synchronous: Synchronous): void {
-  // Before anything writes: even switching to WAL changes the file, which must stay as a newer server left it.
+  // Before anything writes: even switching to WAL changes the file, which must stay as a newer server (or another
+  // application) left it. A read-only open of another application's database is history-outdated: it writes nothing.
+  refuseForeignDatabase(db, file);
   refuseNewerSchema(db, file);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
@@ -96,6 +102,55 @@ function prepareWritable(db: Database, file: string, synchronous: Synchronous): 
   // with its own error, rather than at the first event.
   db.exec('BEGIN IMMEDIATE');
   db.exec('COMMIT');
+}
+
+function isFolder(file: string): boolean {
+  try {
+    return fs.statSync(file).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A database that holds tables but no imgcache schema is another application's: imgcache's tables are not added to
+ * it. No schema: version 0 (imgcache sets it with its first tables), or a version set by someone else on a file
+ * without any of the tables imgcache's migrations make. An empty database (a new file, or one created empty) becomes
+ * a history.
+ */
+function refuseForeignDatabase(db: Database, file: string): void {
+  const tables = tableNames(db);
+  if (tables.length === 0) return;
+  if (schemaVersion(db) !== 0 && tables.some((table) => imgcacheTables().has(table))) return;
+  throw new HistoryForeignDatabaseError(file, tables);
+}
+
+function tableNames(db: Database): string[] {
+  return db
+    .prepare(
+      "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+    .pluck()
+    .all() as string[];
+}
+
+let knownTables: ReadonlySet<string> | null = null;
+
+/** Every table a migration of imgcache's makes (some are dropped by later ones): migrated once in memory to list them. */
+function imgcacheTables(): ReadonlySet<string> {
+  if (knownTables) return knownTables;
+  const names = new Set<string>();
+  const scratch = new BetterSqlite3(':memory:');
+  try {
+    for (const migration of MIGRATIONS) {
+      scratch.exec(migration);
+      for (const table of tableNames(scratch)) names.add(table);
+    }
+  } finally {
+    scratch.close();
+  }
+  knownTables = names;
+  return names;
 }
 
 /**

@@ -10,25 +10,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { usageFromFile } from '../db/history-backend.ts';
 import { readHistoryFile } from './helpers/history-file.ts';
+import { refusal } from './helpers/refused-start.ts';
 import { makeTemporaryFolder, startTestServer } from './helpers/test-server.ts';
-
-/** The coded error of a start that is refused, or null if the server started (it is then stopped). */
-async function refusal(folder: string, database: string): Promise<{ code?: string; message: string } | null> {
-  return startTestServer({ folder, database }).then(
-    async (server) => {
-      await server.stop();
-      return null;
-    },
-    (error: unknown) => error as { code?: string; message: string },
-  );
-}
 
 test('a folder given as the history is refused as a folder, not as a file with hard links', async () => {
   const folder = makeTemporaryFolder();
   const given = path.join(folder, 'data');
   mkdirSync(given);
   try {
-    const refused = await refusal(folder, given);
+    const refused = await refusal({ folder, database: given });
     assert.is(refused?.code, 'history-is-a-folder');
     assert.match(refused?.message ?? '', `the history ${given} is a folder`);
     assert.not.match(refused?.message ?? '', /hard link/);
@@ -55,7 +45,7 @@ for (const userVersion of [0, 2]) {
     const database = path.join(folder, 'app.sqlite');
     foreignDatabase(database, userVersion);
     try {
-      const refused = await refusal(folder, database);
+      const refused = await refusal({ folder, database });
       assert.is(refused?.code, 'history-foreign-database');
       assert.match(
         refused?.message ?? '',

@@ -14,21 +14,9 @@ import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { processStartTime, processState } from '../db/instance-lock.ts';
 import { openDatabase } from '../db/open-database.ts';
 import { PACKAGE_ROOT } from '../src/config.ts';
+import { refusal } from './helpers/refused-start.ts';
 import { eventually, makeTemporaryFolder, startTestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
-
-/** The coded error of a start that is refused, or null if the server started (it is then stopped). */
-async function refusal(
-  options: Parameters<typeof startTestServer>[0],
-): Promise<{ code?: string; message: string } | null> {
-  return startTestServer(options).then(
-    async (server) => {
-      await server.stop();
-      return null;
-    },
-    (error: unknown) => error as { code?: string; message: string },
-  );
-}
 
 test('a second server on the same history is refused with history-in-use; after the first stops it starts', async () => {
   const folder = makeTemporaryFolder();

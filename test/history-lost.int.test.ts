@@ -32,6 +32,8 @@ test('the history file deleted under a running server: a fatal line says so, the
     assert.is(fatal?.code, 'history-lost');
     assert.match(String(fatal?.msg), /deleted/);
     assert.match(String(fatal?.msg), database);
+    const unrecorded = running.logs.find((entry) => entry.msg === 'stopped with its history lost: facts not recorded');
+    assert.ok(Number(unrecorded?.facts) >= 2, "the client's close and server-stopped: said not recorded, not hidden");
     await within(
       client.list().then(
         () => assert.unreachable('a client is not served once the history is lost'),

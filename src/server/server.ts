@@ -551,12 +551,14 @@ export async function startServer(
           'the next start records them first',
       );
     } else if (unrecorded > 0) {
-      logger.error(
-        { facts: unrecorded, ...(left ? { file: left.file, err: left.error } : {}) },
-        left?.refused
-          ? 'stopped with its history lost: facts not recorded'
-          : 'stopped with facts the history could not take, nor the file beside it: lost',
-      );
+      // A PostgreSQL history has no file beside it (left null); a lost history's facts belong to a file that is gone.
+      const why =
+        left === null
+          ? 'stopped with facts the history could not take: lost'
+          : left.refused
+            ? 'stopped with its history lost: facts not recorded'
+            : 'stopped with facts the history could not take, nor the file beside it: lost';
+      logger.error({ facts: unrecorded, ...(left ? { file: left.file, err: left.error } : {}) }, why);
     }
     await operatorPort?.close();
     logger.info('stopped');

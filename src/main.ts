@@ -126,7 +126,7 @@ async function serve(flags: Record<string, string | undefined>): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'stopping: telling clients, recording every close');
     server.close().then(
-      () => process.exit(0),
+      () => process.exit(server.lost ? 1 : 0), // a signal during the stop of a lost history: still a failure
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);

@@ -70,6 +70,7 @@ test('the instance lock replaced under a running server (another server took it)
     const error = await within(stopped, 'the server stops once its lock is replaced', GUARD_MS);
     assert.is(error.code, 'history-lost');
     assert.match(error.what, /lock .* was replaced/);
+    assert.is(server.lost, error, 'the server says why it stopped');
     await client.list().then(
       () => assert.unreachable('a client is not served once the lock is lost'),
       () => undefined,

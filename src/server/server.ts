@@ -85,6 +85,8 @@ export interface ImgcacheServer {
   readonly catalog: ImageCatalog;
   /** [P-90] where the operator port listens (the real port when 0 was asked for); null when it is off */
   readonly operator: { host: string; port: number } | null;
+  /** why the server stopped itself (its history file or lock deleted or replaced), or null */
+  readonly lost: HistoryLostError | null;
 }
 
 /** [P-32] The usage document of a history file, as pieces of JSON text. */
@@ -464,7 +466,9 @@ export async function startServer(
   await recordStart(backend, config).catch(abandonStart);
   for (const socket of waitingForStart.splice(0)) onConnection(socket);
   waitingForStart = null;
+  let lost: HistoryLostError | null = null;
   guard?.start((error) => {
+    lost = error;
     logger.fatal({ history: backend.location, code: error.code, what: error.what }, error.message);
     history.refuse(error); // no answer is sent from now on: what it records would be lost
     void close()
@@ -577,6 +581,9 @@ export async function startServer(
     operator: operatorPort?.address ?? null,
     stats: () => ({ connections: connections.size, sessions: admission.getSnapshot().context.open }),
     close,
+    get lost() {
+      return lost;
+    },
   };
 }
 

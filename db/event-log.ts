@@ -10,10 +10,10 @@
  * memory, in order, and committed before anything recorded after it once the history works again (retried on a
  * timer, 100 ms after the failure and doubling up to 1 s), or at a clean stop; facts a clean stop still cannot
  * commit when its deadline passes are written beside the history (db/held-facts.ts), for the next start to commit
- * first. While held facts wait for their
- * retry, records fail at once without an attempt: the history is known to fail, and each attempt would wait out
- * the busy timeout or write every held row again. A bounded number of facts is kept; past the
- * bound they are counted, and the count goes on record as one `facts-lost` event when the history is back.
+ * first. While held facts wait for their retry, records fail at once without an attempt: the history is known to
+ * fail, and each attempt would wait out the busy timeout or write every held row again. A bounded number of facts
+ * is kept; past the bound they are counted, and the count goes on record as one `facts-lost` event when the history
+ * is back.
  *
  * One background commit is in flight at a time: records made meanwhile wait for it and go together in the next one,
  * so a failed commit can put its facts back ahead of everything recorded after them.

@@ -30,6 +30,22 @@ export class HistoryNotFoundError extends HistoryError {
   }
 }
 
+/**
+ * SQLite found the history damaged (a page that does not read back as what the file's structure says it is): the
+ * server would append to it, but its audit trail could not be read whole.
+ */
+export class HistoryDamagedError extends HistoryError {
+  readonly code = 'history-damaged';
+
+  constructor(file: string, finding: string, cause?: unknown) {
+    super(
+      `the history ${file} is damaged (SQLite: ${finding}): restore it from a backup, or save what can be read with ` +
+        `sqlite3 ${file} .recover | sqlite3 recovered.sqlite, and start on that`,
+      cause,
+    );
+  }
+}
+
 export class HistoryNotADatabaseError extends HistoryError {
   readonly code = 'history-not-a-database';
 

@@ -110,7 +110,7 @@ async function openSqliteBackend(options: HistoryBackendOptions): Promise<Histor
   // A commit waits at most this long for a lock held by another process: the event loop waits with it.
   const busyTimeoutMs = 250;
   const synchronous = options.historySync;
-  const { lock, database } = lockAndOpen(file, { busyTimeoutMs, synchronous });
+  const { lock, database } = lockAndOpen(file, { busyTimeoutMs, synchronous, checkIntegrity: true });
   // Group commits run on a thread of their own (when asked): the event loop keeps serving meanwhile.
   const committer = options.historyThread ? new WorkerCommitter({ file, synchronous, busyTimeoutMs }) : undefined;
   try {

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import {
+  HistoryDamagedError,
   HistoryDiskFullError,
   HistoryError,
   HistoryForeignDatabaseError,
@@ -37,7 +38,18 @@ export interface OpenDatabaseOptions {
    * server but a power loss may lose the last commits (never corrupting the file).
    */
   synchronous?: Synchronous;
+  /**
+   * check the file's structure before anything is written (SQLite's quick_check), refusing a damaged one; skipped for
+   * a file over INTEGRITY_CHECK_MAX_BYTES (default false: the server's own open asks for it)
+   */
+  checkIntegrity?: boolean;
 }
+
+/**
+ * The largest history checked at start. quick_check reads every page: about 0.15 s for a history of a million events
+ * (49 MiB) on a 2-core machine, some 3 s per GiB; past this an operator checks with `sqlite3 F 'pragma quick_check'`.
+ */
+export const INTEGRITY_CHECK_MAX_BYTES = 1024 * 1024 * 1024;
 
 export type Synchronous = 'full' | 'normal';
 
@@ -79,7 +91,10 @@ export function openDatabase(file: string, options: OpenDatabaseOptions = {}): D
       timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
     });
     if (readonly) checkSchemaVersion(db, file);
-    else prepareWritable(db, file, options.synchronous ?? 'full');
+    else {
+      if (options.checkIntegrity) refuseDamaged(db, file);
+      prepareWritable(db, file, options.synchronous ?? 'full');
+    }
     return db;
   } catch (error) {
     db?.close();
@@ -102,6 +117,19 @@ function prepareWritable(db: Database, file: string, synchronous: Synchronous): 
   // with its own error, rather than at the first event.
   db.exec('BEGIN IMMEDIATE');
   db.exec('COMMIT');
+}
+
+/** SQLite's quick_check of the whole file (its first finding when it is not `ok`), unless the file is too large. */
+function refuseDamaged(db: Database, file: string): void {
+  let bytes = 0;
+  try {
+    bytes = fs.statSync(file).size;
+  } catch {
+    return; // a new file
+  }
+  if (bytes === 0 || bytes > INTEGRITY_CHECK_MAX_BYTES) return;
+  const finding = db.pragma('quick_check(1)', { simple: true });
+  if (finding !== 'ok') throw new HistoryDamagedError(file, String(finding));
 }
 
 function isFolder(file: string): boolean {
@@ -178,6 +206,7 @@ function toHistoryError(file: string, readonly: boolean, error: unknown): Histor
   if (error instanceof HistoryError) return error;
   const code = sqliteCode(error);
   if (code.startsWith('SQLITE_NOTADB')) return new HistoryNotADatabaseError(file, error);
+  if (code.startsWith('SQLITE_CORRUPT')) return new HistoryDamagedError(file, (error as Error).message, error);
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return new HistoryLockedError(file, error);
   if (code.startsWith('SQLITE_READONLY')) return new HistoryReadOnlyError(file, error);
   if (/^SQLITE_(FULL|IOERR)/.test(code) && (code.startsWith('SQLITE_FULL') || diskIsFull(file))) {

@@ -3,7 +3,7 @@
  * folder (history-is-a-folder), or another application's SQLite database (history-foreign-database), which is left
  * as it was. An empty database file, or an empty file, becomes a history.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { test } from 'uvu';
@@ -85,6 +85,37 @@ test('an empty database file, and an empty file, become a history', async () => 
         `${path.basename(database)} took the run`,
       );
     }
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
+});
+
+test('a history damaged in the middle is refused at start, with what to do, and nothing is written to it', async () => {
+  const folder = makeTemporaryFolder();
+  const database = path.join(folder, 'history.sqlite');
+  try {
+    const running = await startTestServer({ folder, database });
+    await running.stop();
+    // Enough rows for many pages, in a file without a WAL, then garbage over a page in the middle of the table.
+    const db = new BetterSqlite3(database);
+    const insert = db.prepare("INSERT INTO event_rows (at, session, type, data) VALUES (?, NULL, 'note', ?)");
+    db.transaction(() => {
+      for (let row = 0; row < 5_000; row++) insert.run(row, `{"row":${row},"padding":"${'x'.repeat(60)}"}`);
+    })();
+    db.pragma('journal_mode = DELETE');
+    db.close();
+    const bytes = readFileSync(database);
+    const pageBytes = bytes.readUInt16BE(16);
+    const middlePage = Math.floor(bytes.length / pageBytes / 2);
+    bytes.fill(0x47, middlePage * pageBytes, middlePage * pageBytes + 200);
+    writeFileSync(database, bytes);
+
+    const refused = await refusal({ folder, database });
+    assert.is(refused?.code, 'history-damaged');
+    assert.match(refused?.message ?? '', `the history ${database} is damaged`);
+    assert.match(refused?.message ?? '', '.recover');
+    assert.ok(readFileSync(database).equals(bytes), 'the file is left as it was');
+    assert.not.ok(existsSync(`${database}.lock`), 'no lock left');
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }

@@ -1,8 +1,7 @@
 /**
  * Writes answers onto a connection. Control frames are one small buffer each; image bytes are never copied: each
  * DATA frame is a 5-byte header written in front of a slice of the image held in memory (or a chunk read from disk),
- * and the writes of one frame are corked into one writev (an image of one frame: the REPLY, the frame and the END
- * in one). Every writer reports completion only when the stream has
+ * and the writes of one answer are corked into one writev. Every writer reports completion only when the stream has
  * taken the bytes (write returned true, or 'drain' came), which is the outbound backpressure of a connection.
  */
 import type { Duplex } from 'node:stream';
@@ -30,10 +29,13 @@ export function writeErrorFrame(stream: Duplex, body: ErrorBody): boolean {
 }
 
 /**
- * [P-41] Bytes of an image held in memory handed to the stream at once (in whole DATA frames), before waiting for
- * the stream to take them: few system calls per image, and the drain deadline still sees progress per window.
+ * [P-41] [P-42] Bytes of an image held in memory handed to the stream at once (in whole DATA frames, at least one),
+ * before waiting for the stream to take them: one system call for many small frames, while the drain deadline sees
+ * progress, and a transfer cut short knows what it sent, a window at a time. At 4 MiB a client that read one 1 MiB
+ * frame of a large image and reset left 0 bytes sent on record (the first window was taken only in part); the
+ * default frame (1 MiB) is now a window of its own.
  */
-export const WRITE_WINDOW_BYTES = 4 * 1024 * 1024;
+export const WRITE_WINDOW_BYTES = 1024 * 1024;
 
 /** [P-46] Starts an export of the usage document, in chunks of at most `chunkBytes`. */
 export type UsageSource = (filter: UsageFilter | undefined, chunkBytes: number) => UsageExport;
@@ -66,8 +68,6 @@ export class ReplyWriter {
   /** [P-42] DATA body bytes of the answer being written handed to the stream, and those the stream has taken */
   #dataQueued = 0;
   #dataTaken = 0;
-  /** [P-42] the answer being written, counted: a frame of an earlier one taken late counts nothing */
-  #answer = 0;
 
   constructor(stream: Duplex, options: ReplyWriterOptions) {
     this.#stream = stream;
@@ -78,34 +78,20 @@ export class ReplyWriter {
   }
 
   /**
-   * DATA frames carrying `bytes`, split at maxFrameBytes [P-25], never copied; with `end`, that END behind the last.
-   * Returns write()'s last answer. With `replyJson`, that REPLY is encoded in one buffer with the first DATA header
-   * (`bytes` must not be empty then). Each frame is corked into a writev of its own. [P-42] When `bytes` are more than
-   * one frame, each frame's body counts as taken once the stream took that frame whole, so a transfer cut short knows
-   * what it sent to within a frame (one frame is counted when the stream took it, by #whenWritable).
+   * DATA frames carrying `bytes`, split at maxFrameBytes [P-25], never copied. Returns write()'s last answer. With
+   * `replyJson`, that REPLY is encoded in one buffer with the first DATA header (`bytes` must not be empty then).
    */
-  #writeData(bytes: Buffer, replyJson?: string, end?: Buffer): boolean {
-    const stream = this.#stream;
-    const answer = this.#answer;
-    const counted = bytes.length > this.#maxFrameBytes;
+  #writeData(bytes: Buffer, replyJson?: string): boolean {
     let roomLeft = true;
     for (let offset = 0; offset < bytes.length; offset += this.#maxFrameBytes) {
       const piece = bytes.subarray(offset, offset + this.#maxFrameBytes);
       this.#dataQueued += piece.length;
-      stream.cork();
-      stream.write(
+      this.#stream.write(
         offset === 0 && replyJson !== undefined
           ? encodeJsonTextFrameAndNextHeader(MessageType.REPLY, replyJson, MessageType.DATA, piece.length)
           : encodeFrameHeader(MessageType.DATA, piece.length),
       );
-      if (counted) {
-        const queuedAfter = this.#dataQueued;
-        roomLeft = stream.write(piece, (error?: Error | null) => {
-          if (!error && answer === this.#answer) this.#dataTaken = Math.max(this.#dataTaken, queuedAfter);
-        });
-      } else roomLeft = stream.write(piece);
-      if (end && offset + piece.length >= bytes.length) roomLeft = stream.write(end);
-      stream.uncork();
+      roomLeft = this.#stream.write(piece);
     }
     return roomLeft;
   }
@@ -135,15 +121,14 @@ export class ReplyWriter {
   /**
    * [P-19] [P-24] REPLY, the image in DATA frames, END. The REPLY is the entry's constant members with the id and
    * quota put in, encoded in one buffer with the first DATA header. An image held in memory goes out a window at a
-   * time: the frames of up to WRITE_WINDOW_BYTES of it (the REPLY in front of the first, the END behind the last),
-   * a writev each, the next window once the stream has taken that one. So a large image costs a system call per
-   * frame (1 MiB by default), every window taken is progress the drain deadline sees ([P-41]), and a transfer cut
-   * short knows what it sent to within a frame ([P-42]). `done` runs once the END is written and taken.
+   * time: the frames of up to WRITE_WINDOW_BYTES of it (the REPLY in front of the first, the END behind the last)
+   * in one corked writev, the next window once the stream has taken that one. So a large image costs a few system
+   * calls, as one buffer would, and still every window taken is progress the drain deadline sees ([P-41]) and a
+   * transfer cut short knows what it sent ([P-42]). `done` runs once the END is written and taken.
    */
   image(requestId: number, entry: CatalogEntry, quota: Quota, done: () => void): void {
     const stream = this.#stream;
     if (stream.destroyed) return;
-    this.#answer++;
     this.#dataQueued = 0;
     this.#dataTaken = 0;
     const json = `{"id":${requestId},${entry.servedReplyMembers},"quota":${quotaJson(quota)}}`;
@@ -159,14 +144,18 @@ export class ReplyWriter {
   }
 
   /**
-   * The DATA frames of `content` from `offset` on, one window at a time (with `replyJson`, that REPLY in front of
-   * the first frame), each once the stream took the one before; the END goes with the last window.
+   * The DATA frames of `content` from `offset` on, one window per corked writev (with `replyJson`, that REPLY in
+   * front of the first frame), each once the stream took the one before; the END goes with the last window.
    */
   #windowsFrom(content: Buffer, offset: number, end: Buffer, done: () => void, replyJson?: string): void {
-    if (this.#stream.destroyed) return;
+    const stream = this.#stream;
+    if (stream.destroyed) return;
     const windowEnd = Math.min(content.length, offset + this.#windowBytes);
     const last = windowEnd >= content.length;
-    const wroteAll = this.#writeData(content.subarray(offset, windowEnd), replyJson, last ? end : undefined);
+    stream.cork();
+    const roomLeft = this.#writeData(content.subarray(offset, windowEnd), replyJson);
+    const wroteAll = last ? stream.write(end) : roomLeft;
+    stream.uncork();
     if (last) this.#whenWritable(wroteAll, done);
     else this.#whenWritable(wroteAll, () => this.#windowsFrom(content, windowEnd, end, done));
   }
@@ -191,7 +180,10 @@ export class ReplyWriter {
             this.#whenWritable(stream.write(end), done);
             return;
           }
-          this.#whenWritable(this.#writeData(chunk), pump);
+          stream.cork();
+          const roomLeft = this.#writeData(chunk);
+          stream.uncork();
+          this.#whenWritable(roomLeft, pump);
         },
         (error: ImageChangedError | ImageReadFailedError) => {
           stream.off('close', stop);

@@ -10,7 +10,7 @@ import type { NewEvent } from '../db/events.ts';
 import { commitStatements, PostgresCommitter, postgresCondition } from '../db/postgres/committer.ts';
 import { readEvents } from '../db/postgres/history-store.ts';
 import { isPostgresUrl, openPool, type Pool, redactUrl } from '../db/postgres/pool.ts';
-import { migratePostgres } from '../db/postgres/schema.ts';
+import { migratePostgres, POSTGRES_MIGRATIONS } from '../db/postgres/schema.ts';
 import type { EventRow } from '../db/row-committer.ts';
 import { type PostgresInstance, startPostgres } from './helpers/postgres.ts';
 import { within } from './helpers/within.ts';
@@ -127,6 +127,76 @@ test('a URL names PostgreSQL; its password is hidden in what is logged; an unrea
   );
   assert.is(postgresCondition(Object.assign(new Error('terminating connection'), { code: '57P01' })), 'unreachable');
   assert.is(postgresCondition(new Error('Connection terminated unexpectedly')), 'unreachable');
+});
+
+const closed = (session: number, reason: string, at: number): NewEvent =>
+  ({ session, type: 'session-closed', at, data: { reason } }) as NewEvent;
+
+test('[P-83] a session is closed on record once: a second close, in a later group or at the same moment, is left out', async () => {
+  const a = new EventLog(null, { background: new PostgresCommitter(pool, 'node-a'), location: 'test' });
+  const b = new EventLog(null, { background: new PostgresCommitter(pool, 'node-b'), location: 'test' });
+  const admitted = { session: 41, type: 'session-admitted', at: 2_000, data: { name: 'client-41' } } as NewEvent;
+  assert.is(await record(a, [admitted, closed(41, 'node-lost', 2_001)]), null);
+  // held by a node that was cut off, committed after the close another node recorded: not inserted, no error
+  const refused = {
+    session: 41,
+    type: 'request-refused',
+    at: 2_002,
+    data: { requestId: 1, code: 'history-unavailable' },
+  } as NewEvent;
+  assert.is(await record(b, [closed(41, 'client-exit', 2_002), refused]), null);
+  const rows = await pool.query('SELECT type, node FROM events WHERE session = 41 ORDER BY position');
+  assert.equal(
+    rows.rows.map((row) => [row.type, row.node]),
+    [
+      ['session-admitted', 'node-a'],
+      ['session-closed', 'node-a'],
+      ['request-refused', 'node-b'],
+    ],
+    'the other rows of the group are inserted, in order',
+  );
+  // two nodes committing a close of one session at the same moment: one is inserted
+  const racing = await Promise.all(
+    Array.from({ length: 8 }, (_, index) =>
+      record(index % 2 === 0 ? a : b, [closed(42, index % 2 === 0 ? 'node-lost' : 'history-unavailable', 3_000)]),
+    ),
+  );
+  assert.equal(racing, Array(8).fill(null));
+  assert.is((await readEvents(pool, { session: 42 })).length, 1);
+});
+
+test('[P-83] a history that holds a session closed twice (an older version) migrates, its rows untouched', async () => {
+  const url = await postgres.createDatabase('closed_twice');
+  const older = openPool(url);
+  try {
+    await older.query('CREATE TABLE imgcache_schema (version integer PRIMARY KEY)');
+    for (const [index, migration] of POSTGRES_MIGRATIONS.slice(0, 2).entries()) {
+      await older.query(migration);
+      await older.query('INSERT INTO imgcache_schema (version) VALUES ($1)', [index + 1]);
+    }
+    await older.query(
+      `INSERT INTO events (at, session, type, data) VALUES
+       (1, 5, 'session-closed', '{"reason":"node-lost"}'), (2, 5, 'session-closed', '{"reason":"client-exit"}')`,
+    );
+    assert.is(await migratePostgres(older, url), POSTGRES_MIGRATIONS.length - 2);
+    assert.is((await readEvents(older, { session: 5 })).length, 2, 'the history is not rewritten');
+    const log = new EventLog(null, { background: new PostgresCommitter(older, 'node-a'), location: 'test' });
+    assert.is(await record(log, [closed(5, 'server-restart', 3), closed(6, 'client-exit', 4)]), null);
+    const rows = await older.query('SELECT session, data::jsonb ->> $1 AS reason FROM events ORDER BY position', [
+      'reason',
+    ]);
+    assert.equal(
+      rows.rows.map((row) => [Number(row.session), row.reason]),
+      [
+        [5, 'node-lost'],
+        [5, 'client-exit'],
+        [6, 'client-exit'],
+      ],
+      'a close already on record is still left out',
+    );
+  } finally {
+    await older.end();
+  }
 });
 
 test.run();

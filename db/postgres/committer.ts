@@ -10,7 +10,7 @@ import type { StorageCondition } from '../errors.ts';
 import type { BackgroundCommitter } from '../event-log.ts';
 import type { AnswerRepeated } from '../events.ts';
 import { type EventRow, eventRowJson } from '../row-committer.ts';
-import { insertEventsStatement, ROWS_PER_INSERT } from './insert-events.ts';
+import { holdsCloses, insertEventsStatement, ROWS_PER_INSERT } from './insert-events.ts';
 import { inTransaction, type Pool } from './pool.ts';
 
 const LAST_ROW = '(SELECT max(position) FROM events WHERE session = $1)';
@@ -60,7 +60,7 @@ export function commitStatements(rows: readonly EventRow[], node: string | null)
 function insertStatement(rows: readonly EventRow[], node: string | null): Statement {
   const { text, values } = insertEventsStatement(rows, node);
   return rows.length <= PREPARED_UP_TO_ROWS
-    ? { name: `imgcache-insert-${rows.length}`, text, values }
+    ? { name: `imgcache-insert-${holdsCloses(rows) ? 'closes-' : ''}${rows.length}`, text, values }
     : { text, values };
 }
 

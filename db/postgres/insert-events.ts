@@ -10,6 +10,21 @@ import type { PoolClient } from './pool.ts';
 /** PostgreSQL takes at most 65,535 parameters per statement: 5 per row, so a long group goes in several INSERTs. */
 export const ROWS_PER_INSERT = 2_000;
 
+/**
+ * [P-83] A session is closed on record once. A node cut off from PostgreSQL holds the closes of the sessions that
+ * ended meanwhile, while another node may declare it lost and record their closes (`node-lost`); whichever reaches
+ * the history second is not inserted. Closes are rare (one per session), so only an INSERT that holds one pays for the
+ * check: its rows go through a SELECT that leaves out a close already on record (the partial index of closes makes it
+ * one probe), and the unique index of closes (migration 3) settles two closes committed at the same moment.
+ */
+const CLOSE_NOT_ON_RECORD = `v.type <> 'session-closed'
+  OR NOT EXISTS (SELECT 1 FROM events e WHERE e.type = 'session-closed' AND e.session = v.session)`;
+
+/** Whether `rows` hold a close: their INSERT then has another text (a prepared statement's name must say so). */
+export function holdsCloses(rows: readonly EventRow[]): boolean {
+  return rows.some((row) => row[2] === 'session-closed');
+}
+
 /** The INSERT of `rows` in one statement, in their order; `node` stamps each (null: a command, not a node). */
 export function insertEventsStatement(
   rows: readonly EventRow[],
@@ -17,12 +32,25 @@ export function insertEventsStatement(
 ): { text: string; values: unknown[] } {
   const values: unknown[] = [];
   const tuples: string[] = [];
+  const closes = holdsCloses(rows);
   for (const [at, session, type, data] of rows) {
     const base = values.length;
-    tuples.push(`($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5})`);
+    tuples.push(
+      closes
+        ? `($${base + 1}::bigint, $${base + 2}::bigint, $${base + 3}::text, $${base + 4}::text, $${base + 5}::text, ${tuples.length})`
+        : `($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5})`,
+    );
     values.push(at, session, type, eventRowJson(data), node);
   }
-  return { text: `INSERT INTO events (at, session, type, data, node) VALUES ${tuples.join(', ')}`, values };
+  const columns = 'events (at, session, type, data, node)';
+  if (!closes) return { text: `INSERT INTO ${columns} VALUES ${tuples.join(', ')}`, values };
+  // The rows keep their order (positions are taken as the sorted rows are inserted).
+  return {
+    text: `INSERT INTO ${columns} SELECT v.at, v.session, v.type, v.data, v.node
+      FROM (VALUES ${tuples.join(', ')}) AS v (at, session, type, data, node, ord)
+      WHERE ${CLOSE_NOT_ON_RECORD} ORDER BY v.ord ON CONFLICT DO NOTHING`,
+    values,
+  };
 }
 
 /** Inserts `rows` in order on `client` (inside the caller's transaction), ROWS_PER_INSERT to a statement. */

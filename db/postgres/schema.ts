@@ -46,6 +46,19 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   // 2: what the nodes of a cluster share besides the events: nodes and their heartbeats, session slots, and keyed
   // quotas per window (db/postgres/cluster-schema.ts).
   CLUSTER_MIGRATION,
+  // 3: [P-83] a session is closed on record once, even when two nodes commit its close at the same moment (a node
+  // declared lost, back with the closes it held, and the node that declared it lost): a unique index of closes, which
+  // INSERT ... ON CONFLICT DO NOTHING honours (db/postgres/insert-events.ts). A history that already holds a session
+  // closed twice (recorded before this version) keeps its rows as they are and goes without the index: there a close
+  // is still left out when one is on record already, and only two closes committed at the same moment escape.
+  `
+  DO $$
+  BEGIN
+    IF NOT EXISTS (SELECT 1 FROM events WHERE type = 'session-closed' GROUP BY session HAVING count(*) > 1) THEN
+      CREATE UNIQUE INDEX events_closed_once ON events (session) WHERE type = 'session-closed';
+    END IF;
+  END $$;
+  `,
 ];
 
 export const POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.length;

@@ -19,6 +19,7 @@ import { cleanUpOnExit } from './cleanup-on-exit.ts';
 import { type HaproxyNode, type RunningHaproxy, startHaproxy } from './haproxy.ts';
 import { type PostgresInstance, startPostgres } from './postgres.ts';
 import { type ServerProcess, spawnServer } from './processes.ts';
+import { startTcpLink, type TcpLink } from './tcp-link.ts';
 import { eventually, makeTemporaryFolder, SAMPLE_IMAGES } from './test-server.ts';
 
 export interface ClusterOptions {
@@ -32,6 +33,8 @@ export interface ClusterOptions {
   heartbeatMs?: number;
   /** ms without a heartbeat after which the other nodes declare a node lost */
   lostAfterMs?: number;
+  /** nodes (by name) that reach PostgreSQL through a link the test can cut (`ClusterNode.postgresLink`) */
+  linkedToPostgres?: readonly string[];
 }
 
 export interface ClusterNode {
@@ -48,6 +51,8 @@ export interface ClusterNode {
   health(): Promise<number>;
   /** a loopback port that leads to this node alone, with the PROXY v2 header HAProxy would send (client 127.0.0.1) */
   direct(): Promise<number>;
+  /** its way to PostgreSQL, to cut it off PostgreSQL only (null unless `linkedToPostgres` names it) */
+  postgresLink: TcpLink | null;
 }
 
 /** One row of the events table, its data parsed. */
@@ -99,11 +104,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const heartbeatMs = options.heartbeatMs ?? 200;
   const lostAfterMs = options.lostAfterMs ?? 1_000;
   const relays: net.Server[] = [];
+  const links: TcpLink[] = [];
   const startNode = async (index: number): Promise<ClusterNode> => {
     const name = `node-${index}`;
+    const postgresLink = options.linkedToPostgres?.includes(name) ? await startTcpLink(postgres.port) : null;
+    if (postgresLink) links.push(postgresLink);
     const process = await spawnServer([
       '--history',
-      history,
+      postgresLink ? history.replace(`:${postgres.port}/`, `:${postgresLink.port}/`) : history,
       '--cache-dir',
       options.cacheDir?.(name) ?? SAMPLE_IMAGES,
       '--operator-port',
@@ -134,6 +142,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         if (process.child.exitCode === null && process.child.signalCode === null) process.child.kill('SIGKILL');
         await process.exited;
       },
+      postgresLink,
       health: async () => (await fetch(`http://127.0.0.1:${operatorPort}/health`)).status,
       direct: () => {
         relay ??= startProxyRelay(process.port).then(({ server, port }) => {
@@ -159,6 +168,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       }),
     );
     for (const relay of relays) relay.close();
+    await Promise.all(links.map((link) => link.close()));
     await reader.end().catch(() => undefined);
     await postgres.stop();
     rmSync(folder, { recursive: true, force: true });

@@ -5,10 +5,11 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConnectionNumbers } from '../db/postgres/connection-numbers.ts';
+import { ConnectionNumbers, REFILL_RETRY_MS } from '../db/postgres/connection-numbers.ts';
 import { openPool, type Pool } from '../db/postgres/pool.ts';
 import { CONNECTION_NUMBER_BLOCK, migratePostgres } from '../db/postgres/schema.ts';
 import { type PostgresInstance, startPostgres } from './helpers/postgres.ts';
+import { eventually } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
 
 let postgres: PostgresInstance;
@@ -82,6 +83,38 @@ test('cut off from PostgreSQL: numbers held are used, then numbering is refused,
   );
   assert.ok(Number.isInteger(number));
   assert.ok(problems.length > 0, 'the failed fetches were told');
+});
+
+test('numbers used up in an outage: a block is fetched again once PostgreSQL is back, before any connection asks', async () => {
+  const pool = openPool(url, { connectTimeoutMs: 500 });
+  pools.push(pool);
+  let fetches = 0;
+  const query = pool.query.bind(pool);
+  pool.query = ((...args: Parameters<typeof query>) => {
+    fetches++;
+    return query(...args);
+  }) as typeof pool.query;
+  const problems: Error[] = [];
+  const node = await ConnectionNumbers.open(pool, (error) => problems.push(error));
+  await postgres.halt();
+  try {
+    for (let index = 0; index < 2 * CONNECTION_NUMBER_BLOCK; index++) node.next();
+    assert.throws(() => node.next(), /no connection numbers left/);
+    assert.is(node.held(), 0);
+    // the outage lasts several tries, each made by the node itself and failing; the problem is told once
+    const before = fetches;
+    await eventually(() => fetches >= before + 3, 'the failed fetch tried again by itself', 5_000);
+    assert.is(problems.length, 1, 'one problem told for the outage, not one per try');
+  } finally {
+    await postgres.start();
+  }
+  const back = Date.now();
+  // No connection asks: the node fetches a block by itself, within a retry or two of PostgreSQL's return (well
+  // before a node's health check says up, a second at least).
+  await eventually(() => node.held() >= CONNECTION_NUMBER_BLOCK, 'a block held again', 5_000);
+  const tookMs = Date.now() - back;
+  assert.ok(tookMs < 1_000, `held again ${tookMs} ms after the return (a try every ${REFILL_RETRY_MS} ms)`);
+  assert.ok(Number.isInteger(node.next()), 'the first connection after the outage gets its number');
 });
 
 test.run();

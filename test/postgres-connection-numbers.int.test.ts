@@ -54,18 +54,32 @@ test('a burst of two blocks is numbered synchronously; the next block comes in t
   assert.ok(Number.isInteger(node.next()), 'a number once the next block has come');
 });
 
-test('cut off from PostgreSQL: numbers held are used, then numbering is refused, and comes back with PostgreSQL', async () => {
+/**
+ * A node on a pool of its own (`watch` sees the pool first) that uses every number it holds while PostgreSQL is
+ * stopped, and is refused the next; PostgreSQL is left stopped for the caller to start (started again on a failure).
+ */
+async function usedUpInAnOutage(
+  watch: (pool: Pool) => void = () => {},
+): Promise<{ node: ConnectionNumbers; problems: Error[] }> {
   const pool = openPool(url, { connectTimeoutMs: 500 });
   pools.push(pool);
+  watch(pool);
   const problems: Error[] = [];
   const node = await ConnectionNumbers.open(pool, (error) => problems.push(error));
   await postgres.halt();
   try {
     for (let index = 0; index < 2 * CONNECTION_NUMBER_BLOCK; index++) node.next();
     assert.throws(() => node.next(), /no connection numbers left/);
-  } finally {
+  } catch (error) {
     await postgres.start();
+    throw error;
   }
+  return { node, problems };
+}
+
+test('cut off from PostgreSQL: numbers held are used, then numbering is refused, and comes back with PostgreSQL', async () => {
+  const { node, problems } = await usedUpInAnOutage();
+  await postgres.start();
   // A number asked for with none held starts a fetch and is refused; once that fetch is in, numbering goes on (a
   // fetch still failing from before PostgreSQL came back may need one more turn).
   const number = await within(
@@ -86,20 +100,15 @@ test('cut off from PostgreSQL: numbers held are used, then numbering is refused,
 });
 
 test('numbers used up in an outage: a block is fetched again once PostgreSQL is back, before any connection asks', async () => {
-  const pool = openPool(url, { connectTimeoutMs: 500 });
-  pools.push(pool);
   let fetches = 0;
-  const query = pool.query.bind(pool);
-  pool.query = ((...args: Parameters<typeof query>) => {
-    fetches++;
-    return query(...args);
-  }) as typeof pool.query;
-  const problems: Error[] = [];
-  const node = await ConnectionNumbers.open(pool, (error) => problems.push(error));
-  await postgres.halt();
+  const { node, problems } = await usedUpInAnOutage((pool) => {
+    const query = pool.query.bind(pool);
+    pool.query = ((...args: Parameters<typeof query>) => {
+      fetches++;
+      return query(...args);
+    }) as typeof pool.query;
+  });
   try {
-    for (let index = 0; index < 2 * CONNECTION_NUMBER_BLOCK; index++) node.next();
-    assert.throws(() => node.next(), /no connection numbers left/);
     assert.is(node.held(), 0);
     // the outage lasts several tries, each made by the node itself and failing; the problem is told once
     const before = fetches;

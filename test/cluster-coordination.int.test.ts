@@ -355,6 +355,26 @@ test('[P-82] [P-84] PostgreSQL down: a HELLO is refused history-unavailable, on 
   assert.is(admitted.type, MessageType.WELCOME, 'the node recovers by itself');
 });
 
+test('[P-85] a keyed get refused for want of the cluster (PostgreSQL down) reports the quota as counted', async () => {
+  const { url, pool } = await history();
+  const key = await register(pool, 'acme', 'gold'); // 10 images a day
+  const a = await startNode(url, 'a', { access: 'keys' });
+  const held = await hello(a.port, key);
+  assert.is(held.type, MessageType.WELCOME);
+  for (const id of [1, 2]) assert.is((await get(held.peer, id)).type, MessageType.REPLY);
+  await postgres.halt();
+  try {
+    // the image's reservation cannot be made: nothing is counted, and the ERROR says so
+    const refused = await get(held.peer, 3);
+    assert.equal([refused.type, refused.body.code], [MessageType.ERROR, 'history-unavailable']);
+    const { limit, used, remaining } = refused.body.quota as Record<string, number>;
+    assert.equal({ limit, used, remaining }, { limit: 10, used: 2, remaining: 8 });
+  } finally {
+    await postgres.start();
+  }
+  assert.equal(await rows(pool, "SELECT used FROM identity_usage WHERE identity = 'acme'"), [{ used: 2 }]);
+});
+
 test('[P-83] after an outage of PostgreSQL the first node back does not take the others for lost', async () => {
   const { url, pool } = await history();
   // b logs in as a role of its own, so that the test can keep it out a moment longer than a after the outage.

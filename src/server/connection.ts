@@ -627,7 +627,8 @@ export class Connection {
       },
       (error: Error) => {
         this.#server.logHistoryFailure(error, this.number);
-        if (!this.#finished) session.send({ type: 'HISTORY_FAILED', imageNotServed: true });
+        // [P-85] Nothing was counted (the session never had the request): its quota stands as it was.
+        if (!this.#finished) session.send({ type: 'HISTORY_FAILED' });
       },
     );
   }

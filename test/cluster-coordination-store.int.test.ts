@@ -9,7 +9,9 @@ import { giveBackQuotaImage, quotaUsed, reserveQuotaImage } from '../db/postgres
 import { claimClusterSlot, releaseClusterSlots } from '../db/postgres/cluster-slots.ts';
 import { openPool, type Pool } from '../db/postgres/pool.ts';
 import { migratePostgres } from '../db/postgres/schema.ts';
+import { PostgresCoordinator } from '../src/cluster/postgres-coordinator.ts';
 import { type PostgresInstance, startPostgres } from './helpers/postgres.ts';
+import { eventually } from './helpers/test-server.ts';
 
 let postgres: PostgresInstance;
 const pools: Pool[] = [];
@@ -149,6 +151,50 @@ test('[P-82] a node restarted under its name frees the slots its earlier run hel
   await registerNode(pool, 'edge-1', 2);
   const { rows } = await pool.query('SELECT count(*)::int AS open FROM open_sessions');
   assert.is(rows[0].open, 0);
+});
+
+test('a node whose heartbeat fails while PostgreSQL is down is told when a heartbeat reaches it again, once', async () => {
+  const {
+    url,
+    pools: [pool],
+  } = await cluster(1);
+  const problems: string[] = [];
+  let reachable = 0;
+  const node = await PostgresCoordinator.start({
+    pool: pool as Pool,
+    url,
+    node: 'a',
+    ...limits,
+    retryAfterMs: 1_000,
+    heartbeatMs: 50,
+    lostAfterMs: 1_000,
+    now: Date.now,
+    onRecorded: () => {},
+    onLostSelf: () => {},
+    onRegistryChange: () => {},
+    onProblem: (_error, what) => problems.push(what),
+    onReachable: () => reachable++,
+  });
+  try {
+    await postgres.halt();
+    try {
+      await eventually(() => problems.filter((what) => what === 'heartbeat').length >= 2, 'heartbeats failing');
+      assert.is(reachable, 0);
+    } finally {
+      await postgres.start();
+    }
+    await eventually(() => reachable === 1, 'told the history is reachable again');
+    // two heartbeats more reach the history: said once, not at each
+    const beats = new Set<string>();
+    await eventually(async () => {
+      const { rows } = await (pool as Pool).query("SELECT heartbeat_at::text AS at FROM nodes WHERE node = 'a'");
+      beats.add(String(rows[0]?.at));
+      return beats.size >= 3;
+    }, 'two more heartbeats');
+    assert.is(reachable, 1);
+  } finally {
+    await node.close();
+  }
 });
 
 test.run();

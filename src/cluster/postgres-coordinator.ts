@@ -40,6 +40,8 @@ export interface PostgresCoordinatorOptions {
   onRegistryChange: () => void;
   /** the cluster could not be reached for a heartbeat, a release or the registry listener (it keeps trying) */
   onProblem: (error: Error, what: string) => void;
+  /** a heartbeat reached the history after one failed: the problems told by `onProblem` are over (log it once) */
+  onReachable?: () => void;
 }
 
 export class PostgresCoordinator implements ClusterCoordinator {
@@ -150,7 +152,10 @@ export class PostgresCoordinator implements ClusterCoordinator {
       // [P-83] Others are judged only by a node in touch with the history for the lost time itself: after an outage of
       // PostgreSQL every heartbeat is old, and the first node back must not take the others for lost.
       const at = performance.now();
-      this.#inTouchSince ??= at;
+      if (this.#inTouchSince === null) {
+        this.#inTouchSince = at;
+        this.#options.onReachable?.();
+      }
       if (at - this.#inTouchSince >= lostAfterMs) {
         const lost = await closeLostNodes(pool, node, lostAfterMs, now());
         if (lost.length > 0) onRecorded(lost);

@@ -40,9 +40,9 @@ test('an idle node out of reach for 60 s: one line with the error, a short one e
     lines.map((line) => line.msg),
     [CLUSTER_PROBLEM.began, ...Array(5).fill(CLUSTER_PROBLEM.goesOn), CLUSTER_PROBLEM.ended],
   );
-  const [began, goesOn, , , , last, ended] = lines;
-  assert.is((began?.err as { message: string }).message, refused.message, 'the first line has the whole error');
-  assert.is(began?.what, 'heartbeat');
+  const [began = {}, goesOn, , , , last, ended] = lines;
+  assert.is((began.err as { message: string }).message, refused.message, 'the first line has the whole error');
+  assert.is(began.what, 'heartbeat');
   assert.is(goesOn?.err, undefined, 'a repeat has no stack');
   assert.equal(goesOn?.failures, { 'registry listener': 5, heartbeat: 10 }, 'the failures since the line before');
   assert.is(goesOn?.code, 'ECONNREFUSED');

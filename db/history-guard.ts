@@ -31,8 +31,11 @@ export function guardHistory(file: string, lockFile: string): HistoryGuard {
     try {
       now = statSync(file);
     } catch (error) {
+      // Only a path that leads nowhere is a history deleted. A stat that fails otherwise (EMFILE: every file
+      // descriptor taken by a flood of connections; an I/O error) tells nothing: looked at again next time.
       const code = (error as NodeJS.ErrnoException).code;
-      return new HistoryLostError(file, `the file was deleted (${code ?? String(error)})`);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') return null;
+      return new HistoryLostError(file, `the file was deleted (${code})`);
     }
     if (now.dev !== opened.dev || now.ino !== opened.ino) {
       return new HistoryLostError(file, 'the file was replaced by another one (another device or inode)');

@@ -158,8 +158,17 @@ function refuseHardLinks(historyFile: string, real: string): void {
  */
 export function lockStillHeld(lockFile: string): 'removed' | 'replaced' | null {
   const mine = heldHere.get(lockFile);
-  const found = readLock(lockFile);
-  if (found === null) return 'removed';
+  let found: string;
+  try {
+    found = readFileSync(lockFile, 'utf8');
+  } catch (error) {
+    // Only a path that leads nowhere is a lock removed; a read that fails otherwise (no file descriptor left under a
+    // flood of connections, an I/O error) tells nothing about the lock: looked at again next time.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'removed';
+    if (code === 'EISDIR') return 'replaced';
+    return null;
+  }
   return found === mine ? null : 'replaced';
 }
 

@@ -18,6 +18,7 @@ import { admissionMachine } from '../../machines/admission.machine.ts';
 import { withoutClosesRecordedElsewhere } from '../cluster/closed-elsewhere.ts';
 import { type ClusterCoordinator, localCoordinator, type SlotRefusal } from '../cluster/coordinator.ts';
 import { PostgresCoordinator } from '../cluster/postgres-coordinator.ts';
+import { CLUSTER_PROBLEM, problemLog, REGISTRY_PROBLEM } from '../cluster/problem-log.ts';
 import { resolveConfig, type ServerConfig, tlsEnabled } from '../config.ts';
 import { AccessControl } from '../identity/access-control.ts';
 import { type Logger, silentLogger } from '../logger.ts';
@@ -195,6 +196,8 @@ export async function startServer(
     for (const connection of connections.values()) connection.catalogChanged();
   });
   let slotRefusal: SlotRefusal | null = null;
+  const clusterProblems = problemLog(logger, CLUSTER_PROBLEM);
+  const registryProblems = problemLog(logger, REGISTRY_PROBLEM);
   // [P-82]-[P-86] On PostgreSQL the node joins the cluster: shared slots, keyed quotas, lost nodes, registry news.
   const cluster: ClusterCoordinator =
     backend.pool && backend.node
@@ -217,8 +220,9 @@ export async function startServer(
           onRegistryChange: () => setImmediate(() => void catchUpRegistry()),
           onProblem: (error, what) => {
             if (what === 'heartbeat') heartbeats.failed(); // [P-90]
-            logger.warn({ err: error, what }, 'cluster: cannot reach the history; trying again');
+            clusterProblems.failed(error, what); // once, then at most a short line every 10 s
           },
+          onReachable: () => clusterProblems.succeeded(),
         })
       : localCoordinator;
   const admission = createActor(admissionMachine, {
@@ -323,8 +327,9 @@ export async function startServer(
         readAgain = false;
         try {
           access.apply(await backend.readRegistryEventsAfter(access.registry.position));
+          registryProblems.succeeded();
         } catch (error) {
-          logger.warn({ err: error }, 'cannot read the registry of clients; trying again');
+          registryProblems.failed(error as Error, 'registry read'); // once, then at most a short line every 10 s
         }
       } while (readAgain);
       registryRead = null;

@@ -342,6 +342,49 @@ test('[P-40] a RECEIVED naming no stream that awaits one is the fatal unexpected
   }
 });
 
+test('[P-40] [P-41] progress receipts that claim no new bytes do not hold a stream the client does not read', async () => {
+  const running = await startTestServer({ codes: [950], drainTimeoutMs: 400, cacheDir: cacheWithHugeImage() });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const peer = await RawConnection.admitted(running.port);
+    const cut = running.waitForEvent(closedWith('drain-timeout'));
+    peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: HUGE });
+    await peer.nextJson(MessageType.REPLY);
+    peer.socket.pause(); // reads nothing more
+    // What an attacker sends to keep its slot: the same count again and again, then counts a few bytes apart.
+    let claimed = 0;
+    let sent = 0;
+    timer = setInterval(() => {
+      sent++;
+      if (sent > 5) claimed += 1000;
+      peer.sendJson(MessageType.RECEIVED, { id: 1, bytes: claimed });
+    }, 50);
+    await within(cut, 'cut at the drain deadline despite the receipts', 10_000);
+    assert.ok(sent >= 3, `${sent} receipts were sent before the cut`);
+  } finally {
+    clearInterval(timer);
+    await running.stop();
+  }
+});
+
+test('[P-40] a progress receipt that claims more bytes than the server sent is the fatal unexpected-message', async () => {
+  const running = await startTestServer({ codes: [950], cacheDir: cacheWithHugeImage() });
+  try {
+    const peer = await RawConnection.admitted(running.port);
+    peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: HUGE });
+    await peer.nextJson(MessageType.REPLY);
+    peer.sendJson(MessageType.RECEIVED, { id: 1, bytes: HUGE_CONTENT.length * 2 });
+    let frame = await peer.next();
+    while (frame && frame.type !== MessageType.ERROR) frame = await peer.next();
+    const error = JSON.parse(frame?.body.toString('utf8') ?? 'null') as Record<string, unknown> | null;
+    assert.equal([error?.code, error?.fatal], ['unexpected-message', true]);
+    assert.match(String(error?.message), /more bytes were read than the server has sent/);
+    await within(peer.closed, 'the server closes', 10_000);
+  } finally {
+    await running.stop();
+  }
+});
+
 test('[P-40] a progress receipt whose bytes are not a count is refused in turn, after its stream, and says why', async () => {
   const running = await startTestServer({ codes: [950] });
   try {

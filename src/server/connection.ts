@@ -233,11 +233,12 @@ export class Connection {
       // [P-40] A progress receipt #takeProgress did not take as it arrived (its stream had not begun, or its key was
       // written with escapes): progress if its stream awaits a receipt now; it delivers nothing either way.
       if (bytes !== undefined) {
-        if (!isProgressReceipt(id, bytes)) {
-          return { kind: 'error', code: 'unexpected-message', message: PROGRESS_RECEIPT_MALFORMED };
-        }
-        if (this.#receipts.progress(id)) return null;
-        return { kind: 'error', code: 'unexpected-message', message: RECEIPT_UNEXPECTED };
+        const receipt = asProgressReceipt(id, bytes);
+        if (!receipt) return { kind: 'error', code: 'unexpected-message', message: PROGRESS_RECEIPT_MALFORMED };
+        const progress = this.#receipts.progress(receipt.id, receipt.bytes, this.#writer.dataBytesHanded);
+        if (progress === 'taken') return null;
+        const message = progress === 'beyond' ? PROGRESS_RECEIPT_BEYOND : RECEIPT_UNEXPECTED;
+        return { kind: 'error', code: 'unexpected-message', message };
       }
       if (typeof id === 'number' && this.#receipts.receipt(id)) return null;
     } catch (error) {
@@ -281,7 +282,10 @@ export class Connection {
     if (frame.body.indexOf('bytes') < 0) return false;
     try {
       const { id, bytes } = parseJsonBody(frame.body);
-      return isProgressReceipt(id, bytes) && this.#receipts.progress(id);
+      const receipt = asProgressReceipt(id, bytes);
+      return (
+        receipt !== null && this.#receipts.progress(receipt.id, receipt.bytes, this.#writer.dataBytesHanded) === 'taken'
+      );
     } catch {
       return false;
     }
@@ -728,7 +732,7 @@ export class Connection {
         this.#writer.image(effect.requestId, image, effect.quota, () => {
           this.#transfer = null; // [P-42] its END is written: the image counts
           this.#countedWindow = null;
-          this.#receipts.ended();
+          this.#receipts.ended(this.#writer.dataBytesHanded);
           this.#answered();
         });
         return;
@@ -743,7 +747,7 @@ export class Connection {
       case 'serve-usage':
         this.#receipts.expect(effect.requestId);
         this.#writer.usage(effect.requestId, effect.quota, this.#usageFilter(), () => {
-          this.#receipts.ended();
+          this.#receipts.ended(this.#writer.dataBytesHanded);
           this.#answered();
         });
         return;
@@ -878,6 +882,7 @@ export class Connection {
 
 const RECEIPT_UNEXPECTED = 'a RECEIVED naming no stream that awaits one';
 const PROGRESS_RECEIPT_MALFORMED = "a progress receipt's id must be a request id and its bytes a non-negative integer";
+const PROGRESS_RECEIPT_BEYOND = 'a progress receipt said more bytes were read than the server has sent';
 
 /** [P-70] At most one catalog-changed NOTICE per session in this many ms. */
 export const CATALOG_NOTICE_INTERVAL_MS = 1000;
@@ -907,9 +912,10 @@ function boundedMessage(message: string): string {
   return `${points.slice(0, ERROR_MESSAGE_MAX_CHARS - 1).join('')}…`;
 }
 
-/** [P-40] The members of a progress receipt: a numeric id and a count of bytes read, a non-negative integer. */
-function isProgressReceipt(id: unknown, bytes: unknown): id is number {
-  return typeof id === 'number' && typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0;
+/** [P-40] A progress receipt's members, when they are one: a numeric id and a count of bytes read, an integer >= 0. */
+function asProgressReceipt(id: unknown, bytes: unknown): { id: number; bytes: number } | null {
+  const valid = typeof id === 'number' && typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0;
+  return valid ? { id, bytes } : null;
 }
 
 /** [P-52] The command and image of a request that could not be parsed whole, as far as they could be read. */

@@ -94,12 +94,22 @@ export class DrainWaiter {
  * One timer per connection, armed when a stream's END is written and none is armed, re-armed for the time left when
  * it falls due: no timer per answer.
  */
+/**
+ * [P-40] How much more a progress receipt must say was read than the last one that counted, to count as progress:
+ * a reader slower than this per drain deadline (some 4 KB/s at 15 s) is cut, and a client that claims progress
+ * without reading holds its stream at most one deadline per step of what the server handed it.
+ */
+export const PROGRESS_STEP_BYTES = 64 * 1024;
+
 export class ReceiptWatch {
   readonly #deadlineMs: number;
   readonly #onStalled: (requestId: number) => void;
   readonly #now: () => number;
-  /** streams awaiting their RECEIVED, oldest first; `endAt` is null until the stream's END is written */
-  readonly #awaiting: Array<{ requestId: number; endAt: number | null }> = [];
+  /**
+   * streams awaiting their RECEIVED, oldest first; `endAt` is null until the stream's END is written, and `sent` its
+   * content bytes from then on; `credited`: the bytes of the last progress receipt that counted
+   */
+  readonly #awaiting: Array<{ requestId: number; endAt: number | null; sent: number; credited: number }> = [];
   #lastProgressAt = Number.NEGATIVE_INFINITY;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -126,14 +136,15 @@ export class ReceiptWatch {
 
   /** A stream answering `requestId` starts (its REPLY is about to be written). */
   expect(requestId: number): void {
-    this.#awaiting.push({ requestId, endAt: null });
+    this.#awaiting.push({ requestId, endAt: null, sent: 0, credited: 0 });
   }
 
-  /** The END of the oldest stream still being written was written: its receipt deadline starts now. */
-  ended(): void {
+  /** The END of the oldest stream still being written was written, after `sent` content bytes: its deadline starts. */
+  ended(sent: number): void {
     const stream = this.#awaiting.find((candidate) => candidate.endAt === null);
     if (!stream) return;
     stream.endAt = this.#now();
+    stream.sent = sent;
     if (this.#timer === null && !this.#stopped) this.#arm(this.#deadlineMs);
   }
 
@@ -142,11 +153,22 @@ export class ReceiptWatch {
     return this.#lastProgressAt;
   }
 
-  /** A progress receipt for `requestId` [P-40]: true when a stream awaits it (nothing is delivered; progress now). */
-  progress(requestId: number): boolean {
-    if (!this.#awaiting.some((candidate) => candidate.requestId === requestId)) return false;
-    this.#lastProgressAt = this.#now();
-    return true;
+  /**
+   * A progress receipt for `requestId` [P-40], saying `bytes` of the stream were read, when `handed` bytes of the
+   * stream being written have been handed to the connection: `unknown` when no stream awaits it, `beyond` when it
+   * claims more than was handed (a lie), else `taken`. It is progress (now) only when it says at least PROGRESS_STEP_BYTES more than the last one
+   * that was, so a client that claims progress without reading holds its stream for at most a drain deadline per
+   * step of what the kernel took, not for ever; nothing is delivered either way.
+   */
+  progress(requestId: number, bytes: number, handed: number): 'unknown' | 'beyond' | 'taken' {
+    const stream = this.#awaiting.find((candidate) => candidate.requestId === requestId);
+    if (!stream) return 'unknown';
+    if (bytes > (stream.endAt === null ? handed : stream.sent)) return 'beyond';
+    if (bytes >= stream.credited + PROGRESS_STEP_BYTES) {
+      stream.credited = bytes;
+      this.#lastProgressAt = this.#now();
+    }
+    return 'taken';
   }
 
   /** A RECEIVED for `requestId`: true when a stream awaited it (the oldest such stream is delivered). */

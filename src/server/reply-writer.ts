@@ -118,6 +118,11 @@ export class ReplyWriter {
     return this.#dataTaken;
   }
 
+  /** [P-40] The image bytes of the answer being written handed to the stream so far. */
+  get dataBytesHanded(): number {
+    return this.#dataQueued;
+  }
+
   /**
    * [P-19] [P-24] REPLY, the image in DATA frames, END. The REPLY is the entry's constant members with the id and
    * quota put in, encoded in one buffer with the first DATA header. An image held in memory goes out a window at a
@@ -202,6 +207,8 @@ export class ReplyWriter {
    */
   usage(requestId: number, quota: Quota, filter: UsageFilter | undefined, done: () => void): void {
     const stream = this.#stream;
+    this.#dataQueued = 0;
+    this.#dataTaken = 0;
     writeJsonFrame(stream, MessageType.REPLY, {
       id: requestId,
       command: 'usage',

@@ -2,9 +2,12 @@
  * [P-90] The operator port over real HTTP: /health says up or down (a history that cannot record, a server that
  * stops), /metrics counts what the history recorded, in the Prometheus text format.
  */
+import { once } from 'node:events';
+import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MessageType } from '../src/protocol/index.ts';
+import { OPERATOR_MAX_CONNECTIONS } from '../src/server/operator-port.ts';
 import { metricSamples, type OperatorAnswer, operatorRequest } from './helpers/operator-http.ts';
 import { RawConnection } from './helpers/raw-connection.ts';
 import { holdWriteLock } from './helpers/sqlite-conditions.ts';
@@ -50,6 +53,34 @@ test('[P-90] GET /health is 200 up on a working node; other paths 404, other met
     assert.is(head.status, 200);
     assert.is(head.body, '');
   } finally {
+    await server.stop();
+  }
+});
+
+test('[P-90] a request whose headers never end is closed within seconds, and the port stays bounded', async () => {
+  const server = await startTestServer({ operatorPort: 0 });
+  const sockets: net.Socket[] = [];
+  try {
+    const operator = server.server.operator;
+    if (!operator) throw new Error('the operator port is off');
+    const open = async (): Promise<net.Socket> => {
+      const socket = net.connect(operator.port, operator.host);
+      socket.resume(); // read what comes (a 408), so that the close is seen
+      sockets.push(socket);
+      await once(socket, 'connect');
+      return socket;
+    };
+    const slow = await open();
+    slow.write('GET /health HTTP/1.1\r\nHost: x\r\n'); // and never the blank line
+    const started = performance.now();
+    await within(once(slow, 'close'), 'the half-sent request is closed', 15_000);
+    assert.ok(performance.now() - started < 12_000, 'within the headers timeout and a look');
+    // More idle connections than the port takes: the ones over the bound are closed at once.
+    const idle = await Promise.all(Array.from({ length: OPERATOR_MAX_CONNECTIONS + 4 }, open));
+    const closedEarly = idle.map((socket) => once(socket, 'close').then(() => true));
+    await within(Promise.any(closedEarly), 'a connection over the bound is closed', 5_000);
+  } finally {
+    for (const socket of sockets) socket.destroy();
     await server.stop();
   }
 });

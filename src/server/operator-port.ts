@@ -32,9 +32,24 @@ export interface OperatorPort {
   close(): Promise<void>;
 }
 
+/**
+ * Bounds of the operator port, which balancers and scrapers use a few connections of: at most this many connections
+ * at once (more are closed as they come), and a request's headers within HEADERS_TIMEOUT_MS, the whole request within
+ * REQUEST_TIMEOUT_MS (looked at every CHECK_MS), so slow or idle half-requests cannot pile up file descriptors.
+ */
+export const OPERATOR_MAX_CONNECTIONS = 64;
+const HEADERS_TIMEOUT_MS = 5_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+const CHECK_MS = 1_000;
+
 /** Starts the operator port; resolves once it listens (rejects if it cannot, e.g. the port is taken). */
 export async function startOperatorPort(options: OperatorPortOptions): Promise<OperatorPort> {
-  const server = http.createServer((request, response) => {
+  const limits = {
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    connectionsCheckingInterval: CHECK_MS,
+  };
+  const server = http.createServer(limits, (request, response) => {
     answer(request, response, options).catch((error: unknown) => {
       options.onError(error);
       if (!response.headersSent) send(response, 500, 'text/plain; charset=utf-8', 'internal error\n');
@@ -43,6 +58,7 @@ export async function startOperatorPort(options: OperatorPortOptions): Promise<O
   });
   // Keep-alive checks every second or two from a balancer: their sockets are closed at stop, not waited for.
   server.keepAliveTimeout = 5_000;
+  server.maxConnections = OPERATOR_MAX_CONNECTIONS;
   server.listen(options.port, options.host);
   await Promise.race([
     once(server, 'listening'),

@@ -4,6 +4,7 @@
  * every user of the machine.
  */
 import { readFileSync } from 'node:fs';
+import { parseClientKey } from '../src/identity/client-key.ts';
 
 export class KeySourceError extends Error {}
 
@@ -22,10 +23,21 @@ export function readClientKey(
     }
     const key = text.trim();
     if (key === '') throw new KeySourceError(`the key file ${file} is empty`);
-    return key;
+    return checkedKey(key, `the key file ${file}`);
   }
   const key = env.IMGCACHE_KEY?.trim();
-  return key === undefined || key === '' ? undefined : key;
+  return key === undefined || key === '' ? undefined : checkedKey(key, 'IMGCACHE_KEY');
+}
+
+/**
+ * [P-61] Only what has the form of a key is sent: a file named by mistake (another secret, a key with more after it)
+ * must not cross the network, in clear where there is no TLS. What it holds is not repeated in the error.
+ */
+function checkedKey(key: string, source: string): string {
+  if (parseClientKey(key)) return key;
+  throw new KeySourceError(
+    `${source} does not hold an imgcache key (imgc_, 16 hexadecimal digits, _, 43 characters): nothing was sent`,
+  );
 }
 
 /** Told to whoever tries `--key` on the command line. */

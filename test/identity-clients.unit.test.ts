@@ -57,12 +57,14 @@ test('[P-64] [P-68] the CLI says who you are and when the quota resets', () => {
 
 test('[P-60] the key comes from --key-file, IMGCACHE_KEY_FILE or IMGCACHE_KEY; a missing or empty file is said', () => {
   const folder = mkdtempSync(path.join(tmpdir(), 'imgcache-key-'));
+  const fromFile = `imgc_0123456789abcdef_${'F'.repeat(43)}`;
+  const fromEnv = `imgc_fedcba9876543210_${'E'.repeat(43)}`;
   try {
     const file = path.join(folder, 'alice.key');
-    writeFileSync(file, 'imgc_from_file\n');
-    assert.is(readClientKey(file, { IMGCACHE_KEY: 'imgc_from_env' }), 'imgc_from_file', 'the file wins');
-    assert.is(readClientKey(undefined, { IMGCACHE_KEY_FILE: file }), 'imgc_from_file');
-    assert.is(readClientKey(undefined, { IMGCACHE_KEY: ' imgc_from_env ' }), 'imgc_from_env');
+    writeFileSync(file, `${fromFile}\n`);
+    assert.is(readClientKey(file, { IMGCACHE_KEY: fromEnv }), fromFile, 'the file wins');
+    assert.is(readClientKey(undefined, { IMGCACHE_KEY_FILE: file }), fromFile);
+    assert.is(readClientKey(undefined, { IMGCACHE_KEY: ` ${fromEnv} ` }), fromEnv);
     assert.is(readClientKey(undefined, {}), undefined, 'no key: anonymous');
     assert.throws(
       () => readClientKey(path.join(folder, 'missing'), {}),
@@ -72,6 +74,15 @@ test('[P-60] the key comes from --key-file, IMGCACHE_KEY_FILE or IMGCACHE_KEY; a
     );
     writeFileSync(file, '\n');
     assert.throws(() => readClientKey(file, {}), /is empty/);
+    // [P-61] A file that is not a key is not sent, nor repeated.
+    for (const text of [`${fromFile} and more`, `${fromFile}\nsecond line`, 'root:$6$salt$hash:19000:0:99999:7:::']) {
+      writeFileSync(file, text);
+      assert.throws(
+        () => readClientKey(file, {}),
+        (error: Error) => /does not hold an imgcache key/.test(error.message) && !error.message.includes(text.trim()),
+      );
+    }
+    assert.throws(() => readClientKey(undefined, { IMGCACHE_KEY: 'hunter2' }), /IMGCACHE_KEY does not hold/);
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }

@@ -4,15 +4,18 @@
  * (silent, stalled, garbage) that hold no slot and end within the handshake deadline.
  */
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImgcacheClient } from '../client/imgcache-client.ts';
 import { runClientsCommand } from '../src/clients-command.ts';
 import { describeOptions, resolveConfig, tlsEnabled } from '../src/config.ts';
 import { RejectedError, TlsError } from '../src/errors.ts';
+import { encodeJsonFrame, MessageType } from '../src/protocol/index.ts';
 import { makeCertificate, type TestCertificate } from './helpers/certificates.ts';
 import { eventually, makeTemporaryFolder, SAMPLE_IMAGES, startTestServer } from './helpers/test-server.ts';
 import { within } from './helpers/within.ts';
@@ -207,5 +210,37 @@ test('[P-69] --tls-cert and --tls-key from the environment, like every option, a
 });
 
 test.after(() => rmSync(folder, { recursive: true, force: true }));
+
+test('[P-69] a TLS 1.2 client cannot renegotiate its session (each would cost the server a full handshake)', async () => {
+  const running = await startTestServer({ ...tlsOf(certificate) });
+  try {
+    const socket = tls.connect({
+      port: running.port,
+      host: '127.0.0.1',
+      ca: certificate.pem,
+      maxVersion: 'TLSv1.2',
+      servername: 'localhost',
+    });
+    socket.on('error', () => {});
+    await within(once(socket, 'secureConnect'), 'the TLS 1.2 handshake', 5_000);
+    assert.is(socket.getProtocol(), 'TLSv1.2');
+    socket.write(encodeJsonFrame(MessageType.HELLO, { versions: [1] }));
+    await within(once(socket, 'data'), 'the WELCOME', 5_000);
+    // Refused, or never answered: bounded here, since what is checked is that it does not succeed.
+    let settle: (outcome: string) => void = () => {};
+    const outcome = new Promise<string>((resolve) => {
+      settle = resolve;
+    });
+    const unanswered = setTimeout(() => settle('not answered'), 2_000);
+    socket.once('close', () => settle('closed'));
+    if (!socket.renegotiate({}, (error) => settle(error ? 'refused' : 'renegotiated'))) settle('not started');
+    const result = await outcome;
+    clearTimeout(unanswered);
+    assert.is.not(result, 'renegotiated');
+    socket.destroy();
+  } finally {
+    await running.stop();
+  }
+});
 
 test.run();

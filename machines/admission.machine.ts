@@ -7,6 +7,10 @@
  *
  *   accepting ──SHUTDOWN──▶ draining ──no session left──▶ stopped (final, emits `drained`)
  *
+ * When the handshake pool is full, a newcomer from an address holding at least two fewer handshakes than the address
+ * holding the most takes the place of that address's oldest handshake (`displaced`): a few addresses reopening
+ * silent sockets cannot keep everyone else out [P-43].
+ *
  * Race-free by construction: an actor handles one event at a time, to the end, so two CONNECTs can never both see
  * the last free slot, and a SESSION_ENDED never interleaves with the admission it undoes.
  *
@@ -47,6 +51,20 @@ function countHandshake(context: AdmissionContext, address: string, delta: 1 | -
   const count = (context.handshakesByAddress.get(address) ?? 0) + delta;
   if (count > 0) context.handshakesByAddress.set(address, count);
   else context.handshakesByAddress.delete(address);
+}
+
+/**
+ * [P-43] The address holding the most handshakes, if it holds at least two more than `address`: the one whose
+ * oldest handshake gives way to a newcomer from `address` when the pool is full. At most maxHandshakes addresses.
+ */
+function crowdingAddress(context: AdmissionContext, address: string): string | undefined {
+  const own = context.handshakesByAddress.get(address) ?? 0;
+  let top: string | undefined;
+  let most = own + 1;
+  for (const [other, count] of context.handshakesByAddress) {
+    if (count > most) [top, most] = [other, count];
+  }
+  return top;
 }
 
 /**
@@ -91,6 +109,14 @@ export const admissionMachine = setup({
     hasHandshakeRoom: ({ context, event }) =>
       context.handshakes < context.maxHandshakes &&
       (context.handshakesByAddress.get(addressOf(event)) ?? 0) < context.maxHandshakesPerAddress,
+    /**
+     * [P-43] The handshake pool is full, the newcomer's address is within its own bound, and another address holds
+     * at least two more handshakes than it: the newcomer takes the place of that address's oldest handshake.
+     */
+    canDisplaceHandshake: ({ context, event }) =>
+      context.handshakes >= context.maxHandshakes &&
+      (context.handshakesByAddress.get(addressOf(event)) ?? 0) < context.maxHandshakesPerAddress &&
+      crowdingAddress(context, addressOf(event)) !== undefined,
     /** [P-43] A CLAIM_SLOT from a connection still in its handshake. */
     isHandshaking: ({ context, event }) => {
       assertEvent(event, 'CLAIM_SLOT');
@@ -125,6 +151,24 @@ export const admissionMachine = setup({
       session.start();
     },
     countHandshake: assign({ handshakes: ({ context }) => context.handshakes + 1 }),
+    /**
+     * [P-43] Turns away the oldest handshake of the address holding the most (the registry keeps insertion order):
+     * it leaves the registry and the counts now, so its SESSION_ENDED, later, is ignored; the glue is told to REJECT
+     * it too-many-handshakes and close it (which ends its session).
+     */
+    displaceHandshake: enqueueActions(({ context, event, enqueue }) => {
+      assertEvent(event, 'CONNECT');
+      const crowding = crowdingAddress(context, addressOf(event));
+      for (const [connection, entry] of context.sessions) {
+        if (entry.admitted || entry.address !== crowding) continue;
+        context.sessions.delete(connection);
+        countHandshake(context, entry.address, -1);
+        enqueue.assign({ handshakes: context.handshakes - 1 });
+        const occupancy = { open: context.open, capacity: context.capacity };
+        enqueue.emit({ type: 'displaced', connection, occupancy, retryAfterMs: context.retryAfterMs });
+        return;
+      }
+    }),
     /** [P-43] The HELLO takes a slot: the connection leaves the handshake count for the open one. */
     claimSlot: assign(({ context, event }) => {
       assertEvent(event, 'CLAIM_SLOT');
@@ -238,6 +282,10 @@ export const admissionMachine = setup({
           {
             guard: and(['hasCapacity', 'hasHandshakeRoom']),
             actions: ['startSession', 'countHandshake', 'emitAdmitted'],
+          },
+          {
+            guard: and(['hasCapacity', 'canDisplaceHandshake']),
+            actions: ['displaceHandshake', 'startSession', 'countHandshake', 'emitAdmitted'],
           },
           { guard: 'hasCapacity', actions: { type: 'reject', params: { reason: 'too-many-handshakes' } } },
           { actions: 'turnAway' },

@@ -74,6 +74,12 @@ export type AdmissionEffect =
       occupancy: Occupancy;
       retryAfterMs: number;
     }
+  /**
+   * [P-43] The connection, in its handshake, gave its place in the full handshake pool to a newcomer from an address
+   * holding fewer: REJECT too-many-handshakes, end its session (started) and close. It has already left the registry
+   * and the counts. `occupancy` and `retryAfterMs` as for `rejected`.
+   */
+  | { type: 'displaced'; connection: number; occupancy: Occupancy; retryAfterMs: number }
   /** [P-43] The HELLO came but every slot is taken: REJECT server-full, and end the session (still in handshake). */
   | {
       type: 'slot-refused';

@@ -252,7 +252,8 @@ test('[P-43] handshakes in progress are bounded in all and per address: REJECT t
   ]);
   admission.connectSilent('10.0.0.2');
   assert.is(admission.take()[0]?.type, 'admitted', 'another address still gets in');
-  admission.connectSilent('10.0.0.3');
+  // From an address holding one less than the most, nobody's place is taken (see the test of displacement below).
+  admission.connectSilent('10.0.0.2');
   assert.is(admission.take()[0]?.type === 'rejected' && 'too-many-handshakes', 'too-many-handshakes', 'bound in all');
   // A HELLO moves a connection out of the handshake count: its address has room again.
   admission.actor.send({ type: 'CLAIM_SLOT', connection: 1 });
@@ -262,6 +263,70 @@ test('[P-43] handshakes in progress are bounded in all and per address: REJECT t
     '10.0.0.1': 2,
     '10.0.0.2': 1,
   });
+});
+
+test('[P-43] a full handshake pool from 4 addresses: a 5th address takes the place of the oldest of a top one', () => {
+  const admission = startAdmission(100, DEFAULT_TIER_TABLE, { maxHandshakes: 64, maxHandshakesPerAddress: 16 });
+  const attackers = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
+  const first = new Map<string, number>();
+  for (const address of attackers) {
+    for (let i = 0; i < 16; i++) {
+      const connection = admission.connectSilent(address);
+      if (!first.has(address)) first.set(address, connection);
+    }
+  }
+  assert.ok(admission.take().every((effect) => effect.type === 'admitted'));
+  assert.is(admission.handshakes(), 64);
+  // An address at its own bound is refused, as before: it displaces no one.
+  admission.connectSilent('127.0.0.2');
+  assert.equal(
+    admission.take().map((effect) => effect.type === 'rejected' && effect.reason),
+    ['too-many-handshakes'],
+  );
+  const oldest = first.get('127.0.0.2') ?? 0;
+  const evicted = admission.session(oldest);
+  const newcomer = admission.connectSilent('127.0.0.1');
+  assert.equal(admission.take().slice(0, 1), [
+    { type: 'displaced', connection: oldest, occupancy: { open: 0, capacity: 100 }, retryAfterMs: RETRY_AFTER_MS },
+  ]);
+  assert.is(admission.session(newcomer).getSnapshot().value, 'handshake', 'the newcomer is in, in the same event');
+  assert.not.ok(admission.registry().has(oldest), 'the displaced one has left the registry');
+  assert.is(admission.handshakes(), 64);
+  const byAddress = () => Object.fromEntries(admission.actor.getSnapshot().context.handshakesByAddress);
+  assert.equal(byAddress(), { '127.0.0.2': 15, '127.0.0.3': 16, '127.0.0.4': 16, '127.0.0.5': 16, '127.0.0.1': 1 });
+  // Its session, still running, ends as the glue ends it: its SESSION_ENDED frees nothing a second time.
+  evicted.send({ type: 'PEER_CLOSED', reason: 'too-many-handshakes' });
+  assert.is(evicted.getSnapshot().status, 'done');
+  assert.equal([admission.open(), admission.handshakes(), admission.registry().size], [0, 64, 64]);
+  // The next newcomers take the oldest place of whichever address holds the most; the counts stay exact.
+  for (const address of ['127.0.0.6', '127.0.0.7', '127.0.0.8']) admission.connectSilent(address);
+  const displaced = admission.take().filter((effect) => effect.type === 'displaced');
+  assert.equal(
+    displaced.map((effect) => effect.connection),
+    [first.get('127.0.0.3'), first.get('127.0.0.4'), first.get('127.0.0.5')],
+  );
+  assert.is(admission.handshakes(), 64);
+  const counts = Object.values(byAddress()) as number[];
+  assert.is(
+    counts.reduce((sum, count) => sum + count, 0),
+    64,
+  );
+  assert.is([...admission.registry().values()].filter((entry) => !entry.admitted).length, 64);
+  // The newcomer's HELLO claims a slot as any other's does.
+  admission.actor.send({ type: 'CLAIM_SLOT', connection: newcomer });
+  assert.equal([admission.open(), admission.handshakes()], [1, 63]);
+});
+
+test('[P-43] a pool filled evenly, one handshake an address, refuses the next as before: nobody holds 2 more', () => {
+  const admission = startAdmission(100, DEFAULT_TIER_TABLE, { maxHandshakes: 8, maxHandshakesPerAddress: 4 });
+  for (let i = 1; i <= 8; i++) admission.connectSilent(`10.0.0.${i}`);
+  admission.take();
+  admission.connectSilent('10.0.0.9');
+  assert.equal(
+    admission.take().map((effect) => effect.type === 'rejected' && effect.reason),
+    ['too-many-handshakes'],
+  );
+  assert.equal([admission.handshakes(), admission.registry().size], [8, 8]);
 });
 
 test('[P-43] a HELLO that finds every slot taken is refused server-full; its handshake ends', () => {

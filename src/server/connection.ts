@@ -184,7 +184,11 @@ export class Connection {
     });
   }
 
-  /** No slot: reject at once, before the HELLO arrives [P-9], and close gracefully [P-30]. */
+  /**
+   * No slot: reject at once, before the HELLO arrives [P-9], and close gracefully [P-30]. A connection already in its
+   * handshake (its session started) that gave its place to a newcomer [P-43] is rejected as a refused HELLO is: the
+   * REJECT on record and written, then its session ends (no close record: the REJECT is its record) and closes it.
+   */
   rejectAtCapacity(
     reason: 'server-full' | 'shutting-down' | 'too-many-handshakes',
     occupancy: Occupancy,
@@ -194,6 +198,12 @@ export class Connection {
       reason === 'shutting-down'
         ? { reason, message: 'the server is shutting down', occupancy } // [P-53] every REJECT has its occupancy
         : { reason, message: capacityMessage(reason, occupancy, retryAfterMs), occupancy, retryAfterMs };
+    if (this.#session) {
+      if (this.#finished) return; // already answered (or going): its session ends on its own
+      this.#sendReject(body);
+      this.#session.send({ type: 'PEER_CLOSED', reason });
+      return;
+    }
     this.#finished = true;
     const event = rejectionEvent(this.number, this.remote, reason, occupancy);
     const answer = () => {

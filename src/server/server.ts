@@ -306,6 +306,10 @@ export async function startServer(
   admission.on('rejected', (effect) =>
     connections.get(effect.connection)?.rejectAtCapacity(effect.reason, effect.occupancy, effect.retryAfterMs),
   );
+  // [P-43] a handshake that gave its place to a newcomer: turned away as a CONNECT over the bound is (its session ends)
+  admission.on('displaced', (effect) =>
+    connections.get(effect.connection)?.rejectAtCapacity('too-many-handshakes', effect.occupancy, effect.retryAfterMs),
+  );
   admission.start();
 
   // [P-66] The `clients` commands write the registry through their own connection: look for their events often, through

@@ -7,6 +7,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { NewEvent } from './events.ts';
+import { openDatabase } from './open-database.ts';
 
 /** The side file of a history file, named after its real path (a symbolic link leads to the same one). */
 export function heldFactsFile(historyFile: string): string {
@@ -51,6 +52,26 @@ export function readHeldFacts(file: string): NewEvent[] {
     .split('\n')
     .filter((line) => line !== '')
     .map((line) => JSON.parse(line) as NewEvent);
+}
+
+/**
+ * Whether the facts are on record already: a start that committed them and stopped before it removed their file (a
+ * crash in between) leaves the file behind, and the next start must not commit them twice. The first fact, as the row
+ * it became, says: every fact names its connection (numbers are never reused) or, for server-stopped, its time and
+ * pid, and the facts went in in one transaction.
+ */
+export function heldFactsRecorded(historyFile: string, facts: readonly NewEvent[]): boolean {
+  const first = facts[0];
+  if (first === undefined) return true;
+  const db = openDatabase(historyFile, { readonly: true });
+  try {
+    const found = db
+      .prepare('SELECT 1 FROM events WHERE at = ? AND session IS ? AND type = ? AND data = ? LIMIT 1')
+      .get(first.at ?? null, first.session ?? null, first.type, JSON.stringify(first.data));
+    return found !== undefined;
+  } finally {
+    db.close();
+  }
 }
 
 export function removeHeldFacts(file: string): void {

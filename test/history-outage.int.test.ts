@@ -4,7 +4,7 @@
  * once it is back. An admission that cannot be recorded is a rejection, never a session that closed. The operator's
  * log says the outage once, and says when it is over.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Duplex, Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -392,6 +392,20 @@ test('a clean stop whose grace runs out during an outage keeps its facts beside 
     );
   } finally {
     await next.server.close();
+  }
+  // A start that committed them and crashed before it removed the file leaves it behind: not committed twice.
+  writeFileSync(sideFile, kept.map((event) => `${JSON.stringify(event)}\n`).join(''));
+  const after = await start(database);
+  try {
+    assert.not.ok(existsSync(sideFile), 'the file is removed');
+    const closes = readHistoryFile(database).filter((event) => event.type === 'session-closed');
+    assert.equal(
+      closedInOrder.map((number) => closes.filter((event) => event.session === number).length),
+      closedInOrder.map(() => 1),
+      'each close on record once',
+    );
+  } finally {
+    await after.server.close();
     rmSync(folder, { recursive: true, force: true });
   }
 });

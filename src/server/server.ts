@@ -10,7 +10,7 @@ import { createActor } from 'xstate';
 import type { HistoryLostError } from '../../db/errors.ts';
 import type { EventLog } from '../../db/event-log.ts';
 import type { NewEvent } from '../../db/events.ts';
-import { heldFactsFile, readHeldFacts, removeHeldFacts } from '../../db/held-facts.ts';
+import { heldFactsFile, heldFactsRecorded, readHeldFacts, removeHeldFacts } from '../../db/held-facts.ts';
 import { type HistoryBackend, openHistoryBackend } from '../../db/history-backend.ts';
 import { guardHistory, type HistoryGuard } from '../../db/history-guard.ts';
 import { realHistoryPath } from '../../db/instance-lock.ts';
@@ -617,14 +617,17 @@ function recordFactsLeftBehind(file: string, history: EventLog, logger: Logger):
   const sideFile = heldFactsFile(file);
   if (!existsSync(sideFile)) return;
   const facts = readHeldFacts(sideFile);
-  if (facts.length > 0) history.recordNow(facts);
-  removeHeldFacts(sideFile);
-  if (facts.length > 0) {
-    logger.warn(
-      { facts: facts.length, file: sideFile },
-      'facts an earlier stop could not record (the history was unavailable) are on record now, in their order',
-    );
+  if (heldFactsRecorded(file, facts)) {
+    // committed by a start that stopped before it removed the file: not twice
+    removeHeldFacts(sideFile);
+    return;
   }
+  history.recordNow(facts);
+  removeHeldFacts(sideFile);
+  logger.warn(
+    { facts: facts.length, file: sideFile },
+    'facts an earlier stop could not record (the history was unavailable) are on record now, in their order',
+  );
 }
 
 /** The guard of a history file (db/history-guard.ts); null for a history that is not a plain file. */

@@ -243,4 +243,38 @@ test('[P-69] a TLS 1.2 client cannot renegotiate its session (each would cost th
   }
 });
 
+test('[P-43] [P-69] a full pool of connections before TLS makes room for a newcomer from a less crowded address', async () => {
+  const running = await startTestServer({ maxHandshakes: 4, maxHandshakesPerAddress: 2, ...tlsOf(certificate) });
+  const silent: net.Socket[] = [];
+  try {
+    for (const localAddress of ['127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3']) {
+      const socket = net.connect({ port: running.port, host: '127.0.0.1', localAddress });
+      socket.on('error', () => {});
+      silent.push(socket);
+      await within(once(socket, 'connect'), 'a silent connection', 5_000);
+    }
+    const closed = silent.map((socket) => once(socket, 'close').then(() => socket));
+    // One more from 127.0.0.2, over its own bound, is closed at once: the four before it are in the pool by then.
+    const probe = net.connect({ port: running.port, host: '127.0.0.1', localAddress: '127.0.0.2' });
+    probe.on('error', () => {});
+    probe.resume();
+    await within(once(probe, 'close'), 'the connection over its address bound is closed', 5_000);
+    const client = await ImgcacheClient.connect({ port: running.port, tls: { ca: certificate.pem } });
+    assert.ok(client.welcome.session.name.startsWith('client-'), 'the newcomer from 127.0.0.1 is welcomed');
+    const displaced = await within(Promise.race(closed), 'the oldest of a crowded address is closed', 5_000);
+    assert.is(displaced, silent[0], 'the oldest of the first address holding the most');
+    await eventually(
+      () =>
+        running.events.filter(
+          (event) => event.type === 'connection-rejected' && event.data.reason === 'too-many-handshakes',
+        ).length === 2,
+      'its rejection on record, after the one over the bound',
+    );
+    await client.close();
+  } finally {
+    for (const socket of silent) socket.destroy();
+    await running.stop();
+  }
+});
+
 test.run();

@@ -76,12 +76,26 @@ export type BeforeTlsOutcome =
  * socket's own peer, or the one a trusted balancer's PROXY header named [P-87].
  */
 export function tlsConnectionHandler(options: TlsAdapterOptions): (socket: net.Socket, peer?: Peer) => void {
-  // [P-43] Connections that have not sent a byte yet are bounded like handshakes: in all, and per address.
+  // [P-43] Connections that have not sent a byte yet are bounded like handshakes: in all, and per address. Each
+  // address's waiting connections, oldest first, each with the way to turn it away.
   let waiting = 0;
-  const waitingFrom = new Map<string, number>();
+  const waitingFrom = new Map<string, Array<() => void>>();
+  const countFrom = (address: string) => waitingFrom.get(address)?.length ?? 0;
+  /**
+   * [P-43] As the admission does with handshakes: with every place taken, a newcomer from an address holding at
+   * least two fewer than the address holding the most takes the place of that address's oldest; false otherwise.
+   */
+  const makeRoomFor = (address: string): boolean => {
+    let crowded: Array<() => void> | undefined;
+    for (const queue of waitingFrom.values()) if (queue.length > (crowded?.length ?? 0)) crowded = queue;
+    if (crowded === undefined || crowded.length < countFrom(address) + 2) return false;
+    crowded[0]?.();
+    return true;
+  };
   return (socket, peer = socketPeer(socket)) => {
     const { address, remote } = peer;
-    if (waiting >= options.maxWaiting || (waitingFrom.get(address) ?? 0) >= options.maxWaitingPerAddress) {
+    const addressFull = countFrom(address) >= options.maxWaitingPerAddress;
+    if (addressFull || (waiting >= options.maxWaiting && !makeRoomFor(address))) {
       // No protocol to answer in yet (plain or TLS?): a close, on record.
       options.onEndedBeforeTls(remote, {
         kind: 'rejected',
@@ -93,16 +107,22 @@ export function tlsConnectionHandler(options: TlsAdapterOptions): (socket: net.S
       return;
     }
     waiting += 1;
-    waitingFrom.set(address, (waitingFrom.get(address) ?? 0) + 1);
+    const displace = () => {
+      // [P-43] its place goes to a newcomer from a less crowded address: a close, on record, as over the bound
+      end({ kind: 'rejected', reason: 'too-many-handshakes', occupancy: options.occupancy() });
+      socket.destroy();
+    };
+    const queue = waitingFrom.get(address) ?? [];
+    queue.push(displace);
+    waitingFrom.set(address, queue);
     let settled = false;
     const release = () => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       waiting -= 1;
-      const left = (waitingFrom.get(address) ?? 1) - 1;
-      if (left === 0) waitingFrom.delete(address);
-      else waitingFrom.set(address, left);
+      queue.splice(queue.indexOf(displace), 1);
+      if (queue.length === 0) waitingFrom.delete(address);
     };
     const end = (outcome: BeforeTlsOutcome) => {
       if (settled) return;

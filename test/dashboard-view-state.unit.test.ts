@@ -24,6 +24,7 @@ import { initialViewState } from '../client/dashboard/view-state.ts';
 import type { DashboardEvent, Effect, SavedImage, ViewState } from '../client/dashboard/view-state.types.ts';
 import type { ImgcacheClient } from '../client/imgcache-client.ts';
 import { LocalCache } from '../client/local-cache.ts';
+import { ServerError } from '../src/errors.ts';
 import { parseUsageDocument } from '../src/protocol/index.ts';
 import { encodePng } from '../src/tools/png-encoder.ts';
 import { BRONZE, feed, HASH_A, keys, listedState, PLATINUM, QUOTA_20, row } from './helpers/dashboard-fixtures.ts';
@@ -738,6 +739,51 @@ async function withRunner(
     rmSync(folder, { recursive: true, force: true });
   }
 }
+
+test('the outcomes of pipelined gets are told in the order asked, though a save is told only once its file is renamed', async () => {
+  let saveA: () => void = () => {};
+  const renamedA = new Promise<void>((resolve) => {
+    saveA = resolve;
+  });
+  const cache = {
+    fetch: async (_client: unknown, name: string) => {
+      if (name === 'missing.png') {
+        throw new ServerError({ id: 2, code: 'image-not-found', message: 'no image missing.png', fatal: false });
+      }
+      await renamedA; // the answer came first, the rename of its file later
+      const entry = { sha256: HASH_A, bytes: 1000, fetchedAt: '2026-11-25T09:30:00.000Z' };
+      return { status: 'downloaded', path: `client-cache/${name}`, entry, quota: QUOTA_20 };
+    },
+  };
+  const events: DashboardEvent[] = [];
+  let told: () => void = () => {};
+  const bothTold = new Promise<void>((resolve) => {
+    told = resolve;
+  });
+  const runner = new EffectRunner({
+    client: {} as unknown as ImgcacheClient,
+    cache: cache as unknown as LocalCache,
+    usageFolder: 'usage',
+    dispatch: (event) => {
+      events.push(event);
+      if (events.length === 2) told();
+    },
+    quit: () => {},
+  });
+  runner.run({ type: 'download', name: 'a.png' });
+  runner.run({ type: 'download', name: 'missing.png' });
+  await new Promise((resolve) => setImmediate(resolve)); // the refusal has settled; the save waits for its rename
+  assert.equal(events, [], 'the refusal of the second is not told before the first');
+  saveA();
+  await bothTold;
+  assert.equal(
+    events.map((event) => [event.type, 'name' in event ? event.name : 'image' in event ? event.image : null]),
+    [
+      ['download-finished', 'a.png'],
+      ['request-failed', 'missing.png'],
+    ],
+  );
+});
 
 test('the local state follows the files: r checks the folder again, as the CLI list does', () =>
   withRunner(async ({ file, sha256, run }) => {

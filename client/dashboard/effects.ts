@@ -90,6 +90,11 @@ const PREVIEW_CACHE_SIZE = 6;
 export class EffectRunner {
   readonly #context: EffectContext;
   readonly #previews = new Map<string, DecodedImage>();
+  /**
+   * The outcomes of the gets told so far, in the order they were asked: answers come in that order ([P-3]), but a
+   * save is told only once its file is renamed, so a refusal of a later image would be logged before it.
+   */
+  #downloadsTold: Promise<void> = Promise.resolve();
 
   constructor(context: EffectContext) {
     this.#context = context;
@@ -103,11 +108,19 @@ export class EffectRunner {
           dispatch({ type: 'request-failed', request: 'list', failure: failureOf(error) }),
         );
         return;
-      case 'download':
-        this.#download(effect.name).catch((error) =>
-          dispatch({ type: 'request-failed', request: 'get', image: effect.name, failure: failureOf(error) }),
-        );
+      case 'download': {
+        const failed = (error: unknown): DashboardEvent => ({
+          type: 'request-failed',
+          request: 'get',
+          image: effect.name,
+          failure: failureOf(error),
+        });
+        const outcome = this.#download(effect.name).catch(failed);
+        this.#downloadsTold = this.#downloadsTold
+          .then(async () => dispatch(await outcome))
+          .catch((error) => dispatch(failed(error)));
         return;
+      }
       case 'usage':
         this.#usage().catch((error) =>
           dispatch({ type: 'request-failed', request: 'usage', failure: failureOf(error) }),
@@ -162,19 +175,20 @@ export class EffectRunner {
     cache.check(name).then(report, report);
   }
 
-  async #download(name: string): Promise<void> {
+  /** The get, its progress told as it goes; resolves with the event that tells how it ended. */
+  async #download(name: string): Promise<DashboardEvent> {
     const { client, cache, dispatch } = this.#context;
     const outcome = await cache.fetch(client, name, (received, total) =>
       dispatch({ type: 'download-progress', name, received, total }),
     );
     const { entry } = outcome;
-    dispatch({
+    return {
       type: 'download-finished',
       name,
       outcome: outcome.status,
       saved: { path: outcome.path, sha256: entry.sha256, bytes: entry.bytes, fetchedAt: entry.fetchedAt },
       quota: outcome.quota,
-    });
+    };
   }
 
   async #usage(): Promise<void> {

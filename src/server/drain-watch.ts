@@ -83,6 +83,13 @@ export class DrainWaiter {
 }
 
 /**
+ * [P-40] How much more a progress receipt must say was read than the last one that counted, to count as progress:
+ * a reader slower than this per drain deadline (some 4 KB/s at 15 s) is cut, and a client that claims progress
+ * without reading holds its stream at most one deadline per step of what the server handed it.
+ */
+export const PROGRESS_STEP_BYTES = 64 * 1024;
+
+/**
  * [P-40] [P-41] Delivery: a stream (an image or usage answer) counts as delivered when its RECEIVED arrives, not when
  * the kernel took its bytes. A stream awaits its receipt from its REPLY on; once its END is written, the receipt must
  * come within `deadlineMs` of the last progress: the END itself, or the last time the kernel took bytes of the
@@ -94,13 +101,6 @@ export class DrainWaiter {
  * One timer per connection, armed when a stream's END is written and none is armed, re-armed for the time left when
  * it falls due: no timer per answer.
  */
-/**
- * [P-40] How much more a progress receipt must say was read than the last one that counted, to count as progress:
- * a reader slower than this per drain deadline (some 4 KB/s at 15 s) is cut, and a client that claims progress
- * without reading holds its stream at most one deadline per step of what the server handed it.
- */
-export const PROGRESS_STEP_BYTES = 64 * 1024;
-
 export class ReceiptWatch {
   readonly #deadlineMs: number;
   readonly #onStalled: (requestId: number) => void;
@@ -156,9 +156,10 @@ export class ReceiptWatch {
   /**
    * A progress receipt for `requestId` [P-40], saying `bytes` of the stream were read, when `handed` bytes of the
    * stream being written have been handed to the connection: `unknown` when no stream awaits it, `beyond` when it
-   * claims more than was handed (a lie), else `taken`. It is progress (now) only when it says at least PROGRESS_STEP_BYTES more than the last one
-   * that was, so a client that claims progress without reading holds its stream for at most a drain deadline per
-   * step of what the kernel took, not for ever; nothing is delivered either way.
+   * claims more than was handed (a lie), else `taken`. It is progress (now) only when it says at least
+   * PROGRESS_STEP_BYTES more than the last one that was, so a client that claims progress without reading holds its
+   * stream for at most a drain deadline per step of what the kernel took, not for ever; nothing is delivered either
+   * way.
    */
   progress(requestId: number, bytes: number, handed: number): 'unknown' | 'beyond' | 'taken' {
     const stream = this.#awaiting.find((candidate) => candidate.requestId === requestId);

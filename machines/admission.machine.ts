@@ -54,17 +54,23 @@ function countHandshake(context: AdmissionContext, address: string, delta: 1 | -
 }
 
 /**
- * [P-43] The address holding the most handshakes, if it holds at least two more than `address`: the one whose
- * oldest handshake gives way to a newcomer from `address` when the pool is full. At most maxHandshakes addresses.
+ * [P-43] The rule of a full pool of connections in their handshake: among `counts` (what each address holds), the
+ * one holding the most, if it holds at least two more than `own` (what the newcomer's address holds); its oldest
+ * gives way to the newcomer. The admission actor applies it to handshakes, the TLS adapter (src/server/tls-listener.ts)
+ * to connections before their first byte. At most as many entries as the pool holds.
  */
-function crowdingAddress(context: AdmissionContext, address: string): string | undefined {
-  const own = context.handshakesByAddress.get(address) ?? 0;
-  let top: string | undefined;
+export function crowdingAddress<A>(counts: Iterable<readonly [A, number]>, own: number): A | undefined {
+  let top: A | undefined;
   let most = own + 1;
-  for (const [other, count] of context.handshakesByAddress) {
-    if (count > most) [top, most] = [other, count];
+  for (const [address, count] of counts) {
+    if (count > most) [top, most] = [address, count];
   }
   return top;
+}
+
+/** [P-43] The address whose oldest handshake gives way to a newcomer from `address` (crowdingAddress). */
+function crowdingHandshakes(context: AdmissionContext, address: string): string | undefined {
+  return crowdingAddress(context.handshakesByAddress, context.handshakesByAddress.get(address) ?? 0);
 }
 
 /**
@@ -116,7 +122,7 @@ export const admissionMachine = setup({
     canDisplaceHandshake: ({ context, event }) =>
       context.handshakes >= context.maxHandshakes &&
       (context.handshakesByAddress.get(addressOf(event)) ?? 0) < context.maxHandshakesPerAddress &&
-      crowdingAddress(context, addressOf(event)) !== undefined,
+      crowdingHandshakes(context, addressOf(event)) !== undefined,
     /** [P-43] A CLAIM_SLOT from a connection still in its handshake. */
     isHandshaking: ({ context, event }) => {
       assertEvent(event, 'CLAIM_SLOT');
@@ -158,7 +164,7 @@ export const admissionMachine = setup({
      */
     displaceHandshake: enqueueActions(({ context, event, enqueue }) => {
       assertEvent(event, 'CONNECT');
-      const crowding = crowdingAddress(context, addressOf(event));
+      const crowding = crowdingHandshakes(context, addressOf(event));
       for (const [connection, entry] of context.sessions) {
         if (entry.admitted || entry.address !== crowding) continue;
         context.sessions.delete(connection);

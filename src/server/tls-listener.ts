@@ -13,6 +13,7 @@ import { constants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type net from 'node:net';
 import tls from 'node:tls';
+import { crowdingAddress } from '../../machines/admission.machine.ts';
 import { ConfigError } from '../config.ts';
 import { encodeJsonFrame } from '../protocol/frame.ts';
 import { MessageType, type Occupancy, type Reject } from '../protocol/messages.ts';
@@ -81,16 +82,12 @@ export function tlsConnectionHandler(options: TlsAdapterOptions): (socket: net.S
   let waiting = 0;
   const waitingFrom = new Map<string, Array<() => void>>();
   const countFrom = (address: string) => waitingFrom.get(address)?.length ?? 0;
-  /**
-   * [P-43] As the admission does with handshakes: with every place taken, a newcomer from an address holding at
-   * least two fewer than the address holding the most takes the place of that address's oldest; false otherwise.
-   */
+  /** [P-43] With every place taken, the oldest of the most crowded address gives way, by the admission's rule. */
   const makeRoomFor = (address: string): boolean => {
-    let crowded: Array<() => void> | undefined;
-    for (const queue of waitingFrom.values()) if (queue.length > (crowded?.length ?? 0)) crowded = queue;
-    if (crowded === undefined || crowded.length < countFrom(address) + 2) return false;
-    crowded[0]?.();
-    return true;
+    const queues = Array.from(waitingFrom.values(), (queue) => [queue, queue.length] as const);
+    const crowded = crowdingAddress(queues, countFrom(address));
+    crowded?.[0]?.();
+    return crowded !== undefined;
   };
   return (socket, peer = socketPeer(socket)) => {
     const { address, remote } = peer;

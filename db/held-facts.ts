@@ -4,16 +4,20 @@
  * they would have been (their time included). The next start on that history commits them before anything else and
  * removes the file. Written to a temporary name, synced, then renamed: the file is whole or absent.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
 import type { NewEvent } from './events.ts';
-import { openDatabase } from './open-database.ts';
+import { realHistoryPath } from './instance-lock.ts';
 
-/** The side file of a history file, named after its real path (a symbolic link leads to the same one). */
+/**
+ * The side file of a history file, named after its real path as the instance lock is (a symbolic link leads to the
+ * same one).
+ */
 export function heldFactsFile(historyFile: string): string {
   let real: string;
   try {
-    real = realpathSync(historyFile);
+    real = realHistoryPath(historyFile);
   } catch {
     real = path.resolve(historyFile);
   }
@@ -60,18 +64,13 @@ export function readHeldFacts(file: string): NewEvent[] {
  * it became, says: every fact names its connection (numbers are never reused) or, for server-stopped, its time and
  * pid, and the facts went in in one transaction.
  */
-export function heldFactsRecorded(historyFile: string, facts: readonly NewEvent[]): boolean {
+export function heldFactsRecorded(db: BetterSqlite3.Database, facts: readonly NewEvent[]): boolean {
   const first = facts[0];
   if (first === undefined) return true;
-  const db = openDatabase(historyFile, { readonly: true });
-  try {
-    const found = db
-      .prepare('SELECT 1 FROM events WHERE at = ? AND session IS ? AND type = ? AND data = ? LIMIT 1')
-      .get(first.at ?? null, first.session ?? null, first.type, JSON.stringify(first.data));
-    return found !== undefined;
-  } finally {
-    db.close();
-  }
+  const found = db
+    .prepare('SELECT 1 FROM events WHERE at = ? AND session IS ? AND type = ? AND data = ? LIMIT 1')
+    .get(first.at ?? null, first.session ?? null, first.type, JSON.stringify(first.data));
+  return found !== undefined;
 }
 
 export function removeHeldFacts(file: string): void {

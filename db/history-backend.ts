@@ -37,6 +37,8 @@ export interface HistoryBackend {
   readonly node: string | null;
   /** the pool of a PostgreSQL history (cluster coordination shares it), or null */
   readonly pool: Pool | null;
+  /** the instance lock held on an SQLite history file (db/instance-lock.ts), or null (PostgreSQL) */
+  readonly lockFile: string | null;
   readonly log: EventLog;
   /** the registry of client identities as of the open */
   readonly registry: Registry;
@@ -129,6 +131,7 @@ async function openSqliteBackend(options: HistoryBackendOptions): Promise<Histor
     location: file,
     node: null,
     pool: null,
+    lockFile: lock.file,
     log,
     registry: loadRegistry(database),
     readRegistryEventsNow: (position) => readRegistryEvents(database, position),
@@ -170,6 +173,7 @@ async function openPostgresBackend(options: HistoryBackendOptions): Promise<Hist
       location,
       node,
       pool,
+      lockFile: null,
       log,
       registry,
       readRegistryEventsNow: undefined,

@@ -13,7 +13,6 @@ import type { NewEvent } from '../../db/events.ts';
 import { heldFactsFile, heldFactsRecorded, readHeldFacts, removeHeldFacts } from '../../db/held-facts.ts';
 import { type HistoryBackend, openHistoryBackend } from '../../db/history-backend.ts';
 import { guardHistory, type HistoryGuard } from '../../db/history-guard.ts';
-import { realHistoryPath } from '../../db/instance-lock.ts';
 import { admissionMachine } from '../../machines/admission.machine.ts';
 import { withoutClosesRecordedElsewhere } from '../cluster/closed-elsewhere.ts';
 import { type ClusterCoordinator, localCoordinator, type SlotRefusal } from '../cluster/coordinator.ts';
@@ -147,7 +146,7 @@ export async function startServer(
       await backend.stop([], 0);
       throw error;
     }
-    guard = fileGuard(config.database, logger);
+    guard = fileGuard(config.database, backend.lockFile, logger);
   }
   const orphans = await backend.closeOrphanedSessions('server-restart');
   if (orphans > 0)
@@ -617,7 +616,7 @@ function recordFactsLeftBehind(file: string, history: EventLog, logger: Logger):
   const sideFile = heldFactsFile(file);
   if (!existsSync(sideFile)) return;
   const facts = readHeldFacts(sideFile);
-  if (heldFactsRecorded(file, facts)) {
+  if (heldFactsRecorded(history.db, facts)) {
     // committed by a start that stopped before it removed the file: not twice
     removeHeldFacts(sideFile);
     return;
@@ -630,10 +629,11 @@ function recordFactsLeftBehind(file: string, history: EventLog, logger: Logger):
   );
 }
 
-/** The guard of a history file (db/history-guard.ts); null for a history that is not a plain file. */
-function fileGuard(file: string, logger: Logger): HistoryGuard | null {
+/** The guard of a history file and its lock (db/history-guard.ts); null when it cannot be watched. */
+function fileGuard(file: string, lockFile: string | null, logger: Logger): HistoryGuard | null {
+  if (lockFile === null) return null;
   try {
-    return guardHistory(file, `${realHistoryPath(file)}.lock`);
+    return guardHistory(file, lockFile);
   } catch (error) {
     logger.warn({ err: error, history: file }, 'the history file cannot be watched: its loss would not be seen');
     return null;

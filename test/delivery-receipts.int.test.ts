@@ -62,6 +62,14 @@ async function readSlowly(
   }
 }
 
+/** The types of the frames before the next ERROR, and that ERROR's body (null if the connection closed first). */
+async function untilError(peer: RawConnection): Promise<{ types: number[]; error: Record<string, unknown> | null }> {
+  const types: number[] = [];
+  let frame = await peer.next();
+  for (; frame && frame.type !== MessageType.ERROR; frame = await peer.next()) types.push(frame.type);
+  return { types, error: frame ? (JSON.parse(frame.body.toString('utf8')) as Record<string, unknown>) : null };
+}
+
 test('[P-41] a client that reads the REPLY of a small image and then stops reading is cut at the drain deadline', async () => {
   // The whole image fits in the socket buffers: every write completes at once. Only the missing RECEIVED tells.
   const running = await startTestServer({ drainTimeoutMs: 300, idleTimeoutMs: 300_000 });
@@ -374,9 +382,7 @@ test('[P-40] a progress receipt that claims more bytes than the server sent is t
     peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: HUGE });
     await peer.nextJson(MessageType.REPLY);
     peer.sendJson(MessageType.RECEIVED, { id: 1, bytes: HUGE_CONTENT.length * 2 });
-    let frame = await peer.next();
-    while (frame && frame.type !== MessageType.ERROR) frame = await peer.next();
-    const error = JSON.parse(frame?.body.toString('utf8') ?? 'null') as Record<string, unknown> | null;
+    const { error } = await untilError(peer);
     assert.equal([error?.code, error?.fatal], ['unexpected-message', true]);
     assert.match(String(error?.message), /more bytes were read than the server has sent/);
     await within(peer.closed, 'the server closes', 10_000);
@@ -392,11 +398,8 @@ test('[P-40] a progress receipt whose bytes are not a count is refused in turn, 
     peer.sendJson(MessageType.REQUEST, { id: 1, command: 'get', image: 'terrain-large.png' });
     await peer.nextJson(MessageType.REPLY);
     peer.sendJson(MessageType.RECEIVED, { id: 1, bytes: -1 });
-    const types: number[] = [];
-    let frame = await peer.next();
-    for (; frame && frame.type !== MessageType.ERROR; frame = await peer.next()) types.push(frame.type);
+    const { types, error } = await untilError(peer);
     assert.is(types.at(-1), MessageType.END, 'the stream it spoke of ended whole first');
-    const error = JSON.parse(frame?.body.toString('utf8') ?? 'null') as Record<string, unknown> | null;
     assert.is(error?.code, 'unexpected-message');
     assert.is(error?.fatal, true);
     assert.match(String(error?.message), /progress receipt.*non-negative integer/);
